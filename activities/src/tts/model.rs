@@ -1,0 +1,78 @@
+//! The Kokoro ONNX graph on ONNX Runtime, loaded dynamically from an explicit library path.
+
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::Session;
+use ort::value::Tensor;
+
+use super::error::TtsError;
+use super::voices::STYLE_DIM;
+
+pub const SAMPLE_RATE: u32 = 24_000;
+
+/// ONNX Runtime can be loaded once per process; remember which library and whether it worked.
+static ENVIRONMENT: OnceLock<Result<(std::path::PathBuf, ort::environment::Environment), String>> = OnceLock::new();
+
+fn environment(lib: &Path) -> Result<&'static ort::environment::Environment, TtsError> {
+    let entry = ENVIRONMENT.get_or_init(|| {
+        let builder = ort::init_from(lib).map_err(|e| {
+            format!("cannot load ONNX Runtime from {}: {e}; run deploy/fetch_assets.py", lib.display())
+        })?;
+        let env = builder.with_name("avb-tts").build().map_err(|e| format!("ONNX Runtime init failed: {e}"))?;
+        Ok((lib.to_path_buf(), env))
+    });
+    match entry {
+        Ok((loaded, env)) if loaded == lib => Ok(env),
+        Ok((loaded, _)) => Err(TtsError::Config(format!(
+            "ONNX Runtime already loaded from {} in this process; cannot switch to {}",
+            loaded.display(),
+            lib.display()
+        ))),
+        Err(e) => Err(TtsError::Config(e.clone())),
+    }
+}
+
+/// One inference session. `Session::run` needs `&mut`, so calls are serialised by a mutex;
+/// parallelism comes from ONNX Runtime's intra-op threads (configurable) or more sessions.
+pub struct KokoroModel {
+    session: Mutex<Session>,
+}
+
+impl KokoroModel {
+    pub fn load(lib: &Path, model: &Path, intra_threads: usize) -> Result<Self, TtsError> {
+        let env = environment(lib)?;
+        let config = |e: ort::Error| TtsError::Config(format!("cannot load model {}: {e}", model.display()));
+        let mut builder = Session::builder(env)
+            .map_err(config)?
+            .with_intra_threads(intra_threads.max(1))
+            .map_err(|e| config(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| config(e.into()))?;
+        let session = builder.commit_from_file(model).map_err(config)?;
+        Ok(Self { session: Mutex::new(session) })
+    }
+
+    /// Runs the graph on one chunk: `tokens` without padding (≤ 510), the voice's style row for
+    /// that token count, and the speed factor. Returns 24 kHz mono samples.
+    pub fn infer(&self, tokens: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, TtsError> {
+        let inference = |e: ort::Error| TtsError::Inference(e.to_string());
+        let mut padded = Vec::with_capacity(tokens.len() + 2);
+        padded.push(0);
+        padded.extend_from_slice(tokens);
+        padded.push(0);
+        let n = padded.len();
+        let tokens = Tensor::from_array(([1usize, n], padded)).map_err(inference)?;
+        let style = Tensor::from_array(([1usize, STYLE_DIM], style.to_vec())).map_err(inference)?;
+        let speed = Tensor::from_array(([1usize], vec![speed])).map_err(inference)?;
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| TtsError::Inference("session mutex poisoned by an earlier panic".into()))?;
+        let outputs = session
+            .run(ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed])
+            .map_err(inference)?;
+        let (_, audio) = outputs["audio"].try_extract_tensor::<f32>().map_err(inference)?;
+        Ok(audio.to_vec())
+    }
+}

@@ -1,0 +1,5 @@
+//! Contracts (tool inputs and outputs, task queues, error kinds) and deterministic workflow
+//! code. No I/O crates here: the api and the workers both depend on this crate.
+
+pub mod speech;
+pub mod voices;

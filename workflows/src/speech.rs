@@ -1,0 +1,91 @@
+//! The `generate_speech` contract: input, bounds and validation shared by the api (which rejects
+//! bad input before starting a workflow) and the TTS engine (which checks again).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::voices::DEFAULT_VOICE;
+
+pub const MIN_SPEED: f32 = 0.5;
+pub const MAX_SPEED: f32 = 2.0;
+/// Default limit on `text`, in characters; configurable per deployment.
+pub const DEFAULT_MAX_TEXT_CHARS: usize = 20_000;
+
+fn default_voice() -> String {
+    DEFAULT_VOICE.to_string()
+}
+
+fn default_speed() -> f32 {
+    1.0
+}
+
+/// Arguments of `generate_speech`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpeechInput {
+    /// The text to speak (English). At most 20 000 characters unless configured otherwise.
+    pub text: String,
+    /// Voice id from `list_voices`.
+    #[serde(default = "default_voice")]
+    pub voice_id: String,
+    /// Speaking rate, 0.5 (slow) to 2.0 (fast).
+    #[serde(default = "default_speed")]
+    pub speed: f32,
+}
+
+/// A field of the input is out of bounds; `field` names it, `message` says which bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InputError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl GenerateSpeechInput {
+    /// Checks text and speed bounds (the voice is checked against the catalog separately).
+    pub fn validate(&self, max_text_chars: usize) -> Result<(), InputError> {
+        if self.text.trim().is_empty() {
+            return Err(InputError { field: "text", message: "must not be empty".into() });
+        }
+        let chars = self.text.chars().count();
+        if chars > max_text_chars {
+            return Err(InputError {
+                field: "text",
+                message: format!("is {chars} characters; the limit is {max_text_chars}"),
+            });
+        }
+        if !self.speed.is_finite() || !(MIN_SPEED..=MAX_SPEED).contains(&self.speed) {
+            return Err(InputError {
+                field: "speed",
+                message: format!("is {}; it must be between {MIN_SPEED} and {MAX_SPEED}", self.speed),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(text: &str, speed: f32) -> GenerateSpeechInput {
+        GenerateSpeechInput { text: text.into(), voice_id: DEFAULT_VOICE.into(), speed }
+    }
+
+    #[test]
+    fn bounds_name_the_field() {
+        assert_eq!(input("  ", 1.0).validate(10).map_err(|e| e.field), Err("text"));
+        let e = input("abcdefghijk", 1.0).validate(10).expect_err("too long");
+        assert_eq!(e.to_string(), "text: is 11 characters; the limit is 10");
+        let e = input("hi", 2.5).validate(10).expect_err("too fast");
+        assert_eq!(e.to_string(), "speed: is 2.5; it must be between 0.5 and 2");
+        assert!(input("hi", f32::NAN).validate(10).is_err());
+        assert!(input("hi", 0.5).validate(10).is_ok());
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let v: GenerateSpeechInput = serde_json::from_str(r#"{"text":"hi"}"#).expect("parse");
+        assert_eq!((v.voice_id.as_str(), v.speed), ("af_heart", 1.0));
+    }
+}

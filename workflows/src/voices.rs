@@ -1,0 +1,120 @@
+//! The voice catalog contract: ids, names, languages, genders (what `list_voices` serves).
+//!
+//! Voice ids follow Kokoro's convention: the first letter is the language, the second the
+//! gender (`af_heart` = American English, female, "Heart"). Pure code: the api validates voice ids
+//! with it without loading the engine.
+
+use serde::{Deserialize, Serialize};
+
+/// The voice used when a call names none.
+pub const DEFAULT_VOICE: &str = "af_heart";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VoiceInfo {
+    /// Identifier to pass as `voice_id`, e.g. `af_heart`.
+    pub id: String,
+    /// Human-readable name, e.g. `Heart`.
+    pub name: String,
+    /// BCP-47 language tag, e.g. `en-US`.
+    pub language: String,
+    /// Language in words, e.g. `American English`.
+    pub language_name: String,
+    /// `female` or `male`.
+    pub gender: String,
+}
+
+/// (prefix letter, BCP-47 tag, name).
+const LANGUAGES: &[(char, &str, &str)] = &[
+    ('a', "en-US", "American English"),
+    ('b', "en-GB", "British English"),
+    ('e', "es", "Spanish"),
+    ('f', "fr-FR", "French"),
+    ('h', "hi", "Hindi"),
+    ('i', "it", "Italian"),
+    ('j', "ja", "Japanese"),
+    ('p', "pt-BR", "Brazilian Portuguese"),
+    ('z', "zh", "Mandarin Chinese"),
+];
+
+impl VoiceInfo {
+    /// Derives the catalog entry from an id; `None` when the id does not follow the convention.
+    pub fn from_id(id: &str) -> Option<Self> {
+        let mut chars = id.chars();
+        let lang = chars.next()?;
+        let gender = match chars.next()? {
+            'f' => "female",
+            'm' => "male",
+            _ => return None,
+        };
+        let rest = id.get(2..)?.strip_prefix('_')?;
+        if rest.is_empty() {
+            return None;
+        }
+        let (_, tag, lang_name) = LANGUAGES.iter().find(|(c, _, _)| *c == lang)?;
+        let name = rest
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(Self {
+            id: id.to_string(),
+            name,
+            language: (*tag).to_string(),
+            language_name: (*lang_name).to_string(),
+            gender: gender.to_string(),
+        })
+    }
+
+    /// British voices are phonemized with the British lexicon, every other voice with American.
+    pub fn is_british(&self) -> bool {
+        self.id.starts_with('b')
+    }
+}
+
+/// The `n` ids closest to `wanted` by edit distance (ties by name), for "did you mean" errors.
+pub fn nearest_ids<'a>(wanted: &str, ids: impl Iterator<Item = &'a str>, n: usize) -> Vec<String> {
+    let wanted = wanted.to_lowercase();
+    let mut scored: Vec<(usize, &str)> = ids.map(|id| (levenshtein(&wanted, id), id)).collect();
+    scored.sort();
+    scored.into_iter().take(n).map(|(_, id)| id.to_string()).collect()
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_map_to_language_and_gender() {
+        let v = VoiceInfo::from_id("af_heart").expect("valid id");
+        assert_eq!((v.name.as_str(), v.language.as_str(), v.gender.as_str()), ("Heart", "en-US", "female"));
+        let v = VoiceInfo::from_id("bm_george").expect("valid id");
+        assert_eq!((v.language_name.as_str(), v.gender.as_str()), ("British English", "male"));
+        assert!(v.is_british());
+        assert_eq!(VoiceInfo::from_id("zf_xiaobei").expect("valid").language, "zh");
+        assert!(VoiceInfo::from_id("xx_nope").is_none());
+        assert!(VoiceInfo::from_id("af").is_none());
+    }
+
+    #[test]
+    fn nearest_ids_prefers_small_edits() {
+        let ids = ["af_heart", "af_bella", "am_adam", "bf_emma"];
+        assert_eq!(nearest_ids("af_hart", ids.into_iter(), 2)[0], "af_heart");
+    }
+}
