@@ -2,3 +2,4 @@
 //! wrappers translate their errors into retryable / non-retryable failures.
 
 pub mod tts;
+pub mod speech_activity;

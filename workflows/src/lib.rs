@@ -1,5 +1,9 @@
 //! Contracts (tool inputs and outputs, task queues, error kinds) and deterministic workflow
 //! code. No I/O crates here: the api and the workers both depend on this crate.
 
+pub mod artifact;
+pub mod errors;
+pub mod queues;
 pub mod speech;
+pub mod speech_workflow;
 pub mod voices;

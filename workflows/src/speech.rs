@@ -89,3 +89,29 @@ mod tests {
         assert_eq!((v.voice_id.as_str(), v.speed), ("af_heart", 1.0));
     }
 }
+
+/// What the TTS activity returns: a reference to the audio, never the audio itself (it would
+/// bloat workflow history).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpeechArtifact {
+    pub audio: crate::artifact::ArtifactRef,
+    pub duration_secs: f64,
+    pub sample_count: u64,
+    pub sample_rate: u32,
+    pub chunks: u32,
+    pub voice_id: String,
+}
+
+/// Heartbeat details of the TTS activity (and the job's progress as shown to clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SpeechProgress {
+    pub chunks_done: u32,
+    pub chunks_total: u32,
+}
+
+/// Input of the TTS activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthesizeSpeech {
+    pub job_id: String,
+    pub request: GenerateSpeechInput,
+}

@@ -20,6 +20,7 @@ pub fn assets_dir() -> PathBuf {
 
 pub fn engine() -> TtsEngine {
     let mut config = TtsConfig::new(assets_dir());
-    config.intra_threads = 2;
+    // One thread each: nextest runs tests in parallel on 2 cores.
+    config.intra_threads = 1;
     TtsEngine::load(config).expect("engine loads")
 }

