@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod errors;
 pub mod queues;
+pub mod search;
 pub mod speech;
 pub mod speech_workflow;
 pub mod voices;

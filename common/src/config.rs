@@ -1,0 +1,257 @@
+//! Configuration: defaults → optional TOML file (`AVB_CONFIG`) → `AVB_`-prefixed environment
+//! variables, validated once at start. Secrets (the Temporal API key) are never printed: the
+//! `Debug` impl redacts them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?} is invalid: {message}")]
+    Env { name: String, value: String, message: String },
+    #[error("config key {key} is invalid: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AvbConfig {
+    /// Assets, artifacts, the dev server's database (`AVB_DATA_DIR`, default `./data`).
+    pub data_dir: PathBuf,
+    /// HTTP listen address of the api (`AVB_HTTP`).
+    pub http: SocketAddr,
+    /// Public base URL used in links (`AVB_PUBLIC_URL`); defaults to `http://<http>`.
+    pub public_url: Option<String>,
+    pub temporal: TemporalConfig,
+    pub tts: TtsSettings,
+    pub mcp: McpSettings,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemporalConfig {
+    /// `host:port` of the Temporal frontend (`AVB_TEMPORAL_ADDRESS`).
+    pub address: String,
+    pub namespace: String,
+    /// Temporal Cloud API key (`AVB_TEMPORAL_API_KEY`); enables TLS.
+    pub api_key: Option<String>,
+    /// Use TLS without an API key (`AVB_TEMPORAL_TLS=true`).
+    pub tls: bool,
+    /// `avb dev` starts a dev server when none answers at `address`.
+    pub dev_server_ui_port: u16,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsSettings {
+    /// ONNX Runtime intra-op threads per TTS worker (`AVB_TTS_THREADS`; default: all cores).
+    pub threads: Option<usize>,
+    pub max_text_chars: usize,
+    pub espeak_program: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpSettings {
+    /// Host headers accepted on /mcp (DNS-rebinding protection). Loopback names by default.
+    pub allowed_hosts: Vec<String>,
+    /// Origins accepted from browsers; empty = no Origin check.
+    pub allowed_origins: Vec<String>,
+    /// How long a tool call waits for its workflow before answering with a job handle.
+    pub wait_budget_secs: u64,
+}
+
+impl Default for AvbConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            temporal: TemporalConfig::default(),
+            tts: TtsSettings::default(),
+            mcp: McpSettings::default(),
+        }
+    }
+}
+
+impl Default for TemporalConfig {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:7233".into(),
+            namespace: "default".into(),
+            api_key: None,
+            tls: false,
+            dev_server_ui_port: 8233,
+        }
+    }
+}
+
+impl Default for TtsSettings {
+    fn default() -> Self {
+        Self { threads: None, max_text_chars: 20_000, espeak_program: "espeak-ng".into() }
+    }
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            wait_budget_secs: 25,
+        }
+    }
+}
+
+impl std::fmt::Debug for TemporalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporalConfig")
+            .field("address", &self.address)
+            .field("namespace", &self.namespace)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AvbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvbConfig")
+            .field("data_dir", &self.data_dir)
+            .field("http", &self.http)
+            .field("temporal", &self.temporal)
+            .field("tts", &self.tts)
+            .field("mcp", &self.mcp)
+            .finish()
+    }
+}
+
+impl AvbConfig {
+    /// Defaults, then the file named by `AVB_CONFIG` (if set), then `AVB_*` variables.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::vars())
+    }
+
+    pub fn load_from(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().filter(|(k, _)| k.starts_with("AVB_")).collect();
+        let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut cfg = match get("AVB_CONFIG") {
+            Some(path) => Self::from_file(Path::new(&path))?,
+            None => Self::default(),
+        };
+        for (name, value) in &vars {
+            cfg.apply_env(name, value)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    }
+
+    fn apply_env(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Env { name: name.into(), value: value.into(), message };
+        let parse_u64 = || value.parse::<u64>().map_err(|e| bad(e.to_string()));
+        match name {
+            "AVB_DATA_DIR" => self.data_dir = value.into(),
+            "AVB_HTTP" => self.http = value.parse().map_err(|e: std::net::AddrParseError| bad(e.to_string()))?,
+            "AVB_PUBLIC_URL" => self.public_url = Some(value.trim_end_matches('/').into()),
+            "AVB_TEMPORAL_ADDRESS" => self.temporal.address = value.into(),
+            "AVB_TEMPORAL_NAMESPACE" => self.temporal.namespace = value.into(),
+            "AVB_TEMPORAL_API_KEY" => self.temporal.api_key = Some(value.into()).filter(|v: &String| !v.is_empty()),
+            "AVB_TEMPORAL_TLS" => self.temporal.tls = matches!(value, "1" | "true" | "yes"),
+            "AVB_TTS_THREADS" => self.tts.threads = Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?),
+            "AVB_MAX_TEXT_CHARS" => self.tts.max_text_chars = usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?,
+            "AVB_ESPEAK_PROGRAM" => self.tts.espeak_program = value.into(),
+            "AVB_MCP_ALLOWED_HOSTS" => self.mcp.allowed_hosts = split_list(value),
+            "AVB_MCP_ALLOWED_ORIGINS" => self.mcp.allowed_origins = split_list(value),
+            "AVB_WAIT_BUDGET_SECS" => self.mcp.wait_budget_secs = parse_u64()?,
+            // Read elsewhere (paths of helper programs, the config file itself, log filter).
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.temporal.address.trim().is_empty() {
+            return Err(ConfigError::Invalid { key: "temporal.address", message: "must not be empty".into() });
+        }
+        if self.temporal.namespace.trim().is_empty() {
+            return Err(ConfigError::Invalid { key: "temporal.namespace", message: "must not be empty".into() });
+        }
+        if self.tts.max_text_chars == 0 {
+            return Err(ConfigError::Invalid { key: "tts.max_text_chars", message: "must be at least 1".into() });
+        }
+        if self.tts.threads == Some(0) {
+            return Err(ConfigError::Invalid { key: "tts.threads", message: "must be at least 1".into() });
+        }
+        Ok(())
+    }
+
+    pub fn assets_dir(&self) -> PathBuf {
+        self.data_dir.join("assets")
+    }
+
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.data_dir.join("artifacts")
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http))
+    }
+
+    pub fn wait_budget(&self) -> Duration {
+        Duration::from_secs(self.mcp.wait_budget_secs)
+    }
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("avb.toml");
+        std::fs::write(&file, "http = \"127.0.0.1:9000\"\n[temporal]\nnamespace = \"prod\"\n").expect("write");
+        let cfg = AvbConfig::load_from(vars(&[
+            ("AVB_CONFIG", file.to_str().expect("utf8")),
+            ("AVB_TEMPORAL_ADDRESS", "temporal:7233"),
+            ("AVB_TEMPORAL_API_KEY", "sekret"),
+        ]))
+        .expect("config");
+        assert_eq!(cfg.http.port(), 9000);
+        assert_eq!(cfg.temporal.namespace, "prod");
+        assert_eq!(cfg.temporal.address, "temporal:7233");
+        assert!(!format!("{cfg:?}").contains("sekret"), "secrets must not be printed");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = AvbConfig::load_from(vars(&[("AVB_HTTP", "nope")])).expect_err("bad addr");
+        assert!(e.to_string().contains("AVB_HTTP"), "{e}");
+        let e = AvbConfig::load_from(vars(&[("AVB_TTS_THREADS", "0")])).expect_err("zero");
+        assert!(e.to_string().contains("tts.threads"), "{e}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("avb.toml");
+        std::fs::write(&file, "colour = 1\n").expect("write");
+        let e = AvbConfig::load_from(vars(&[("AVB_CONFIG", file.to_str().expect("utf8"))])).expect_err("unknown key");
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+}

@@ -1,0 +1,11 @@
+//! Custom search attributes set on every job, so the Temporal UI and list queries filter by them.
+
+use temporalio_common::search_attributes::SearchAttributeKey;
+
+/// The MCP tool that started the job, e.g. `generate_speech`.
+pub const TOOL: SearchAttributeKey<String> = SearchAttributeKey::keyword("AvbTool");
+/// The tenant that owns the job.
+pub const TENANT: SearchAttributeKey<String> = SearchAttributeKey::keyword("AvbTenant");
+
+/// (name, type) of every custom attribute, for registration at start.
+pub const ALL_KEYWORDS: &[&str] = &["AvbTool", "AvbTenant"];
