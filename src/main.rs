@@ -1,5 +1,6 @@
 //! `avb`: the one binary. Thin: parse the command line, call library code.
 
+mod run;
 mod speak;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +14,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the api (MCP on /mcp, legacy SSE, REST) against a Temporal server.
+    Serve(run::ServeArgs),
+    /// Run workers for the given task queues.
+    Worker(run::WorkerArgs),
+    /// First run: api + every worker in one process; starts a Temporal dev server if none answers.
+    Dev(run::DevArgs),
+    /// Serve MCP over another transport (stdio).
+    Mcp(run::McpArgs),
     /// Synthesize speech to a WAV file with the local engine (no Temporal needed).
     Speak(speak::SpeakArgs),
 }
@@ -21,6 +30,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Speak(args) => speak::run(args),
+        Command::Serve(args) => run::block_on(run::serve(args)),
+        Command::Worker(args) => run::block_on(run::worker(args)),
+        Command::Dev(args) => run::block_on(run::dev(args)),
+        Command::Mcp(args) => run::block_on(run::mcp(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

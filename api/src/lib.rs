@@ -1,1 +1,75 @@
-pub fn placeholder() {}
+//! The api: MCP over Streamable HTTP (`/mcp`), legacy HTTP+SSE and stdio, plus REST status. The
+//! app is a plain `Router` (testable without a socket); `run` serves it until shutdown.
+
+pub mod error;
+pub mod health;
+pub mod jobs;
+pub mod mcp;
+pub mod metrics;
+pub mod rest;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use mcp::AvbServer;
+pub use state::ApiState;
+
+/// The whole HTTP surface. `shutdown` ends open MCP streams when the server stops.
+pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
+    let factory_state = state.clone();
+    let mcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(state.config.mcp.allowed_hosts.clone())
+        .with_allowed_origins(state.config.mcp.allowed_origins.clone())
+        .with_cancellation_token(shutdown.child_token());
+    let mcp = StreamableHttpService::new(
+        move || Ok(AvbServer::new(factory_state.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    Router::new()
+        .nest_service("/mcp", mcp)
+        .merge(mcp::sse::router(state.clone()))
+        .merge(rest::router(state))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serves `app` on `listener` (TCP_NODELAY on every connection: SSE frames are small) until
+/// `shutdown` is cancelled, then drains connections.
+pub async fn run(listener: TcpListener, state: ApiState, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = app(state, shutdown.clone());
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,1 +1,100 @@
-pub fn placeholder() {}
+//! Worker assembly: one Temporal worker per task queue, all joined in the calling task (the SDK's
+//! `Worker::run` uses a LocalSet and cannot be spawned), with graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use avb_activities::speech_activity::TtsActivities;
+use avb_activities::tts::{TtsConfig, TtsEngine};
+use avb_common::artifacts::ArtifactStore;
+use avb_common::config::AvbConfig;
+use avb_workflows::queues;
+use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
+use futures::future::{FutureExt, LocalBoxFuture};
+use temporalio_client::Client;
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+/// Activities that are still running when shutdown starts get this long to finish (or heartbeat
+/// their cancellation) before they are abandoned to Temporal's retry.
+const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(20);
+
+/// Queues a worker process serves; `all` expands to every queue.
+pub fn parse_queues(spec: &[String]) -> anyhow::Result<Vec<&'static str>> {
+    let mut out = Vec::new();
+    for item in spec.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        if item == "all" {
+            out.extend_from_slice(queues::ALL);
+            continue;
+        }
+        let q = queues::ALL
+            .iter()
+            .find(|q| **q == item)
+            .with_context(|| format!("unknown task queue '{item}'; known: all, {}", queues::ALL.join(", ")))?;
+        out.push(*q);
+    }
+    out.sort_unstable();
+    out.dedup();
+    anyhow::ensure!(!out.is_empty(), "no task queue given; use --queues all or a list such as avb-workflows,avb-tts");
+    Ok(out)
+}
+
+/// Loads the TTS engine (model, voices, phonemizer) once for the process.
+pub fn load_tts_engine(config: &AvbConfig) -> anyhow::Result<Arc<TtsEngine>> {
+    let mut tts = TtsConfig::new(config.assets_dir());
+    if let Some(t) = config.tts.threads {
+        tts.intra_threads = t;
+    }
+    tts.max_text_chars = config.tts.max_text_chars;
+    tts.espeak_program = config.tts.espeak_program.clone();
+    Ok(Arc::new(TtsEngine::load(tts)?))
+}
+
+/// Builds the workers for `queues` and runs them until `shutdown` resolves.
+pub async fn run_workers(
+    runtime: &Runtime,
+    client: Client,
+    config: &AvbConfig,
+    queue_names: &[&'static str],
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut workers = Vec::new();
+    for q in queue_names {
+        let opts = match *q {
+            queues::WORKFLOWS => WorkerOptions::new(*q).register_workflow::<GenerateSpeechWorkflow>()?.build(),
+            queues::TTS => {
+                let engine = load_tts_engine(config)?;
+                let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
+                WorkerOptions::new(*q)
+                    .register_activities(TtsActivities { engine, artifacts })
+                    .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                    .build()
+            }
+            other => {
+                // Billing, provisioning and devices arrive with their issues; a worker asked to
+                // serve them now says so instead of polling a queue with nothing registered.
+                tracing::warn!(queue = other, "no activities implemented for this queue yet; not polling it");
+                continue;
+            }
+        };
+        let worker = Worker::new(runtime, client.clone(), opts).with_context(|| format!("creating worker for {q}"))?;
+        tracing::info!(queue = q, "worker ready");
+        workers.push(worker);
+    }
+    anyhow::ensure!(!workers.is_empty(), "none of the requested queues has a worker");
+    let handles: Vec<_> = workers.iter().map(|w| w.shutdown_handle()).collect();
+    let stopper = async move {
+        shutdown.await;
+        tracing::info!("shutting down workers (running activities get {GRACEFUL_SHUTDOWN:?})");
+        for h in &handles {
+            h();
+        }
+    };
+    let runs: Vec<LocalBoxFuture<'_, anyhow::Result<()>>> =
+        workers.iter_mut().map(|w| async move { w.run().await.map_err(anyhow::Error::from) }.boxed_local()).collect();
+    let (results, ()) = futures::join!(futures::future::join_all(runs), stopper);
+    for r in results {
+        r?;
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Durable jobs on Temporal: start a tool's workflow, follow its progress, fetch its result.
+
+use std::time::Duration;
+
+use avb_workflows::queues;
+use avb_workflows::search;
+use avb_workflows::speech::{GenerateSpeechInput, SpeechArtifact, SpeechProgress};
+use avb_workflows::speech_workflow::{GenerateSpeechJob, GenerateSpeechWorkflow};
+use temporalio_client::errors::WorkflowGetResultError;
+use temporalio_client::{
+    Client, WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowHandle, WorkflowIdConflictPolicy,
+    WorkflowStartOptions,
+};
+use temporalio_common::search_attributes::SearchAttributes;
+
+/// Unguessable job id (= workflow id): 122 random bits.
+pub fn new_job_id() -> String {
+    format!("job_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("could not start the job: {0}")]
+    Start(String),
+    /// The workflow failed; `kind` is the application failure type (e.g. `UnknownVoice`).
+    #[error("{message}")]
+    Failed { kind: Option<String>, message: String },
+    #[error("the job was cancelled")]
+    Cancelled,
+    #[error("the job was terminated by an operator")]
+    Terminated,
+    #[error("Temporal error: {0}")]
+    Temporal(String),
+}
+
+pub type SpeechHandle = WorkflowHandle<Client, GenerateSpeechWorkflow>;
+
+pub async fn start_speech(client: &Client, tenant: &str, request: GenerateSpeechInput) -> Result<(String, SpeechHandle), JobError> {
+    let job_id = new_job_id();
+    let job = GenerateSpeechJob { job_id: job_id.clone(), tenant: tenant.to_string(), request };
+    let attrs = SearchAttributes::new([
+        search::TOOL.value_set("generate_speech".to_string()),
+        search::TENANT.value_set(tenant.to_string()),
+    ]);
+    let opts = WorkflowStartOptions::new(queues::WORKFLOWS, job_id.clone())
+        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+        .search_attributes(attrs)
+        .build();
+    client
+        .start_workflow(GenerateSpeechWorkflow::run, job, opts)
+        .await
+        .map_err(|e| JobError::Start(e.to_string()))?;
+    Ok((job_id.clone(), client.get_workflow_handle::<GenerateSpeechWorkflow>(job_id)))
+}
+
+/// Latest progress of the synthesis: the heartbeat details of the pending activity.
+pub async fn speech_progress(handle: &SpeechHandle) -> Option<SpeechProgress> {
+    let desc = handle.describe(WorkflowDescribeOptions::default()).await.ok()?;
+    desc.raw().pending_activities.iter().find_map(|a| {
+        let payload = a.heartbeat_details.as_ref()?.payloads.last()?;
+        serde_json::from_slice::<SpeechProgress>(&payload.data).ok()
+    })
+}
+
+/// Waits for the result, calling `on_progress` whenever the progress changes, for at most
+/// `budget`. `Ok(None)` = still running when the budget ran out.
+pub async fn wait_speech(
+    handle: &SpeechHandle,
+    budget: Duration,
+    mut on_progress: impl FnMut(SpeechProgress) -> futures::future::BoxFuture<'static, ()> + Send,
+) -> Result<Option<SpeechArtifact>, JobError> {
+    let result = handle.get_result(WorkflowGetResultOptions::default());
+    tokio::pin!(result);
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            r = &mut result => return map_result(r).map(Some),
+            () = tokio::time::sleep_until(deadline) => return Ok(None),
+            _ = ticker.tick() => {
+                if let Some(p) = speech_progress(handle).await
+                    && last != Some(p) {
+                        last = Some(p);
+                        on_progress(p).await;
+                    }
+            }
+        }
+    }
+}
+
+fn map_result(r: Result<SpeechArtifact, WorkflowGetResultError>) -> Result<SpeechArtifact, JobError> {
+    match r {
+        Ok(a) => Ok(a),
+        Err(WorkflowGetResultError::Failed(e)) => Err(failure(&e)),
+        Err(WorkflowGetResultError::Cancelled { .. }) => Err(JobError::Cancelled),
+        Err(WorkflowGetResultError::Terminated { .. }) => Err(JobError::Terminated),
+        Err(e) => Err(JobError::Temporal(e.to_string())),
+    }
+}
+
+/// Digs the innermost application failure (type + message) out of a workflow failure chain
+/// (workflow failure → activity failure → application failure).
+fn failure(e: &temporalio_common::error::IncomingError) -> JobError {
+    use temporalio_common::error::IncomingError;
+    let mut kind = None;
+    let mut message = e.to_string();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let IncomingError::Application(a) = err {
+            kind = a.type_name().map(str::to_string);
+            message = a.to_string();
+        }
+        cur = err.cause();
+    }
+    JobError::Failed { kind, message }
+}

@@ -1,0 +1,55 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use avb_common::artifacts::ArtifactStore;
+use avb_common::config::AvbConfig;
+use avb_workflows::voices::VoiceInfo;
+use temporalio_client::Client;
+
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub temporal: Client,
+    pub artifacts: ArtifactStore,
+    pub config: Arc<AvbConfig>,
+    pub voices: Arc<Vec<VoiceInfo>>,
+    pub metrics: Metrics,
+}
+
+impl ApiState {
+    pub fn new(temporal: Client, config: AvbConfig) -> anyhow::Result<Self> {
+        let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
+        let voices = load_voice_catalog(&config.assets_dir().join("voices"))?;
+        Ok(Self { temporal, artifacts, config: Arc::new(config), voices: Arc::new(voices), metrics: Metrics::new()? })
+    }
+
+    pub fn voice(&self, id: &str) -> Option<&VoiceInfo> {
+        self.voices.iter().find(|v| v.id == id)
+    }
+
+    /// The tenant of the caller. Authentication arrives with the tokens issue; until then every
+    /// call belongs to the single local tenant.
+    pub fn tenant(&self) -> &'static str {
+        "local"
+    }
+}
+
+/// The voice catalog, from the voice files the TTS workers load (the api never loads the model).
+pub fn load_voice_catalog(dir: &std::path::Path) -> anyhow::Result<Vec<VoiceInfo>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        anyhow::anyhow!("cannot read voices in {}: {e}; run `python3 deploy/fetch_assets.py`", dir.display())
+    })?;
+    let mut voices: Vec<VoiceInfo> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "bin").then_some(())?;
+            VoiceInfo::from_id(p.file_stem()?.to_str()?)
+        })
+        .collect();
+    voices.sort_by(|a, b| a.id.cmp(&b.id));
+    anyhow::ensure!(!voices.is_empty(), "no voices in {}; run `python3 deploy/fetch_assets.py`", dir.display());
+    Ok(voices)
+}

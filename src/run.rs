@@ -1,0 +1,162 @@
+//! The long-running modes: serve, worker, dev, mcp (stdio).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use avb_api::{ApiState, AvbServer};
+use avb_common::config::AvbConfig;
+use avb_common::devserver::{DevServer, DevServerOptions, reachable};
+use avb_common::{telemetry, temporal};
+use avb_workflows::search;
+use rmcp::ServiceExt;
+use temporalio_sdk::Runtime;
+use temporalio_sdk::runtime::RuntimeOptions;
+use tokio_util::sync::CancellationToken;
+
+pub fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(fut)
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Listen address (overrides AVB_HTTP).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// Task queues to serve: `all`, or a comma-separated list (avb-workflows,avb-tts,…).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    queues: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    #[arg(long)]
+    http: Option<SocketAddr>,
+}
+
+#[derive(clap::Args)]
+pub struct McpArgs {
+    #[arg(long, value_enum, default_value = "stdio")]
+    transport: McpTransport,
+}
+
+#[derive(Clone, clap::ValueEnum)]
+pub enum McpTransport {
+    Stdio,
+}
+
+fn load_config(http: Option<SocketAddr>) -> anyhow::Result<AvbConfig> {
+    let mut config = AvbConfig::load()?;
+    if let Some(addr) = http {
+        config.http = addr;
+    }
+    Ok(config)
+}
+
+async fn api_state(config: AvbConfig) -> anyhow::Result<ApiState> {
+    let client = temporal::connect(&config.temporal, "avb-api").await?;
+    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS).await?;
+    ApiState::new(client, config)
+}
+
+async fn serve_http(state: ApiState, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr = state.config.http;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, "api listening");
+    avb_api::run(listener, state, shutdown).await?;
+    Ok(())
+}
+
+fn cancel_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        avb_api::shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    telemetry::init();
+    let config = load_config(args.http)?;
+    let state = api_state(config).await?;
+    serve_http(state, cancel_on_signal()).await
+}
+
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    telemetry::init();
+    let config = load_config(None)?;
+    let queues = avb_workers::parse_queues(&args.queues)?;
+    let runtime = Runtime::from_current_tokio(RuntimeOptions::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = temporal::connect(&config.temporal, "avb-worker").await?;
+    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS).await?;
+    let shutdown = cancel_on_signal();
+    avb_workers::run_workers(&runtime, client, &config, &queues, async move { shutdown.cancelled().await }).await
+}
+
+pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    telemetry::init();
+    let mut config = load_config(args.http)?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let mut dev_server = None;
+    if !reachable(&config.temporal.address).await {
+        let port: u16 = config
+            .temporal
+            .address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("temporal.address must end in :port for avb dev to start a dev server there")?;
+        tracing::info!(port, "no Temporal server answering; starting the dev server");
+        let server = DevServer::start(DevServerOptions {
+            port,
+            ui_port: Some(config.temporal.dev_server_ui_port),
+            db_file: Some(config.data_dir.join("temporal.db")),
+            log_file: config.data_dir.join("logs/temporal.log"),
+            namespace: config.temporal.namespace.clone(),
+            search_attributes: search::ALL_KEYWORDS.iter().map(|s| (*s).to_string()).collect(),
+        })
+        .await?;
+        config.temporal.address = server.addr.to_string();
+        dev_server = Some(server);
+    }
+    let runtime = Runtime::from_current_tokio(RuntimeOptions::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = api_state(config.clone()).await?;
+    let worker_client = temporal::connect(&config.temporal, "avb-dev-worker").await?;
+    let shutdown = cancel_on_signal();
+    let ui = match &dev_server {
+        Some(s) => s.ui_port.map_or_else(|| "headless".to_string(), |p| format!("http://127.0.0.1:{p}")),
+        None => "(external Temporal server)".to_string(),
+    };
+    println!("AgentVoiceBox is running");
+    println!("  MCP (Streamable HTTP): {}/mcp", config.public_url());
+    println!("  MCP (legacy SSE):      {}/api/v2/mcp/sse", config.public_url());
+    println!("  Temporal UI:           {ui}");
+    println!("  Temporal frontend:     {}", config.temporal.address);
+    let http = serve_http(state, shutdown.clone());
+    let queues = avb_workers::parse_queues(&["all".to_string()])?;
+    let workers = avb_workers::run_workers(&runtime, worker_client, &config, &queues, {
+        let s = shutdown.clone();
+        async move { s.cancelled().await }
+    });
+    let (http_result, worker_result) = tokio::join!(http, workers);
+    if let Some(server) = dev_server {
+        server.stop().await;
+    }
+    http_result.and(worker_result)
+}
+
+pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
+    telemetry::init();
+    let McpTransport::Stdio = args.transport;
+    let config = load_config(None)?;
+    let state = api_state(config).await?;
+    let running = AvbServer::new(state).serve(rmcp::transport::stdio()).await.context("MCP stdio handshake failed")?;
+    running.waiting().await?;
+    Ok(())
+}
