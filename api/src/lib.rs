@@ -36,7 +36,7 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
     );
     Router::new()
         .nest_service("/mcp", mcp)
-        .merge(mcp::sse::router(state.clone()))
+        .merge(mcp::sse::router(state.clone(), shutdown.clone()))
         .merge(rest::router(state))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -167,6 +167,9 @@ impl AvbConfig {
             "AVB_TEMPORAL_ADDRESS" => self.temporal.address = value.into(),
             "AVB_TEMPORAL_NAMESPACE" => self.temporal.namespace = value.into(),
             "AVB_TEMPORAL_API_KEY" => self.temporal.api_key = Some(value.into()).filter(|v: &String| !v.is_empty()),
+            "AVB_TEMPORAL_UI_PORT" => {
+                self.temporal.dev_server_ui_port = u16::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?;
+            }
             "AVB_TEMPORAL_TLS" => self.temporal.tls = matches!(value, "1" | "true" | "yes"),
             "AVB_TTS_THREADS" => self.tts.threads = Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?),
             "AVB_MAX_TEXT_CHARS" => self.tts.max_text_chars = usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?,

