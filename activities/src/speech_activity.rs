@@ -60,7 +60,11 @@ impl TtsActivities {
         };
         let total = u32::try_from(plan.chunks.len()).unwrap_or(u32::MAX);
         tracing::info!(job_id = %input.job_id, chunks = total, voice = %plan.voice.id, "synthesis started");
-        ctx.record_heartbeat(SpeechProgress { chunks_done: 0, chunks_total: total }).await?;
+        ctx.record_heartbeat(SpeechProgress {
+            chunks_done: 0,
+            chunks_total: total,
+        })
+        .await?;
 
         let cancel = Arc::new(AtomicBool::new(false));
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<u32>();
@@ -69,7 +73,11 @@ impl TtsActivities {
             tokio::task::spawn_blocking(move || {
                 engine.synthesize_plan(&plan, |done| {
                     let _ = progress_tx.send(u32::try_from(done.index + 1).unwrap_or(u32::MAX));
-                    if cancel.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                    if cancel.load(Ordering::Relaxed) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
                 })
             })
         };
@@ -98,10 +106,18 @@ impl TtsActivities {
         while let Ok(n) = progress_rx.try_recv() {
             done = n;
         }
-        ctx.record_heartbeat(SpeechProgress { chunks_done: done, chunks_total: total }).await?;
+        ctx.record_heartbeat(SpeechProgress {
+            chunks_done: done,
+            chunks_total: total,
+        })
+        .await?;
         let audio = audio.map_err(to_activity_error)?;
         let wav = encode_wav(&audio.samples, audio.sample_rate).map_err(to_activity_error)?;
-        let stored = self.artifacts.put("audio", "wav", "audio/wav", Bytes::from(wav)).await.map_err(anyhow::Error::from)?;
+        let stored = self
+            .artifacts
+            .put("audio", "wav", "audio/wav", Bytes::from(wav))
+            .await
+            .map_err(anyhow::Error::from)?;
         tracing::info!(job_id = %input.job_id, sha256 = %stored.sha256, secs = audio.duration_secs(), "synthesis finished");
         Ok(SpeechArtifact {
             audio: stored,

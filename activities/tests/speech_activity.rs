@@ -14,13 +14,20 @@ use temporalio_sdk::testing::{ActivityEnvironment, ActivityEnvironmentError};
 fn input(text: &str, voice: &str) -> SynthesizeSpeech {
     SynthesizeSpeech {
         job_id: "job-test".into(),
-        request: GenerateSpeechInput { text: text.into(), voice_id: voice.into(), speed: 1.0 },
+        request: GenerateSpeechInput {
+            text: text.into(),
+            voice_id: voice.into(),
+            speed: 1.0,
+        },
     }
 }
 
 fn activities(dir: &std::path::Path) -> (TtsActivities, ArtifactStore) {
     let store = ArtifactStore::local(dir).expect("store");
-    let acts = TtsActivities { engine: Arc::new(common::engine()), artifacts: store.clone() };
+    let acts = TtsActivities {
+        engine: Arc::new(common::engine()),
+        artifacts: store.clone(),
+    };
     (acts, store)
 }
 
@@ -40,14 +47,29 @@ async fn stores_wav_and_heartbeats_after_each_chunk() {
         .build();
     let text = "First sentence is here. A second one follows it, with a clause that goes on for a while \
         so that the chunker has to start a new chunk. And a third sentence, long enough to matter, finishes the job.";
-    let out = env.run(TtsActivities::synthesize_speech, input(text, "af_heart")).await.expect("activity");
+    let out = env
+        .run(TtsActivities::synthesize_speech, input(text, "af_heart"))
+        .await
+        .expect("activity");
     let beats = beats.lock().expect("lock").clone();
     assert_eq!(beats.first().map(|b| b.chunks_done), Some(0));
-    assert_eq!(beats.last(), Some(&SpeechProgress { chunks_done: out.chunks, chunks_total: out.chunks }));
+    assert_eq!(
+        beats.last(),
+        Some(&SpeechProgress {
+            chunks_done: out.chunks,
+            chunks_total: out.chunks
+        })
+    );
     let dones: Vec<u32> = beats.iter().map(|b| b.chunks_done).collect();
-    assert!(dones.windows(2).all(|w| w[0] <= w[1]), "progress must not go backwards: {dones:?}");
+    assert!(
+        dones.windows(2).all(|w| w[0] <= w[1]),
+        "progress must not go backwards: {dones:?}"
+    );
     for n in 1..=out.chunks {
-        assert!(dones.contains(&n), "no heartbeat after chunk {n}: {dones:?}");
+        assert!(
+            dones.contains(&n),
+            "no heartbeat after chunk {n}: {dones:?}"
+        );
     }
     assert!(out.chunks >= 2);
 
@@ -55,7 +77,14 @@ async fn stores_wav_and_heartbeats_after_each_chunk() {
     assert_eq!(out.audio.size_bytes, wav.len() as u64);
     assert!(out.audio.key.starts_with("audio/") && out.audio.key.ends_with(".wav"));
     let reader = hound::WavReader::new(std::io::Cursor::new(wav)).expect("valid wav");
-    assert_eq!((reader.spec().sample_rate, reader.spec().channels, reader.spec().bits_per_sample), (24_000, 1, 16));
+    assert_eq!(
+        (
+            reader.spec().sample_rate,
+            reader.spec().channels,
+            reader.spec().bits_per_sample
+        ),
+        (24_000, 1, 16)
+    );
     assert_eq!(u64::from(reader.duration()), out.sample_count);
     assert!((out.duration_secs - out.sample_count as f64 / 24_000.0).abs() < 1e-9);
 }
@@ -89,14 +118,18 @@ async fn cancellation_stops_between_chunks() {
             0
         })
     };
-    let result = env.run(TtsActivities::synthesize_speech, input(&text, "af_heart")).await;
+    let result = env
+        .run(TtsActivities::synthesize_speech, input(&text, "af_heart"))
+        .await;
     let total = canceller.await.expect("canceller");
     assert!(total >= 3, "text should need several chunks, got {total}");
     match result {
         Err(ActivityEnvironmentError::Activity(ActivityError::Cancelled { .. })) => {}
         other => panic!("expected cancellation, got {other:?}"),
     }
-    let stored = std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
+    let stored = std::fs::read_dir(dir.path())
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(stored, 0, "a cancelled job must not store audio");
 }
 
@@ -104,7 +137,9 @@ async fn cancellation_stops_between_chunks() {
 async fn bad_input_is_non_retryable_with_stable_type() {
     let dir = tempfile::tempdir().expect("tmp");
     let (acts, _store) = activities(dir.path());
-    let env = ActivityEnvironment::builder().register_activities(acts).build();
+    let env = ActivityEnvironment::builder()
+        .register_activities(acts)
+        .build();
     for (inp, kind, needle) in [
         (input("hello", "af_nope"), "UnknownVoice", "af_"),
         (input("", "af_heart"), "InvalidInput", "text"),

@@ -9,7 +9,11 @@ use avb_activities::tts::{TtsConfig, TtsEngine, TtsError};
 use avb_workflows::speech::GenerateSpeechInput;
 
 fn req(text: &str, voice: &str, speed: f32) -> GenerateSpeechInput {
-    GenerateSpeechInput { text: text.into(), voice_id: voice.into(), speed }
+    GenerateSpeechInput {
+        text: text.into(),
+        voice_id: voice.into(),
+        speed,
+    }
 }
 
 fn rms(samples: &[f32]) -> f32 {
@@ -20,22 +24,45 @@ fn rms(samples: &[f32]) -> f32 {
 fn sentence_is_plausible_audible_and_deterministic() {
     let engine = common::engine();
     let text = "The quick brown fox jumps over the lazy dog, and then it takes a nap.";
-    let a = engine.synthesize(&req(text, "af_heart", 1.0), |_| ControlFlow::Continue(())).expect("speech");
+    let a = engine
+        .synthesize(&req(text, "af_heart", 1.0), |_| ControlFlow::Continue(()))
+        .expect("speech");
     // ~14 words: a human says them in roughly 3–6 s; allow a wide band, but not silence or minutes.
     let secs = a.duration_secs();
-    assert!((2.0..9.0).contains(&secs), "duration {secs:.2}s implausible for {} chars", text.len());
-    assert!(rms(&a.samples) > 0.02, "audio is near-silent: rms {}", rms(&a.samples));
+    assert!(
+        (2.0..9.0).contains(&secs),
+        "duration {secs:.2}s implausible for {} chars",
+        text.len()
+    );
+    assert!(
+        rms(&a.samples) > 0.02,
+        "audio is near-silent: rms {}",
+        rms(&a.samples)
+    );
     assert_eq!(a.sample_rate, 24_000);
-    let b = engine.synthesize(&req(text, "af_heart", 1.0), |_| ControlFlow::Continue(())).expect("speech");
-    assert_eq!(a.samples, b.samples, "same input must give identical samples");
-    let fast = engine.synthesize(&req(text, "af_heart", 2.0), |_| ControlFlow::Continue(())).expect("speech");
-    assert!(fast.duration_secs() < secs * 0.75, "speed 2.0 should be much shorter: {} vs {secs}", fast.duration_secs());
+    let b = engine
+        .synthesize(&req(text, "af_heart", 1.0), |_| ControlFlow::Continue(()))
+        .expect("speech");
+    assert_eq!(
+        a.samples, b.samples,
+        "same input must give identical samples"
+    );
+    let fast = engine
+        .synthesize(&req(text, "af_heart", 2.0), |_| ControlFlow::Continue(()))
+        .expect("speech");
+    assert!(
+        fast.duration_secs() < secs * 0.75,
+        "speed 2.0 should be much shorter: {} vs {secs}",
+        fast.duration_secs()
+    );
 }
 
 #[test]
 fn phonemes_of_fixed_sentence() {
     let engine = common::engine();
-    let (p, fallback) = engine.phonemize("Please read the report I read yesterday.", false).expect("phonemes");
+    let (p, fallback) = engine
+        .phonemize("Please read the report I read yesterday.", false)
+        .expect("phonemes");
     assert_eq!(p, "plˈiz ɹˈid ðə ɹəpˈɔɹt ˌI ɹˈɛd jˈɛstəɹdˌA.");
     assert!(fallback.is_empty());
 }
@@ -43,9 +70,13 @@ fn phonemes_of_fixed_sentence() {
 #[test]
 fn out_of_lexicon_word_goes_through_espeak_fallback() {
     let engine = common::engine();
-    let (with, fallback) = engine.phonemize("The zorblaxian ship landed.", false).expect("phonemes");
+    let (with, fallback) = engine
+        .phonemize("The zorblaxian ship landed.", false)
+        .expect("phonemes");
     assert_eq!(fallback, vec!["zorblaxian".to_string()]);
-    let (without, _) = engine.phonemize("The ship landed.", false).expect("phonemes");
+    let (without, _) = engine
+        .phonemize("The ship landed.", false)
+        .expect("phonemes");
     // The unknown word contributes phonemes of its own (not dropped, not a marker).
     assert!(with.len() > without.len() + 6, "{with} vs {without}");
     assert!(!with.contains('❓'));
@@ -58,10 +89,15 @@ fn missing_fallback_program_is_an_error_naming_the_word() {
     config.espeak_program = "/nonexistent/espeak-ng".into();
     config.intra_threads = 1;
     let engine = TtsEngine::load(config).expect("engine loads");
-    let err = engine.plan(&req("The zorblaxian ship.", "af_heart", 1.0)).expect_err("must fail");
+    let err = engine
+        .plan(&req("The zorblaxian ship.", "af_heart", 1.0))
+        .expect_err("must fail");
     let msg = err.to_string();
     assert!(matches!(err, TtsError::Phonemize { .. }), "{msg}");
-    assert!(msg.contains("zorblaxian") && msg.contains("espeak-ng"), "{msg}");
+    assert!(
+        msg.contains("zorblaxian") && msg.contains("espeak-ng"),
+        "{msg}"
+    );
 }
 
 fn long_text() -> String {
@@ -81,9 +117,17 @@ fn long_text_chunks_fit_and_all_are_spoken() {
     let engine = common::engine();
     let text = long_text();
     let plan = engine.plan(&req(&text, "af_heart", 1.0)).expect("plan");
-    assert!(plan.chunks.len() >= 4, "3000 chars should need several chunks, got {}", plan.chunks.len());
+    assert!(
+        plan.chunks.len() >= 4,
+        "3000 chars should need several chunks, got {}",
+        plan.chunks.len()
+    );
     for c in &plan.chunks {
-        assert!(c.tokens.len() <= MAX_CHUNK_TOKENS, "chunk of {} tokens", c.tokens.len());
+        assert!(
+            c.tokens.len() <= MAX_CHUNK_TOKENS,
+            "chunk of {} tokens",
+            c.tokens.len()
+        );
         assert!(!c.tokens.is_empty());
     }
     let mut seen = Vec::new();
@@ -93,11 +137,24 @@ fn long_text_chunks_fit_and_all_are_spoken() {
             ControlFlow::Continue(())
         })
         .expect("speech");
-    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), (0..plan.chunks.len()).collect::<Vec<_>>());
-    assert!(seen.iter().all(|s| s.2 > 0.01), "a chunk came out silent: {seen:?}");
-    let short = engine.synthesize(&req(&text[..300], "af_heart", 1.0), |_| ControlFlow::Continue(())).expect("speech");
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (0..plan.chunks.len()).collect::<Vec<_>>()
+    );
+    assert!(
+        seen.iter().all(|s| s.2 > 0.01),
+        "a chunk came out silent: {seen:?}"
+    );
+    let short = engine
+        .synthesize(&req(&text[..300], "af_heart", 1.0), |_| {
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
     let ratio = audio.duration_secs() / short.duration_secs();
-    assert!((6.0..14.0).contains(&ratio), "10x the text gave {ratio:.1}x the audio");
+    assert!(
+        (6.0..14.0).contains(&ratio),
+        "10x the text gave {ratio:.1}x the audio"
+    );
 }
 
 #[test]
@@ -112,7 +169,10 @@ fn cancellation_between_chunks_stops_work() {
         })
         .expect_err("cancelled");
     assert_eq!(calls, 1);
-    assert!(matches!(err, TtsError::Cancelled { chunks_done: 1, .. }), "{err}");
+    assert!(
+        matches!(err, TtsError::Cancelled { chunks_done: 1, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -121,16 +181,30 @@ fn every_catalog_voice_speaks() {
     let voices = engine.voices();
     assert_eq!(voices.len(), 54);
     for v in voices {
-        let a = engine.synthesize(&req("Hello there.", &v.id, 1.0), |_| ControlFlow::Continue(())).expect("speech");
-        assert!(a.duration_secs() > 0.3 && rms(&a.samples) > 0.01, "voice {} produced {:.2}s", v.id, a.duration_secs());
+        let a = engine
+            .synthesize(&req("Hello there.", &v.id, 1.0), |_| {
+                ControlFlow::Continue(())
+            })
+            .expect("speech");
+        assert!(
+            a.duration_secs() > 0.3 && rms(&a.samples) > 0.01,
+            "voice {} produced {:.2}s",
+            v.id,
+            a.duration_secs()
+        );
     }
 }
 
 #[test]
 fn bad_input_errors_name_the_problem() {
     let engine = common::engine();
-    let err = engine.plan(&req("hi", "af_hart", 1.0)).expect_err("unknown voice");
-    assert!(matches!(&err, TtsError::UnknownVoice { nearest, .. } if nearest[0] == "af_heart"), "{err}");
+    let err = engine
+        .plan(&req("hi", "af_hart", 1.0))
+        .expect_err("unknown voice");
+    assert!(
+        matches!(&err, TtsError::UnknownVoice { nearest, .. } if nearest[0] == "af_heart"),
+        "{err}"
+    );
     assert!(err.to_string().contains("af_heart"));
     assert!(!err.is_retryable());
     assert_eq!(err.kind(), "UnknownVoice");
@@ -138,22 +212,40 @@ fn bad_input_errors_name_the_problem() {
     let err = engine.plan(&req("", "af_heart", 1.0)).expect_err("empty");
     assert_eq!(err.to_string(), "invalid input: text: must not be empty");
     assert_eq!(err.kind(), "InvalidInput");
-    let err = engine.plan(&req(&"a".repeat(20_001), "af_heart", 1.0)).expect_err("long");
-    assert_eq!(err.to_string(), "invalid input: text: is 20001 characters; the limit is 20000");
+    let err = engine
+        .plan(&req(&"a".repeat(20_001), "af_heart", 1.0))
+        .expect_err("long");
+    assert_eq!(
+        err.to_string(),
+        "invalid input: text: is 20001 characters; the limit is 20000"
+    );
     let err = engine.plan(&req("hi", "af_heart", 0.1)).expect_err("slow");
-    assert_eq!(err.to_string(), "invalid input: speed: is 0.1; it must be between 0.5 and 2");
+    assert_eq!(
+        err.to_string(),
+        "invalid input: speed: is 0.1; it must be between 0.5 and 2"
+    );
     assert!(!err.is_retryable());
-    let err = engine.plan(&req("!!! ...", "af_heart", 1.0)).expect_err("nothing to say");
-    assert!(err.to_string().contains("nothing that can be spoken"), "{err}");
+    let err = engine
+        .plan(&req("!!! ...", "af_heart", 1.0))
+        .expect_err("nothing to say");
+    assert!(
+        err.to_string().contains("nothing that can be spoken"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_model_is_a_configuration_error() {
     let dir = std::env::temp_dir().join(format!("avb-empty-assets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
-    let Err(err) = TtsEngine::load(TtsConfig::new(&dir)) else { panic!("must fail") };
+    let Err(err) = TtsEngine::load(TtsConfig::new(&dir)) else {
+        panic!("must fail")
+    };
     let msg = err.to_string();
-    assert!(msg.contains("kokoro-v1.0.int8.onnx") && msg.contains("fetch_assets.py"), "{msg}");
+    assert!(
+        msg.contains("kokoro-v1.0.int8.onnx") && msg.contains("fetch_assets.py"),
+        "{msg}"
+    );
     assert_eq!(err.kind(), "ConfigurationError");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -9,7 +9,9 @@ use temporalio_client::grpc::WorkflowService;
 use temporalio_client::tonic::Request;
 use temporalio_common::protos::temporal::api::enums::v1::{TaskQueueKind, TaskQueueType};
 use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
-use temporalio_common::protos::temporal::api::workflowservice::v1::{DescribeTaskQueueRequest, GetSystemInfoRequest};
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    DescribeTaskQueueRequest, GetSystemInfoRequest,
+};
 
 use crate::state::ApiState;
 
@@ -23,20 +25,44 @@ pub struct ComponentHealth {
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn component(name: &str, healthy: bool, detail: impl Into<String>) -> ComponentHealth {
-    ComponentHealth { name: name.into(), healthy, detail: detail.into() }
+    ComponentHealth {
+        name: name.into(),
+        healthy,
+        detail: detail.into(),
+    }
 }
 
 /// Temporal and the artifact store: what `/readyz` requires.
 pub async fn check_dependencies(state: &ApiState) -> Vec<ComponentHealth> {
     let mut raw = state.temporal.clone();
-    let temporal = match tokio::time::timeout(CHECK_TIMEOUT, WorkflowService::get_system_info(&mut raw, Request::new(GetSystemInfoRequest {}))).await {
+    let temporal = match tokio::time::timeout(
+        CHECK_TIMEOUT,
+        WorkflowService::get_system_info(&mut raw, Request::new(GetSystemInfoRequest {})),
+    )
+    .await
+    {
         Ok(Ok(info)) => component(
             "temporal",
             true,
-            format!("{} (server {})", state.config.temporal.address, info.into_inner().server_version),
+            format!(
+                "{} (server {})",
+                state.config.temporal.address,
+                info.into_inner().server_version
+            ),
         ),
-        Ok(Err(e)) => component("temporal", false, format!("{}: {}", state.config.temporal.address, e.message())),
-        Err(_) => component("temporal", false, format!("{}: no answer within {CHECK_TIMEOUT:?}", state.config.temporal.address)),
+        Ok(Err(e)) => component(
+            "temporal",
+            false,
+            format!("{}: {}", state.config.temporal.address, e.message()),
+        ),
+        Err(_) => component(
+            "temporal",
+            false,
+            format!(
+                "{}: no answer within {CHECK_TIMEOUT:?}",
+                state.config.temporal.address
+            ),
+        ),
     };
     let storage = match tokio::time::timeout(CHECK_TIMEOUT, state.artifacts.check()).await {
         Ok(Ok(())) => component("artifact_store", true, state.artifacts.description()),
@@ -51,7 +77,11 @@ pub async fn check_components(state: &ApiState) -> Vec<ComponentHealth> {
     let mut out = check_dependencies(state).await;
     out.push(pollers(state, queues::WORKFLOWS, TaskQueueType::Workflow).await);
     out.push(pollers(state, queues::TTS, TaskQueueType::Activity).await);
-    out.push(component("voices", !state.voices.is_empty(), format!("{} voices", state.voices.len())));
+    out.push(component(
+        "voices",
+        !state.voices.is_empty(),
+        format!("{} voices", state.voices.len()),
+    ));
     out
 }
 
@@ -60,11 +90,20 @@ async fn pollers(state: &ApiState, queue: &str, kind: TaskQueueType) -> Componen
     let mut raw = state.temporal.clone();
     let req = DescribeTaskQueueRequest {
         namespace: state.config.temporal.namespace.clone(),
-        task_queue: Some(TaskQueue { name: queue.to_string(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+        task_queue: Some(TaskQueue {
+            name: queue.to_string(),
+            kind: TaskQueueKind::Normal as i32,
+            normal_name: String::new(),
+        }),
         task_queue_type: kind as i32,
         ..Default::default()
     };
-    match tokio::time::timeout(CHECK_TIMEOUT, WorkflowService::describe_task_queue(&mut raw, Request::new(req))).await {
+    match tokio::time::timeout(
+        CHECK_TIMEOUT,
+        WorkflowService::describe_task_queue(&mut raw, Request::new(req)),
+    )
+    .await
+    {
         Ok(Ok(resp)) => {
             let n = resp.into_inner().pollers.len();
             component(&name, n > 0, format!("{n} pollers"))

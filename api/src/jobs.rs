@@ -8,8 +8,8 @@ use avb_workflows::speech::{GenerateSpeechInput, SpeechArtifact, SpeechProgress}
 use avb_workflows::speech_workflow::{GenerateSpeechJob, GenerateSpeechWorkflow};
 use temporalio_client::errors::WorkflowGetResultError;
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowHandle, WorkflowIdConflictPolicy,
-    WorkflowStartOptions,
+    Client, WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowHandle,
+    WorkflowIdConflictPolicy, WorkflowStartOptions,
 };
 use temporalio_common::search_attributes::SearchAttributes;
 
@@ -24,7 +24,10 @@ pub enum JobError {
     Start(String),
     /// The workflow failed; `kind` is the application failure type (e.g. `UnknownVoice`).
     #[error("{message}")]
-    Failed { kind: Option<String>, message: String },
+    Failed {
+        kind: Option<String>,
+        message: String,
+    },
     #[error("the job was cancelled")]
     Cancelled,
     #[error("the job was terminated by an operator")]
@@ -35,9 +38,17 @@ pub enum JobError {
 
 pub type SpeechHandle = WorkflowHandle<Client, GenerateSpeechWorkflow>;
 
-pub async fn start_speech(client: &Client, tenant: &str, request: GenerateSpeechInput) -> Result<(String, SpeechHandle), JobError> {
+pub async fn start_speech(
+    client: &Client,
+    tenant: &str,
+    request: GenerateSpeechInput,
+) -> Result<(String, SpeechHandle), JobError> {
     let job_id = new_job_id();
-    let job = GenerateSpeechJob { job_id: job_id.clone(), tenant: tenant.to_string(), request };
+    let job = GenerateSpeechJob {
+        job_id: job_id.clone(),
+        tenant: tenant.to_string(),
+        request,
+    };
     let attrs = SearchAttributes::new([
         search::TOOL.value_set("generate_speech".to_string()),
         search::TENANT.value_set(tenant.to_string()),
@@ -50,12 +61,18 @@ pub async fn start_speech(client: &Client, tenant: &str, request: GenerateSpeech
         .start_workflow(GenerateSpeechWorkflow::run, job, opts)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
-    Ok((job_id.clone(), client.get_workflow_handle::<GenerateSpeechWorkflow>(job_id)))
+    Ok((
+        job_id.clone(),
+        client.get_workflow_handle::<GenerateSpeechWorkflow>(job_id),
+    ))
 }
 
 /// Latest progress of the synthesis: the heartbeat details of the pending activity.
 pub async fn speech_progress(handle: &SpeechHandle) -> Option<SpeechProgress> {
-    let desc = handle.describe(WorkflowDescribeOptions::default()).await.ok()?;
+    let desc = handle
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .ok()?;
     desc.raw().pending_activities.iter().find_map(|a| {
         let payload = a.heartbeat_details.as_ref()?.payloads.last()?;
         serde_json::from_slice::<SpeechProgress>(&payload.data).ok()
@@ -90,7 +107,9 @@ pub async fn wait_speech(
     }
 }
 
-fn map_result(r: Result<SpeechArtifact, WorkflowGetResultError>) -> Result<SpeechArtifact, JobError> {
+fn map_result(
+    r: Result<SpeechArtifact, WorkflowGetResultError>,
+) -> Result<SpeechArtifact, JobError> {
     match r {
         Ok(a) => Ok(a),
         Err(WorkflowGetResultError::Failed(e)) => Err(failure(&e)),

@@ -9,7 +9,6 @@ pub mod metrics;
 pub mod rest;
 pub mod state;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -43,33 +42,36 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
 
 /// Serves `app` on `listener` (TCP_NODELAY on every connection: SSE frames are small) until
 /// `shutdown` is cancelled, then drains connections.
-pub async fn run(listener: TcpListener, state: ApiState, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = app(state, shutdown.clone());
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
         }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
     }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

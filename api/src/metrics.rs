@@ -1,6 +1,8 @@
 //! Prometheus metrics: tool calls, latencies and job outcomes per tool.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -14,20 +16,38 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("avb".into()), None)?;
-        let tool_calls = IntCounterVec::new(Opts::new("tool_calls_total", "MCP tool calls by tool and outcome"), &["tool", "outcome"])?;
+        let tool_calls = IntCounterVec::new(
+            Opts::new("tool_calls_total", "MCP tool calls by tool and outcome"),
+            &["tool", "outcome"],
+        )?;
         let tool_latency = HistogramVec::new(
             HistogramOpts::new("tool_call_seconds", "MCP tool call latency").buckets(vec![
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
             &["tool"],
         )?;
-        let job_outcomes = IntCounterVec::new(Opts::new("job_outcomes_total", "Durable jobs by tool and final status"), &["tool", "status"])?;
-        let http_requests = IntCounterVec::new(Opts::new("http_requests_total", "REST requests by route and status"), &["route", "status"])?;
+        let job_outcomes = IntCounterVec::new(
+            Opts::new(
+                "job_outcomes_total",
+                "Durable jobs by tool and final status",
+            ),
+            &["tool", "status"],
+        )?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "REST requests by route and status"),
+            &["route", "status"],
+        )?;
         registry.register(Box::new(tool_calls.clone()))?;
         registry.register(Box::new(tool_latency.clone()))?;
         registry.register(Box::new(job_outcomes.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
-        Ok(Self { registry, tool_calls, tool_latency, job_outcomes, http_requests })
+        Ok(Self {
+            registry,
+            tool_calls,
+            tool_latency,
+            job_outcomes,
+            http_requests,
+        })
     }
 
     pub fn render(&self) -> String {

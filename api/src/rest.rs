@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use temporalio_client::{WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowGetResultOptions};
+use temporalio_client::{
+    WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowGetResultOptions,
+};
 
 use crate::error::ApiError;
 use crate::health::check_dependencies;
@@ -29,12 +31,24 @@ pub fn router(state: ApiState) -> Router {
 async fn readyz(State(state): State<ApiState>) -> Response {
     let components = check_dependencies(&state).await;
     let ready = components.iter().all(|c| c.healthy);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "ready": ready, "components": components }))).into_response()
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "ready": ready, "components": components })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn voices(State(state): State<ApiState>) -> Json<serde_json::Value> {
@@ -64,11 +78,16 @@ fn status_name(s: WorkflowExecutionStatus) -> &'static str {
 }
 
 /// Looks a job up, answering "not found" for ids that are not jobs of this tenant.
-async fn describe_job(state: &ApiState, job_id: &str) -> Result<(jobs::SpeechHandle, WorkflowExecutionStatus), ApiError> {
+async fn describe_job(
+    state: &ApiState,
+    job_id: &str,
+) -> Result<(jobs::SpeechHandle, WorkflowExecutionStatus), ApiError> {
     if !job_id.starts_with("job_") {
         return Err(ApiError::NotFound(format!("job {job_id} not found")));
     }
-    let handle = state.temporal.get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string());
+    let handle = state
+        .temporal
+        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string());
     let desc = handle
         .describe(WorkflowDescribeOptions::default())
         .await
@@ -80,31 +99,57 @@ async fn describe_job(state: &ApiState, job_id: &str) -> Result<(jobs::SpeechHan
     Ok((handle, desc.status()))
 }
 
-async fn get_job(State(state): State<ApiState>, Path(job_id): Path<String>) -> Result<Json<JobView>, ApiError> {
+async fn get_job(
+    State(state): State<ApiState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
     let (handle, status) = describe_job(&state, &job_id).await?;
     let progress = jobs::speech_progress(&handle).await;
     let result = if status == WorkflowExecutionStatus::Completed {
-        handle.get_result(WorkflowGetResultOptions::default()).await.ok().and_then(|a| serde_json::to_value(a).ok())
+        handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .ok()
+            .and_then(|a| serde_json::to_value(a).ok())
     } else {
         None
     };
-    Ok(Json(JobView { job_id, status: status_name(status), tool: Some("generate_speech".into()), progress, result }))
+    Ok(Json(JobView {
+        job_id,
+        status: status_name(status),
+        tool: Some("generate_speech".into()),
+        progress,
+        result,
+    }))
 }
 
-async fn get_audio(State(state): State<ApiState>, Path(job_id): Path<String>) -> Result<Response, ApiError> {
+async fn get_audio(
+    State(state): State<ApiState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
     let (handle, status) = describe_job(&state, &job_id).await?;
     if status != WorkflowExecutionStatus::Completed {
-        return Err(ApiError::Conflict(format!("job {job_id} is {}; audio exists only for completed jobs", status_name(status))));
+        return Err(ApiError::Conflict(format!(
+            "job {job_id} is {}; audio exists only for completed jobs",
+            status_name(status)
+        )));
     }
     let artifact = handle
         .get_result(WorkflowGetResultOptions::default())
         .await
         .map_err(|e| ApiError::Unavailable(format!("cannot read result of {job_id}: {e}")))?;
-    let bytes = state.artifacts.get(&artifact.audio).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = state
+        .artifacts
+        .get(&artifact.audio)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
         [
             (header::CONTENT_TYPE, "audio/wav".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{job_id}.wav\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{job_id}.wav\""),
+            ),
             (header::ETAG, format!("\"{}\"", artifact.audio.sha256)),
         ],
         bytes,

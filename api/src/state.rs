@@ -22,7 +22,13 @@ impl ApiState {
     pub fn new(temporal: Client, config: AvbConfig) -> anyhow::Result<Self> {
         let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
         let voices = load_voice_catalog(&config.assets_dir().join("voices"))?;
-        Ok(Self { temporal, artifacts, config: Arc::new(config), voices: Arc::new(voices), metrics: Metrics::new()? })
+        Ok(Self {
+            temporal,
+            artifacts,
+            config: Arc::new(config),
+            voices: Arc::new(voices),
+            metrics: Metrics::new()?,
+        })
     }
 
     pub fn voice(&self, id: &str) -> Option<&VoiceInfo> {
@@ -39,7 +45,10 @@ impl ApiState {
 /// The voice catalog, from the voice files the TTS workers load (the api never loads the model).
 pub fn load_voice_catalog(dir: &std::path::Path) -> anyhow::Result<Vec<VoiceInfo>> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        anyhow::anyhow!("cannot read voices in {}: {e}; run `python3 deploy/fetch_assets.py`", dir.display())
+        anyhow::anyhow!(
+            "cannot read voices in {}: {e}; run `python3 deploy/fetch_assets.py`",
+            dir.display()
+        )
     })?;
     let mut voices: Vec<VoiceInfo> = entries
         .filter_map(Result::ok)
@@ -50,6 +59,10 @@ pub fn load_voice_catalog(dir: &std::path::Path) -> anyhow::Result<Vec<VoiceInfo
         })
         .collect();
     voices.sort_by(|a, b| a.id.cmp(&b.id));
-    anyhow::ensure!(!voices.is_empty(), "no voices in {}; run `python3 deploy/fetch_assets.py`", dir.display());
+    anyhow::ensure!(
+        !voices.is_empty(),
+        "no voices in {}; run `python3 deploy/fetch_assets.py`",
+        dir.display()
+    );
     Ok(voices)
 }

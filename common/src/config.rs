@@ -11,11 +11,18 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}={value:?} is invalid: {message}")]
-    Env { name: String, value: String, message: String },
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
     #[error("config key {key} is invalid: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -95,7 +102,11 @@ impl Default for TemporalConfig {
 
 impl Default for TtsSettings {
     fn default() -> Self {
-        Self { threads: None, max_text_chars: 20_000, espeak_program: "espeak-ng".into() }
+        Self {
+            threads: None,
+            max_text_chars: 20_000,
+            espeak_program: "espeak-ng".into(),
+        }
     }
 }
 
@@ -138,8 +149,13 @@ impl AvbConfig {
         Self::load_from(std::env::vars())
     }
 
-    pub fn load_from(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let vars: Vec<(String, String)> = vars.into_iter().filter(|(k, _)| k.starts_with("AVB_")).collect();
+    pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("AVB_"))
+            .collect();
         let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let mut cfg = match get("AVB_CONFIG") {
             Some(path) => Self::from_file(Path::new(&path))?,
@@ -153,26 +169,49 @@ impl AvbConfig {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
     }
 
     fn apply_env(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
-        let bad = |message: String| ConfigError::Env { name: name.into(), value: value.into(), message };
+        let bad = |message: String| ConfigError::Env {
+            name: name.into(),
+            value: value.into(),
+            message,
+        };
         let parse_u64 = || value.parse::<u64>().map_err(|e| bad(e.to_string()));
         match name {
             "AVB_DATA_DIR" => self.data_dir = value.into(),
-            "AVB_HTTP" => self.http = value.parse().map_err(|e: std::net::AddrParseError| bad(e.to_string()))?,
+            "AVB_HTTP" => {
+                self.http = value
+                    .parse()
+                    .map_err(|e: std::net::AddrParseError| bad(e.to_string()))?
+            }
             "AVB_PUBLIC_URL" => self.public_url = Some(value.trim_end_matches('/').into()),
             "AVB_TEMPORAL_ADDRESS" => self.temporal.address = value.into(),
             "AVB_TEMPORAL_NAMESPACE" => self.temporal.namespace = value.into(),
-            "AVB_TEMPORAL_API_KEY" => self.temporal.api_key = Some(value.into()).filter(|v: &String| !v.is_empty()),
+            "AVB_TEMPORAL_API_KEY" => {
+                self.temporal.api_key = Some(value.into()).filter(|v: &String| !v.is_empty())
+            }
             "AVB_TEMPORAL_UI_PORT" => {
-                self.temporal.dev_server_ui_port = u16::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?;
+                self.temporal.dev_server_ui_port =
+                    u16::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?;
             }
             "AVB_TEMPORAL_TLS" => self.temporal.tls = matches!(value, "1" | "true" | "yes"),
-            "AVB_TTS_THREADS" => self.tts.threads = Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?),
-            "AVB_MAX_TEXT_CHARS" => self.tts.max_text_chars = usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?,
+            "AVB_TTS_THREADS" => {
+                self.tts.threads =
+                    Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?)
+            }
+            "AVB_MAX_TEXT_CHARS" => {
+                self.tts.max_text_chars =
+                    usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+            }
             "AVB_ESPEAK_PROGRAM" => self.tts.espeak_program = value.into(),
             "AVB_MCP_ALLOWED_HOSTS" => self.mcp.allowed_hosts = split_list(value),
             "AVB_MCP_ALLOWED_ORIGINS" => self.mcp.allowed_origins = split_list(value),
@@ -185,16 +224,28 @@ impl AvbConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.temporal.address.trim().is_empty() {
-            return Err(ConfigError::Invalid { key: "temporal.address", message: "must not be empty".into() });
+            return Err(ConfigError::Invalid {
+                key: "temporal.address",
+                message: "must not be empty".into(),
+            });
         }
         if self.temporal.namespace.trim().is_empty() {
-            return Err(ConfigError::Invalid { key: "temporal.namespace", message: "must not be empty".into() });
+            return Err(ConfigError::Invalid {
+                key: "temporal.namespace",
+                message: "must not be empty".into(),
+            });
         }
         if self.tts.max_text_chars == 0 {
-            return Err(ConfigError::Invalid { key: "tts.max_text_chars", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "tts.max_text_chars",
+                message: "must be at least 1".into(),
+            });
         }
         if self.tts.threads == Some(0) {
-            return Err(ConfigError::Invalid { key: "tts.threads", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "tts.threads",
+                message: "must be at least 1".into(),
+            });
         }
         Ok(())
     }
@@ -208,7 +259,9 @@ impl AvbConfig {
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http))
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.http))
     }
 
     pub fn wait_budget(&self) -> Duration {
@@ -217,7 +270,11 @@ impl AvbConfig {
 }
 
 fn split_list(v: &str) -> Vec<String> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -225,14 +282,21 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
     }
 
     #[test]
     fn env_overrides_file_overrides_defaults() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("avb.toml");
-        std::fs::write(&file, "http = \"127.0.0.1:9000\"\n[temporal]\nnamespace = \"prod\"\n").expect("write");
+        std::fs::write(
+            &file,
+            "http = \"127.0.0.1:9000\"\n[temporal]\nnamespace = \"prod\"\n",
+        )
+        .expect("write");
         let cfg = AvbConfig::load_from(vars(&[
             ("AVB_CONFIG", file.to_str().expect("utf8")),
             ("AVB_TEMPORAL_ADDRESS", "temporal:7233"),
@@ -242,7 +306,10 @@ mod tests {
         assert_eq!(cfg.http.port(), 9000);
         assert_eq!(cfg.temporal.namespace, "prod");
         assert_eq!(cfg.temporal.address, "temporal:7233");
-        assert!(!format!("{cfg:?}").contains("sekret"), "secrets must not be printed");
+        assert!(
+            !format!("{cfg:?}").contains("sekret"),
+            "secrets must not be printed"
+        );
     }
 
     #[test]
@@ -254,7 +321,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("avb.toml");
         std::fs::write(&file, "colour = 1\n").expect("write");
-        let e = AvbConfig::load_from(vars(&[("AVB_CONFIG", file.to_str().expect("utf8"))])).expect_err("unknown key");
+        let e = AvbConfig::load_from(vars(&[("AVB_CONFIG", file.to_str().expect("utf8"))]))
+            .expect_err("unknown key");
         assert!(e.to_string().contains("colour"), "{e}");
     }
 }

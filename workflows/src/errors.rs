@@ -6,4 +6,9 @@ pub const UNKNOWN_VOICE: &str = "UnknownVoice";
 pub const CONFIGURATION_ERROR: &str = "ConfigurationError";
 pub const PHONEMIZE_ERROR: &str = "PhonemizeError";
 
-pub const NON_RETRYABLE_KINDS: &[&str] = &[INVALID_INPUT, UNKNOWN_VOICE, CONFIGURATION_ERROR, PHONEMIZE_ERROR];
+pub const NON_RETRYABLE_KINDS: &[&str] = &[
+    INVALID_INPUT,
+    UNKNOWN_VOICE,
+    CONFIGURATION_ERROR,
+    PHONEMIZE_ERROR,
+];

@@ -45,7 +45,10 @@ impl GenerateSpeechInput {
     /// Checks text and speed bounds (the voice is checked against the catalog separately).
     pub fn validate(&self, max_text_chars: usize) -> Result<(), InputError> {
         if self.text.trim().is_empty() {
-            return Err(InputError { field: "text", message: "must not be empty".into() });
+            return Err(InputError {
+                field: "text",
+                message: "must not be empty".into(),
+            });
         }
         let chars = self.text.chars().count();
         if chars > max_text_chars {
@@ -57,7 +60,10 @@ impl GenerateSpeechInput {
         if !self.speed.is_finite() || !(MIN_SPEED..=MAX_SPEED).contains(&self.speed) {
             return Err(InputError {
                 field: "speed",
-                message: format!("is {}; it must be between {MIN_SPEED} and {MAX_SPEED}", self.speed),
+                message: format!(
+                    "is {}; it must be between {MIN_SPEED} and {MAX_SPEED}",
+                    self.speed
+                ),
             });
         }
         Ok(())
@@ -69,13 +75,22 @@ mod tests {
     use super::*;
 
     fn input(text: &str, speed: f32) -> GenerateSpeechInput {
-        GenerateSpeechInput { text: text.into(), voice_id: DEFAULT_VOICE.into(), speed }
+        GenerateSpeechInput {
+            text: text.into(),
+            voice_id: DEFAULT_VOICE.into(),
+            speed,
+        }
     }
 
     #[test]
     fn bounds_name_the_field() {
-        assert_eq!(input("  ", 1.0).validate(10).map_err(|e| e.field), Err("text"));
-        let e = input("abcdefghijk", 1.0).validate(10).expect_err("too long");
+        assert_eq!(
+            input("  ", 1.0).validate(10).map_err(|e| e.field),
+            Err("text")
+        );
+        let e = input("abcdefghijk", 1.0)
+            .validate(10)
+            .expect_err("too long");
         assert_eq!(e.to_string(), "text: is 11 characters; the limit is 10");
         let e = input("hi", 2.5).validate(10).expect_err("too fast");
         assert_eq!(e.to_string(), "speed: is 2.5; it must be between 0.5 and 2");

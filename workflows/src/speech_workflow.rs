@@ -20,7 +20,9 @@ pub struct TtsActivityDefs;
 #[activity_definitions]
 impl TtsActivityDefs {
     #[activity(name = SYNTHESIZE_SPEECH)]
-    pub fn synthesize_speech(input: SynthesizeSpeech) -> Result<SpeechArtifact, temporalio_common::ActivityError> {
+    pub fn synthesize_speech(
+        input: SynthesizeSpeech,
+    ) -> Result<SpeechArtifact, temporalio_common::ActivityError> {
         unimplemented!()
     }
 }
@@ -40,7 +42,10 @@ pub struct GenerateSpeechWorkflow;
 #[workflow_methods]
 impl GenerateSpeechWorkflow {
     #[run(name = "GenerateSpeech")]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, job: GenerateSpeechJob) -> WorkflowResult<SpeechArtifact> {
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        job: GenerateSpeechJob,
+    ) -> WorkflowResult<SpeechArtifact> {
         let options = ActivityOptions::with_start_to_close_timeout(synthesis_budget(&job.request))
             .task_queue(queues::TTS.to_string())
             .heartbeat_timeout(Duration::from_secs(30))
@@ -54,8 +59,13 @@ impl GenerateSpeechWorkflow {
                     .build(),
             )
             .build();
-        let input = SynthesizeSpeech { job_id: job.job_id, request: job.request };
-        Ok(ctx.execute_activity(TtsActivityDefs::synthesize_speech, input, options).await?)
+        let input = SynthesizeSpeech {
+            job_id: job.job_id,
+            request: job.request,
+        };
+        Ok(ctx
+            .execute_activity(TtsActivityDefs::synthesize_speech, input, options)
+            .await?)
     }
 }
 

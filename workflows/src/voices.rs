@@ -55,7 +55,9 @@ impl VoiceInfo {
             .split('_')
             .map(|w| {
                 let mut c = w.chars();
-                c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
             })
             .collect::<Vec<_>>()
             .join(" ");
@@ -79,7 +81,11 @@ pub fn nearest_ids<'a>(wanted: &str, ids: impl Iterator<Item = &'a str>, n: usiz
     let wanted = wanted.to_lowercase();
     let mut scored: Vec<(usize, &str)> = ids.map(|id| (levenshtein(&wanted, id), id)).collect();
     scored.sort();
-    scored.into_iter().take(n).map(|(_, id)| id.to_string()).collect()
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, id)| id.to_string())
+        .collect()
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -103,11 +109,20 @@ mod tests {
     #[test]
     fn ids_map_to_language_and_gender() {
         let v = VoiceInfo::from_id("af_heart").expect("valid id");
-        assert_eq!((v.name.as_str(), v.language.as_str(), v.gender.as_str()), ("Heart", "en-US", "female"));
+        assert_eq!(
+            (v.name.as_str(), v.language.as_str(), v.gender.as_str()),
+            ("Heart", "en-US", "female")
+        );
         let v = VoiceInfo::from_id("bm_george").expect("valid id");
-        assert_eq!((v.language_name.as_str(), v.gender.as_str()), ("British English", "male"));
+        assert_eq!(
+            (v.language_name.as_str(), v.gender.as_str()),
+            ("British English", "male")
+        );
         assert!(v.is_british());
-        assert_eq!(VoiceInfo::from_id("zf_xiaobei").expect("valid").language, "zh");
+        assert_eq!(
+            VoiceInfo::from_id("zf_xiaobei").expect("valid").language,
+            "zh"
+        );
         assert!(VoiceInfo::from_id("xx_nope").is_none());
         assert!(VoiceInfo::from_id("af").is_none());
     }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::TtsError;
 
-const FETCH_HINT: &str = "run `python3 deploy/fetch_assets.py` (or set AVB_DATA_DIR to a directory holding assets/)";
+const FETCH_HINT: &str =
+    "run `python3 deploy/fetch_assets.py` (or set AVB_DATA_DIR to a directory holding assets/)";
 
 #[derive(Debug, Clone)]
 pub struct TtsAssets {

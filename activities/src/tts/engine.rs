@@ -96,7 +96,13 @@ impl TtsEngine {
         let voices = VoiceBank::load(&assets.voices_dir)?;
         let model = KokoroModel::load(&assets.onnxruntime, &assets.model, config.intra_threads)?;
         let phonemizer = Phonemizer::new(&config.espeak_program);
-        Ok(Self { config, phonemizer, vocab, voices, model })
+        Ok(Self {
+            config,
+            phonemizer,
+            vocab,
+            voices,
+            model,
+        })
     }
 
     pub fn config(&self) -> &TtsConfig {
@@ -110,7 +116,10 @@ impl TtsEngine {
     /// Bounds and voice checks; the error names the field.
     pub fn validate(&self, req: &GenerateSpeechInput) -> Result<&VoiceInfo, TtsError> {
         req.validate(self.config.max_text_chars)
-            .map_err(|e| TtsError::InvalidInput { field: e.field, message: e.message })?;
+            .map_err(|e| TtsError::InvalidInput {
+                field: e.field,
+                message: e.message,
+            })?;
         self.voices.info(&req.voice_id)
     }
 
@@ -139,7 +148,12 @@ impl TtsEngine {
                 pieces.extend(split_sentence(&self.vocab, &p.phonemes, max));
             }
         }
-        let packed = pack(&self.vocab, pieces, self.config.first_chunk_tokens.min(max), max);
+        let packed = pack(
+            &self.vocab,
+            pieces,
+            self.config.first_chunk_tokens.min(max),
+            max,
+        );
         let n = packed.len();
         let chunks: Vec<ChunkPlan> = packed
             .into_iter()
@@ -160,13 +174,25 @@ impl TtsEngine {
             .filter(|c| !c.tokens.is_empty())
             .collect();
         if chunks.is_empty() {
-            return Err(TtsError::invalid("text", "contains nothing that can be spoken"));
+            return Err(TtsError::invalid(
+                "text",
+                "contains nothing that can be spoken",
+            ));
         }
-        Ok(SpeechPlan { voice, speed: req.speed, chunks, fallback_words })
+        Ok(SpeechPlan {
+            voice,
+            speed: req.speed,
+            chunks,
+            fallback_words,
+        })
     }
 
     /// Synthesizes one chunk of a plan.
-    pub fn synthesize_chunk(&self, plan: &SpeechPlan, chunk: &ChunkPlan) -> Result<Vec<f32>, TtsError> {
+    pub fn synthesize_chunk(
+        &self,
+        plan: &SpeechPlan,
+        chunk: &ChunkPlan,
+    ) -> Result<Vec<f32>, TtsError> {
         let style = self.voices.style(&plan.voice.id, chunk.tokens.len())?;
         self.model.infer(&chunk.tokens, style, plan.speed)
     }
@@ -186,8 +212,18 @@ impl TtsEngine {
             samples.extend_from_slice(trim_silence(&audio));
             let pause = (SAMPLE_RATE as usize * chunk.pause_after_ms as usize) / 1000;
             samples.resize(samples.len() + pause, 0.0);
-            if on_chunk(ChunkDone { index, total, samples: &samples[start..] }).is_break() && index + 1 < total {
-                return Err(TtsError::Cancelled { chunks_done: index + 1, chunks_total: total });
+            if on_chunk(ChunkDone {
+                index,
+                total,
+                samples: &samples[start..],
+            })
+            .is_break()
+                && index + 1 < total
+            {
+                return Err(TtsError::Cancelled {
+                    chunks_done: index + 1,
+                    chunks_total: total,
+                });
             }
         }
         Ok(SpeechAudio {
@@ -228,7 +264,10 @@ pub fn trim_silence(samples: &[f32]) -> &[f32] {
     }
     let threshold = max * 1e-3; // −60 dB
     let first = rms.iter().position(|r| *r > threshold).unwrap_or(0);
-    let last = rms.iter().rposition(|r| *r > threshold).unwrap_or(rms.len() - 1);
+    let last = rms
+        .iter()
+        .rposition(|r| *r > threshold)
+        .unwrap_or(rms.len() - 1);
     let start = first * HOP;
     let end = (last * HOP + FRAME).min(samples.len());
     &samples[start..end]

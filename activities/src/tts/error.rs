@@ -7,10 +7,16 @@ use thiserror::Error;
 pub enum TtsError {
     /// A request field is out of bounds (empty text, text too long, speed out of range).
     #[error("invalid input: {field}: {message}")]
-    InvalidInput { field: &'static str, message: String },
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
     /// The voice id is not in the catalog.
     #[error("unknown voice '{voice_id}'; nearest valid ids: {}", nearest.join(", "))]
-    UnknownVoice { voice_id: String, nearest: Vec<String> },
+    UnknownVoice {
+        voice_id: String,
+        nearest: Vec<String>,
+    },
     /// Assets or runtime library missing or unusable: an operator must fix the installation.
     #[error("configuration error: {0}")]
     Config(String),
@@ -22,7 +28,10 @@ pub enum TtsError {
     Inference(String),
     /// The caller asked to stop between chunks.
     #[error("synthesis cancelled after {chunks_done} of {chunks_total} chunks")]
-    Cancelled { chunks_done: usize, chunks_total: usize },
+    Cancelled {
+        chunks_done: usize,
+        chunks_total: usize,
+    },
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -48,6 +57,9 @@ impl TtsError {
     }
 
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        TtsError::InvalidInput { field, message: message.into() }
+        TtsError::InvalidInput {
+            field,
+            message: message.into(),
+        }
     }
 }

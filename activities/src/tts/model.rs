@@ -12,14 +12,21 @@ use super::voices::STYLE_DIM;
 pub const SAMPLE_RATE: u32 = 24_000;
 
 /// ONNX Runtime can be loaded once per process; remember which library and whether it worked.
-static ENVIRONMENT: OnceLock<Result<(std::path::PathBuf, ort::environment::Environment), String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<Result<(std::path::PathBuf, ort::environment::Environment), String>> =
+    OnceLock::new();
 
 fn environment(lib: &Path) -> Result<&'static ort::environment::Environment, TtsError> {
     let entry = ENVIRONMENT.get_or_init(|| {
         let builder = ort::init_from(lib).map_err(|e| {
-            format!("cannot load ONNX Runtime from {}: {e}; run deploy/fetch_assets.py", lib.display())
+            format!(
+                "cannot load ONNX Runtime from {}: {e}; run deploy/fetch_assets.py",
+                lib.display()
+            )
         })?;
-        let env = builder.with_name("avb-tts").build().map_err(|e| format!("ONNX Runtime init failed: {e}"))?;
+        let env = builder
+            .with_name("avb-tts")
+            .build()
+            .map_err(|e| format!("ONNX Runtime init failed: {e}"))?;
         Ok((lib.to_path_buf(), env))
     });
     match entry {
@@ -42,7 +49,8 @@ pub struct KokoroModel {
 impl KokoroModel {
     pub fn load(lib: &Path, model: &Path, intra_threads: usize) -> Result<Self, TtsError> {
         let env = environment(lib)?;
-        let config = |e: ort::Error| TtsError::Config(format!("cannot load model {}: {e}", model.display()));
+        let config =
+            |e: ort::Error| TtsError::Config(format!("cannot load model {}: {e}", model.display()));
         let mut builder = Session::builder(env)
             .map_err(config)?
             .with_intra_threads(intra_threads.max(1))
@@ -50,7 +58,9 @@ impl KokoroModel {
             .with_inter_threads(1)
             .map_err(|e| config(e.into()))?;
         let session = builder.commit_from_file(model).map_err(config)?;
-        Ok(Self { session: Mutex::new(session) })
+        Ok(Self {
+            session: Mutex::new(session),
+        })
     }
 
     /// Runs the graph on one chunk: `tokens` without padding (≤ 510), the voice's style row for
@@ -65,14 +75,15 @@ impl KokoroModel {
         let tokens = Tensor::from_array(([1usize, n], padded)).map_err(inference)?;
         let style = Tensor::from_array(([1usize, STYLE_DIM], style.to_vec())).map_err(inference)?;
         let speed = Tensor::from_array(([1usize], vec![speed])).map_err(inference)?;
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| TtsError::Inference("session mutex poisoned by an earlier panic".into()))?;
+        let mut session = self.session.lock().map_err(|_| {
+            TtsError::Inference("session mutex poisoned by an earlier panic".into())
+        })?;
         let outputs = session
             .run(ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed])
             .map_err(inference)?;
-        let (_, audio) = outputs["audio"].try_extract_tensor::<f32>().map_err(inference)?;
+        let (_, audio) = outputs["audio"]
+            .try_extract_tensor::<f32>()
+            .map_err(inference)?;
         Ok(audio.to_vec())
     }
 }

@@ -27,7 +27,10 @@ pub struct EspeakProgram {
 
 impl EspeakProgram {
     pub fn new(program: impl Into<String>, british: bool) -> Self {
-        Self { program: program.into(), voice: if british { "en" } else { "en-us" } }
+        Self {
+            program: program.into(),
+            voice: if british { "en" } else { "en-us" },
+        }
     }
 
     fn run(&self, word: &str) -> Result<String, String> {
@@ -49,7 +52,10 @@ impl EspeakProgram {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        let ipa = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+        let ipa = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let converted = espeak_ipa_to_kokoro(&ipa);
         if converted.is_empty() {
             return Err(format!("'{}' produced no phonemes", self.program));
@@ -62,7 +68,10 @@ impl Fallback for EspeakProgram {
     fn phonemize(&self, word: &str) -> Result<String, FallbackError> {
         let result = self.run(word);
         FALLBACK_LOG.with(|log| log.borrow_mut().push((word.to_string(), result.clone())));
-        result.map_err(|error| FallbackError::Espeak { word: word.to_string(), error })
+        result.map_err(|error| FallbackError::Espeak {
+            word: word.to_string(),
+            error,
+        })
     }
 }
 
@@ -132,8 +141,14 @@ pub struct Phonemizer {
 impl Phonemizer {
     pub fn new(espeak_program: &str) -> Self {
         Self {
-            us: G2P::with_fallback(Language::EnglishUS, Some(Box::new(EspeakProgram::new(espeak_program, false)))),
-            gb: G2P::with_fallback(Language::EnglishGB, Some(Box::new(EspeakProgram::new(espeak_program, true)))),
+            us: G2P::with_fallback(
+                Language::EnglishUS,
+                Some(Box::new(EspeakProgram::new(espeak_program, false))),
+            ),
+            gb: G2P::with_fallback(
+                Language::EnglishGB,
+                Some(Box::new(EspeakProgram::new(espeak_program, true))),
+            ),
         }
     }
 
@@ -142,7 +157,10 @@ impl Phonemizer {
         let g2p = if british { &self.gb } else { &self.us };
         let result = g2p.g2p(text);
         let log = FALLBACK_LOG.with(|log| std::mem::take(&mut *log.borrow_mut()));
-        let (phonemes, _) = result.map_err(|e| TtsError::Phonemize { word: text.to_string(), reason: e.to_string() })?;
+        let (phonemes, _) = result.map_err(|e| TtsError::Phonemize {
+            word: text.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut fallback_words = Vec::new();
         for (word, outcome) in log {
             match outcome {
@@ -154,8 +172,15 @@ impl Phonemizer {
                 Err(_) => {}
             }
         }
-        let phonemes = phonemes.replace(UNKNOWN_MARKER, "").split_whitespace().collect::<Vec<_>>().join(" ");
-        Ok(Phonemized { phonemes, fallback_words })
+        let phonemes = phonemes
+            .replace(UNKNOWN_MARKER, "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Phonemized {
+            phonemes,
+            fallback_words,
+        })
     }
 }
 
@@ -165,8 +190,14 @@ mod tests {
 
     #[test]
     fn ipa_conversion_matches_misaki_reference_forms() {
-        assert_eq!(espeak_ipa_to_kokoro("kjˌuːzˌiːˈɛksdˌʌbəljˌuːvˈiː."), "kjˌuzˌiˈɛksdˌʌbᵊljˌuvˈi");
+        assert_eq!(
+            espeak_ipa_to_kokoro("kjˌuːzˌiːˈɛksdˌʌbəljˌuːvˈiː."),
+            "kjˌuzˌiˈɛksdˌʌbᵊljˌuvˈi"
+        );
         assert_eq!(espeak_ipa_to_kokoro("ɜː."), "ɜ");
-        assert_eq!(espeak_ipa_to_kokoro("zoː\u{200D}ɹblˈe\u{200D}ɪksi\u{200D}ən"), "zɔɹblˈAksiən");
+        assert_eq!(
+            espeak_ipa_to_kokoro("zoː\u{200D}ɹblˈe\u{200D}ɪksi\u{200D}ən"),
+            "zɔɹblˈAksiən"
+        );
     }
 }

@@ -46,7 +46,10 @@ pub fn normalize(text: &str) -> String {
             c => c,
         })
         .collect();
-    s = s.replace("...", "…").replace(" - ", " — ").replace("--", "—");
+    s = s
+        .replace("...", "…")
+        .replace(" - ", " — ")
+        .replace("--", "—");
     for (abbr, full) in ABBREVIATIONS {
         s = replace_word(&s, abbr, full);
     }
@@ -79,7 +82,10 @@ fn replace_word(s: &str, from: &str, to: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find(from) {
-        let before_ok = rest[..pos].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let before_ok = rest[..pos]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
         out.push_str(&rest[..pos]);
         if before_ok {
             out.push_str(to);
@@ -127,7 +133,9 @@ pub fn split_sentences(text: &str) -> Vec<String> {
         cur.push(c);
         if matches!(c, '.' | '!' | '?' | '…') {
             let mut j = i + 1;
-            while j < chars.len() && matches!(chars[j], '"' | '\'' | ')' | ']' | '”' | '.' | '!' | '?') {
+            while j < chars.len()
+                && matches!(chars[j], '"' | '\'' | ')' | ']' | '”' | '.' | '!' | '?')
+            {
                 cur.push(chars[j]);
                 j += 1;
             }
@@ -158,21 +166,36 @@ mod tests {
     #[test]
     fn abbreviations_expand_and_do_not_split() {
         let n = normalize("Dr. Smith met Mr. Jones, e.g. at 5 p.m.");
-        assert!(n.starts_with("Doctor Smith met Mister Jones, for example"), "{n}");
+        assert!(
+            n.starts_with("Doctor Smith met Mister Jones, for example"),
+            "{n}"
+        );
         assert_eq!(split_sentences(&n).len(), 1);
     }
 
     #[test]
     fn symbols_and_punctuation() {
         assert_eq!(normalize("50% of R&D"), "50 percent of R and D");
-        assert_eq!(normalize("wait...  what\u{2019}s\tthis"), "wait… what's this");
+        assert_eq!(
+            normalize("wait...  what\u{2019}s\tthis"),
+            "wait… what's this"
+        );
         assert_eq!(normalize("a \u{2013} b"), "a — b");
     }
 
     #[test]
     fn sentences_split_on_terminators_and_newlines() {
         let s = split_sentences("Hello there! How are you? I'm fine.\nNew line \"quoted.\" End");
-        assert_eq!(s, vec!["Hello there!", "How are you?", "I'm fine.", "New line \"quoted.\"", "End"]);
+        assert_eq!(
+            s,
+            vec![
+                "Hello there!",
+                "How are you?",
+                "I'm fine.",
+                "New line \"quoted.\"",
+                "End"
+            ]
+        );
     }
 
     #[test]

@@ -19,15 +19,23 @@ pub struct VoiceBank {
 impl VoiceBank {
     pub fn load(dir: &Path) -> Result<Self, TtsError> {
         let mut voices = BTreeMap::new();
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| TtsError::Config(format!("cannot read voices directory {}: {e}", dir.display())))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            TtsError::Config(format!(
+                "cannot read voices directory {}: {e}",
+                dir.display()
+            ))
+        })?;
         for entry in entries {
             let path = entry?.path();
-            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
             if path.extension().and_then(|e| e.to_str()) != Some("bin") {
                 continue;
             }
-            let Some(info) = VoiceInfo::from_id(id) else { continue };
+            let Some(info) = VoiceInfo::from_id(id) else {
+                continue;
+            };
             let bytes = std::fs::read(&path)?;
             if bytes.len() != STYLE_ROWS * STYLE_DIM * 4 {
                 return Err(TtsError::Config(format!(
@@ -57,10 +65,13 @@ impl VoiceBank {
     }
 
     pub fn info(&self, id: &str) -> Result<&VoiceInfo, TtsError> {
-        self.voices.get(id).map(|(info, _)| info).ok_or_else(|| TtsError::UnknownVoice {
-            voice_id: id.to_string(),
-            nearest: nearest_ids(id, self.voices.keys().map(String::as_str), 3),
-        })
+        self.voices
+            .get(id)
+            .map(|(info, _)| info)
+            .ok_or_else(|| TtsError::UnknownVoice {
+                voice_id: id.to_string(),
+                nearest: nearest_ids(id, self.voices.keys().map(String::as_str), 3),
+            })
     }
 
     /// The style row for a chunk of `token_count` tokens: row n−1, as in the reference pipeline
@@ -83,12 +94,17 @@ mod tests {
     fn style_rows_clamp_to_the_last_row() {
         let mut voices = BTreeMap::new();
         let info = VoiceInfo::from_id("af_test").expect("valid id");
-        let floats: Vec<f32> = (0..STYLE_ROWS * STYLE_DIM).map(|i| (i / STYLE_DIM) as f32).collect();
+        let floats: Vec<f32> = (0..STYLE_ROWS * STYLE_DIM)
+            .map(|i| (i / STYLE_DIM) as f32)
+            .collect();
         voices.insert("af_test".to_string(), (info, floats));
         let bank = VoiceBank { voices };
         assert_eq!(bank.style("af_test", 3).expect("row")[0], 2.0);
         assert_eq!(bank.style("af_test", 0).expect("row")[0], 0.0);
         assert_eq!(bank.style("af_test", 9999).expect("row")[0], 509.0);
-        assert!(matches!(bank.style("af_tst", 3), Err(TtsError::UnknownVoice { .. })));
+        assert!(matches!(
+            bank.style("af_tst", 3),
+            Err(TtsError::UnknownVoice { .. })
+        ));
     }
 }

@@ -16,9 +16,10 @@ pub fn encode_wav(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>, TtsError
     {
         let err = |e: hound::Error| TtsError::Io(std::io::Error::other(e));
         let mut writer = hound::WavWriter::new(&mut buf, spec).map_err(err)?;
-        let mut w16 = writer.get_i16_writer(u32::try_from(samples.len()).map_err(|_| {
-            TtsError::invalid("text", "audio longer than a WAV file can hold")
-        })?);
+        let mut w16 = writer.get_i16_writer(
+            u32::try_from(samples.len())
+                .map_err(|_| TtsError::invalid("text", "audio longer than a WAV file can hold"))?,
+        );
         for s in samples {
             w16.write_sample(to_i16(*s));
         }
@@ -30,7 +31,10 @@ pub fn encode_wav(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>, TtsError
 
 /// Little-endian 16-bit PCM bytes, the format streamed chunk by chunk.
 pub fn to_pcm16le(samples: &[f32]) -> Vec<u8> {
-    samples.iter().flat_map(|s| to_i16(*s).to_le_bytes()).collect()
+    samples
+        .iter()
+        .flat_map(|s| to_i16(*s).to_le_bytes())
+        .collect()
 }
 
 fn to_i16(s: f32) -> i16 {

@@ -1,8 +1,8 @@
 //! The MCP server factory: one `AvbServer` type serves every transport (Streamable HTTP, legacy
 //! HTTP+SSE, stdio) with the same toolset, one tool router per tool family combined with `+`.
 
-pub mod sse;
 mod speech_tools;
+pub mod sse;
 mod status_tools;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -21,7 +21,10 @@ pub struct AvbServer {
 
 impl AvbServer {
     pub fn new(state: ApiState) -> Self {
-        Self { state, tool_router: Self::status_tools() + Self::speech_tools() }
+        Self {
+            state,
+            tool_router: Self::status_tools() + Self::speech_tools(),
+        }
     }
 }
 

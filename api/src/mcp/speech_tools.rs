@@ -33,13 +33,20 @@ pub struct GenerateSpeechOutput {
 }
 
 /// An `isError` tool result that names the problem, with the same facts as structured content.
-pub(crate) fn tool_error(kind: &str, field: Option<&str>, message: &str, extra: serde_json::Value) -> CallToolResult {
+pub(crate) fn tool_error(
+    kind: &str,
+    field: Option<&str>,
+    message: &str,
+    extra: serde_json::Value,
+) -> CallToolResult {
     let text = match field {
         Some(f) => format!("{kind}: {f}: {message}"),
         None => format!("{kind}: {message}"),
     };
     let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
-    r.structured_content = Some(json!({ "error": { "kind": kind, "field": field, "message": message, "details": extra } }));
+    r.structured_content = Some(
+        json!({ "error": { "kind": kind, "field": field, "message": message, "details": extra } }),
+    );
     r
 }
 
@@ -54,23 +61,41 @@ impl AvbServer {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let metrics = &self.state.metrics;
-        let timer = metrics.tool_latency.with_label_values(&["generate_speech"]).start_timer();
+        let timer = metrics
+            .tool_latency
+            .with_label_values(&["generate_speech"])
+            .start_timer();
         let result = self.generate_speech_inner(input, ctx).await;
         timer.observe_duration();
-        let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
-        metrics.tool_calls.with_label_values(&["generate_speech", outcome]).inc();
+        let outcome = if result.is_error == Some(true) {
+            "error"
+        } else {
+            "ok"
+        };
+        metrics
+            .tool_calls
+            .with_label_values(&["generate_speech", outcome])
+            .inc();
         result
     }
 }
 
 impl AvbServer {
-    async fn generate_speech_inner(&self, input: GenerateSpeechInput, ctx: RequestContext<RoleServer>) -> CallToolResult {
+    async fn generate_speech_inner(
+        &self,
+        input: GenerateSpeechInput,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let state = &self.state;
         if let Err(e) = input.validate(state.config.tts.max_text_chars) {
             return tool_error("InvalidInput", Some(e.field), &e.message, json!({}));
         }
         if state.voice(&input.voice_id).is_none() {
-            let nearest = nearest_ids(&input.voice_id, state.voices.iter().map(|v| v.id.as_str()), 3);
+            let nearest = nearest_ids(
+                &input.voice_id,
+                state.voices.iter().map(|v| v.id.as_str()),
+                3,
+            );
             let msg = format!(
                 "unknown voice '{}'; nearest valid ids: {}; the default is {} (list_voices has all {})",
                 input.voice_id,
@@ -78,13 +103,19 @@ impl AvbServer {
                 avb_workflows::voices::DEFAULT_VOICE,
                 state.voices.len()
             );
-            return tool_error("UnknownVoice", Some("voice_id"), &msg, json!({ "nearest": nearest }));
+            return tool_error(
+                "UnknownVoice",
+                Some("voice_id"),
+                &msg,
+                json!({ "nearest": nearest }),
+            );
         }
         let voice_id = input.voice_id.clone();
-        let (job_id, handle) = match jobs::start_speech(&state.temporal, state.tenant(), input).await {
-            Ok(h) => h,
-            Err(e) => return tool_error("Unavailable", None, &e.to_string(), json!({})),
-        };
+        let (job_id, handle) =
+            match jobs::start_speech(&state.temporal, state.tenant(), input).await {
+                Ok(h) => h,
+                Err(e) => return tool_error("Unavailable", None, &e.to_string(), json!({})),
+            };
         tracing::info!(job_id = %job_id, workflow_id = %job_id, tool = "generate_speech", tenant = state.tenant(), "job started");
         let token = ctx.meta.get_progress_token();
         let peer = ctx.peer.clone();
@@ -94,7 +125,10 @@ impl AvbServer {
                 if let Some(t) = token {
                     let note = ProgressNotificationParam::new(t, f64::from(p.chunks_done))
                         .with_total(f64::from(p.chunks_total))
-                        .with_message(format!("synthesized {} of {} chunks", p.chunks_done, p.chunks_total));
+                        .with_message(format!(
+                            "synthesized {} of {} chunks",
+                            p.chunks_done, p.chunks_total
+                        ));
                     let _ = peer.notify_progress(note).await;
                 }
             })
@@ -103,7 +137,11 @@ impl AvbServer {
         let resource_uri = format!("avb://jobs/{job_id}");
         match wait {
             Ok(Some(artifact)) => {
-                state.metrics.job_outcomes.with_label_values(&["generate_speech", "completed"]).inc();
+                state
+                    .metrics
+                    .job_outcomes
+                    .with_label_values(&["generate_speech", "completed"])
+                    .inc();
                 self.speech_result(&job_id, &artifact, resource_uri).await
             }
             Ok(None) => {
@@ -126,21 +164,39 @@ impl AvbServer {
             }
             Err(e) => {
                 let (kind, status) = match &e {
-                    JobError::Failed { kind, .. } => (kind.clone().unwrap_or_else(|| "JobFailed".into()), "failed"),
+                    JobError::Failed { kind, .. } => {
+                        (kind.clone().unwrap_or_else(|| "JobFailed".into()), "failed")
+                    }
                     JobError::Cancelled => ("Cancelled".into(), "cancelled"),
                     JobError::Terminated => ("Terminated".into(), "terminated"),
                     _ => ("Unavailable".into(), "failed"),
                 };
-                state.metrics.job_outcomes.with_label_values(&["generate_speech", status]).inc();
+                state
+                    .metrics
+                    .job_outcomes
+                    .with_label_values(&["generate_speech", status])
+                    .inc();
                 tool_error(&kind, None, &e.to_string(), json!({ "job_id": job_id }))
             }
         }
     }
 
-    async fn speech_result(&self, job_id: &str, artifact: &SpeechArtifact, resource_uri: String) -> CallToolResult {
+    async fn speech_result(
+        &self,
+        job_id: &str,
+        artifact: &SpeechArtifact,
+        resource_uri: String,
+    ) -> CallToolResult {
         let wav = match self.state.artifacts.get(&artifact.audio).await {
             Ok(b) => b,
-            Err(e) => return tool_error("ArtifactUnavailable", None, &e.to_string(), json!({ "job_id": job_id })),
+            Err(e) => {
+                return tool_error(
+                    "ArtifactUnavailable",
+                    None,
+                    &e.to_string(),
+                    json!({ "job_id": job_id }),
+                );
+            }
         };
         let audio_url = format!("{}/api/v2/audio/{job_id}", self.state.config.public_url());
         let out = GenerateSpeechOutput {

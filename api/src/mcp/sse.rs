@@ -34,11 +34,20 @@ struct Bridge {
 }
 
 pub fn router(state: ApiState, shutdown: tokio_util::sync::CancellationToken) -> Router {
-    let bridge = Bridge { state, shutdown, sessions: Arc::default() };
-    Router::new().route(SSE_PATH, get(open_stream)).route(MESSAGES_PATH, post(post_message)).with_state(bridge)
+    let bridge = Bridge {
+        state,
+        shutdown,
+        sessions: Arc::default(),
+    };
+    Router::new()
+        .route(SSE_PATH, get(open_stream))
+        .route(MESSAGES_PATH, post(post_message))
+        .with_state(bridge)
 }
 
-async fn open_stream(State(bridge): State<Bridge>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn open_stream(
+    State(bridge): State<Bridge>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(64);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(64);
@@ -54,21 +63,27 @@ async fn open_stream(State(bridge): State<Bridge>) -> Sse<impl Stream<Item = Res
             Ok(running) => {
                 let _ = running.waiting().await;
             }
-            Err(e) => tracing::debug!(session = %id, error = %e, "legacy SSE session ended before initialize"),
+            Err(e) => {
+                tracing::debug!(session = %id, error = %e, "legacy SSE session ended before initialize")
+            }
         }
         if let Ok(mut s) = sessions.lock() {
             s.remove(&id);
         }
     });
     let endpoint = futures::stream::once(async move {
-        Ok(Event::default().event("endpoint").data(format!("{MESSAGES_PATH}?sessionId={session_id}")))
+        Ok(Event::default()
+            .event("endpoint")
+            .data(format!("{MESSAGES_PATH}?sessionId={session_id}")))
     });
     let messages = from_server.map(|m| {
         let data = serde_json::to_string(&m).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         Ok(Event::default().event("message").data(data))
     });
     let stop = bridge.shutdown.clone();
-    let stream = endpoint.chain(messages).take_until(async move { stop.cancelled().await });
+    let stream = endpoint
+        .chain(messages)
+        .take_until(async move { stop.cancelled().await });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -78,20 +93,39 @@ struct SessionQuery {
     session_id: Option<String>,
 }
 
-async fn post_message(State(bridge): State<Bridge>, Query(q): Query<SessionQuery>, body: Bytes) -> impl IntoResponse {
+async fn post_message(
+    State(bridge): State<Bridge>,
+    Query(q): Query<SessionQuery>,
+    body: Bytes,
+) -> impl IntoResponse {
     let Some(session_id) = q.session_id else {
-        return (StatusCode::BAD_REQUEST, "missing sessionId query parameter".to_string());
+        return (
+            StatusCode::BAD_REQUEST,
+            "missing sessionId query parameter".to_string(),
+        );
     };
     let msg = match serde_json::from_slice::<ClientJsonRpcMessage>(&body) {
         Ok(m) => m,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("body is not a JSON-RPC message: {e}")),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("body is not a JSON-RPC message: {e}"),
+            );
+        }
     };
-    let sender = bridge.sessions.lock().ok().and_then(|s| s.get(&session_id).cloned());
+    let sender = bridge
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&session_id).cloned());
     match sender {
         Some(mut tx) => match tx.send(msg).await {
             Ok(()) => (StatusCode::ACCEPTED, "Accepted".to_string()),
             Err(_) => (StatusCode::GONE, format!("session {session_id} has ended")),
         },
-        None => (StatusCode::NOT_FOUND, format!("unknown session {session_id}; open {SSE_PATH} first")),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("unknown session {session_id}; open {SSE_PATH} first"),
+        ),
     }
 }

@@ -26,9 +26,17 @@ pub struct VoiceList {
 #[tool_router(router = status_tools, vis = "pub(crate)")]
 impl AvbServer {
     /// Platform status: whether AgentVoiceBox is online, and each component's health.
-    #[tool(name = "get_server_status", annotations(read_only_hint = true, idempotent_hint = true))]
+    #[tool(
+        name = "get_server_status",
+        annotations(read_only_hint = true, idempotent_hint = true)
+    )]
     async fn get_server_status(&self) -> Json<ServerStatus> {
-        let timer = self.state.metrics.tool_latency.with_label_values(&["get_server_status"]).start_timer();
+        let timer = self
+            .state
+            .metrics
+            .tool_latency
+            .with_label_values(&["get_server_status"])
+            .start_timer();
         let components = check_components(&self.state).await;
         let online = components.iter().all(|c| c.healthy);
         let message = if online {
@@ -37,14 +45,29 @@ impl AvbServer {
             "AgentVoiceBox Platform is DEGRADED".to_string()
         };
         timer.observe_duration();
-        self.state.metrics.tool_calls.with_label_values(&["get_server_status", "ok"]).inc();
-        Json(ServerStatus { message, version: env!("CARGO_PKG_VERSION").to_string(), components })
+        self.state
+            .metrics
+            .tool_calls
+            .with_label_values(&["get_server_status", "ok"])
+            .inc();
+        Json(ServerStatus {
+            message,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            components,
+        })
     }
 
     /// The voices `generate_speech` accepts: id, name, language and gender.
-    #[tool(name = "list_voices", annotations(read_only_hint = true, idempotent_hint = true))]
+    #[tool(
+        name = "list_voices",
+        annotations(read_only_hint = true, idempotent_hint = true)
+    )]
     async fn list_voices(&self) -> Json<VoiceList> {
-        self.state.metrics.tool_calls.with_label_values(&["list_voices", "ok"]).inc();
+        self.state
+            .metrics
+            .tool_calls
+            .with_label_values(&["list_voices", "ok"])
+            .inc();
         Json(VoiceList {
             voices: self.state.voices.as_ref().clone(),
             default_voice: avb_workflows::voices::DEFAULT_VOICE.to_string(),

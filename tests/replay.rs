@@ -1,0 +1,79 @@
+//! Determinism: recorded histories of the speech workflow replay against the current workflow
+//! code (a change that breaks replay fails CI), and a fresh history from a live run replays too.
+//! `AVB_RECORD_HISTORIES=1` rewrites `tests/histories/generate_speech.json` from the live run.
+
+mod support;
+
+use std::time::Duration;
+
+use avb_api::jobs;
+use avb_workflows::speech::GenerateSpeechInput;
+use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
+use support::{TestSystem, repo_root};
+use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+fn replayer() -> WorkflowReplayer {
+    let opts = WorkflowReplayerOptions::new()
+        .register_workflow::<GenerateSpeechWorkflow>()
+        .expect("register")
+        .build();
+    WorkflowReplayer::new(opts).expect("replayer")
+}
+
+#[tokio::test]
+async fn recorded_histories_replay() {
+    let dir = repo_root().join("tests/histories");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/histories") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read history");
+        let history = WorkflowHistory::from_json(&bytes).expect("history JSON");
+        replayer()
+            .replay_workflow(history)
+            .await
+            .unwrap_or_else(|e| panic!("{} no longer replays: {e:?}", path.display()));
+        n += 1;
+    }
+    assert!(n >= 1, "no recorded histories in {}", dir.display());
+}
+
+#[tokio::test]
+async fn live_history_replays() {
+    let system = TestSystem::start().await;
+    let req = GenerateSpeechInput {
+        text: "Replay me, deterministically.".into(),
+        voice_id: "af_heart".into(),
+        speed: 1.0,
+    };
+    let (job_id, handle) = jobs::start_speech(&system.client, "local", req)
+        .await
+        .expect("start");
+    let artifact = jobs::wait_speech(&handle, Duration::from_secs(120), |_| Box::pin(async {}))
+        .await
+        .expect("job succeeds")
+        .expect("within budget");
+    assert!(artifact.duration_secs > 0.5);
+    let json = system
+        .client
+        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id)
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .expect("history");
+    replayer()
+        .replay_workflow(WorkflowHistory::from_json(&json).expect("parse"))
+        .await
+        .expect("live history replays");
+    if std::env::var_os("AVB_RECORD_HISTORIES").is_some() {
+        std::fs::write(
+            repo_root().join("tests/histories/generate_speech.json"),
+            &json,
+        )
+        .expect("record");
+    }
+    system.stop().await;
+}
