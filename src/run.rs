@@ -140,6 +140,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| (*s).to_string())
                 .collect(),
+            single_partition: true,
         })
         .await?;
         config.temporal.address = server.addr.to_string();
@@ -148,7 +149,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api_state(config.clone()).await?;
-    let worker_client = temporal::connect(&config.temporal, "avb-dev-worker").await?;
+    // One connection for api and workers: eager workflow start needs a worker on the starter's
+    // connection.
+    let worker_client = state.temporal.clone();
     let shutdown = cancel_on_signal();
     let ui = match &dev_server {
         Some(s) => s.ui_port.map_or_else(

@@ -79,14 +79,25 @@ async fn exercise(
         .into_iter()
         .map(|t| t.name.to_string())
         .collect();
+    let expected = [
+        "durable_echo",
+        "generate_speech",
+        "get_server_status",
+        "list_voices",
+    ];
     assert_eq!(
         tools,
-        BTreeSet::from([
-            "generate_speech".into(),
-            "get_server_status".into(),
-            "list_voices".into()
-        ])
+        expected
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect::<BTreeSet<_>>()
     );
+    let echo = call(client, "durable_echo", json!({"message": "ping"})).await;
+    let echoed = echo
+        .structured_content
+        .as_ref()
+        .map(|v| v["message"].clone());
+    assert_eq!(echoed, Some(json!("ping")), "{}", text_of(&echo));
 
     let status = call(client, "get_server_status", json!({})).await;
     assert!(

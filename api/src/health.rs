@@ -112,3 +112,20 @@ async fn pollers(state: &ApiState, queue: &str, kind: TaskQueueType) -> Componen
         Err(_) => component(&name, false, "no answer within 2s"),
     }
 }
+
+/// How long a health snapshot is reused by `get_server_status`.
+pub const STATUS_TTL: Duration = Duration::from_secs(1);
+
+/// `check_components`, cached for `STATUS_TTL`: an agent polling status does not turn into four
+/// Temporal RPCs per call. Concurrent callers share one refresh.
+pub async fn cached_components(state: &ApiState) -> Vec<ComponentHealth> {
+    let mut cache = state.status_cache.lock().await;
+    if let Some((at, components)) = cache.as_ref()
+        && at.elapsed() < STATUS_TTL
+    {
+        return components.clone();
+    }
+    let fresh = check_components(state).await;
+    *cache = Some((std::time::Instant::now(), fresh.clone()));
+    fresh
+}

@@ -135,3 +135,37 @@ fn failure(e: &temporalio_common::error::IncomingError) -> JobError {
     }
     JobError::Failed { kind, message }
 }
+
+/// Runs `DurableEcho` to completion: the minimal durable round trip (workflow + activity).
+/// `eager` asks the server to hand the first workflow task straight back to an in-process worker
+/// sharing this client's connection (the SDK falls back silently when there is none).
+pub async fn run_echo(
+    client: &Client,
+    tenant: &str,
+    input: avb_workflows::echo_workflow::EchoInput,
+    eager: bool,
+) -> Result<(String, avb_workflows::echo_workflow::EchoOutput), JobError> {
+    use avb_workflows::echo_workflow::DurableEchoWorkflow;
+    let job_id = new_job_id();
+    let attrs = SearchAttributes::new([
+        search::TOOL.value_set("durable_echo".to_string()),
+        search::TENANT.value_set(tenant.to_string()),
+    ]);
+    let opts = WorkflowStartOptions::new(queues::WORKFLOWS, job_id.clone())
+        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+        .search_attributes(attrs)
+        .enable_eager_workflow_start(eager)
+        .build();
+    let handle = client
+        .start_workflow(DurableEchoWorkflow::run, input, opts)
+        .await
+        .map_err(|e| JobError::Start(e.to_string()))?;
+    let out = handle.get_result(WorkflowGetResultOptions::default()).await;
+    match out {
+        Ok(o) => Ok((job_id, o)),
+        Err(WorkflowGetResultError::Failed(e)) => Err(failure(&e)),
+        Err(WorkflowGetResultError::Cancelled { .. }) => Err(JobError::Cancelled),
+        Err(WorkflowGetResultError::Terminated { .. }) => Err(JobError::Terminated),
+        Err(e) => Err(JobError::Temporal(e.to_string())),
+    }
+}

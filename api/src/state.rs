@@ -9,6 +9,9 @@ use temporalio_client::Client;
 
 use crate::metrics::Metrics;
 
+/// When the component health was taken, and what it was.
+pub type StatusSnapshot = (std::time::Instant, Vec<crate::health::ComponentHealth>);
+
 #[derive(Clone)]
 pub struct ApiState {
     pub temporal: Client,
@@ -16,6 +19,8 @@ pub struct ApiState {
     pub config: Arc<AvbConfig>,
     pub voices: Arc<Vec<VoiceInfo>>,
     pub metrics: Metrics,
+    /// Last component health, reused for a second so status calls stay on the fast path.
+    pub status_cache: Arc<tokio::sync::Mutex<Option<StatusSnapshot>>>,
 }
 
 impl ApiState {
@@ -28,6 +33,7 @@ impl ApiState {
             config: Arc::new(config),
             voices: Arc::new(voices),
             metrics: Metrics::new()?,
+            status_cache: Arc::default(),
         })
     }
 

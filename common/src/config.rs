@@ -53,6 +53,9 @@ pub struct TemporalConfig {
     pub tls: bool,
     /// `avb dev` starts a dev server when none answers at `address`.
     pub dev_server_ui_port: u16,
+    /// Ask for eager workflow start (effective when a worker shares the api's connection, as in
+    /// `avb dev`; `AVB_TEMPORAL_EAGER_START`).
+    pub eager_start: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -96,6 +99,7 @@ impl Default for TemporalConfig {
             api_key: None,
             tls: false,
             dev_server_ui_port: 8233,
+            eager_start: true,
         }
     }
 }
@@ -202,6 +206,9 @@ impl AvbConfig {
             "AVB_TEMPORAL_UI_PORT" => {
                 self.temporal.dev_server_ui_port =
                     u16::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?;
+            }
+            "AVB_TEMPORAL_EAGER_START" => {
+                self.temporal.eager_start = matches!(value, "1" | "true" | "yes")
             }
             "AVB_TEMPORAL_TLS" => self.temporal.tls = matches!(value, "1" | "true" | "yes"),
             "AVB_TTS_THREADS" => {

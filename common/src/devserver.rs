@@ -61,6 +61,9 @@ pub struct DevServerOptions {
     pub log_file: PathBuf,
     pub namespace: String,
     pub search_attributes: Vec<String>,
+    /// One task-queue partition instead of the server's default four: a single-node dev server
+    /// dispatches faster without the fan-out (measured in BENCHMARKS.md).
+    pub single_partition: bool,
 }
 
 /// A running dev server; killed (by PID, the child we started) when dropped.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use temporalio_client::grpc::OperatorService;
 use temporalio_client::tonic::Request;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, TlsOptions, Url};
 use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest,
@@ -45,6 +45,7 @@ pub async fn connect(cfg: &TemporalConfig, identity: &str) -> Result<Client, Tem
         .identity(format!("{identity}@{}", std::process::id()))
         .connect_timeout(Duration::from_secs(5))
         .maybe_api_key(cfg.api_key.clone())
+        .maybe_tls_options(cfg.tls.then(TlsOptions::default))
         .build();
     let conn = Connection::connect(opts)
         .await

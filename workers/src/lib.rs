@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use avb_activities::echo_activity::EchoActivities;
 use avb_activities::speech_activity::TtsActivities;
 use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
+use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::queues;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
 use futures::future::{FutureExt, LocalBoxFuture};
@@ -73,6 +75,9 @@ pub async fn run_workers(
         let opts = match *q {
             queues::WORKFLOWS => WorkerOptions::new(*q)
                 .register_workflow::<GenerateSpeechWorkflow>()?
+                .register_workflow::<DurableEchoWorkflow>()?
+                // The echo activity shares the workflow queue so it is dispatched eagerly.
+                .register_activities(EchoActivities)
                 .build(),
             queues::TTS => {
                 let engine = load_tts_engine(config)?;

@@ -2,6 +2,7 @@
 //! code. No I/O crates here: the api and the workers both depend on this crate.
 
 pub mod artifact;
+pub mod echo_workflow;
 pub mod errors;
 pub mod queues;
 pub mod search;

@@ -34,7 +34,7 @@ impl TtsConfig {
             intra_threads: std::thread::available_parallelism().map_or(1, usize::from),
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
             espeak_program: "espeak-ng".into(),
-            first_chunk_tokens: 100,
+            first_chunk_tokens: 50,
             max_chunk_tokens: MAX_CHUNK_TOKENS,
         }
     }
@@ -145,7 +145,14 @@ impl TtsEngine {
             let p = self.phonemizer.phonemize(&sentence, voice.is_british())?;
             fallback_words.extend(p.fallback_words);
             if !p.phonemes.is_empty() {
-                pieces.extend(split_sentence(&self.vocab, &p.phonemes, max));
+                // The first sentence is cut finer (clauses, then words) so the first chunk is
+                // short and the first audio comes early; the rest packs up to `max` again.
+                let limit = if pieces.is_empty() {
+                    self.config.first_chunk_tokens.clamp(1, max)
+                } else {
+                    max
+                };
+                pieces.extend(split_sentence(&self.vocab, &p.phonemes, limit));
             }
         }
         let packed = pack(

@@ -1,6 +1,7 @@
 //! The MCP server factory: one `AvbServer` type serves every transport (Streamable HTTP, legacy
 //! HTTP+SSE, stdio) with the same toolset, one tool router per tool family combined with `+`.
 
+mod echo_tools;
 mod speech_tools;
 pub mod sse;
 mod status_tools;
@@ -23,7 +24,7 @@ impl AvbServer {
     pub fn new(state: ApiState) -> Self {
         Self {
             state,
-            tool_router: Self::status_tools() + Self::speech_tools(),
+            tool_router: Self::status_tools() + Self::speech_tools() + Self::echo_tools(),
         }
     }
 }

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::AvbServer;
-use crate::health::{ComponentHealth, check_components};
+use crate::health::{ComponentHealth, cached_components};
 use avb_workflows::voices::VoiceInfo;
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -37,7 +37,7 @@ impl AvbServer {
             .tool_latency
             .with_label_values(&["get_server_status"])
             .start_timer();
-        let components = check_components(&self.state).await;
+        let components = cached_components(&self.state).await;
         let online = components.iter().all(|c| c.healthy);
         let message = if online {
             "AgentVoiceBox Platform is ONLINE".to_string()

@@ -1,0 +1,18 @@
+//! The `echo` activity behind `durable_echo`.
+
+use avb_workflows::echo_workflow::{ECHO_ACTIVITY, EchoInput, EchoOutput};
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+pub struct EchoActivities;
+
+#[activities]
+impl EchoActivities {
+    #[activity(name = ECHO_ACTIVITY)]
+    pub async fn echo(ctx: ActivityContext, input: EchoInput) -> Result<EchoOutput, ActivityError> {
+        Ok(EchoOutput {
+            message: input.message,
+            attempt: ctx.info().attempt,
+        })
+    }
+}
