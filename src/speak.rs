@@ -24,6 +24,9 @@ pub struct SpeakArgs {
     /// ONNX Runtime intra-op threads (default: all cores).
     #[arg(long, env = "AVB_TTS_THREADS")]
     threads: Option<usize>,
+    /// Sessions synthesizing chunks concurrently (default 1).
+    #[arg(long, env = "AVB_TTS_SESSIONS")]
+    sessions: Option<usize>,
     /// Data directory holding assets/ (see deploy/fetch_assets.py).
     #[arg(long, env = "AVB_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -42,6 +45,9 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
     let mut config = TtsConfig::new(args.data_dir.join("assets"));
     if let Some(t) = args.threads {
         config.intra_threads = t;
+    }
+    if let Some(n) = args.sessions {
+        config.sessions = n;
     }
     let engine = TtsEngine::load(config)?;
     let loaded = t0.elapsed();

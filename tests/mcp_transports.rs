@@ -177,17 +177,53 @@ async fn streamable_http_generates_speech_with_progress() {
     );
     // Operations endpoints reflect what just happened.
     let http = reqwest::Client::new();
-    let ready = http.get(format!("{}/readyz", system.base_url)).send().await.expect("readyz");
+    let ready = http
+        .get(format!("{}/readyz", system.base_url))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status().as_u16(), 200);
-    let metrics = http.get(format!("{}/metrics", system.base_url)).send().await.expect("metrics").text().await.expect("body");
-    assert!(metrics.contains(r#"avb_tool_calls_total{outcome="ok",tool="generate_speech"} 2"#), "{metrics}");
-    assert!(metrics.contains(r#"avb_job_outcomes_total{status="completed",tool="generate_speech"} 2"#), "{metrics}");
-    assert!(metrics.contains("avb_tool_call_seconds_bucket"), "latency histogram missing");
-    let job_id = r.structured_content.as_ref().and_then(|v| v["job_id"].as_str()).expect("job id").to_string();
-    let job: Value = http.get(format!("{}/api/v2/jobs/{job_id}", system.base_url)).send().await.expect("job").json().await.expect("json");
+    let metrics = http
+        .get(format!("{}/metrics", system.base_url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains(r#"avb_tool_calls_total{outcome="ok",tool="generate_speech"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"avb_job_outcomes_total{status="completed",tool="generate_speech"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("avb_tool_call_seconds_bucket"),
+        "latency histogram missing"
+    );
+    let job_id = r
+        .structured_content
+        .as_ref()
+        .and_then(|v| v["job_id"].as_str())
+        .expect("job id")
+        .to_string();
+    let job: Value = http
+        .get(format!("{}/api/v2/jobs/{job_id}", system.base_url))
+        .send()
+        .await
+        .expect("job")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(job["status"], "completed");
     assert_eq!(job["result"]["voice_id"], "bm_george");
-    let missing = http.get(format!("{}/api/v2/jobs/job_doesnotexist", system.base_url)).send().await.expect("job");
+    let missing = http
+        .get(format!("{}/api/v2/jobs/job_doesnotexist", system.base_url))
+        .send()
+        .await
+        .expect("job");
     assert_eq!(missing.status().as_u16(), 404);
     client.cancel().await.ok();
     system.stop().await;

@@ -249,3 +249,35 @@ fn missing_model_is_a_configuration_error() {
     assert_eq!(err.kind(), "ConfigurationError");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn concurrent_sessions_give_identical_audio_in_order() {
+    let one = common::engine();
+    let mut config = TtsConfig::new(common::assets_dir());
+    config.intra_threads = 1;
+    config.sessions = 2;
+    let two = TtsEngine::load(config).expect("engine loads");
+    let text = "One sentence first. Then another, with a clause. And a third one to make several chunks \
+        for the two sessions to share between them.";
+    let r = req(text, "af_heart", 1.0);
+    let mut order = Vec::new();
+    let a = one
+        .synthesize(&r, |_| ControlFlow::Continue(()))
+        .expect("speech");
+    let b = two
+        .synthesize(&r, |d| {
+            order.push(d.index);
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    assert!(b.chunks >= 2, "want several chunks, got {}", b.chunks);
+    assert_eq!(
+        order,
+        (0..b.chunks).collect::<Vec<_>>(),
+        "chunks must be delivered in order"
+    );
+    assert_eq!(
+        a.samples, b.samples,
+        "two sessions must produce the same audio as one"
+    );
+}

@@ -63,6 +63,8 @@ pub struct TemporalConfig {
 pub struct TtsSettings {
     /// ONNX Runtime intra-op threads per TTS worker (`AVB_TTS_THREADS`; default: all cores).
     pub threads: Option<usize>,
+    /// Sessions per TTS worker synthesizing chunks of one text concurrently (`AVB_TTS_SESSIONS`).
+    pub sessions: usize,
     pub max_text_chars: usize,
     pub espeak_program: String,
 }
@@ -108,6 +110,7 @@ impl Default for TtsSettings {
     fn default() -> Self {
         Self {
             threads: None,
+            sessions: 1,
             max_text_chars: 20_000,
             espeak_program: "espeak-ng".into(),
         }
@@ -215,6 +218,9 @@ impl AvbConfig {
                 self.tts.threads =
                     Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?)
             }
+            "AVB_TTS_SESSIONS" => {
+                self.tts.sessions = usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+            }
             "AVB_MAX_TEXT_CHARS" => {
                 self.tts.max_text_chars =
                     usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
@@ -245,6 +251,12 @@ impl AvbConfig {
         if self.tts.max_text_chars == 0 {
             return Err(ConfigError::Invalid {
                 key: "tts.max_text_chars",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.tts.sessions == 0 {
+            return Err(ConfigError::Invalid {
+                key: "tts.sessions",
                 message: "must be at least 1".into(),
             });
         }

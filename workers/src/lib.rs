@@ -57,6 +57,7 @@ pub fn load_tts_engine(config: &AvbConfig) -> anyhow::Result<Arc<TtsEngine>> {
     if let Some(t) = config.tts.threads {
         tts.intra_threads = t;
     }
+    tts.sessions = config.tts.sessions;
     tts.max_text_chars = config.tts.max_text_chars;
     tts.espeak_program = config.tts.espeak_program.clone();
     Ok(Arc::new(TtsEngine::load(tts)?))

@@ -1,7 +1,9 @@
 //! Text → speech: normalise, phonemize, chunk, run Kokoro chunk by chunk, join with pauses.
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use avb_workflows::speech::{DEFAULT_MAX_TEXT_CHARS, GenerateSpeechInput};
 
@@ -17,8 +19,10 @@ use super::voices::{VoiceBank, VoiceInfo};
 pub struct TtsConfig {
     /// Directory laid out by `deploy/fetch_assets.py` (`$AVB_DATA_DIR/assets`).
     pub assets_dir: PathBuf,
-    /// ONNX Runtime intra-op threads of the session.
+    /// ONNX Runtime intra-op threads of each session.
     pub intra_threads: usize,
+    /// Sessions synthesizing different chunks of one text concurrently (each ~300 MB).
+    pub sessions: usize,
     pub max_text_chars: usize,
     /// The out-of-lexicon fallback program.
     pub espeak_program: String,
@@ -32,9 +36,10 @@ impl TtsConfig {
         Self {
             assets_dir: assets_dir.into(),
             intra_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            sessions: 1,
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
             espeak_program: "espeak-ng".into(),
-            first_chunk_tokens: 50,
+            first_chunk_tokens: 30,
             max_chunk_tokens: MAX_CHUNK_TOKENS,
         }
     }
@@ -94,7 +99,12 @@ impl TtsEngine {
         assets.check()?;
         let vocab = Vocab::load(&assets.vocab)?;
         let voices = VoiceBank::load(&assets.voices_dir)?;
-        let model = KokoroModel::load(&assets.onnxruntime, &assets.model, config.intra_threads)?;
+        let model = KokoroModel::load(
+            &assets.onnxruntime,
+            &assets.model,
+            config.intra_threads,
+            config.sessions,
+        )?;
         let phonemizer = Phonemizer::new(&config.espeak_program);
         Ok(Self {
             config,
@@ -194,14 +204,15 @@ impl TtsEngine {
         })
     }
 
-    /// Synthesizes one chunk of a plan.
+    /// Synthesizes one chunk of a plan on the given session.
     pub fn synthesize_chunk(
         &self,
         plan: &SpeechPlan,
         chunk: &ChunkPlan,
+        session: usize,
     ) -> Result<Vec<f32>, TtsError> {
         let style = self.voices.style(&plan.voice.id, chunk.tokens.len())?;
-        self.model.infer(&chunk.tokens, style, plan.speed)
+        self.model.infer(session, &chunk.tokens, style, plan.speed)
     }
 
     /// Runs every chunk in order. After each, `on_chunk` sees its samples and may stop the job
@@ -212,27 +223,78 @@ impl TtsEngine {
         mut on_chunk: impl FnMut(ChunkDone<'_>) -> ControlFlow<()>,
     ) -> Result<SpeechAudio, TtsError> {
         let total = plan.chunks.len();
+        let stop = AtomicBool::new(false);
+        let next = AtomicUsize::new(0);
         let mut samples = Vec::new();
-        for (index, chunk) in plan.chunks.iter().enumerate() {
-            let start = samples.len();
-            let audio = self.synthesize_chunk(plan, chunk)?;
-            samples.extend_from_slice(trim_silence(&audio));
-            let pause = (SAMPLE_RATE as usize * chunk.pause_after_ms as usize) / 1000;
-            samples.resize(samples.len() + pause, 0.0);
-            if on_chunk(ChunkDone {
-                index,
-                total,
-                samples: &samples[start..],
-            })
-            .is_break()
-                && index + 1 < total
-            {
-                return Err(TtsError::Cancelled {
-                    chunks_done: index + 1,
-                    chunks_total: total,
+        let workers = self.model.session_count().min(total).max(1);
+        // Each session takes the next unclaimed chunk; results are emitted strictly in order.
+        let result = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Vec<f32>, TtsError>)>();
+            for session in 0..workers {
+                let (tx, stop, next) = (tx.clone(), &stop, &next);
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(chunk) = plan.chunks.get(i) else {
+                            break;
+                        };
+                        if tx
+                            .send((i, self.synthesize_chunk(plan, chunk, session)))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
                 });
             }
-        }
+            drop(tx);
+            let mut pending: BTreeMap<usize, Result<Vec<f32>, TtsError>> = BTreeMap::new();
+            for index in 0..total {
+                let audio = loop {
+                    if let Some(r) = pending.remove(&index) {
+                        break r;
+                    }
+                    match rx.recv() {
+                        Ok((i, r)) => {
+                            pending.insert(i, r);
+                        }
+                        Err(_) => {
+                            return Err(TtsError::Inference(
+                                "a synthesis thread stopped unexpectedly".into(),
+                            ));
+                        }
+                    }
+                };
+                let audio = match audio {
+                    Ok(a) => a,
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                };
+                let chunk = &plan.chunks[index];
+                let start = samples.len();
+                samples.extend_from_slice(trim_silence(&audio));
+                let pause = (SAMPLE_RATE as usize * chunk.pause_after_ms as usize) / 1000;
+                samples.resize(samples.len() + pause, 0.0);
+                if on_chunk(ChunkDone {
+                    index,
+                    total,
+                    samples: &samples[start..],
+                })
+                .is_break()
+                    && index + 1 < total
+                {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(TtsError::Cancelled {
+                        chunks_done: index + 1,
+                        chunks_total: total,
+                    });
+                }
+            }
+            Ok(())
+        });
+        result?;
         Ok(SpeechAudio {
             samples,
             sample_rate: SAMPLE_RATE,

@@ -40,14 +40,32 @@ fn environment(lib: &Path) -> Result<&'static ort::environment::Environment, Tts
     }
 }
 
-/// One inference session. `Session::run` needs `&mut`, so calls are serialised by a mutex;
-/// parallelism comes from ONNX Runtime's intra-op threads (configurable) or more sessions.
+/// Inference sessions. `Session::run` needs `&mut`, so each session is behind a mutex;
+/// parallelism comes from ONNX Runtime's intra-op threads within a session, and from several
+/// sessions working on different chunks of one text at once.
 pub struct KokoroModel {
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
 }
 
 impl KokoroModel {
-    pub fn load(lib: &Path, model: &Path, intra_threads: usize) -> Result<Self, TtsError> {
+    /// `sessions` independent sessions of `intra_threads` threads each (both at least 1).
+    pub fn load(
+        lib: &Path,
+        model: &Path,
+        intra_threads: usize,
+        sessions: usize,
+    ) -> Result<Self, TtsError> {
+        let sessions = (0..sessions.max(1))
+            .map(|_| Self::load_session(lib, model, intra_threads).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { sessions })
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn load_session(lib: &Path, model: &Path, intra_threads: usize) -> Result<Session, TtsError> {
         let env = environment(lib)?;
         let config =
             |e: ort::Error| TtsError::Config(format!("cannot load model {}: {e}", model.display()));
@@ -57,15 +75,18 @@ impl KokoroModel {
             .map_err(|e| config(e.into()))?
             .with_inter_threads(1)
             .map_err(|e| config(e.into()))?;
-        let session = builder.commit_from_file(model).map_err(config)?;
-        Ok(Self {
-            session: Mutex::new(session),
-        })
+        builder.commit_from_file(model).map_err(config)
     }
 
     /// Runs the graph on one chunk: `tokens` without padding (≤ 510), the voice's style row for
     /// that token count, and the speed factor. Returns 24 kHz mono samples.
-    pub fn infer(&self, tokens: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, TtsError> {
+    pub fn infer(
+        &self,
+        session: usize,
+        tokens: &[i64],
+        style: &[f32],
+        speed: f32,
+    ) -> Result<Vec<f32>, TtsError> {
         let inference = |e: ort::Error| TtsError::Inference(e.to_string());
         let mut padded = Vec::with_capacity(tokens.len() + 2);
         padded.push(0);
@@ -75,9 +96,11 @@ impl KokoroModel {
         let tokens = Tensor::from_array(([1usize, n], padded)).map_err(inference)?;
         let style = Tensor::from_array(([1usize, STYLE_DIM], style.to_vec())).map_err(inference)?;
         let speed = Tensor::from_array(([1usize], vec![speed])).map_err(inference)?;
-        let mut session = self.session.lock().map_err(|_| {
-            TtsError::Inference("session mutex poisoned by an earlier panic".into())
-        })?;
+        let mut session = self.sessions[session % self.sessions.len()]
+            .lock()
+            .map_err(|_| {
+                TtsError::Inference("session mutex poisoned by an earlier panic".into())
+            })?;
         let outputs = session
             .run(ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed])
             .map_err(inference)?;
