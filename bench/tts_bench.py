@@ -350,6 +350,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per text and engine (default 3)")
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads, both sides (default 2)")
+    ap.add_argument("--rust-sessions", type=int, default=1,
+                    help="Rust only: sessions synthesizing chunks concurrently; threads per session = "
+                         "--threads / sessions, so both sides use the same number of threads (default 1)")
     ap.add_argument("--quick", action="store_true", help="1 repetition, short text only (a smoke test)")
     ap.add_argument("--texts", default="short,long", help="comma list of: short, long (default both)")
     ap.add_argument("--voice", default="af_heart")
@@ -404,6 +407,7 @@ def main() -> int:
 
     env = dict(os.environ)
     env.pop("AVB_TTS_THREADS", None)  # --threads is passed explicitly
+    env.pop("AVB_TTS_SESSIONS", None)
     env.setdefault("RUST_LOG", "warn")
 
     tmp_wavs = None if args.keep_wavs else tempfile.TemporaryDirectory(prefix="avb-tts-bench-")
@@ -413,8 +417,11 @@ def main() -> int:
     def cmd_for(engine: str, name: str) -> list[str]:
         wav = str(wav_dir / f"{name}-{engine}.wav")
         if engine == "rust":
+            sessions = max(1, args.rust_sessions)
+            threads = max(1, args.threads // sessions)
             return [str(avb), "speak", "-", "--voice", args.voice, "--out", wav,
-                    "--threads", str(args.threads), "--data-dir", str(data_dir), "--json"]
+                    "--threads", str(threads), "--sessions", str(sessions),
+                    "--data-dir", str(data_dir), "--json"]
         return [str(py), str(HELPER), "-", "--model", str(model), "--voices", str(voices_npz),
                 "--voice", args.voice, "--threads", str(args.threads), "--api", args.py_api,
                 "--out", wav]
@@ -454,7 +461,7 @@ def main() -> int:
         "chars": {n: len(TEXTS[n]) for n in names},
         "kokoro_onnx": py_versions.get("kokoro_onnx") or KOKORO_ONNX_VERSION,
         "onnxruntime": py_versions.get("onnxruntime") or ONNXRUNTIME_VERSION,
-        "config": (f"threads={args.threads}, voice={args.voice}, model={MODEL_FILE}, "
+        "config": (f"threads={args.threads}, rust-sessions={args.rust_sessions}, voice={args.voice}, model={MODEL_FILE}, "
                    f"avb={avb.relative_to(REPO) if avb.is_relative_to(REPO) else avb}, "
                    f"py-api={args.py_api}, {ncpu} CPUs ({platform.machine()}), "
                    f"took {time.time() - started:.0f}s"),

@@ -86,6 +86,7 @@ struct Scenario {
     name: &'static str,
     single_partition: bool,
     eager: bool,
+    local: bool,
 }
 
 /// One configuration: its own dev server, workers and api in this task; returns
@@ -116,6 +117,7 @@ async fn durable_scenario(
     };
     config.temporal.address = server.addr.to_string();
     config.temporal.eager_start = s.eager;
+    config.temporal.echo_local_activity = s.local;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -156,7 +158,7 @@ async fn durable_scenario(
         };
         // Warm up both paths (connections, caches, worker pollers).
         for _ in 0..20 {
-            jobs::run_echo(&api_client, "bench", input(), s.eager)
+            jobs::run_echo(&api_client, "bench", input(), s.eager, s.local)
                 .await
                 .expect("raw echo");
         }
@@ -169,7 +171,7 @@ async fn durable_scenario(
         // Interleaved so drift in the server affects both equally.
         for _ in 0..calls {
             let t = Instant::now();
-            jobs::run_echo(&api_client, "bench", input(), s.eager)
+            jobs::run_echo(&api_client, "bench", input(), s.eager, s.local)
                 .await
                 .expect("raw echo");
             raw.push(t.elapsed().as_secs_f64() * 1e3);
@@ -382,16 +384,25 @@ async fn main() {
             name: "4 partitions (server default)",
             single_partition: false,
             eager: false,
+            local: false,
         },
         Scenario {
             name: "1 partition",
             single_partition: true,
             eager: false,
+            local: false,
         },
         Scenario {
             name: "1 partition + eager start",
             single_partition: true,
             eager: true,
+            local: false,
+        },
+        Scenario {
+            name: "... + local activity",
+            single_partition: true,
+            eager: true,
+            local: true,
         },
     ];
     for s in &scenarios {

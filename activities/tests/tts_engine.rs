@@ -281,3 +281,26 @@ fn concurrent_sessions_give_identical_audio_in_order() {
         "two sessions must produce the same audio as one"
     );
 }
+
+#[test]
+fn unloadable_onnx_runtime_is_a_configuration_error_not_a_panic() {
+    let real = common::assets_dir();
+    let dir = tempfile::tempdir().expect("tmp");
+    for name in ["kokoro-v1.0.int8.onnx", "vocab.json", "voices"] {
+        std::os::unix::fs::symlink(real.join(name), dir.path().join(name)).expect("link");
+    }
+    std::fs::write(
+        dir.path().join("libonnxruntime.so"),
+        b"not a shared library",
+    )
+    .expect("write");
+    let Err(err) = TtsEngine::load(TtsConfig::new(dir.path())) else {
+        panic!("must fail")
+    };
+    let msg = err.to_string();
+    assert_eq!(err.kind(), "ConfigurationError");
+    assert!(
+        msg.contains("cannot load ONNX Runtime") && msg.contains("libonnxruntime.so"),
+        "{msg}"
+    );
+}

@@ -144,8 +144,13 @@ pub async fn run_echo(
     tenant: &str,
     input: avb_workflows::echo_workflow::EchoInput,
     eager: bool,
+    local_activity: bool,
 ) -> Result<(String, avb_workflows::echo_workflow::EchoOutput), JobError> {
-    use avb_workflows::echo_workflow::DurableEchoWorkflow;
+    use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoJob};
+    let job = EchoJob {
+        message: input.message,
+        local_activity,
+    };
     let job_id = new_job_id();
     let attrs = SearchAttributes::new([
         search::TOOL.value_set("durable_echo".to_string()),
@@ -157,7 +162,7 @@ pub async fn run_echo(
         .enable_eager_workflow_start(eager)
         .build();
     let handle = client
-        .start_workflow(DurableEchoWorkflow::run, input, opts)
+        .start_workflow(DurableEchoWorkflow::run, job, opts)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
     let out = handle.get_result(WorkflowGetResultOptions::default()).await;

@@ -56,6 +56,8 @@ pub struct TemporalConfig {
     /// Ask for eager workflow start (effective when a worker shares the api's connection, as in
     /// `avb dev`; `AVB_TEMPORAL_EAGER_START`).
     pub eager_start: bool,
+    /// `durable_echo` runs its activity as a local activity (`AVB_ECHO_LOCAL_ACTIVITY`).
+    pub echo_local_activity: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -102,6 +104,7 @@ impl Default for TemporalConfig {
             tls: false,
             dev_server_ui_port: 8233,
             eager_start: true,
+            echo_local_activity: true,
         }
     }
 }
@@ -212,6 +215,9 @@ impl AvbConfig {
             }
             "AVB_TEMPORAL_EAGER_START" => {
                 self.temporal.eager_start = matches!(value, "1" | "true" | "yes")
+            }
+            "AVB_ECHO_LOCAL_ACTIVITY" => {
+                self.temporal.echo_local_activity = matches!(value, "1" | "true" | "yes")
             }
             "AVB_TEMPORAL_TLS" => self.temporal.tls = matches!(value, "1" | "true" | "yes"),
             "AVB_TTS_THREADS" => {

@@ -1,5 +1,5 @@
 //! `DurableEcho`: the smallest durable job — one workflow, one activity on the workflow's own task
-//! queue (so the SDK can dispatch it eagerly). Used by the `durable_echo` tool to check the
+//! queue (a local activity by default; a regular one is dispatched eagerly). Used by the `durable_echo` tool to check the
 //! durable path end to end, and by the latency benchmark.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
-use temporalio_workflow::{ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_workflow::{ActivityOptions, LocalActivityOptions, WorkflowContext, WorkflowResult};
 
 use crate::queues;
 
@@ -19,6 +19,16 @@ pub const ECHO_ACTIVITY: &str = "echo";
 pub struct EchoInput {
     /// Any text; it comes back unchanged after a round trip through a workflow and an activity.
     pub message: String,
+}
+
+/// Workflow input: the tool arguments plus how to run the activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoJob {
+    pub message: String,
+    /// Run the echo as a local activity (inside the workflow task, no second dispatch through the
+    /// server) instead of a regular, eagerly dispatched one.
+    #[serde(default)]
+    pub local_activity: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -45,10 +55,18 @@ pub struct DurableEchoWorkflow;
 #[workflow_methods]
 impl DurableEchoWorkflow {
     #[run(name = "DurableEcho")]
-    pub async fn run(
-        ctx: &mut WorkflowContext<Self>,
-        input: EchoInput,
-    ) -> WorkflowResult<EchoOutput> {
+    pub async fn run(ctx: &mut WorkflowContext<Self>, job: EchoJob) -> WorkflowResult<EchoOutput> {
+        let input = EchoInput {
+            message: job.message,
+        };
+        if job.local_activity {
+            let options = LocalActivityOptions::builder()
+                .start_to_close_timeout(Duration::from_secs(10))
+                .build();
+            return Ok(ctx
+                .execute_local_activity(EchoActivityDefs::echo, input, options)
+                .await?);
+        }
         let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(10))
             .task_queue(queues::WORKFLOWS.to_string())
             .build();

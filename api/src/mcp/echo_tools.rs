@@ -31,6 +31,7 @@ impl AvbServer {
             state.tenant(),
             input,
             state.config.temporal.eager_start,
+            state.config.temporal.echo_local_activity,
         )
         .await;
         timer.observe_duration();
