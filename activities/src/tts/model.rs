@@ -58,7 +58,22 @@ impl KokoroModel {
         let sessions = (0..sessions.max(1))
             .map(|_| Self::load_session(lib, model, intra_threads).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { sessions })
+        let model = Self { sessions };
+        model.warm_up()?;
+        Ok(model)
+    }
+
+    /// One short inference per session at load: ONNX Runtime sizes its arenas and picks kernels
+    /// on the first run, which would otherwise land on the first chunk of the first job and
+    /// delay its audio.
+    fn warm_up(&self) -> Result<(), TtsError> {
+        // "həlˈO" (hello) in Kokoro's vocabulary; any valid ids would do.
+        let tokens = [50, 83, 54, 156, 31];
+        let style = vec![0.0_f32; STYLE_DIM];
+        for i in 0..self.sessions.len() {
+            self.infer(i, &tokens, &style, 1.0)?;
+        }
+        Ok(())
     }
 
     pub fn session_count(&self) -> usize {
