@@ -98,16 +98,8 @@ async fn durable_scenario(
 ) -> (f64, f64, f64, f64) {
     let port = free_port().expect("port");
     let server = DevServer::start(DevServerOptions {
-        port,
-        ui_port: None,
-        db_file: None,
-        log_file: data.join(format!("temporal-{port}.log")),
-        namespace: "default".into(),
-        search_attributes: search::ALL_KEYWORDS
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect(),
         single_partition: s.single_partition,
+        ..DevServerOptions::ephemeral(port, data.join(format!("temporal-{port}.log")))
     })
     .await
     .expect("dev server");
@@ -285,18 +277,10 @@ async fn throughput(
 
 async fn fast_path(a: &Args, data: &std::path::Path) {
     let port = free_port().expect("port");
-    let server = DevServer::start(DevServerOptions {
+    let server = DevServer::start(DevServerOptions::ephemeral(
         port,
-        ui_port: None,
-        db_file: None,
-        log_file: data.join("temporal-fast.log"),
-        namespace: "default".into(),
-        search_attributes: search::ALL_KEYWORDS
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect(),
-        single_partition: true,
-    })
+        data.join("temporal-fast.log"),
+    ))
     .await
     .expect("dev server");
     let mut config = AvbConfig {

@@ -131,16 +131,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             "no Temporal server answering; starting the dev server"
         );
         let server = DevServer::start(DevServerOptions {
-            port,
             ui_port: Some(config.temporal.dev_server_ui_port),
             db_file: Some(config.data_dir.join("temporal.db")),
-            log_file: config.data_dir.join("logs/temporal.log"),
             namespace: config.temporal.namespace.clone(),
-            search_attributes: search::ALL_KEYWORDS
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect(),
-            single_partition: true,
+            ..DevServerOptions::ephemeral(port, config.data_dir.join("logs/temporal.log"))
         })
         .await?;
         config.temporal.address = server.addr.to_string();

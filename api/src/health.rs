@@ -85,11 +85,16 @@ pub async fn check_components(state: &ApiState) -> Vec<ComponentHealth> {
     out
 }
 
-async fn pollers(state: &ApiState, queue: &str, kind: TaskQueueType) -> ComponentHealth {
-    let name = format!("workers:{queue}");
-    let mut raw = state.temporal.clone();
+/// Number of workers polling `queue` for `kind` tasks (workflow or activity).
+pub async fn queue_pollers(
+    client: &temporalio_client::Client,
+    namespace: &str,
+    queue: &str,
+    kind: TaskQueueType,
+) -> Result<usize, String> {
+    let mut raw = client.clone();
     let req = DescribeTaskQueueRequest {
-        namespace: state.config.temporal.namespace.clone(),
+        namespace: namespace.to_string(),
         task_queue: Some(TaskQueue {
             name: queue.to_string(),
             kind: TaskQueueKind::Normal as i32,
@@ -104,12 +109,18 @@ async fn pollers(state: &ApiState, queue: &str, kind: TaskQueueType) -> Componen
     )
     .await
     {
-        Ok(Ok(resp)) => {
-            let n = resp.into_inner().pollers.len();
-            component(&name, n > 0, format!("{n} pollers"))
-        }
-        Ok(Err(e)) => component(&name, false, e.message().to_string()),
-        Err(_) => component(&name, false, "no answer within 2s"),
+        Ok(Ok(resp)) => Ok(resp.into_inner().pollers.len()),
+        Ok(Err(e)) => Err(e.message().to_string()),
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+async fn pollers(state: &ApiState, queue: &str, kind: TaskQueueType) -> ComponentHealth {
+    let name = format!("workers:{queue}");
+    let namespace = &state.config.temporal.namespace;
+    match queue_pollers(&state.temporal, namespace, queue, kind).await {
+        Ok(n) => component(&name, n > 0, format!("{n} pollers")),
+        Err(e) => component(&name, false, e),
     }
 }
 

