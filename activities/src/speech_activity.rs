@@ -50,16 +50,10 @@ impl TtsActivities {
         input: SynthesizeSpeech,
     ) -> Result<SpeechArtifact, ActivityError> {
         let engine = self.engine.clone();
-        let plan = {
-            let req = input.request.clone();
-            let engine = engine.clone();
-            tokio::task::spawn_blocking(move || engine.plan(&req))
-                .await
-                .map_err(|e| ActivityError::from(anyhow::anyhow!("planning task failed: {e}")))?
-                .map_err(to_activity_error)?
-        };
-        let total = u32::try_from(plan.chunks.len()).unwrap_or(u32::MAX);
-        tracing::info!(job_id = %input.job_id, chunks = total, voice = %plan.voice.id, "synthesis started");
+        tracing::info!(job_id = %input.job_id, voice = %input.request.voice_id, "synthesis started");
+        // The total is unknown (0) until the engine has planned the whole text; synthesis of
+        // the first sentence starts before that.
+        let mut total = 0;
         ctx.record_heartbeat(SpeechProgress {
             chunks_done: 0,
             chunks_total: total,
@@ -67,12 +61,16 @@ impl TtsActivities {
         .await?;
 
         let cancel = Arc::new(AtomicBool::new(false));
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<u32>();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<SpeechProgress>();
         let worker = {
             let cancel = cancel.clone();
+            let request = input.request.clone();
             tokio::task::spawn_blocking(move || {
-                engine.synthesize_plan(&plan, |done| {
-                    let _ = progress_tx.send(u32::try_from(done.index + 1).unwrap_or(u32::MAX));
+                engine.synthesize(&request, |done| {
+                    let _ = progress_tx.send(SpeechProgress {
+                        chunks_done: as_u32(done.index + 1),
+                        chunks_total: done.total.map_or(0, as_u32),
+                    });
                     if cancel.load(Ordering::Relaxed) {
                         ControlFlow::Break(())
                     } else {
@@ -89,8 +87,8 @@ impl TtsActivities {
                 result = &mut worker => {
                     break result.map_err(|e| ActivityError::from(anyhow::anyhow!("synthesis task failed: {e}")))?;
                 }
-                Some(n) = progress_rx.recv() => {
-                    done = n;
+                Some(p) = progress_rx.recv() => {
+                    (done, total) = (p.chunks_done, p.chunks_total);
                     ctx.record_heartbeat(SpeechProgress { chunks_done: done, chunks_total: total }).await?;
                 }
                 _ = ticker.tick() => {
@@ -103,8 +101,8 @@ impl TtsActivities {
             }
         };
         // The final chunk's progress may still be queued when the worker finishes.
-        while let Ok(n) = progress_rx.try_recv() {
-            done = n;
+        while let Ok(p) = progress_rx.try_recv() {
+            (done, total) = (p.chunks_done, p.chunks_total);
         }
         ctx.record_heartbeat(SpeechProgress {
             chunks_done: done,
@@ -124,8 +122,12 @@ impl TtsActivities {
             duration_secs: audio.duration_secs(),
             sample_count: audio.samples.len() as u64,
             sample_rate: audio.sample_rate,
-            chunks: total,
+            chunks: as_u32(audio.chunks),
             voice_id: input.request.voice_id,
         })
     }
+}
+
+fn as_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -280,6 +280,21 @@ fn concurrent_sessions_give_identical_audio_in_order() {
         a.samples, b.samples,
         "two sessions must produce the same audio as one"
     );
+    // Streaming (the rest planned while the first sentence speaks) equals plan-then-synthesize.
+    let plan = one.plan(&r).expect("plan");
+    assert_eq!(plan.chunks.len(), a.chunks);
+    let mut totals = Vec::new();
+    let planned = one
+        .synthesize_plan(&plan, |d| {
+            totals.push(d.total);
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    assert_eq!(
+        planned.samples, a.samples,
+        "streamed audio differs from planned"
+    );
+    assert!(totals.iter().all(|t| *t == Some(plan.chunks.len())));
 }
 
 #[test]

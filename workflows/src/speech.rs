@@ -121,7 +121,25 @@ pub struct SpeechArtifact {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SpeechProgress {
     pub chunks_done: u32,
+    /// 0 while the rest of the text is still being planned.
     pub chunks_total: u32,
+}
+
+impl SpeechProgress {
+    /// One line for people: progress notifications, job status.
+    pub fn describe(&self) -> String {
+        if self.chunks_total == 0 {
+            format!(
+                "synthesized {} chunks (planning the rest)",
+                self.chunks_done
+            )
+        } else {
+            format!(
+                "synthesized {} of {} chunks",
+                self.chunks_done, self.chunks_total
+            )
+        }
+    }
 }
 
 /// Input of the TTS activity.

@@ -9,10 +9,11 @@ use avb_workflows::speech::{DEFAULT_MAX_TEXT_CHARS, GenerateSpeechInput};
 
 use super::assets::TtsAssets;
 use super::error::TtsError;
+use super::feed::ChunkFeed;
 use super::model::{KokoroModel, SAMPLE_RATE};
 use super::phonemes::Phonemizer;
 use super::text::{normalize, split_sentences};
-use super::tokens::{Boundary, MAX_CHUNK_TOKENS, Vocab, pack, split_sentence};
+use super::tokens::{Boundary, MAX_CHUNK_TOKENS, Piece, Vocab, pack, split_sentence};
 use super::voices::{VoiceBank, VoiceInfo};
 
 #[derive(Debug, Clone)]
@@ -50,7 +51,7 @@ impl TtsConfig {
 pub struct ChunkPlan {
     pub phonemes: String,
     pub tokens: Vec<i64>,
-    /// Silence inserted after this chunk (none after the last).
+    /// Silence between this chunk and the next (none after the last).
     pub pause_after_ms: u32,
 }
 
@@ -66,7 +67,8 @@ pub struct SpeechPlan {
 /// Handed to the caller after each chunk, in order: the samples of that chunk (pause included).
 pub struct ChunkDone<'a> {
     pub index: usize,
-    pub total: usize,
+    /// Chunks in the whole job; `None` while the rest of the text is still being planned.
+    pub total: Option<usize>,
     pub samples: &'a [f32],
 }
 
@@ -147,87 +149,179 @@ impl TtsEngine {
 
     /// Validates and turns the request into chunks of at most `max_chunk_tokens` tokens.
     pub fn plan(&self, req: &GenerateSpeechInput) -> Result<SpeechPlan, TtsError> {
+        let (mut plan, rest) = self.plan_head(req)?;
+        let mut chunks = Vec::new();
+        let fallback = self.plan_rest(&rest, plan.voice.is_british(), |more| {
+            chunks.extend(more);
+            ControlFlow::Continue(())
+        })?;
+        plan.chunks.extend(chunks);
+        plan.fallback_words.extend(fallback);
+        Ok(plan)
+    }
+
+    /// Plans only the first sentence that has something to say, cut fine (clauses, then words)
+    /// so the first chunk is short and the first audio comes early. Returns the sentences after
+    /// it, still to plan.
+    fn plan_head(&self, req: &GenerateSpeechInput) -> Result<(SpeechPlan, Vec<String>), TtsError> {
         let voice = self.validate(req)?.clone();
-        let max = self.config.max_chunk_tokens.clamp(1, MAX_CHUNK_TOKENS);
-        let mut pieces = Vec::new();
+        let max = self.max_chunk_tokens();
+        let first = self.config.first_chunk_tokens.clamp(1, max);
+        let mut sentences = split_sentences(&normalize(&req.text)).into_iter();
         let mut fallback_words = Vec::new();
-        for sentence in split_sentences(&normalize(&req.text)) {
+        let mut chunks = Vec::new();
+        for sentence in sentences.by_ref() {
             let p = self.phonemizer.phonemize(&sentence, voice.is_british())?;
             fallback_words.extend(p.fallback_words);
-            if !p.phonemes.is_empty() {
-                // The first sentence is cut finer (clauses, then words) so the first chunk is
-                // short and the first audio comes early; the rest packs up to `max` again.
-                let limit = if pieces.is_empty() {
-                    self.config.first_chunk_tokens.clamp(1, max)
-                } else {
-                    max
-                };
-                pieces.extend(split_sentence(&self.vocab, &p.phonemes, limit));
+            let pieces = split_sentence(&self.vocab, &p.phonemes, first);
+            chunks = self.chunk_plans(pack(&self.vocab, pieces, first, max));
+            if !chunks.is_empty() {
+                break;
             }
         }
-        let packed = pack(
-            &self.vocab,
-            pieces,
-            self.config.first_chunk_tokens.min(max),
-            max,
-        );
-        let n = packed.len();
-        let chunks: Vec<ChunkPlan> = packed
-            .into_iter()
-            .enumerate()
-            .map(|(i, piece)| ChunkPlan {
-                tokens: self.vocab.encode(&piece.phonemes),
-                phonemes: piece.phonemes,
-                pause_after_ms: if i + 1 == n {
-                    0
-                } else {
-                    match piece.boundary {
-                        Boundary::Sentence => 250,
-                        Boundary::Clause => 100,
-                        Boundary::Word => 0,
-                    }
-                },
-            })
-            .filter(|c| !c.tokens.is_empty())
-            .collect();
         if chunks.is_empty() {
             return Err(TtsError::invalid(
                 "text",
                 "contains nothing that can be spoken",
             ));
         }
-        Ok(SpeechPlan {
+        let plan = SpeechPlan {
             voice,
             speed: req.speed,
             chunks,
             fallback_words,
-        })
+        };
+        Ok((plan, sentences.collect()))
     }
 
-    /// Synthesizes one chunk of a plan on the given session.
+    /// Plans `sentences` in groups of about one full chunk, handing each group's chunks to
+    /// `publish` as soon as they exist (`Break` stops planning). Returns the fallback words.
+    fn plan_rest(
+        &self,
+        sentences: &[String],
+        british: bool,
+        mut publish: impl FnMut(Vec<ChunkPlan>) -> ControlFlow<()>,
+    ) -> Result<Vec<String>, TtsError> {
+        let max = self.max_chunk_tokens();
+        let mut fallback_words = Vec::new();
+        let mut group = Vec::new();
+        let mut group_tokens = 0;
+        let last = sentences.len().saturating_sub(1);
+        for (i, sentence) in sentences.iter().enumerate() {
+            let p = self.phonemizer.phonemize(sentence, british)?;
+            fallback_words.extend(p.fallback_words);
+            group_tokens += self.vocab.token_count(&p.phonemes);
+            group.extend(split_sentence(&self.vocab, &p.phonemes, max));
+            if (group_tokens >= max || i == last) && !group.is_empty() {
+                let chunks =
+                    self.chunk_plans(pack(&self.vocab, std::mem::take(&mut group), max, max));
+                group_tokens = 0;
+                if publish(chunks).is_break() {
+                    break;
+                }
+            }
+        }
+        Ok(fallback_words)
+    }
+
+    fn max_chunk_tokens(&self) -> usize {
+        self.config.max_chunk_tokens.clamp(1, MAX_CHUNK_TOKENS)
+    }
+
+    fn chunk_plans(&self, packed: Vec<Piece>) -> Vec<ChunkPlan> {
+        packed
+            .into_iter()
+            .map(|piece| ChunkPlan {
+                tokens: self.vocab.encode(&piece.phonemes),
+                phonemes: piece.phonemes,
+                pause_after_ms: match piece.boundary {
+                    Boundary::Sentence => 250,
+                    Boundary::Clause => 100,
+                    Boundary::Word => 0,
+                },
+            })
+            .filter(|c| !c.tokens.is_empty())
+            .collect()
+    }
+
+    /// Synthesizes one chunk on the given session.
     pub fn synthesize_chunk(
         &self,
-        plan: &SpeechPlan,
+        voice: &VoiceInfo,
+        speed: f32,
         chunk: &ChunkPlan,
         session: usize,
     ) -> Result<Vec<f32>, TtsError> {
-        let style = self.voices.style(&plan.voice.id, chunk.tokens.len())?;
-        self.model.infer(session, &chunk.tokens, style, plan.speed)
+        let style = self.voices.style(&voice.id, chunk.tokens.len())?;
+        self.model.infer(session, &chunk.tokens, style, speed)
     }
 
-    /// Runs every chunk in order. After each, `on_chunk` sees its samples and may stop the job
-    /// (`ControlFlow::Break`), which ends with `TtsError::Cancelled`.
+    /// Runs every chunk of a finished plan in order. After each, `on_chunk` sees its samples and
+    /// may stop the job (`ControlFlow::Break`), which ends with `TtsError::Cancelled`.
     pub fn synthesize_plan(
         &self,
         plan: &SpeechPlan,
+        on_chunk: impl FnMut(ChunkDone<'_>) -> ControlFlow<()>,
+    ) -> Result<SpeechAudio, TtsError> {
+        let feed = ChunkFeed::new(plan.chunks.clone(), true);
+        let audio = self.synthesize_feed(&plan.voice, plan.speed, &feed, on_chunk)?;
+        Ok(SpeechAudio {
+            fallback_words: plan.fallback_words.clone(),
+            ..audio
+        })
+    }
+
+    /// Plans the first sentence, then synthesizes it while the rest of the text is planned on
+    /// another thread: the first audio does not wait for phonemizing a long text.
+    pub fn synthesize(
+        &self,
+        req: &GenerateSpeechInput,
+        on_chunk: impl FnMut(ChunkDone<'_>) -> ControlFlow<()>,
+    ) -> Result<SpeechAudio, TtsError> {
+        let (head, rest) = self.plan_head(req)?;
+        let feed = ChunkFeed::new(head.chunks, rest.is_empty());
+        std::thread::scope(|scope| {
+            let planner = scope.spawn(|| {
+                let planned = self.plan_rest(&rest, head.voice.is_british(), |more| {
+                    if feed.push(more) {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                });
+                feed.close();
+                planned
+            });
+            let audio = self.synthesize_feed(&head.voice, head.speed, &feed, on_chunk);
+            feed.close();
+            let planned = planner
+                .join()
+                .map_err(|_| TtsError::Inference("the planning thread panicked".into()));
+            // Planning errors come first: they are why the audio stopped short.
+            let mut fallback_words = head.fallback_words;
+            fallback_words.extend(planned??);
+            Ok(SpeechAudio {
+                fallback_words,
+                ..audio?
+            })
+        })
+    }
+
+    /// Synthesizes chunks as the feed provides them, each session taking the next unclaimed
+    /// chunk, and hands them to `on_chunk` strictly in order, each preceded by the pause that
+    /// follows the one before it.
+    fn synthesize_feed(
+        &self,
+        voice: &VoiceInfo,
+        speed: f32,
+        feed: &ChunkFeed,
         mut on_chunk: impl FnMut(ChunkDone<'_>) -> ControlFlow<()>,
     ) -> Result<SpeechAudio, TtsError> {
-        let total = plan.chunks.len();
         let stop = AtomicBool::new(false);
         let next = AtomicUsize::new(0);
         let mut samples = Vec::new();
-        let workers = self.model.session_count().min(total).max(1);
-        // Each session takes the next unclaimed chunk; results are emitted strictly in order.
+        let workers = self.model.session_count().max(1);
+        let mut emitted = 0;
         let result = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Vec<f32>, TtsError>)>();
             for session in 0..workers {
@@ -235,21 +329,27 @@ impl TtsEngine {
                 scope.spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(chunk) = plan.chunks.get(i) else {
+                        let Some(chunk) = feed.wait_for(i) else {
                             break;
                         };
-                        if tx
-                            .send((i, self.synthesize_chunk(plan, chunk, session)))
-                            .is_err()
-                        {
+                        let audio = self.synthesize_chunk(voice, speed, &chunk, session);
+                        if tx.send((i, audio)).is_err() {
                             break;
                         }
                     }
                 });
             }
             drop(tx);
+            let stop_all = || {
+                stop.store(true, Ordering::Relaxed);
+                feed.close();
+            };
             let mut pending: BTreeMap<usize, Result<Vec<f32>, TtsError>> = BTreeMap::new();
-            for index in 0..total {
+            let mut pause_ms = 0;
+            for index in 0.. {
+                let Some(chunk) = feed.wait_for(index) else {
+                    break;
+                };
                 let audio = loop {
                     if let Some(r) = pending.remove(&index) {
                         break r;
@@ -259,6 +359,7 @@ impl TtsEngine {
                             pending.insert(i, r);
                         }
                         Err(_) => {
+                            stop_all();
                             return Err(TtsError::Inference(
                                 "a synthesis thread stopped unexpectedly".into(),
                             ));
@@ -268,27 +369,26 @@ impl TtsEngine {
                 let audio = match audio {
                     Ok(a) => a,
                     Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
+                        stop_all();
                         return Err(e);
                     }
                 };
-                let chunk = &plan.chunks[index];
                 let start = samples.len();
+                samples.resize(start + (SAMPLE_RATE as usize * pause_ms) / 1000, 0.0);
                 samples.extend_from_slice(trim_silence(&audio));
-                let pause = (SAMPLE_RATE as usize * chunk.pause_after_ms as usize) / 1000;
-                samples.resize(samples.len() + pause, 0.0);
-                if on_chunk(ChunkDone {
+                pause_ms = chunk.pause_after_ms as usize;
+                emitted = index + 1;
+                let total = feed.final_total();
+                let flow = on_chunk(ChunkDone {
                     index,
                     total,
                     samples: &samples[start..],
-                })
-                .is_break()
-                    && index + 1 < total
-                {
-                    stop.store(true, Ordering::Relaxed);
+                });
+                if flow.is_break() && total != Some(emitted) {
+                    stop_all();
                     return Err(TtsError::Cancelled {
-                        chunks_done: index + 1,
-                        chunks_total: total,
+                        chunks_done: emitted,
+                        chunks_total: feed.planned(),
                     });
                 }
             }
@@ -298,18 +398,9 @@ impl TtsEngine {
         Ok(SpeechAudio {
             samples,
             sample_rate: SAMPLE_RATE,
-            chunks: total,
-            fallback_words: plan.fallback_words.clone(),
+            chunks: emitted,
+            fallback_words: Vec::new(),
         })
-    }
-
-    pub fn synthesize(
-        &self,
-        req: &GenerateSpeechInput,
-        on_chunk: impl FnMut(ChunkDone<'_>) -> ControlFlow<()>,
-    ) -> Result<SpeechAudio, TtsError> {
-        let plan = self.plan(req)?;
-        self.synthesize_plan(&plan, on_chunk)
     }
 }
 

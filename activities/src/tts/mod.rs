@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod engine;
 pub mod error;
+pub mod feed;
 pub mod model;
 pub mod phonemes;
 pub mod text;

@@ -123,13 +123,14 @@ impl AvbServer {
             let (peer, token) = (peer.clone(), token.clone());
             Box::pin(async move {
                 if let Some(t) = token {
-                    let note = ProgressNotificationParam::new(t, f64::from(p.chunks_done))
-                        .with_total(f64::from(p.chunks_total))
-                        .with_message(format!(
-                            "synthesized {} of {} chunks",
-                            p.chunks_done, p.chunks_total
-                        ));
-                    let _ = peer.notify_progress(note).await;
+                    let note = ProgressNotificationParam::new(t, f64::from(p.chunks_done));
+                    // A total of 0 means the text is still being planned.
+                    let note = if p.chunks_total > 0 {
+                        note.with_total(f64::from(p.chunks_total))
+                    } else {
+                        note
+                    };
+                    let _ = peer.notify_progress(note.with_message(p.describe())).await;
                 }
             })
         })
