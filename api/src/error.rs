@@ -9,6 +9,8 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -21,6 +23,7 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -31,5 +34,26 @@ impl IntoResponse for ApiError {
             Json(json!({ "error": { "code": code, "message": self.to_string() } })),
         )
             .into_response()
+    }
+}
+
+impl From<crate::jobs::view::LookupError> for ApiError {
+    fn from(e: crate::jobs::view::LookupError) -> Self {
+        use crate::jobs::view::LookupError;
+        match e {
+            LookupError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            LookupError::AlreadyFinished { .. } => ApiError::Conflict(e.to_string()),
+            LookupError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::jobs::list::ListError> for ApiError {
+    fn from(e: crate::jobs::list::ListError) -> Self {
+        use crate::jobs::list::ListError;
+        match e {
+            ListError::InvalidFilter { .. } => ApiError::BadRequest(e.to_string()),
+            ListError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+        }
     }
 }

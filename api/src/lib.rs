@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod mcp;
 pub mod metrics;
 pub mod rest;
+pub mod rest_jobs;
 pub mod state;
 
 use std::sync::Arc;

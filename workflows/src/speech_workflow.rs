@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
-use temporalio_workflow::{ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_workflow::{
+    ActivityCancellationType, ActivityOptions, WorkflowContext, WorkflowResult, WorkflowTermination,
+};
 
 use crate::errors::NON_RETRYABLE_KINDS;
 use crate::queues;
@@ -49,6 +51,9 @@ impl GenerateSpeechWorkflow {
         let options = ActivityOptions::with_start_to_close_timeout(synthesis_budget(&job.request))
             .task_queue(queues::TTS.to_string())
             .heartbeat_timeout(Duration::from_secs(30))
+            // A cancelled job ends only once the worker has stopped (it learns of the
+            // cancellation from its next heartbeat, between chunks), so "cancelled" means stopped.
+            .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
             .retry_policy(
                 RetryPolicy::builder()
                     .initial_interval(Duration::from_secs(1))
@@ -63,9 +68,17 @@ impl GenerateSpeechWorkflow {
             job_id: job.job_id,
             request: job.request,
         };
-        Ok(ctx
+        match ctx
             .execute_activity(TtsActivityDefs::synthesize_speech, input, options)
-            .await?)
+            .await
+        {
+            Ok(artifact) => Ok(artifact),
+            // The activity stopped because the job was cancelled: the job is cancelled, not failed.
+            Err(_) if ctx.cancellation_token().is_cancelled() => {
+                Err(WorkflowTermination::cancelled())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

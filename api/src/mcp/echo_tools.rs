@@ -1,11 +1,17 @@
 //! `durable_echo`: a diagnostic tool that proves the durable path works end to end (and measures
 //! its latency): api → Temporal → workflow worker → activity → back.
 
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
+use serde_json::json;
 
 use super::AvbServer;
+use super::results::{job_result, tool_error};
 use crate::jobs;
+use crate::jobs::output::JobOutput;
+use crate::jobs::view::failure_of;
 use avb_workflows::echo_workflow::{EchoInput, EchoOutput};
 
 #[tool_router(router = echo_tools, vis = "pub(crate)")]
@@ -14,12 +20,10 @@ impl AvbServer {
     /// that the durable path (Temporal and the workers) is working.
     #[tool(
         name = "durable_echo",
+        output_schema = schema_for_output::<EchoOutput>(),
         annotations(read_only_hint = true, idempotent_hint = true)
     )]
-    async fn durable_echo(
-        &self,
-        Parameters(input): Parameters<EchoInput>,
-    ) -> Result<Json<EchoOutput>, String> {
+    async fn durable_echo(&self, Parameters(input): Parameters<EchoInput>) -> CallToolResult {
         let state = &self.state;
         let timer = state
             .metrics
@@ -53,8 +57,17 @@ impl AvbServer {
                 },
             ])
             .inc();
-        result
-            .map(|(_, out)| Json(out))
-            .map_err(|e| format!("durable_echo failed: {e}"))
+        match result {
+            Ok((job_id, out)) => job_result(state, &job_id, Ok(JobOutput::Echo(out))).await,
+            Err(e) => {
+                let f = failure_of(&e);
+                tool_error(
+                    &f.kind,
+                    None,
+                    &format!("durable_echo failed: {}", f.message),
+                    json!({}),
+                )
+            }
+        }
     }
 }

@@ -1,5 +1,9 @@
 //! Durable jobs on Temporal: start a tool's workflow, follow its progress, fetch its result.
 
+pub mod list;
+pub mod output;
+pub mod view;
+
 use std::time::Duration;
 
 use avb_workflows::queues;
@@ -32,6 +36,8 @@ pub enum JobError {
     Cancelled,
     #[error("the job was terminated by an operator")]
     Terminated,
+    #[error("the job ran out of time")]
+    TimedOut,
     #[error("Temporal error: {0}")]
     Temporal(String),
 }
@@ -107,12 +113,13 @@ pub async fn wait_speech(
     }
 }
 
-fn map_result<T>(r: Result<T, WorkflowGetResultError>) -> Result<T, JobError> {
+pub(crate) fn map_result<T>(r: Result<T, WorkflowGetResultError>) -> Result<T, JobError> {
     match r {
         Ok(a) => Ok(a),
         Err(WorkflowGetResultError::Failed(e)) => Err(failure(&e)),
         Err(WorkflowGetResultError::Cancelled { .. }) => Err(JobError::Cancelled),
         Err(WorkflowGetResultError::Terminated { .. }) => Err(JobError::Terminated),
+        Err(WorkflowGetResultError::TimedOut) => Err(JobError::TimedOut),
         Err(e) => Err(JobError::Temporal(e.to_string())),
     }
 }
@@ -134,16 +141,18 @@ fn failure(e: &temporalio_common::error::IncomingError) -> JobError {
     JobError::Failed { kind, message }
 }
 
-/// Runs `DurableEcho` to completion: the minimal durable round trip (workflow + activity).
+pub type EchoHandle = WorkflowHandle<Client, avb_workflows::echo_workflow::DurableEchoWorkflow>;
+
+/// Starts `DurableEcho`: the minimal durable round trip (workflow + activity).
 /// `eager` asks the server to hand the first workflow task straight back to an in-process worker
 /// sharing this client's connection (the SDK falls back silently when there is none).
-pub async fn run_echo(
+pub async fn start_echo(
     client: &Client,
     tenant: &str,
     input: avb_workflows::echo_workflow::EchoInput,
     eager: bool,
     local_activity: bool,
-) -> Result<(String, avb_workflows::echo_workflow::EchoOutput), JobError> {
+) -> Result<(String, EchoHandle), JobError> {
     use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoJob};
     let job = EchoJob {
         message: input.message,
@@ -159,10 +168,23 @@ pub async fn run_echo(
         .search_attributes(attrs)
         .enable_eager_workflow_start(eager)
         .build();
-    let handle = client
+    client
         .start_workflow(DurableEchoWorkflow::run, job, opts)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
+    let handle = client.get_workflow_handle::<DurableEchoWorkflow>(job_id.clone());
+    Ok((job_id, handle))
+}
+
+/// Runs `DurableEcho` to completion.
+pub async fn run_echo(
+    client: &Client,
+    tenant: &str,
+    input: avb_workflows::echo_workflow::EchoInput,
+    eager: bool,
+    local_activity: bool,
+) -> Result<(String, avb_workflows::echo_workflow::EchoOutput), JobError> {
+    let (job_id, handle) = start_echo(client, tenant, input, eager, local_activity).await?;
     let out = map_result(handle.get_result(WorkflowGetResultOptions::default()).await)?;
     Ok((job_id, out))
 }

@@ -1,0 +1,308 @@
+//! Listing a tenant's jobs through Temporal visibility: filters become a visibility query, pages
+//! follow Temporal's own page tokens (hex-encoded, opaque to callers).
+
+use std::time::{Duration, SystemTime};
+
+use avb_workflows::search;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use temporalio_client::NamespacedClient;
+use temporalio_client::grpc::WorkflowService;
+use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus as ProtoStatus;
+use temporalio_common::protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
+use temporalio_common::protos::temporal::api::workflowservice::v1::ListWorkflowExecutionsRequest;
+
+use super::output::{resource_uri, status_url};
+use super::view::{JobStatus, rfc3339};
+use crate::state::ApiState;
+
+/// Tools whose calls run as jobs.
+pub const JOB_TOOLS: &[&str] = &["generate_speech", "durable_echo"];
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Filters of `list_jobs` (MCP) and `GET /api/v2/jobs` (query string).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobFilter {
+    /// Only jobs of this tool, e.g. `generate_speech`.
+    pub tool: Option<String>,
+    /// Only jobs in this status: running, completed, failed, cancelled, terminated, timed_out.
+    pub status: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339, e.g. `2026-11-23T10:00:00Z`).
+    pub since: Option<String>,
+    /// Only jobs created at or before this time (RFC 3339).
+    pub until: Option<String>,
+    /// Jobs per page, 1–100 (default 20).
+    pub page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub tool: String,
+    pub status: JobStatus,
+    pub created_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub status_url: String,
+    pub resource_uri: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JobPage {
+    /// Newest first.
+    pub jobs: Vec<JobSummary>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("{field}: {message}")]
+    InvalidFilter {
+        field: &'static str,
+        message: String,
+    },
+    #[error("Temporal visibility is unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ListError {
+    ListError::InvalidFilter {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The visibility query for a tenant and filter; every value is checked, so nothing from the
+/// caller reaches the query unvalidated.
+pub fn visibility_query(tenant: &str, f: &JobFilter) -> Result<String, ListError> {
+    let mut clauses = vec![format!("{} = '{}'", search::TENANT.name(), quote(tenant))];
+    if let Some(tool) = &f.tool {
+        if !JOB_TOOLS.contains(&tool.as_str()) {
+            return Err(invalid(
+                "tool",
+                format!("unknown job tool '{tool}'; valid: {}", JOB_TOOLS.join(", ")),
+            ));
+        }
+        clauses.push(format!("{} = '{tool}'", search::TOOL.name()));
+    }
+    if let Some(status) = &f.status {
+        let s = JobStatus::parse(status).ok_or_else(|| {
+            let valid: Vec<_> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+            invalid(
+                "status",
+                format!("unknown status '{status}'; valid: {}", valid.join(", ")),
+            )
+        })?;
+        clauses.push(format!("ExecutionStatus = '{}'", s.visibility_name()));
+    }
+    let since = parse_time("since", f.since.as_deref())?;
+    let until = parse_time("until", f.until.as_deref())?;
+    if let (Some(a), Some(b)) = (since, until)
+        && a > b
+    {
+        return Err(invalid("until", "is before since"));
+    }
+    if let Some(t) = since {
+        clauses.push(format!("StartTime >= '{}'", humantime::format_rfc3339(t)));
+    }
+    if let Some(t) = until {
+        clauses.push(format!("StartTime <= '{}'", humantime::format_rfc3339(t)));
+    }
+    Ok(clauses.join(" AND "))
+}
+
+fn quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<SystemTime>, ListError> {
+    value
+        .map(|v| {
+            humantime::parse_rfc3339_weak(v).map_err(|e| {
+                invalid(
+                    field,
+                    format!("'{v}' is not an RFC 3339 time ({e}); e.g. 2026-11-23T10:00:00Z"),
+                )
+            })
+        })
+        .transpose()
+}
+
+pub async fn list_jobs(
+    state: &ApiState,
+    tenant: &str,
+    f: &JobFilter,
+) -> Result<JobPage, ListError> {
+    let query = visibility_query(tenant, f)?;
+    let page_size = f.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(invalid(
+            "page_size",
+            format!("{page_size} is out of range; use 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let next_page_token = match &f.page_token {
+        Some(t) => decode_hex(t)
+            .ok_or_else(|| invalid("page_token", "is not a token this server issued"))?,
+        None => Vec::new(),
+    };
+    let mut client = state.temporal.clone();
+    let req = ListWorkflowExecutionsRequest {
+        namespace: client.namespace(),
+        page_size: i32::try_from(page_size).unwrap_or(20),
+        next_page_token,
+        query,
+    };
+    let resp = WorkflowService::list_workflow_executions(&mut client, tonic_request(req))
+        .await
+        .map_err(|e| {
+            if e.code() == tonic_code_invalid() {
+                invalid(
+                    "page_token",
+                    format!("rejected by Temporal: {}", e.message()),
+                )
+            } else {
+                ListError::Unavailable(e.message().to_string())
+            }
+        })?
+        .into_inner();
+    let public_url = state.config.public_url();
+    let jobs = resp
+        .executions
+        .iter()
+        .filter_map(|info| summary(info, &public_url))
+        .collect();
+    Ok(JobPage {
+        jobs,
+        next_page_token: (!resp.next_page_token.is_empty())
+            .then(|| encode_hex(&resp.next_page_token)),
+    })
+}
+
+fn tonic_request<T>(t: T) -> temporalio_client::tonic::Request<T> {
+    temporalio_client::tonic::Request::new(t)
+}
+
+fn tonic_code_invalid() -> temporalio_client::tonic::Code {
+    temporalio_client::tonic::Code::InvalidArgument
+}
+
+fn summary(info: &WorkflowExecutionInfo, public_url: &str) -> Option<JobSummary> {
+    let job_id = info.execution.as_ref()?.workflow_id.clone();
+    let keyword = |name: &str| -> Option<String> {
+        let payload = info.search_attributes.as_ref()?.indexed_fields.get(name)?;
+        serde_json::from_slice(&payload.data).ok()
+    };
+    let status = match ProtoStatus::try_from(info.status).unwrap_or(ProtoStatus::Running) {
+        ProtoStatus::Completed => JobStatus::Completed,
+        ProtoStatus::Failed => JobStatus::Failed,
+        ProtoStatus::Canceled => JobStatus::Cancelled,
+        ProtoStatus::Terminated => JobStatus::Terminated,
+        ProtoStatus::TimedOut => JobStatus::TimedOut,
+        _ => JobStatus::Running,
+    };
+    let time = |t: Option<(i64, i32)>| {
+        let (secs, nanos) = t?;
+        let at = SystemTime::UNIX_EPOCH
+            + Duration::new(u64::try_from(secs).ok()?, u32::try_from(nanos).ok()?);
+        Some(rfc3339(at))
+    };
+    Some(JobSummary {
+        tool: keyword(search::TOOL.name()).unwrap_or_default(),
+        status,
+        created_at: time(info.start_time.as_ref().map(|t| (t.seconds, t.nanos))),
+        closed_at: time(info.close_time.as_ref().map(|t| (t.seconds, t.nanos))),
+        status_url: status_url(public_url, &job_id),
+        resource_uri: resource_uri(&job_id),
+        job_id,
+    })
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_has_tenant_and_checked_filters() {
+        let f = JobFilter {
+            tool: Some("generate_speech".into()),
+            status: Some("cancelled".into()),
+            since: Some("2026-11-23T10:00:00Z".into()),
+            ..JobFilter::default()
+        };
+        assert_eq!(
+            visibility_query("t1", &f).expect("query"),
+            "AvbTenant = 't1' AND AvbTool = 'generate_speech' AND ExecutionStatus = 'Canceled' \
+             AND StartTime >= '2026-11-23T10:00:00Z'"
+        );
+    }
+
+    #[test]
+    fn bad_filters_name_the_field() {
+        let cases = [
+            (
+                JobFilter {
+                    tool: Some("x' OR 1=1".into()),
+                    ..Default::default()
+                },
+                "tool",
+            ),
+            (
+                JobFilter {
+                    status: Some("done".into()),
+                    ..Default::default()
+                },
+                "status",
+            ),
+            (
+                JobFilter {
+                    since: Some("yesterday".into()),
+                    ..Default::default()
+                },
+                "since",
+            ),
+            (
+                JobFilter {
+                    since: Some("2026-11-23T10:00:00Z".into()),
+                    until: Some("2026-11-22T10:00:00Z".into()),
+                    ..Default::default()
+                },
+                "until",
+            ),
+        ];
+        for (f, field) in cases {
+            match visibility_query("t", &f) {
+                Err(ListError::InvalidFilter { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: expected an invalid filter, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tenant_is_quoted_and_tokens_roundtrip() {
+        let q = visibility_query("a'b", &JobFilter::default()).expect("query");
+        assert_eq!(q, r"AvbTenant = 'a\'b'");
+        let token = vec![0u8, 1, 254, 255];
+        assert_eq!(decode_hex(&encode_hex(&token)), Some(token));
+        assert_eq!(decode_hex("zz"), None);
+        assert_eq!(decode_hex("abc"), None);
+    }
+}

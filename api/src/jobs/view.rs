@@ -1,0 +1,341 @@
+//! One job as callers see it (MCP `get_job`, tasks, `avb://jobs/{id}`, REST): looked up in
+//! Temporal by id, visible only to the tenant that started it.
+
+use avb_workflows::echo_workflow::DurableEchoWorkflow;
+use avb_workflows::search;
+use avb_workflows::speech::SpeechProgress;
+use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use temporalio_client::errors::WorkflowInteractionError;
+use temporalio_client::{
+    WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionDescription,
+    WorkflowExecutionStatus, WorkflowGetResultOptions,
+};
+use temporalio_common::protos::temporal::api::enums::v1::PendingActivityState;
+
+use super::output::{JobOutput, resource_uri, status_url};
+use super::{JobError, map_result};
+use crate::state::ApiState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Terminated,
+    TimedOut,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        Self::Running,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Terminated,
+        Self::TimedOut,
+    ];
+
+    pub fn from_temporal(s: WorkflowExecutionStatus) -> Self {
+        match s {
+            WorkflowExecutionStatus::Completed => Self::Completed,
+            WorkflowExecutionStatus::Failed => Self::Failed,
+            WorkflowExecutionStatus::Canceled => Self::Cancelled,
+            WorkflowExecutionStatus::Terminated => Self::Terminated,
+            WorkflowExecutionStatus::TimedOut => Self::TimedOut,
+            _ => Self::Running,
+        }
+    }
+
+    /// The name Temporal visibility queries use (`ExecutionStatus = '...'`).
+    pub fn visibility_name(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Completed => "Completed",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Canceled",
+            Self::Terminated => "Terminated",
+            Self::TimedOut => "TimedOut",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Terminated => "terminated",
+            Self::TimedOut => "timed_out",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self != Self::Running
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct JobProgress {
+    /// Units of work done (for speech: chunks synthesized).
+    pub done: u32,
+    /// Units in the whole job, once known.
+    pub total: Option<u32>,
+    pub message: String,
+    /// Attempt of the running activity: above 1 after a worker crash or a retried fault.
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct JobFailure {
+    /// Stable error type, e.g. `UnknownVoice`, `Cancelled`.
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JobView {
+    pub job_id: String,
+    /// The MCP tool that started the job.
+    pub tool: String,
+    pub status: JobStatus,
+    /// RFC 3339.
+    pub created_at: Option<String>,
+    pub closed_at: Option<String>,
+    /// Last sign of life: the close time, else the running activity's last heartbeat or start.
+    pub updated_at: Option<String>,
+    /// Cancellation was requested and the job is stopping.
+    pub cancel_requested: bool,
+    pub progress: Option<JobProgress>,
+    /// When completed: the tool's structured output, as a direct call returns it.
+    pub result: Option<serde_json::Value>,
+    /// When failed, cancelled, terminated or timed out: why.
+    pub error: Option<JobFailure>,
+    pub status_url: String,
+    pub resource_uri: String,
+}
+
+/// A job view plus, once the job ended, its typed outcome (to render tool results from).
+pub struct JobRecord {
+    pub view: JobView,
+    pub outcome: Option<Result<JobOutput, JobError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Unknown id, or a job of another tenant (indistinguishable on purpose).
+    #[error("job {0} not found")]
+    NotFound(String),
+    #[error("job {job_id} is already {status}; only running jobs can be cancelled", status = .status.as_str())]
+    AlreadyFinished { job_id: String, status: JobStatus },
+    #[error("Temporal is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// `job_` + 32 lowercase hex digits, as `new_job_id` makes them.
+pub fn is_job_id(id: &str) -> bool {
+    id.strip_prefix("job_").is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Describes the job's workflow, answering "not found" for ids that are not this tenant's jobs.
+async fn describe(
+    state: &ApiState,
+    tenant: &str,
+    job_id: &str,
+) -> Result<WorkflowExecutionDescription, LookupError> {
+    if !is_job_id(job_id) {
+        return Err(LookupError::NotFound(job_id.to_string()));
+    }
+    let desc = state
+        .temporal
+        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string())
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .map_err(|e| match e {
+            WorkflowInteractionError::NotFound(_) => LookupError::NotFound(job_id.to_string()),
+            other => LookupError::Unavailable(other.to_string()),
+        })?;
+    if desc.search_attributes().get(&search::TENANT).as_deref() != Some(tenant) {
+        return Err(LookupError::NotFound(job_id.to_string()));
+    }
+    Ok(desc)
+}
+
+pub async fn get_job(
+    state: &ApiState,
+    tenant: &str,
+    job_id: &str,
+) -> Result<JobRecord, LookupError> {
+    let desc = describe(state, tenant, job_id).await?;
+    let tool = desc
+        .search_attributes()
+        .get(&search::TOOL)
+        .unwrap_or_default();
+    let status = JobStatus::from_temporal(desc.status());
+    let outcome = if status.is_terminal() {
+        Some(fetch_outcome(state, &tool, job_id).await)
+    } else {
+        None
+    };
+    let public_url = state.config.public_url();
+    let (result, error) = match &outcome {
+        Some(Ok(out)) => (Some(out.structured(job_id, &public_url)), None),
+        Some(Err(e)) => (None, Some(failure_of(e))),
+        None => (None, None),
+    };
+    let view = JobView {
+        job_id: job_id.to_string(),
+        status,
+        created_at: desc.start_time().map(rfc3339),
+        closed_at: desc.close_time().map(rfc3339),
+        updated_at: desc
+            .close_time()
+            .or_else(|| last_activity_time(&desc))
+            .or_else(|| desc.start_time())
+            .map(rfc3339),
+        cancel_requested: !status.is_terminal() && cancel_requested(&desc),
+        progress: (!status.is_terminal())
+            .then(|| progress_of(&desc))
+            .flatten(),
+        result,
+        error,
+        status_url: status_url(&public_url, job_id),
+        resource_uri: resource_uri(job_id),
+        tool,
+    };
+    Ok(JobRecord { view, outcome })
+}
+
+/// Requests cancellation; the workflow cancels its activity, which stops between chunks.
+/// Cancelling a job that is already cancelled (or stopping) is not an error.
+pub async fn cancel_job(
+    state: &ApiState,
+    tenant: &str,
+    job_id: &str,
+    reason: &str,
+) -> Result<JobRecord, LookupError> {
+    let record = get_job(state, tenant, job_id).await?;
+    match record.view.status {
+        JobStatus::Running => {}
+        JobStatus::Cancelled => return Ok(record),
+        status => {
+            return Err(LookupError::AlreadyFinished {
+                job_id: job_id.to_string(),
+                status,
+            });
+        }
+    }
+    state
+        .temporal
+        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string())
+        .cancel(
+            WorkflowCancelOptions::builder()
+                .reason(reason.to_string())
+                .build(),
+        )
+        .await
+        .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+    tracing::info!(job_id, tenant, reason, "job cancellation requested");
+    let mut record = get_job(state, tenant, job_id).await?;
+    record.view.cancel_requested |= !record.view.status.is_terminal();
+    Ok(record)
+}
+
+async fn fetch_outcome(state: &ApiState, tool: &str, job_id: &str) -> Result<JobOutput, JobError> {
+    let opts = WorkflowGetResultOptions::default;
+    let client = &state.temporal;
+    match tool {
+        "generate_speech" => map_result(
+            client
+                .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string())
+                .get_result(opts())
+                .await,
+        )
+        .map(JobOutput::Speech),
+        "durable_echo" => map_result(
+            client
+                .get_workflow_handle::<DurableEchoWorkflow>(job_id.to_string())
+                .get_result(opts())
+                .await,
+        )
+        .map(JobOutput::Echo),
+        other => Err(JobError::Temporal(format!("job of unknown tool '{other}'"))),
+    }
+}
+
+pub fn failure_of(e: &JobError) -> JobFailure {
+    let kind = match e {
+        JobError::Failed { kind, .. } => kind.clone().unwrap_or_else(|| "JobFailed".into()),
+        JobError::Cancelled => "Cancelled".into(),
+        JobError::Terminated => "Terminated".into(),
+        JobError::TimedOut => "TimedOut".into(),
+        JobError::Start(_) | JobError::Temporal(_) => "Unavailable".into(),
+    };
+    JobFailure {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// Progress from the heartbeat of the job's pending activity.
+pub fn progress_of(desc: &WorkflowExecutionDescription) -> Option<JobProgress> {
+    let activity = desc.raw().pending_activities.first()?;
+    let attempt = u32::try_from(activity.attempt).unwrap_or(1).max(1);
+    let speech = activity
+        .heartbeat_details
+        .as_ref()
+        .and_then(|d| d.payloads.last())
+        .and_then(|p| serde_json::from_slice::<SpeechProgress>(&p.data).ok());
+    Some(match speech {
+        Some(p) => JobProgress {
+            done: p.chunks_done,
+            total: (p.chunks_total > 0).then_some(p.chunks_total),
+            message: p.describe(),
+            attempt,
+        },
+        None => JobProgress {
+            done: 0,
+            total: None,
+            message: if attempt > 1 {
+                format!("retrying (attempt {attempt})")
+            } else {
+                "started".into()
+            },
+            attempt,
+        },
+    })
+}
+
+fn last_activity_time(desc: &WorkflowExecutionDescription) -> Option<std::time::SystemTime> {
+    let a = desc.raw().pending_activities.first()?;
+    let t = a
+        .last_heartbeat_time
+        .as_ref()
+        .or(a.last_started_time.as_ref())?;
+    let since_epoch =
+        std::time::Duration::new(u64::try_from(t.seconds).ok()?, u32::try_from(t.nanos).ok()?);
+    Some(std::time::SystemTime::UNIX_EPOCH + since_epoch)
+}
+
+fn cancel_requested(desc: &WorkflowExecutionDescription) -> bool {
+    desc.raw()
+        .pending_activities
+        .iter()
+        .any(|a| a.state == PendingActivityState::CancelRequested as i32)
+}
+
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}

@@ -1,0 +1,107 @@
+//! REST for jobs under `/api/v2/jobs`: list (Temporal visibility, filters, pages), get, cancel,
+//! and an SSE stream of one job's progress that ends with its result.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::jobs::list::{JobFilter, JobPage, list_jobs};
+use crate::jobs::view::{JobView, cancel_job, get_job};
+use crate::state::ApiState;
+
+/// How often the event stream re-reads its job.
+const EVENTS_EVERY: Duration = Duration::from_millis(500);
+
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v2/jobs", get(list))
+        .route("/api/v2/jobs/{job_id}", get(get_one))
+        .route("/api/v2/jobs/{job_id}/cancel", post(cancel))
+        .route("/api/v2/jobs/{job_id}/events", get(events))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    filter: Result<Query<JobFilter>, QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let Query(filter) = filter.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(list_jobs(&state, state.tenant(), &filter).await?))
+}
+
+async fn get_one(
+    State(state): State<ApiState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    Ok(Json(get_job(&state, state.tenant(), &job_id).await?.view))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+async fn cancel(
+    State(state): State<ApiState>,
+    Path(job_id): Path<String>,
+    body: Option<Json<CancelBody>>,
+) -> Result<Json<JobView>, ApiError> {
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .unwrap_or_else(|| "cancelled by the caller (REST)".into());
+    Ok(Json(
+        cancel_job(&state, state.tenant(), &job_id, &reason)
+            .await?
+            .view,
+    ))
+}
+
+/// `progress` events (the job view) whenever status or progress changes, then one `result`
+/// event (the final view, with `result` or `error`), then the stream ends.
+async fn events(
+    State(state): State<ApiState>,
+    Path(job_id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let first = get_job(&state, state.tenant(), &job_id).await?.view;
+    let stream = futures::stream::unfold(
+        (state, job_id, Some(first), None::<String>, false),
+        |(state, job_id, mut pending, mut last, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                let view = match pending.take() {
+                    Some(v) => v,
+                    None => {
+                        tokio::time::sleep(EVENTS_EVERY).await;
+                        match get_job(&state, state.tenant(), &job_id).await {
+                            Ok(r) => r.view,
+                            Err(_) => continue, // Temporal briefly away: keep following
+                        }
+                    }
+                };
+                let terminal = view.status.is_terminal();
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                let progress =
+                    serde_json::to_string(&(&view.status, &view.progress, view.cancel_requested))
+                        .unwrap_or_default();
+                if terminal || last.as_deref() != Some(progress.as_str()) {
+                    last = Some(progress);
+                    let event = Event::default()
+                        .event(if terminal { "result" } else { "progress" })
+                        .data(data);
+                    return Some((Ok(event), (state, job_id, None, last, terminal)));
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
