@@ -80,9 +80,12 @@ async fn exercise(
         .map(|t| t.name.to_string())
         .collect();
     let expected = [
+        "cancel_job",
         "durable_echo",
         "generate_speech",
+        "get_job",
         "get_server_status",
+        "list_jobs",
         "list_voices",
     ];
     assert_eq!(

@@ -45,6 +45,11 @@ pub struct TestSystem {
 
 impl TestSystem {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the system with a configuration tweak (e.g. a shorter MCP wait budget).
+    pub async fn start_with(tweak: impl FnOnce(&mut AvbConfig)) -> Self {
         let data_dir = tempfile::tempdir().expect("tmp data dir");
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
             .expect("link assets");
@@ -67,6 +72,8 @@ impl TestSystem {
             .expect("bind");
         config.http = listener.local_addr().expect("addr");
         let base_url = format!("http://{}", config.http);
+        config.public_url = Some(base_url.clone());
+        tweak(&mut config);
 
         let client = connect_with_retry(&config).await;
         temporal::ensure_search_attributes(&client, "default", search::ALL_KEYWORDS)

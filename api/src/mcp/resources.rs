@@ -1,6 +1,7 @@
-//! The `avb://jobs/{job_id}` resource: a job's view as JSON, readable by URI and subscribable
-//! (legacy `resources/subscribe`): while subscribed, every change of status or progress sends
-//! `notifications/resources/updated`, and the watch ends when the job does.
+//! The `avb://jobs/{job_id}` resource: a job's view as JSON, readable by URI and subscribable,
+//! through `subscriptions/listen` (protocol 2026-07-28) or the legacy `resources/subscribe`:
+//! while subscribed, every change of status or progress sends `notifications/resources/updated`,
+//! and the watch of a job ends when the job does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,9 +11,9 @@ use rmcp::ErrorData as McpError;
 use rmcp::RoleServer;
 use rmcp::model::{
     ListResourceTemplatesResult, ReadResourceResult, ResourceContents, ResourceTemplate,
-    ResourceUpdatedNotificationParam,
+    ResourceUpdatedNotificationParam, SubscriptionFilter,
 };
-use rmcp::service::{Peer, RequestContext};
+use rmcp::service::{Peer, RequestContext, SubscriptionContext, SubscriptionSink};
 use tokio_util::sync::CancellationToken;
 
 use super::AvbServer;
@@ -131,10 +132,10 @@ impl AvbServer {
             return Ok(()); // already subscribed
         };
         let subs = self.subscriptions.clone();
-        let (uri, peer) = (uri.to_string(), context.peer.clone());
-        let mut last = fingerprint(&first.view);
+        let (uri, notify) = (uri.to_string(), Notifier::Legacy(context.peer.clone()));
+        let last = fingerprint(&first.view);
         tokio::spawn(async move {
-            let done = watch(&state, &job_id, &uri, &peer, &stop, &mut last).await;
+            let done = watch(&state, &job_id, &uri, &notify, &stop, last).await;
             tracing::debug!(%uri, ?done, "job subscription ended");
             subs.remove(&uri);
         });
@@ -143,6 +144,64 @@ impl AvbServer {
 
     pub(crate) fn unsubscribe_job(&self, uri: &str) {
         self.subscriptions.remove(uri);
+    }
+
+    /// Of a `subscriptions/listen` filter, the job resources (their existence is checked when
+    /// the watch starts: an unknown job's watch ends at once).
+    pub(crate) fn job_subscription_filter(requested: &SubscriptionFilter) -> SubscriptionFilter {
+        let uris = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|u| u.starts_with(JOB_URI_PREFIX))
+            .cloned();
+        SubscriptionFilter::builder()
+            .resource_subscriptions(uris)
+            .build()
+    }
+
+    /// Runs one `subscriptions/listen` stream: watches every accepted job until the client
+    /// cancels the stream or all of them ended.
+    pub(crate) async fn listen_jobs(&self, context: SubscriptionContext) {
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let stop = CancellationToken::new();
+        let watches = uris.into_iter().map(|uri| {
+            let (state, stop) = (self.state.clone(), stop.clone());
+            let notify = Notifier::Listen(context.sink().clone());
+            async move {
+                if let Some(job_id) = uri.strip_prefix(JOB_URI_PREFIX) {
+                    watch(&state, job_id, &uri, &notify, &stop, String::new()).await;
+                }
+            }
+        });
+        let all = futures::future::join_all(watches);
+        tokio::select! {
+            () = context.cancelled() => stop.cancel(),
+            _ = all => {}
+        }
+    }
+}
+
+/// Where updates go: the session (legacy subscribe) or one listen stream.
+enum Notifier {
+    Legacy(Peer<RoleServer>),
+    Listen(SubscriptionSink),
+}
+
+impl Notifier {
+    /// False once nobody can hear it any more.
+    async fn updated(&self, uri: &str) -> bool {
+        match self {
+            Self::Legacy(peer) => peer
+                .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.to_string()))
+                .await
+                .is_ok(),
+            Self::Listen(sink) => sink.notify_resource_updated(uri.to_string()).await.is_ok(),
+        }
     }
 }
 
@@ -160,23 +219,24 @@ async fn watch(
     state: &crate::state::ApiState,
     job_id: &str,
     uri: &str,
-    peer: &Peer<RoleServer>,
+    notify: &Notifier,
     stop: &CancellationToken,
-    last: &mut String,
+    mut last: String,
 ) -> &'static str {
     loop {
         tokio::select! {
             () = stop.cancelled() => return "unsubscribed",
             () = tokio::time::sleep(WATCH_EVERY) => {}
         }
-        let Ok(record) = get_job(state, state.tenant(), job_id).await else {
-            continue; // Temporal briefly away: keep watching
+        let record = match get_job(state, state.tenant(), job_id).await {
+            Ok(r) => r,
+            Err(LookupError::NotFound(_)) => return "no such job",
+            Err(_) => continue, // Temporal briefly away: keep watching
         };
         let now = fingerprint(&record.view);
-        if now != *last {
-            *last = now;
-            let note = ResourceUpdatedNotificationParam::new(uri.to_string());
-            if peer.notify_resource_updated(note).await.is_err() {
+        if now != last {
+            last = now;
+            if !notify.updated(uri).await {
                 return "session closed";
             }
         }
