@@ -50,6 +50,12 @@ impl TestSystem {
 
     /// Starts the system with a configuration tweak (e.g. a shorter MCP wait budget).
     pub async fn start_with(tweak: impl FnOnce(&mut AvbConfig)) -> Self {
+        Self::start_custom(tweak, "all").await
+    }
+
+    /// Like `start_with`, with in-process workers only for `queues` (e.g. `avb-workflows`, when
+    /// a test runs the TTS worker as a child process to kill it).
+    pub async fn start_custom(tweak: impl FnOnce(&mut AvbConfig), queues: &str) -> Self {
         let data_dir = tempfile::tempdir().expect("tmp data dir");
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
             .expect("link assets");
@@ -82,6 +88,7 @@ impl TestSystem {
 
         let shutdown = CancellationToken::new();
         let worker_thread = {
+            let queues = queues.to_string();
             let config = config.clone();
             let shutdown = shutdown.clone();
             std::thread::spawn(move || {
@@ -95,7 +102,7 @@ impl TestSystem {
                     let client = temporal::connect(&config.temporal, "test-worker")
                         .await
                         .expect("worker connects");
-                    let queues = avb_workers::parse_queues(&["all".to_string()]).expect("queues");
+                    let queues = avb_workers::parse_queues(&[queues]).expect("queues");
                     avb_workers::run_workers(&runtime, client, &config, &queues, async move {
                         shutdown.cancelled().await
                     })
@@ -123,12 +130,14 @@ impl TestSystem {
             api_task: Some(api_task),
             dev_server: Some(dev_server),
         };
-        system.wait_for_workers().await;
+        if queues == "all" {
+            system.wait_for_workers().await;
+        }
         system
     }
 
     /// Polls get_server_status-equivalent health until both implemented queues have pollers.
-    async fn wait_for_workers(&self) {
+    pub async fn wait_for_workers(&self) {
         let http = reqwest::Client::new();
         for _ in 0..120 {
             let ok = http
@@ -165,6 +174,19 @@ impl TestSystem {
 
     pub fn sse_url(&self) -> String {
         format!("{}/api/v2/mcp/sse", self.base_url)
+    }
+
+    /// Spawns `avb ARGS…` against this system (killed when dropped).
+    pub fn spawn_avb(&self, args: &[&str], extra_env: &[(&str, &str)]) -> tokio::process::Child {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_avb"));
+        cmd.args(args).kill_on_drop(true);
+        for (k, v) in self.child_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("spawn avb")
     }
 
     /// Environment for a child `avb` process that talks to this system's Temporal.

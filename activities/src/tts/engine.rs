@@ -40,7 +40,7 @@ impl TtsConfig {
             sessions: 1,
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
             espeak_program: "espeak-ng".into(),
-            first_chunk_tokens: 30,
+            first_chunk_tokens: 16,
             max_chunk_tokens: MAX_CHUNK_TOKENS,
         }
     }
@@ -282,6 +282,7 @@ impl TtsEngine {
         let feed = ChunkFeed::new(head.chunks, rest.is_empty());
         std::thread::scope(|scope| {
             let planner = scope.spawn(|| {
+                feed.wait_first_done();
                 let planned = self.plan_rest(&rest, head.voice.is_british(), |more| {
                     if feed.push(more) {
                         ControlFlow::Continue(())
@@ -378,6 +379,9 @@ impl TtsEngine {
                 samples.extend_from_slice(trim_silence(&audio));
                 pause_ms = chunk.pause_after_ms as usize;
                 emitted = index + 1;
+                if index == 0 {
+                    feed.mark_first_done();
+                }
                 let total = feed.final_total();
                 let flow = on_chunk(ChunkDone {
                     index,

@@ -16,12 +16,19 @@ struct FeedState {
     chunks: Vec<ChunkPlan>,
     /// No more chunks will come: planning finished, failed, or the job stopped.
     closed: bool,
+    /// The first chunk's audio exists (planning the rest waits for it: on a small machine the
+    /// planner would otherwise slow down the first audio).
+    first_done: bool,
 }
 
 impl ChunkFeed {
     pub fn new(chunks: Vec<ChunkPlan>, closed: bool) -> Self {
         Self {
-            state: Mutex::new(FeedState { chunks, closed }),
+            state: Mutex::new(FeedState {
+                chunks,
+                closed,
+                first_done: false,
+            }),
             changed: Condvar::new(),
         }
     }
@@ -35,6 +42,22 @@ impl ChunkFeed {
         state.chunks.extend(more);
         self.changed.notify_all();
         true
+    }
+
+    pub fn mark_first_done(&self) {
+        self.lock().first_done = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the first chunk has been synthesized or the feed closed.
+    pub fn wait_first_done(&self) {
+        let mut state = self.lock();
+        while !state.first_done && !state.closed {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     }
 
     pub fn close(&self) {

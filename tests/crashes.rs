@@ -1,0 +1,173 @@
+//! Crash-proof jobs: the api and the TTS worker are separate `avb` processes here, killed with
+//! SIGKILL mid-job and started again. The task survives the api, the activity is retried on the
+//! new worker, and the job completes exactly once.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
+    GetTaskParams, Implementation, TaskPayload,
+};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use support::{TestSystem, wav_facts};
+
+#[derive(Clone, Default)]
+struct TasksClient;
+
+impl ClientHandler for TasksClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::builder().enable_tasks().build(),
+            Implementation::new("avb-crash-tests", "1"),
+        )
+    }
+}
+
+async fn connect(url: &str) -> RunningService<RoleClient, TasksClient> {
+    TasksClient
+        .serve(StreamableHttpClientTransport::from_uri(url.to_string()))
+        .await
+        .expect("connect")
+}
+
+async fn start_api(system: &TestSystem, port: u16) -> tokio::process::Child {
+    let addr = format!("127.0.0.1:{port}");
+    let child = system.spawn_avb(&["serve", "--http", &addr], &[]);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "api on {addr} did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child
+}
+
+fn start_tts_worker(system: &TestSystem) -> tokio::process::Child {
+    system.spawn_avb(&["worker", "--queues", "avb-tts"], &[("AVB_TTS_THREADS", "1")])
+}
+
+async fn job_view(base: &str, id: &str) -> Value {
+    reqwest::get(format!("{base}/api/v2/jobs/{id}"))
+        .await
+        .expect("GET job")
+        .json()
+        .await
+        .expect("json")
+}
+
+fn stored_wavs(system: &TestSystem) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                .sum()
+        })
+    }
+    walk(&system.data_dir.path().join("artifacts"))
+}
+
+#[tokio::test]
+async fn killed_api_and_worker_do_not_lose_the_job() {
+    let system = TestSystem::start_custom(|_| {}, "avb-workflows").await;
+    let mut worker = start_tts_worker(&system);
+    system.wait_for_workers().await;
+    let port = avb_common::devserver::free_port().expect("port");
+    let mut api = start_api(&system, port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = connect(&format!("{base}/mcp")).await;
+
+    let text = "A worker can die at any moment. ".repeat(4)
+        + &"The job does not care: Temporal notices the silence, hands the work to another \
+            worker, and the agent still gets one result. "
+            .repeat(5);
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("generate_speech")
+                .with_arguments(json!({"text": text}).as_object().cloned().expect("args")),
+        )
+        .await
+        .expect("tools/call");
+    let CallToolResponse::Task(task) = response else {
+        panic!("expected a task, got {response:?}")
+    };
+    let id = task.task.task_id;
+
+    // Wait for the first chunk, then kill the api (SIGKILL) and start another one.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = job_view(&base, &id).await;
+        if v["progress"]["done"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    api.start_kill().expect("kill -9 api");
+    api.wait().await.expect("api reaped");
+    drop(client);
+    let mut api = start_api(&system, port).await;
+    let client = connect(&format!("{base}/mcp")).await;
+    let t = client
+        .peer()
+        .get_task(GetTaskParams::new(id.clone()))
+        .await
+        .expect("the task survives the api")
+        .task;
+    assert!(!t.status().is_terminal(), "still working: {:?}", t.payload);
+
+    // Kill the worker mid-synthesis; a new one picks the activity up after the heartbeat timeout.
+    worker.start_kill().expect("kill -9 worker");
+    worker.wait().await.expect("worker reaped");
+    assert_eq!(stored_wavs(&system), 0, "nothing stored by the killed attempt");
+    let _worker = start_tts_worker(&system);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut saw_retry = false;
+    let result = loop {
+        let v = job_view(&base, &id).await;
+        saw_retry |= v["progress"]["attempt"].as_u64().unwrap_or(0) >= 2;
+        let t = client
+            .peer()
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .expect("tasks/get")
+            .task;
+        if let TaskPayload::Completed { result } = t.payload {
+            break result;
+        }
+        assert!(!t.status().is_terminal(), "{:?}", t.payload);
+        assert!(Instant::now() < deadline, "job did not finish: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(saw_retry, "the activity should have run a second attempt");
+    let result: CallToolResult =
+        serde_json::from_value(Value::Object(result)).expect("CallToolResult");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let audio = result
+        .content
+        .iter()
+        .find_map(|c| c.as_audio())
+        .expect("audio");
+    use base64::Engine as _;
+    let wav = base64::engine::general_purpose::STANDARD
+        .decode(&audio.data)
+        .expect("base64");
+    let (_, _, secs) = wav_facts(&wav);
+    assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
+    assert_eq!(stored_wavs(&system), 1, "exactly one stored result");
+
+    drop(client);
+    api.start_kill().ok();
+    api.wait().await.ok();
+    system.stop().await;
+}
