@@ -17,6 +17,9 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
+/// Longest delay between an activity's heartbeat and Temporal seeing it.
+const HEARTBEAT_THROTTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Activities that are still running when shutdown starts get this long to finish (or heartbeat
 /// their cancellation) before they are abandoned to Temporal's retry.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(20);
@@ -86,6 +89,9 @@ pub async fn run_workers(
                 WorkerOptions::new(*q)
                     .register_activities(TtsActivities { engine, artifacts })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                    // Heartbeats carry progress (and deliver cancellation): the SDK's default
+                    // throttle (0.8 x the 30 s heartbeat timeout) would show progress every 24 s.
+                    .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
                     .build()
             }
             other => {
