@@ -12,7 +12,7 @@ whole current environment (AVB_DATA_DIR, AVB_TEMPORAL_ADDRESS, ...) is passed th
 to the child (the SDK would otherwise pass only HOME/PATH/SHELL/...). The server's
 stderr goes to this script's stderr.
 
-Checks: initialize; tools/list is exactly {get_server_status, list_voices, generate_speech, durable_echo}
+Checks: initialize; tools/list is exactly the seven tools (status, voices, speech, echo, job tools)
 (a superset with --allow-extra); get_server_status says "AgentVoiceBox Platform is ONLINE";
 generate_speech returns an audio/wav block (24 kHz mono, 0.8-6 s) plus structuredContent
 with job_id and status "completed"; generate_speech with an unknown voice_id is an
@@ -42,7 +42,10 @@ from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 
-EXPECTED_TOOLS = {"get_server_status", "list_voices", "generate_speech", "durable_echo"}
+EXPECTED_TOOLS = {
+    "get_server_status", "list_voices", "generate_speech", "durable_echo",
+    "get_job", "list_jobs", "cancel_job",
+}
 ONLINE_TEXT = "AgentVoiceBox Platform is ONLINE"
 SPEECH_TEXT = "Hello from the Python client."
 
