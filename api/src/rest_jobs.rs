@@ -2,23 +2,20 @@
 //! and an SSE stream of one job's progress that ends with its result.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::jobs::follow::follow;
 use crate::jobs::list::{JobFilter, JobPage, list_jobs};
 use crate::jobs::view::{JobView, cancel_job, get_job};
 use crate::state::ApiState;
-
-/// How often the event stream re-reads its job.
-const EVENTS_EVERY: Duration = Duration::from_millis(500);
 
 pub fn router() -> Router<ApiState> {
     Router::new()
@@ -71,37 +68,14 @@ async fn events(
     Path(job_id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let first = get_job(&state, state.tenant(), &job_id).await?.view;
-    let stream = futures::stream::unfold(
-        (state, job_id, Some(first), None::<String>, false),
-        |(state, job_id, mut pending, mut last, finished)| async move {
-            if finished {
-                return None;
-            }
-            loop {
-                let view = match pending.take() {
-                    Some(v) => v,
-                    None => {
-                        tokio::time::sleep(EVENTS_EVERY).await;
-                        match get_job(&state, state.tenant(), &job_id).await {
-                            Ok(r) => r.view,
-                            Err(_) => continue, // Temporal briefly away: keep following
-                        }
-                    }
-                };
-                let terminal = view.status.is_terminal();
-                let data = serde_json::to_string(&view).unwrap_or_default();
-                let progress =
-                    serde_json::to_string(&(&view.status, &view.progress, view.cancel_requested))
-                        .unwrap_or_default();
-                if terminal || last.as_deref() != Some(progress.as_str()) {
-                    last = Some(progress);
-                    let event = Event::default()
-                        .event(if terminal { "result" } else { "progress" })
-                        .data(data);
-                    return Some((Ok(event), (state, job_id, None, last, terminal)));
-                }
-            }
-        },
-    );
+    let stream = follow(state, job_id, Some(first)).map(|view| {
+        let name = if view.status.is_terminal() {
+            "result"
+        } else {
+            "progress"
+        };
+        let data = serde_json::to_string(&view).unwrap_or_default();
+        Ok(Event::default().event(name).data(data))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

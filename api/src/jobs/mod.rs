@@ -1,5 +1,6 @@
 //! Durable jobs on Temporal: start a tool's workflow, follow its progress, fetch its result.
 
+pub mod follow;
 pub mod list;
 pub mod output;
 pub mod view;
@@ -12,8 +13,8 @@ use avb_workflows::speech::{GenerateSpeechInput, SpeechArtifact, SpeechProgress}
 use avb_workflows::speech_workflow::{GenerateSpeechJob, GenerateSpeechWorkflow};
 use temporalio_client::errors::WorkflowGetResultError;
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowHandle,
-    WorkflowIdConflictPolicy, WorkflowStartOptions,
+    Client, WorkflowDescribeOptions, WorkflowExecutionDescription, WorkflowGetResultOptions,
+    WorkflowHandle, WorkflowIdConflictPolicy, WorkflowStartOptions,
 };
 use temporalio_common::search_attributes::SearchAttributes;
 
@@ -42,6 +43,20 @@ pub enum JobError {
     Temporal(String),
 }
 
+/// Start options every job shares: its id as the workflow id (never reused) and the search
+/// attributes that scope it to its tool and tenant (lists and the Temporal UI filter on them).
+fn job_start_options(tool: &str, tenant: &str, job_id: &str, eager: bool) -> WorkflowStartOptions {
+    let attrs = SearchAttributes::new([
+        search::TOOL.value_set(tool.to_string()),
+        search::TENANT.value_set(tenant.to_string()),
+    ]);
+    WorkflowStartOptions::new(queues::WORKFLOWS, job_id.to_string())
+        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+        .search_attributes(attrs)
+        .enable_eager_workflow_start(eager)
+        .build()
+}
+
 pub type SpeechHandle = WorkflowHandle<Client, GenerateSpeechWorkflow>;
 
 pub async fn start_speech(
@@ -55,14 +70,7 @@ pub async fn start_speech(
         tenant: tenant.to_string(),
         request,
     };
-    let attrs = SearchAttributes::new([
-        search::TOOL.value_set("generate_speech".to_string()),
-        search::TENANT.value_set(tenant.to_string()),
-    ]);
-    let opts = WorkflowStartOptions::new(queues::WORKFLOWS, job_id.clone())
-        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
-        .search_attributes(attrs)
-        .build();
+    let opts = job_start_options("generate_speech", tenant, &job_id, false);
     client
         .start_workflow(GenerateSpeechWorkflow::run, job, opts)
         .await
@@ -79,6 +87,11 @@ pub async fn speech_progress(handle: &SpeechHandle) -> Option<SpeechProgress> {
         .describe(WorkflowDescribeOptions::default())
         .await
         .ok()?;
+    heartbeat_progress(&desc)
+}
+
+/// The speech progress in the last heartbeat of the job's pending activity.
+pub fn heartbeat_progress(desc: &WorkflowExecutionDescription) -> Option<SpeechProgress> {
     desc.raw().pending_activities.iter().find_map(|a| {
         let payload = a.heartbeat_details.as_ref()?.payloads.last()?;
         serde_json::from_slice::<SpeechProgress>(&payload.data).ok()
@@ -159,15 +172,7 @@ pub async fn start_echo(
         local_activity,
     };
     let job_id = new_job_id();
-    let attrs = SearchAttributes::new([
-        search::TOOL.value_set("durable_echo".to_string()),
-        search::TENANT.value_set(tenant.to_string()),
-    ]);
-    let opts = WorkflowStartOptions::new(queues::WORKFLOWS, job_id.clone())
-        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
-        .search_attributes(attrs)
-        .enable_eager_workflow_start(eager)
-        .build();
+    let opts = job_start_options("durable_echo", tenant, &job_id, eager);
     client
         .start_workflow(DurableEchoWorkflow::run, job, opts)
         .await

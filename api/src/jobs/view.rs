@@ -3,7 +3,6 @@
 
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::search;
-use avb_workflows::speech::SpeechProgress;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use temporalio_client::{
 use temporalio_common::protos::temporal::api::enums::v1::PendingActivityState;
 
 use super::output::{JobOutput, resource_uri, status_url};
-use super::{JobError, map_result};
+use super::{JobError, heartbeat_progress, map_result};
 use crate::state::ApiState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -226,7 +225,7 @@ pub async fn cancel_job(
     job_id: &str,
     reason: &str,
 ) -> Result<JobRecord, LookupError> {
-    let record = get_job(state, tenant, job_id).await?;
+    let mut record = get_job(state, tenant, job_id).await?;
     match record.view.status {
         JobStatus::Running => {}
         JobStatus::Cancelled => return Ok(record),
@@ -248,8 +247,8 @@ pub async fn cancel_job(
         .await
         .map_err(|e| LookupError::Unavailable(e.to_string()))?;
     tracing::info!(job_id, tenant, reason, "job cancellation requested");
-    let mut record = get_job(state, tenant, job_id).await?;
-    record.view.cancel_requested |= !record.view.status.is_terminal();
+    // The workflow reacts on its next task; until then the view we hold is current but for this.
+    record.view.cancel_requested = true;
     Ok(record)
 }
 
@@ -293,12 +292,7 @@ pub fn failure_of(e: &JobError) -> JobFailure {
 pub fn progress_of(desc: &WorkflowExecutionDescription) -> Option<JobProgress> {
     let activity = desc.raw().pending_activities.first()?;
     let attempt = u32::try_from(activity.attempt).unwrap_or(1).max(1);
-    let speech = activity
-        .heartbeat_details
-        .as_ref()
-        .and_then(|d| d.payloads.last())
-        .and_then(|p| serde_json::from_slice::<SpeechProgress>(&p.data).ok());
-    Some(match speech {
+    Some(match heartbeat_progress(desc) {
         Some(p) => JobProgress {
             done: p.chunks_done,
             total: (p.chunks_total > 0).then_some(p.chunks_total),

@@ -4,9 +4,9 @@
 //! and the watch of a job ends when the job does.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use futures::StreamExt;
 use rmcp::ErrorData as McpError;
 use rmcp::RoleServer;
 use rmcp::model::{
@@ -17,22 +17,44 @@ use rmcp::service::{Peer, RequestContext, SubscriptionContext, SubscriptionSink}
 use tokio_util::sync::CancellationToken;
 
 use super::AvbServer;
-use crate::jobs::view::{LookupError, get_job};
+use crate::jobs::follow::follow;
+use crate::jobs::view::{JobView, LookupError, get_job};
+use crate::state::ApiState;
 
 pub const JOB_URI_PREFIX: &str = "avb://jobs/";
-/// How often a subscription re-reads its job.
-const WATCH_EVERY: Duration = Duration::from_millis(500);
 
-/// Live subscriptions of one MCP session, by URI.
+/// Live legacy subscriptions of one MCP session, by URI. Watchers hold it weakly, so when the
+/// session's server goes away the map drops and stops them all.
 #[derive(Clone, Default)]
-pub struct Subscriptions(Arc<Mutex<HashMap<String, CancellationToken>>>);
+pub struct Subscriptions(Arc<SubscriptionMap>);
+
+#[derive(Default)]
+pub struct SubscriptionMap(Mutex<HashMap<String, CancellationToken>>);
+
+impl SubscriptionMap {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remove(&self, uri: &str) {
+        if let Some(t) = self.lock().remove(uri) {
+            t.cancel();
+        }
+    }
+}
+
+impl Drop for SubscriptionMap {
+    fn drop(&mut self) {
+        self.lock().values().for_each(CancellationToken::cancel);
+    }
+}
 
 impl Subscriptions {
+    /// A token for a new subscription to `uri`; `None` when already subscribed.
     fn insert(&self, uri: &str) -> Option<CancellationToken> {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.0.lock();
         if map.contains_key(uri) {
             return None;
         }
@@ -42,26 +64,11 @@ impl Subscriptions {
     }
 
     fn remove(&self, uri: &str) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = map.remove(uri) {
-            t.cancel();
-        }
+        self.0.remove(uri);
     }
-}
 
-impl Drop for Subscriptions {
-    fn drop(&mut self) {
-        // The last clone going away means the session ended: stop its watchers.
-        if Arc::strong_count(&self.0) == 1 {
-            let map = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.values().for_each(CancellationToken::cancel);
-        }
+    fn downgrade(&self) -> Weak<SubscriptionMap> {
+        Arc::downgrade(&self.0)
     }
 }
 
@@ -131,13 +138,14 @@ impl AvbServer {
         let Some(stop) = self.subscriptions.insert(uri) else {
             return Ok(()); // already subscribed
         };
-        let subs = self.subscriptions.clone();
+        let subs = self.subscriptions.downgrade();
         let (uri, notify) = (uri.to_string(), Notifier::Legacy(context.peer.clone()));
-        let last = fingerprint(&first.view);
         tokio::spawn(async move {
-            let done = watch(&state, &job_id, &uri, &notify, &stop, last).await;
-            tracing::debug!(%uri, ?done, "job subscription ended");
-            subs.remove(&uri);
+            let done = watch(state, job_id, Some(first.view), &uri, &notify, &stop).await;
+            tracing::debug!(%uri, done, "job subscription ended");
+            if let Some(subs) = subs.upgrade() {
+                subs.remove(&uri);
+            }
         });
         Ok(())
     }
@@ -174,7 +182,7 @@ impl AvbServer {
             let notify = Notifier::Listen(context.sink().clone());
             async move {
                 if let Some(job_id) = uri.strip_prefix(JOB_URI_PREFIX) {
-                    watch(&state, job_id, &uri, &notify, &stop, String::new()).await;
+                    watch(state, job_id.to_string(), None, &uri, &notify, &stop).await;
                 }
             }
         });
@@ -205,43 +213,28 @@ impl Notifier {
     }
 }
 
-/// What a subscriber is told about: a change of status or progress.
-fn fingerprint(view: &crate::jobs::view::JobView) -> String {
-    format!(
-        "{}|{:?}|{}",
-        view.status.as_str(),
-        view.progress.as_ref().map(|p| (p.done, p.total, p.attempt)),
-        view.cancel_requested
-    )
-}
-
+/// Notifies `uri` on every change of the job after the state the subscriber started from.
 async fn watch(
-    state: &crate::state::ApiState,
-    job_id: &str,
+    state: ApiState,
+    job_id: String,
+    first: Option<JobView>,
     uri: &str,
     notify: &Notifier,
     stop: &CancellationToken,
-    mut last: String,
 ) -> &'static str {
+    // The first view is the baseline the subscriber already has (or can read): not a change.
+    let mut changes = Box::pin(follow(state, job_id, first).skip(1));
     loop {
         tokio::select! {
             () = stop.cancelled() => return "unsubscribed",
-            () = tokio::time::sleep(WATCH_EVERY) => {}
-        }
-        let record = match get_job(state, state.tenant(), job_id).await {
-            Ok(r) => r,
-            Err(LookupError::NotFound(_)) => return "no such job",
-            Err(_) => continue, // Temporal briefly away: keep watching
-        };
-        let now = fingerprint(&record.view);
-        if now != last {
-            last = now;
-            if !notify.updated(uri).await {
-                return "session closed";
-            }
-        }
-        if record.view.status.is_terminal() {
-            return "job ended";
+            next = changes.next() => match next {
+                None => return "job ended",
+                Some(_) => {
+                    if !notify.updated(uri).await {
+                        return "session closed";
+                    }
+                }
+            },
         }
     }
 }
