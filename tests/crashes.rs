@@ -14,7 +14,8 @@ use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::{TestSystem, wav_facts};
+use support::mcp::audio_of;
+use support::{TestSystem, get_json, stored_wavs, wav_facts};
 
 #[derive(Clone, Default)]
 struct TasksClient;
@@ -60,31 +61,7 @@ fn start_tts_worker(system: &TestSystem) -> tokio::process::Child {
 }
 
 async fn job_view(base: &str, id: &str) -> Value {
-    reqwest::get(format!("{base}/api/v2/jobs/{id}"))
-        .await
-        .expect("GET job")
-        .json()
-        .await
-        .expect("json")
-}
-
-fn stored_wavs(system: &TestSystem) -> usize {
-    fn walk(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p)
-                    } else {
-                        usize::from(p.extension().is_some_and(|x| x == "wav"))
-                    }
-                })
-                .sum()
-        })
-    }
-    walk(&system.data_dir.path().join("artifacts"))
+    get_json(&format!("{base}/api/v2/jobs/{id}")).await
 }
 
 #[tokio::test]
@@ -170,15 +147,7 @@ async fn killed_api_and_worker_do_not_lose_the_job() {
     let result: CallToolResult =
         serde_json::from_value(Value::Object(result)).expect("CallToolResult");
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    let audio = result
-        .content
-        .iter()
-        .find_map(|c| c.as_audio())
-        .expect("audio");
-    use base64::Engine as _;
-    let wav = base64::engine::general_purpose::STANDARD
-        .decode(&audio.data)
-        .expect("base64");
+    let wav = audio_of(&result);
     let (_, _, secs) = wav_facts(&wav);
     assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
     assert_eq!(stored_wavs(&system), 1, "exactly one stored result");

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use futures::StreamExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
@@ -19,7 +18,8 @@ use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::{TestSystem, wav_facts};
+use support::mcp::{args, audio_of, call, text_of};
+use support::{TestSystem, get_json, stored_wavs, wav_facts};
 
 #[derive(Clone, Default)]
 struct Client {
@@ -71,36 +71,6 @@ async fn connect_as(system: &TestSystem, client: Client) -> Session {
         .serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
         .await
         .expect("connect")
-}
-
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
-async fn call(client: &Session, tool: &'static str, a: Value) -> CallToolResult {
-    client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(args(a)))
-        .await
-        .expect("tools/call answers")
-}
-
-fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn audio_of(r: &CallToolResult) -> Vec<u8> {
-    let audio = r
-        .content
-        .iter()
-        .find_map(|c| c.as_audio())
-        .unwrap_or_else(|| panic!("no audio block: {}", text_of(r)));
-    base64::engine::general_purpose::STANDARD
-        .decode(&audio.data)
-        .expect("base64")
 }
 
 fn long_text(chars: usize) -> String {
@@ -162,25 +132,6 @@ async fn poll_task(
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-fn artifact_count(system: &TestSystem) -> usize {
-    walk(&system.data_dir.path().join("artifacts"))
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|e| {
-                if e.path().is_dir() {
-                    walk(&e.path())
-                } else {
-                    1
-                }
-            })
-            .sum()
-    })
 }
 
 #[tokio::test]
@@ -252,7 +203,7 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     assert_eq!(view["tool"], "generate_speech");
 
     // Cancel a long job once it has made progress: it ends cancelled and stores nothing.
-    let stored_before = artifact_count(&system);
+    let stored_before = stored_wavs(&system);
     let long = start_task(&client, "generate_speech", json!({"text": long_text(3000)})).await;
     let states = poll_task(&client, &long, Duration::from_secs(120), |t| {
         t.task
@@ -277,19 +228,12 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
         "{:?}",
         last.payload
     );
-    let rest: Value = http
-        .get(format!("{base}/api/v2/jobs/{long}"))
-        .send()
-        .await
-        .expect("GET job")
-        .json()
-        .await
-        .expect("json");
+    let rest: Value = get_json(&format!("{base}/api/v2/jobs/{long}")).await;
     assert_eq!(rest["status"], "cancelled", "{rest}");
     assert_eq!(rest["error"]["kind"], "Cancelled", "{rest}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        artifact_count(&system),
+        stored_wavs(&system),
         stored_before,
         "a cancelled job must not store audio"
     );
@@ -313,30 +257,18 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     let jobs = cancelled.structured_content.expect("page")["jobs"].clone();
     assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
     assert_eq!(jobs[0]["job_id"], json!(long));
-    let page1: Value = http
-        .get(format!(
-            "{base}/api/v2/jobs?tool=generate_speech&page_size=1"
-        ))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page1: Value = get_json(&format!(
+        "{base}/api/v2/jobs?tool=generate_speech&page_size=1"
+    ))
+    .await;
     let token = page1["next_page_token"]
         .as_str()
         .expect("a second page")
         .to_string();
-    let page2: Value = http
-        .get(format!(
-            "{base}/api/v2/jobs?tool=generate_speech&page_size=1&page_token={token}"
-        ))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page2: Value = get_json(&format!(
+        "{base}/api/v2/jobs?tool=generate_speech&page_size=1&page_token={token}"
+    ))
+    .await;
     let ids: Vec<&Value> = [&page1, &page2]
         .iter()
         .map(|p| &p["jobs"][0]["job_id"])

@@ -9,15 +9,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use base64::Engine as _;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    ProgressNotificationParam,
-};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
+use support::mcp::{audio_of, call, text_of};
 use support::{TestSystem, wav_facts};
 
 #[derive(Clone, Default)]
@@ -37,29 +34,6 @@ impl ClientHandler for ProgressCounter {
             Implementation::new("avb-tests", "1"),
         )
     }
-}
-
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
-async fn call(
-    client: &RunningService<RoleClient, ProgressCounter>,
-    tool: &'static str,
-    a: Value,
-) -> CallToolResult {
-    client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(args(a)))
-        .await
-        .expect("tools/call answers")
-}
-
-fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The checks every transport must pass; returns the WAV duration.
@@ -120,15 +94,7 @@ async fn exercise(
     )
     .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let audio = r
-        .content
-        .iter()
-        .find_map(|c| c.as_audio())
-        .expect("audio content block");
-    assert_eq!(audio.mime_type, "audio/wav");
-    let wav = base64::engine::general_purpose::STANDARD
-        .decode(&audio.data)
-        .expect("base64");
+    let wav = audio_of(&r);
     let (rate, channels, secs) = wav_facts(&wav);
     assert_eq!((rate, channels), (24_000, 1));
     assert!(

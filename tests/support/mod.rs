@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod mcp;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -273,4 +275,34 @@ pub fn wav_facts(bytes: &[u8]) -> (u32, u16, f64) {
 
 pub fn shared<T>(v: T) -> Arc<tokio::sync::Mutex<T>> {
     Arc::new(tokio::sync::Mutex::new(v))
+}
+
+/// WAV files in the system's artifact store.
+pub fn stored_wavs(system: &TestSystem) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        usize::from(p.extension().is_some_and(|x| x == "wav"))
+                    }
+                })
+                .sum()
+        })
+    }
+    walk(&system.data_dir.path().join("artifacts"))
+}
+
+/// GET `url` and parse the JSON body.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .expect("json body")
 }

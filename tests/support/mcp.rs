@@ -1,0 +1,43 @@
+//! MCP client helpers shared by the end-to-end tests.
+
+use base64::Engine as _;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::{ClientHandler, RoleClient};
+use serde_json::Value;
+
+pub fn args(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().expect("object")
+}
+
+pub async fn call<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &'static str,
+    a: Value,
+) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(args(a)))
+        .await
+        .expect("tools/call answers")
+}
+
+pub fn text_of(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The decoded `audio/wav` block of a result.
+pub fn audio_of(r: &CallToolResult) -> Vec<u8> {
+    let audio = r
+        .content
+        .iter()
+        .find_map(|c| c.as_audio())
+        .unwrap_or_else(|| panic!("no audio block: {}", text_of(r)));
+    assert_eq!(audio.mime_type, "audio/wav");
+    base64::engine::general_purpose::STANDARD
+        .decode(&audio.data)
+        .expect("base64")
+}
