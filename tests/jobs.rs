@@ -274,13 +274,25 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
         .map(|p| &p["jobs"][0]["job_id"])
         .collect();
     assert_ne!(ids[0], ids[1], "pages must not repeat");
-    let bad = http
-        .get(format!("{base}/api/v2/jobs?status=done"))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(bad.status().as_u16(), 400);
-    assert!(bad.text().await.expect("body").contains("status"));
+    for (query, field) in [
+        ("status=done", "status"),
+        ("page_token=zz", "page_token"),
+        ("page_size=0", "page_size"),
+        ("since=yesterday", "since"),
+        ("colour=red", "colour"),
+    ] {
+        let bad = http
+            .get(format!("{base}/api/v2/jobs?{query}"))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(bad.status().as_u16(), 400, "{query}");
+        let body = bad.text().await.expect("body");
+        assert!(body.contains(field), "{query}: {body}");
+    }
+    let bad = call(&client, "list_jobs", json!({"tool": "make_coffee"})).await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(text_of(&bad).contains("tool"), "{}", text_of(&bad));
 
     // Unknown ids: not found everywhere, never a crash.
     let err = client
@@ -289,6 +301,13 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
         .await
         .expect_err("unknown task");
     assert!(err.to_string().contains("not found"), "{err}");
+    for uri in ["avb://jobs/job_00000000000000000000000000000000", "avb://nothing/here"] {
+        let err = client
+            .read_resource(ReadResourceRequestParams::new(uri))
+            .await
+            .expect_err("unknown resource");
+        assert!(err.to_string().contains(uri), "{err}");
+    }
     let missing = call(&client, "get_job", json!({"job_id": "nope"})).await;
     assert_eq!(missing.is_error, Some(true));
     assert!(
