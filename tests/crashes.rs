@@ -1,6 +1,7 @@
 //! Crash-proof jobs: the api and the TTS worker are separate `avb` processes here, killed with
 //! SIGKILL mid-job and started again. The task survives the api, the activity is retried on the
-//! new worker, and the job completes exactly once.
+//! new worker, and the job completes exactly once. The Temporal dev server itself is killed and
+//! restarted (same SQLite file) mid-job, and the job still completes once.
 
 mod support;
 
@@ -155,5 +156,74 @@ async fn killed_api_and_worker_do_not_lose_the_job() {
     drop(client);
     api.start_kill().ok();
     api.wait().await.ok();
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_survives_a_temporal_server_restart() {
+    let mut system = TestSystem::start_restartable().await;
+    let client = connect(&system.mcp_url()).await;
+    let text = "The orchestrator itself may go away for a while. ".repeat(3)
+        + &"Its state is on disk, the workers keep polling, and when it comes back the job \
+            carries on from its history as if nothing had happened. "
+            .repeat(6);
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("generate_speech")
+                .with_arguments(json!({"text": text}).as_object().cloned().expect("args")),
+        )
+        .await
+        .expect("tools/call");
+    let CallToolResponse::Task(task) = response else {
+        panic!("expected a task, got {response:?}")
+    };
+    let id = task.task.task_id;
+    let base = system.base_url.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = job_view(&base, &id).await;
+        if v["progress"]["done"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let before = job_view(&base, &id).await;
+    assert_eq!(before["status"], "running", "still synthesizing: {before}");
+    // SIGKILL the Temporal server mid-synthesis, leave it down for a few seconds, start it
+    // again on the same port and SQLite file.
+    system.restart_temporal(Duration::from_secs(3)).await;
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let result = loop {
+        // The api's Temporal client reconnects by itself; a call may fail while it does.
+        match client.peer().get_task(GetTaskParams::new(id.clone())).await {
+            Ok(t) => {
+                let terminal = t.task.status().is_terminal();
+                match t.task.payload {
+                    TaskPayload::Completed { result } => break result,
+                    p => assert!(!terminal, "{p:?}"),
+                }
+            }
+            Err(e) => eprintln!("tasks/get while Temporal comes back: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job did not finish after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let result: CallToolResult =
+        serde_json::from_value(Value::Object(result)).expect("CallToolResult");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let (_, _, secs) = wav_facts(&audio_of(&result));
+    assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
+    assert_eq!(stored_wavs(&system), 1, "exactly one stored result");
+    assert_eq!(system.speech_workflow_count().await, 1, "one workflow");
+    let v = job_view(&base, &id).await;
+    assert_eq!(v["status"], "completed", "{v}");
+
+    drop(client);
     system.stop().await;
 }

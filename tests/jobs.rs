@@ -301,7 +301,10 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
         .await
         .expect_err("unknown task");
     assert!(err.to_string().contains("not found"), "{err}");
-    for uri in ["avb://jobs/job_00000000000000000000000000000000", "avb://nothing/here"] {
+    for uri in [
+        "avb://jobs/job_00000000000000000000000000000000",
+        "avb://nothing/here",
+    ] {
         let err = client
             .read_resource(ReadResourceRequestParams::new(uri))
             .await

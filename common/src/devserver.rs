@@ -53,6 +53,7 @@ pub fn find_temporal_bin() -> Option<PathBuf> {
     })
 }
 
+#[derive(Debug, Clone)]
 pub struct DevServerOptions {
     pub port: u16,
     pub ui_port: Option<u16>,

