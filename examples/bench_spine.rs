@@ -11,6 +11,8 @@
 //!     stack (axum + StreamableHttpService + TCP_NODELAY), both at the same concurrency.
 //! Every ratio compares numbers measured in this run.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,11 +25,10 @@ use avb_workflows::search;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolRequestParams, ServerCapabilities, ServerConfig};
-use rmcp::service::RunningService;
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{RoleClient, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use support::{mcp_client, summary, tool_call};
 use tokio_util::sync::CancellationToken;
 
 struct Args {
@@ -57,29 +58,8 @@ fn args() -> Args {
     a
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn summary(mut ms: Vec<f64>) -> (f64, f64) {
-    ms.sort_by(f64::total_cmp);
-    (pct(&ms, 0.5), pct(&ms, 0.99))
-}
-
-async fn mcp_client(url: &str) -> RunningService<RoleClient, ()> {
-    ().serve(StreamableHttpClientTransport::from_uri(url.to_string()))
-        .await
-        .expect("mcp connect")
-}
-
 fn echo_args(msg: &str) -> CallToolRequestParams {
-    CallToolRequestParams::new("durable_echo").with_arguments(
-        serde_json::json!({ "message": msg })
-            .as_object()
-            .cloned()
-            .expect("object"),
-    )
+    tool_call("durable_echo", serde_json::json!({ "message": msg }))
 }
 
 struct Scenario {
@@ -258,9 +238,10 @@ async fn throughput(
             let client = mcp_client(&url).await;
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let params = CallToolRequestParams::new(tool)
-                    .with_arguments(args.as_object().cloned().expect("object"));
-                let r = client.call_tool(params).await.expect("call");
+                let r = client
+                    .call_tool(tool_call(tool, args.clone()))
+                    .await
+                    .expect("call");
                 assert_ne!(r.is_error, Some(true));
                 n += 1;
             }
