@@ -27,6 +27,10 @@ pub struct SpeakArgs {
     /// Sessions synthesizing chunks concurrently (default 1).
     #[arg(long, env = "AVB_TTS_SESSIONS")]
     sessions: Option<usize>,
+    /// Threads of a lead session that synthesizes the first chunk alone (0 = none; default:
+    /// all cores when --sessions > 1).
+    #[arg(long, env = "AVB_TTS_LEAD_THREADS")]
+    lead_threads: Option<usize>,
     /// Data directory holding assets/ (see deploy/fetch_assets.py).
     #[arg(long, env = "AVB_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -42,13 +46,11 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
         args.text
     };
     let t0 = Instant::now();
-    let mut config = TtsConfig::new(args.data_dir.join("assets"));
-    if let Some(t) = args.threads {
-        config.intra_threads = t;
-    }
-    if let Some(n) = args.sessions {
-        config.sessions = n;
-    }
+    let config = TtsConfig::new(args.data_dir.join("assets")).with_sessions(
+        args.threads,
+        args.sessions.unwrap_or(1),
+        args.lead_threads,
+    );
     let engine = TtsEngine::load(config)?;
     let loaded = t0.elapsed();
     let req = GenerateSpeechInput {

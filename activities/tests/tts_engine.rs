@@ -280,6 +280,31 @@ fn concurrent_sessions_give_identical_audio_in_order() {
         a.samples, b.samples,
         "two sessions must produce the same audio as one"
     );
+    // A lead session of two threads for the first chunk, then the two one-thread sessions.
+    let led =
+        TtsEngine::load(TtsConfig::new(common::assets_dir()).with_sessions(Some(1), 2, Some(2)))
+            .expect("engine with a lead session loads");
+    let mut order = Vec::new();
+    let c = led
+        .synthesize(&r, |d| {
+            order.push(d.index);
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    assert_eq!(order, (0..c.chunks).collect::<Vec<_>>(), "in order");
+    assert_eq!(
+        c.samples.len(),
+        a.samples.len(),
+        "same length with a lead session"
+    );
+    let worst = a
+        .samples
+        .iter()
+        .zip(&c.samples)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0_f32, f32::max);
+    // Two intra-op threads may sum in another order: equal up to float rounding.
+    assert!(worst < 1e-3, "lead-session audio differs by {worst}");
     // Streaming (the rest planned while the first sentence speaks) equals plan-then-synthesize.
     let plan = one.plan(&r).expect("plan");
     assert_eq!(plan.chunks.len(), a.chunks);

@@ -67,6 +67,9 @@ pub struct TtsSettings {
     pub threads: Option<usize>,
     /// Sessions per TTS worker synthesizing chunks of one text concurrently (`AVB_TTS_SESSIONS`).
     pub sessions: usize,
+    /// Threads of the lead session that synthesizes each job's first chunk alone
+    /// (`AVB_TTS_LEAD_THREADS`; 0 = none; default: all cores when `sessions` > 1, else none).
+    pub lead_threads: Option<usize>,
     pub max_text_chars: usize,
     pub espeak_program: String,
 }
@@ -80,6 +83,10 @@ pub struct McpSettings {
     pub allowed_origins: Vec<String>,
     /// How long a tool call waits for its workflow before answering with a job handle.
     pub wait_budget_secs: u64,
+    /// Serve the MCP conformance suite's fixtures (tools, resources, prompts, logging,
+    /// completions named `test_*` / `test://`; `AVB_MCP_CONFORMANCE_FIXTURES`). Test-only:
+    /// needs an `avb-api` built with the `conformance-fixtures` cargo feature, else start fails.
+    pub conformance_fixtures: bool,
 }
 
 impl Default for AvbConfig {
@@ -114,6 +121,7 @@ impl Default for TtsSettings {
         Self {
             threads: None,
             sessions: 1,
+            lead_threads: None,
             max_text_chars: 20_000,
             espeak_program: "espeak-ng".into(),
         }
@@ -126,6 +134,7 @@ impl Default for McpSettings {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             wait_budget_secs: 25,
+            conformance_fixtures: false,
         }
     }
 }
@@ -224,6 +233,10 @@ impl AvbConfig {
                 self.tts.threads =
                     Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?)
             }
+            "AVB_TTS_LEAD_THREADS" => {
+                self.tts.lead_threads =
+                    Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?)
+            }
             "AVB_TTS_SESSIONS" => {
                 self.tts.sessions = usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
             }
@@ -235,6 +248,9 @@ impl AvbConfig {
             "AVB_MCP_ALLOWED_HOSTS" => self.mcp.allowed_hosts = split_list(value),
             "AVB_MCP_ALLOWED_ORIGINS" => self.mcp.allowed_origins = split_list(value),
             "AVB_WAIT_BUDGET_SECS" => self.mcp.wait_budget_secs = parse_u64()?,
+            "AVB_MCP_CONFORMANCE_FIXTURES" => {
+                self.mcp.conformance_fixtures = matches!(value, "1" | "true" | "yes")
+            }
             // Read elsewhere (paths of helper programs, the config file itself, log filter).
             _ => {}
         }
@@ -331,10 +347,20 @@ mod tests {
         assert_eq!(cfg.http.port(), 9000);
         assert_eq!(cfg.temporal.namespace, "prod");
         assert_eq!(cfg.temporal.address, "temporal:7233");
+        assert!(!cfg.mcp.conformance_fixtures, "fixtures are off by default");
         assert!(
             !format!("{cfg:?}").contains("sekret"),
             "secrets must not be printed"
         );
+    }
+
+    #[test]
+    fn conformance_fixtures_from_env_or_file() {
+        let cfg = AvbConfig::load_from(vars(&[("AVB_MCP_CONFORMANCE_FIXTURES", "true")]))
+            .expect("config");
+        assert!(cfg.mcp.conformance_fixtures);
+        let cfg: AvbConfig = toml::from_str("[mcp]\nconformance_fixtures = true\n").expect("toml");
+        assert!(cfg.mcp.conformance_fixtures);
     }
 
     #[test]

@@ -56,11 +56,11 @@ pub fn parse_queues(spec: &[String]) -> anyhow::Result<Vec<&'static str>> {
 
 /// Loads the TTS engine (model, voices, phonemizer) once for the process.
 pub fn load_tts_engine(config: &AvbConfig) -> anyhow::Result<Arc<TtsEngine>> {
-    let mut tts = TtsConfig::new(config.assets_dir());
-    if let Some(t) = config.tts.threads {
-        tts.intra_threads = t;
-    }
-    tts.sessions = config.tts.sessions;
+    let mut tts = TtsConfig::new(config.assets_dir()).with_sessions(
+        config.tts.threads,
+        config.tts.sessions,
+        config.tts.lead_threads,
+    );
     tts.max_text_chars = config.tts.max_text_chars;
     tts.espeak_program = config.tts.espeak_program.clone();
     Ok(Arc::new(TtsEngine::load(tts)?))

@@ -10,7 +10,7 @@ use avb_workflows::speech::{DEFAULT_MAX_TEXT_CHARS, GenerateSpeechInput};
 use super::assets::TtsAssets;
 use super::error::TtsError;
 use super::feed::ChunkFeed;
-use super::model::{KokoroModel, SAMPLE_RATE};
+use super::model::{KokoroModel, SAMPLE_RATE, SessionSlot};
 use super::phonemes::Phonemizer;
 use super::text::{normalize, split_sentences};
 use super::tokens::{Boundary, MAX_CHUNK_TOKENS, Piece, Vocab, pack, split_sentence};
@@ -24,6 +24,10 @@ pub struct TtsConfig {
     pub intra_threads: usize,
     /// Sessions synthesizing different chunks of one text concurrently (each ~300 MB).
     pub sessions: usize,
+    /// Threads of a lead session that synthesizes the first chunk alone before the others
+    /// start (0 = none: the first chunk runs on session 0 beside the others). With several
+    /// one-thread sessions, a lead session of all cores gives both early audio and throughput.
+    pub lead_threads: usize,
     pub max_text_chars: usize,
     /// The out-of-lexicon fallback program.
     pub espeak_program: String,
@@ -33,11 +37,33 @@ pub struct TtsConfig {
 }
 
 impl TtsConfig {
+    /// `sessions` sessions of `threads` each; the lead session gets `lead_threads`, or by
+    /// default every core when there are several sessions (none for a single session, which
+    /// already has the cores to itself).
+    pub fn with_sessions(
+        mut self,
+        threads: Option<usize>,
+        sessions: usize,
+        lead_threads: Option<usize>,
+    ) -> Self {
+        if let Some(t) = threads {
+            self.intra_threads = t;
+        }
+        self.sessions = sessions.max(1);
+        self.lead_threads = lead_threads.unwrap_or(if self.sessions > 1 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            0
+        });
+        self
+    }
+
     pub fn new(assets_dir: impl Into<PathBuf>) -> Self {
         Self {
             assets_dir: assets_dir.into(),
             intra_threads: std::thread::available_parallelism().map_or(1, usize::from),
             sessions: 1,
+            lead_threads: 0,
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
             espeak_program: "espeak-ng".into(),
             first_chunk_tokens: 16,
@@ -106,6 +132,7 @@ impl TtsEngine {
             &assets.model,
             config.intra_threads,
             config.sessions,
+            config.lead_threads,
         )?;
         let phonemizer = Phonemizer::new(&config.espeak_program);
         Ok(Self {
@@ -250,7 +277,7 @@ impl TtsEngine {
         voice: &VoiceInfo,
         speed: f32,
         chunk: &ChunkPlan,
-        session: usize,
+        session: SessionSlot,
     ) -> Result<Vec<f32>, TtsError> {
         let style = self.voices.style(&voice.id, chunk.tokens.len())?;
         self.model.infer(session, &chunk.tokens, style, speed)
@@ -310,7 +337,8 @@ impl TtsEngine {
 
     /// Synthesizes chunks as the feed provides them, each session taking the next unclaimed
     /// chunk, and hands them to `on_chunk` strictly in order, each preceded by the pause that
-    /// follows the one before it.
+    /// follows the one before it. With a lead session, the first chunk runs on it alone and the
+    /// other sessions start once its audio is out.
     fn synthesize_feed(
         &self,
         voice: &VoiceInfo,
@@ -319,21 +347,35 @@ impl TtsEngine {
         mut on_chunk: impl FnMut(ChunkDone<'_>) -> ControlFlow<()>,
     ) -> Result<SpeechAudio, TtsError> {
         let stop = AtomicBool::new(false);
-        let next = AtomicUsize::new(0);
+        let lead = self.model.has_lead();
+        let next = AtomicUsize::new(usize::from(lead));
         let mut samples = Vec::new();
         let workers = self.model.session_count().max(1);
         let mut emitted = 0;
         let result = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Vec<f32>, TtsError>)>();
+            if lead {
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    if let Some(chunk) = feed.wait_for(0) {
+                        let audio = self.synthesize_chunk(voice, speed, &chunk, SessionSlot::Lead);
+                        let _ = tx.send((0, audio));
+                    }
+                });
+            }
             for session in 0..workers {
                 let (tx, stop, next) = (tx.clone(), &stop, &next);
                 scope.spawn(move || {
+                    if lead {
+                        feed.wait_first_done();
+                    }
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(chunk) = feed.wait_for(i) else {
                             break;
                         };
-                        let audio = self.synthesize_chunk(voice, speed, &chunk, session);
+                        let audio =
+                            self.synthesize_chunk(voice, speed, &chunk, SessionSlot::Pool(session));
                         if tx.send((i, audio)).is_err() {
                             break;
                         }

@@ -45,22 +45,41 @@ fn environment(lib: &Path) -> Result<&'static ort::environment::Environment, Tts
 /// sessions working on different chunks of one text at once.
 pub struct KokoroModel {
     sessions: Vec<Mutex<Session>>,
+    /// A session with more threads for the first chunk, which runs alone: one-thread sessions
+    /// in parallel give the best throughput, but the first audio wants every core.
+    lead: Option<Mutex<Session>>,
+}
+
+/// Which session runs a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSlot {
+    Lead,
+    Pool(usize),
 }
 
 impl KokoroModel {
-    /// `sessions` independent sessions of `intra_threads` threads each (both at least 1).
+    /// `sessions` independent sessions of `intra_threads` threads each (both at least 1), and a
+    /// lead session of `lead_threads` threads unless that is 0.
     pub fn load(
         lib: &Path,
         model: &Path,
         intra_threads: usize,
         sessions: usize,
+        lead_threads: usize,
     ) -> Result<Self, TtsError> {
         let sessions = (0..sessions.max(1))
-            .map(|_| Self::load_session(lib, model, intra_threads).map(Mutex::new))
+            .map(|_| Self::load_session(lib, model, intra_threads, true).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let model = Self { sessions };
+        let lead = (lead_threads > 0)
+            .then(|| Self::load_session(lib, model, lead_threads, false).map(Mutex::new))
+            .transpose()?;
+        let model = Self { sessions, lead };
         model.warm_up()?;
         Ok(model)
+    }
+
+    pub fn has_lead(&self) -> bool {
+        self.lead.is_some()
     }
 
     /// One short inference per session at load: ONNX Runtime sizes its arenas and picks kernels
@@ -71,7 +90,10 @@ impl KokoroModel {
         let tokens = [50, 83, 54, 156, 31];
         let style = vec![0.0_f32; STYLE_DIM];
         for i in 0..self.sessions.len() {
-            self.infer(i, &tokens, &style, 1.0)?;
+            self.infer(SessionSlot::Pool(i), &tokens, &style, 1.0)?;
+        }
+        if self.has_lead() {
+            self.infer(SessionSlot::Lead, &tokens, &style, 1.0)?;
         }
         Ok(())
     }
@@ -80,7 +102,12 @@ impl KokoroModel {
         self.sessions.len()
     }
 
-    fn load_session(lib: &Path, model: &Path, intra_threads: usize) -> Result<Session, TtsError> {
+    fn load_session(
+        lib: &Path,
+        model: &Path,
+        intra_threads: usize,
+        spinning: bool,
+    ) -> Result<Session, TtsError> {
         let env = environment(lib)?;
         let config =
             |e: ort::Error| TtsError::Config(format!("cannot load model {}: {e}", model.display()));
@@ -89,6 +116,10 @@ impl KokoroModel {
             .with_intra_threads(intra_threads.max(1))
             .map_err(|e| config(e.into()))?
             .with_inter_threads(1)
+            .map_err(|e| config(e.into()))?
+            // The lead session's idle pool threads must not spin: they would steal the cores
+            // from the one-thread sessions working after it.
+            .with_intra_op_spinning(spinning)
             .map_err(|e| config(e.into()))?;
         builder.commit_from_file(model).map_err(config)
     }
@@ -97,7 +128,7 @@ impl KokoroModel {
     /// that token count, and the speed factor. Returns 24 kHz mono samples.
     pub fn infer(
         &self,
-        session: usize,
+        slot: SessionSlot,
         tokens: &[i64],
         style: &[f32],
         speed: f32,
@@ -111,11 +142,14 @@ impl KokoroModel {
         let tokens = Tensor::from_array(([1usize, n], padded)).map_err(inference)?;
         let style = Tensor::from_array(([1usize, STYLE_DIM], style.to_vec())).map_err(inference)?;
         let speed = Tensor::from_array(([1usize], vec![speed])).map_err(inference)?;
-        let mut session = self.sessions[session % self.sessions.len()]
-            .lock()
-            .map_err(|_| {
-                TtsError::Inference("session mutex poisoned by an earlier panic".into())
-            })?;
+        let session = match (slot, &self.lead) {
+            (SessionSlot::Lead, Some(lead)) => lead,
+            (SessionSlot::Lead, None) => &self.sessions[0],
+            (SessionSlot::Pool(i), _) => &self.sessions[i % self.sessions.len()],
+        };
+        let mut session = session.lock().map_err(|_| {
+            TtsError::Inference("session mutex poisoned by an earlier panic".into())
+        })?;
         let outputs = session
             .run(ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed])
             .map_err(inference)?;
