@@ -23,8 +23,7 @@ use avb_common::temporal;
 use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoInput};
 use avb_workflows::search;
 use rmcp::model::{
-    CallToolResponse, ClientCapabilities, ClientConfig, GetTaskParams, Implementation,
-    TaskPayload,
+    CallToolResponse, ClientCapabilities, ClientConfig, GetTaskParams, Implementation, TaskPayload,
 };
 use rmcp::service::RunningService;
 use rmcp::{ClientHandler, RoleClient};
