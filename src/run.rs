@@ -56,6 +56,8 @@ fn load_config(http: Option<SocketAddr>) -> anyhow::Result<AvbConfig> {
     if let Some(addr) = http {
         config.http = addr;
     }
+    // Before anything starts (a dev server, a Temporal connection): say what this build lacks.
+    avb_api::state::check_build_features(&config)?;
     Ok(config)
 }
 

@@ -46,6 +46,13 @@ async fn exercise(
         info.server_info.as_ref().map(|i| i.name.as_str()),
         Some("AgentVoiceBox")
     );
+    // The conformance fixtures are compiled into test builds but off by config: the server is
+    // the production one (no prompts, logging or completions; exactly the seven tools below).
+    let caps = &info.capabilities;
+    assert!(
+        caps.prompts.is_none() && caps.logging.is_none() && caps.completions.is_none(),
+        "{caps:?}"
+    );
     let tools: BTreeSet<String> = client
         .list_all_tools()
         .await

@@ -25,6 +25,7 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(temporal: Client, config: AvbConfig) -> anyhow::Result<Self> {
+        check_build_features(&config)?;
         let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
         let voices = load_voice_catalog(&config.assets_dir().join("voices"))?;
         Ok(Self {
@@ -46,6 +47,17 @@ impl ApiState {
     pub fn tenant(&self) -> &'static str {
         "local"
     }
+}
+
+/// Fails when the configuration asks for something this build left out.
+pub fn check_build_features(config: &AvbConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !config.mcp.conformance_fixtures || cfg!(feature = "conformance-fixtures"),
+        "mcp.conformance_fixtures (AVB_MCP_CONFORMANCE_FIXTURES) is set, but this build of \
+         avb-api lacks the `conformance-fixtures` cargo feature (test-only fixtures for the MCP \
+         conformance suite); unset it, or build with `--features avb-api/conformance-fixtures`"
+    );
+    Ok(())
 }
 
 /// The voice catalog, from the voice files the TTS workers load (the api never loads the model).
@@ -71,4 +83,23 @@ pub fn load_voice_catalog(dir: &std::path::Path) -> anyhow::Result<Vec<VoiceInfo
         dir.display()
     );
     Ok(voices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance_fixtures_need_the_feature() {
+        let mut config = AvbConfig::default();
+        assert!(check_build_features(&config).is_ok());
+        config.mcp.conformance_fixtures = true;
+        let checked = check_build_features(&config);
+        if cfg!(feature = "conformance-fixtures") {
+            assert!(checked.is_ok(), "{checked:?}");
+        } else {
+            let e = checked.expect_err("fixtures without the feature");
+            assert!(e.to_string().contains("`conformance-fixtures`"), "{e}");
+        }
+    }
 }

@@ -1,7 +1,11 @@
 //! The MCP server factory: one `AvbServer` type serves every transport (Streamable HTTP, legacy
 //! HTTP+SSE, stdio) with the same toolset, one tool router per tool family combined with `+`.
+//! Test builds can add the conformance suite's fixtures (`fixtures`, feature
+//! `conformance-fixtures`, config `mcp.conformance_fixtures`).
 
 mod echo_tools;
+#[cfg(feature = "conformance-fixtures")]
+mod fixtures;
 mod job_tools;
 mod resources;
 mod results;
@@ -30,12 +34,21 @@ pub struct AvbServer {
     pub(crate) state: ApiState,
     tool_router: ToolRouter<AvbServer>,
     subscriptions: resources::Subscriptions,
+    /// The conformance fixtures, when this build has them and the config turns them on.
+    #[cfg(feature = "conformance-fixtures")]
+    fixtures: Option<fixtures::Session>,
 }
 
 impl AvbServer {
     pub fn new(state: ApiState) -> Self {
         let mut tool_router =
             Self::status_tools() + Self::speech_tools() + Self::echo_tools() + Self::job_tools();
+        #[cfg(feature = "conformance-fixtures")]
+        let fixtures = fixtures::Session::for_config(&state.config);
+        #[cfg(feature = "conformance-fixtures")]
+        if fixtures.is_some() {
+            tool_router += Self::fixture_tools();
+        }
         // Tools declare task support in their `_meta` under the extension's id.
         for name in tasks::TASK_TOOLS {
             if let Some(route) = tool_router.map.get_mut(*name) {
@@ -51,6 +64,8 @@ impl AvbServer {
             state,
             tool_router,
             subscriptions: resources::Subscriptions::default(),
+            #[cfg(feature = "conformance-fixtures")]
+            fixtures,
         }
     }
 }
@@ -58,23 +73,25 @@ impl AvbServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for AvbServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_resources_subscribe()
-                .enable_tasks()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")).with_title("AgentVoiceBox"),
-        )
-        .with_instructions(
-            "AgentVoiceBox: durable tools. generate_speech turns text into speech (Kokoro, 54 voices; \
-             see list_voices); each call runs as a Temporal workflow and survives crashes and retries. \
-             Long calls return a job id: follow it with get_job, list_jobs, cancel_job, the resource \
-             avb://jobs/{job_id}, or as an MCP task.",
-        )
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_tasks()
+            .build();
+        #[cfg(feature = "conformance-fixtures")]
+        let capabilities = self.with_fixture_capabilities(capabilities);
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
+                    .with_title("AgentVoiceBox"),
+            )
+            .with_instructions(
+                "AgentVoiceBox: durable tools. generate_speech turns text into speech (Kokoro, 54 \
+                 voices; see list_voices); each call runs as a Temporal workflow and survives \
+                 crashes and retries. Long calls return a job id: follow it with get_job, \
+                 list_jobs, cancel_job, the resource avb://jobs/{job_id}, or as an MCP task.",
+            )
     }
 
     async fn call_tool(
@@ -106,7 +123,10 @@ impl ServerHandler for AvbServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(Self::job_templates())
+        let templates = Self::job_templates();
+        #[cfg(feature = "conformance-fixtures")]
+        let templates = self.with_fixture_templates(templates);
+        Ok(templates)
     }
 
     async fn read_resource(
@@ -114,6 +134,10 @@ impl ServerHandler for AvbServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(fixture) = self.read_fixture_resource(&request.uri) {
+            return Ok(fixture.into());
+        }
         self.read_job_resource(&request.uri).await.map(Into::into)
     }
 
@@ -135,6 +159,10 @@ impl ServerHandler for AvbServer {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        #[cfg(feature = "conformance-fixtures")]
+        if self.is_fixture_subscription(&request.uri) {
+            return Ok(());
+        }
         self.subscribe_job(&request.uri, context).await
     }
 
@@ -145,6 +173,64 @@ impl ServerHandler for AvbServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         self.unsubscribe_job(&request.uri);
+        Ok(())
+    }
+
+    // Conformance fixtures only (absent in production builds, where rmcp's defaults answer:
+    // method not found, and an empty resource list). Off by config, they answer the same.
+
+    #[cfg(feature = "conformance-fixtures")]
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        let items = match self.fixtures {
+            Some(_) => fixtures::resources(),
+            None => Vec::new(),
+        };
+        Ok(rmcp::model::ListResourcesResult::with_all_items(items))
+    }
+
+    #[cfg(feature = "conformance-fixtures")]
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        self.fixtures_or_not_found::<rmcp::model::ListPromptsRequestMethod>()?;
+        Ok(fixtures::prompts())
+    }
+
+    #[cfg(feature = "conformance-fixtures")]
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        self.fixtures_or_not_found::<rmcp::model::GetPromptRequestMethod>()?;
+        fixtures::get_prompt(&request).map(Into::into)
+    }
+
+    #[cfg(feature = "conformance-fixtures")]
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, McpError> {
+        self.fixtures_or_not_found::<rmcp::model::CompleteRequestMethod>()?;
+        fixtures::complete(&request)
+    }
+
+    #[cfg(feature = "conformance-fixtures")]
+    #[allow(deprecated)] // logging (SEP-2577); protocol 2025-11-25 still has it
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.fixtures_or_not_found::<rmcp::model::SetLevelRequestMethod>()?
+            .set_log_level(request.level);
         Ok(())
     }
 }
