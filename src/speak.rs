@@ -21,16 +21,20 @@ pub struct SpeakArgs {
     speed: f32,
     #[arg(long)]
     out: PathBuf,
-    /// ONNX Runtime intra-op threads (default: all cores).
+    /// ONNX Runtime intra-op threads per session (default: cores / sessions).
     #[arg(long, env = "AVB_TTS_THREADS")]
     threads: Option<usize>,
-    /// Sessions synthesizing chunks concurrently (default 1).
+    /// Sessions synthesizing chunks concurrently (default: one per core, at most 4).
     #[arg(long, env = "AVB_TTS_SESSIONS")]
     sessions: Option<usize>,
     /// Threads of a lead session that synthesizes the first chunk alone (0 = none; default:
     /// all cores when --sessions > 1).
     #[arg(long, env = "AVB_TTS_LEAD_THREADS")]
     lead_threads: Option<usize>,
+    /// Largest chunk in tokens (≤ 510; default 510 for one session, smaller for several so
+    /// the sessions finish together).
+    #[arg(long)]
+    chunk_tokens: Option<usize>,
     /// Data directory holding assets/ (see deploy/fetch_assets.py).
     #[arg(long, env = "AVB_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -46,11 +50,14 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
         args.text
     };
     let t0 = Instant::now();
-    let config = TtsConfig::new(args.data_dir.join("assets")).with_sessions(
+    let mut config = TtsConfig::new(args.data_dir.join("assets")).with_sessions(
         args.threads,
-        args.sessions.unwrap_or(1),
+        args.sessions,
         args.lead_threads,
     );
+    if let Some(n) = args.chunk_tokens {
+        config.max_chunk_tokens = n;
+    }
     let engine = TtsEngine::load(config)?;
     let loaded = t0.elapsed();
     let req = GenerateSpeechInput {

@@ -57,7 +57,7 @@ async fn start_api(system: &TestSystem, port: u16) -> tokio::process::Child {
 fn start_tts_worker(system: &TestSystem) -> tokio::process::Child {
     system.spawn_avb(
         &["worker", "--queues", "avb-tts"],
-        &[("AVB_TTS_THREADS", "1")],
+        &[("AVB_TTS_THREADS", "1"), ("AVB_TTS_SESSIONS", "1")],
     )
 }
 

@@ -281,9 +281,14 @@ fn concurrent_sessions_give_identical_audio_in_order() {
         "two sessions must produce the same audio as one"
     );
     // A lead session of two threads for the first chunk, then the two one-thread sessions.
-    let led =
-        TtsEngine::load(TtsConfig::new(common::assets_dir()).with_sessions(Some(1), 2, Some(2)))
-            .expect("engine with a lead session loads");
+    let mut config = TtsConfig::new(common::assets_dir()).with_sessions(Some(1), Some(2), Some(2));
+    assert_eq!(
+        (config.sessions, config.intra_threads, config.lead_threads),
+        (2, 1, 2)
+    );
+    // The same chunks as `one`, so the audio can be compared sample by sample.
+    config.max_chunk_tokens = TtsConfig::new(common::assets_dir()).max_chunk_tokens;
+    let led = TtsEngine::load(config).expect("engine with a lead session loads");
     let mut order = Vec::new();
     let c = led
         .synthesize(&r, |d| {

@@ -63,10 +63,11 @@ pub struct TemporalConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TtsSettings {
-    /// ONNX Runtime intra-op threads per TTS worker (`AVB_TTS_THREADS`; default: all cores).
+    /// ONNX Runtime intra-op threads per session (`AVB_TTS_THREADS`; default: cores / sessions).
     pub threads: Option<usize>,
-    /// Sessions per TTS worker synthesizing chunks of one text concurrently (`AVB_TTS_SESSIONS`).
-    pub sessions: usize,
+    /// Sessions per TTS worker synthesizing chunks of one text concurrently (`AVB_TTS_SESSIONS`;
+    /// default: one per core, at most 4 — measured fastest, BENCHMARKS.md).
+    pub sessions: Option<usize>,
     /// Threads of the lead session that synthesizes each job's first chunk alone
     /// (`AVB_TTS_LEAD_THREADS`; 0 = none; default: all cores when `sessions` > 1, else none).
     pub lead_threads: Option<usize>,
@@ -120,7 +121,7 @@ impl Default for TtsSettings {
     fn default() -> Self {
         Self {
             threads: None,
-            sessions: 1,
+            sessions: None,
             lead_threads: None,
             max_text_chars: 20_000,
             espeak_program: "espeak-ng".into(),
@@ -238,7 +239,8 @@ impl AvbConfig {
                     Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?)
             }
             "AVB_TTS_SESSIONS" => {
-                self.tts.sessions = usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+                self.tts.sessions =
+                    Some(usize::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?)
             }
             "AVB_MAX_TEXT_CHARS" => {
                 self.tts.max_text_chars =
@@ -276,7 +278,7 @@ impl AvbConfig {
                 message: "must be at least 1".into(),
             });
         }
-        if self.tts.sessions == 0 {
+        if self.tts.sessions == Some(0) {
             return Err(ConfigError::Invalid {
                 key: "tts.sessions",
                 message: "must be at least 1".into(),

@@ -90,7 +90,9 @@ impl TestSystem {
             ..AvbConfig::default()
         };
         config.temporal.address = dev_server.addr.to_string();
+        // One one-thread session: tests run in parallel on two cores.
         config.tts.threads = Some(1);
+        config.tts.sessions = Some(1);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

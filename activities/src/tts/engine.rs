@@ -16,6 +16,11 @@ use super::text::{normalize, split_sentences};
 use super::tokens::{Boundary, MAX_CHUNK_TOKENS, Piece, Vocab, pack, split_sentence};
 use super::voices::{VoiceBank, VoiceInfo};
 
+/// Largest chunk when several sessions share a text.
+pub const PARALLEL_CHUNK_TOKENS: usize = 200;
+/// Default session count cap: each session holds its own copy of the model (~300 MB).
+pub const MAX_DEFAULT_SESSIONS: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct TtsConfig {
     /// Directory laid out by `deploy/fetch_assets.py` (`$AVB_DATA_DIR/assets`).
@@ -37,24 +42,26 @@ pub struct TtsConfig {
 }
 
 impl TtsConfig {
-    /// `sessions` sessions of `threads` each; the lead session gets `lead_threads`, or by
-    /// default every core when there are several sessions (none for a single session, which
-    /// already has the cores to itself).
+    /// How the cores are shared, each value defaulting when `None`: `sessions` (one per core,
+    /// at most `MAX_DEFAULT_SESSIONS`) of `threads` each (cores / sessions), and a lead session
+    /// of `lead_threads` (every core when there are several sessions, else none). Measured on
+    /// two cores (BENCHMARKS.md): two one-thread sessions behind a two-thread lead give both the
+    /// highest throughput and the earliest first audio.
     pub fn with_sessions(
         mut self,
         threads: Option<usize>,
-        sessions: usize,
+        sessions: Option<usize>,
         lead_threads: Option<usize>,
     ) -> Self {
-        if let Some(t) = threads {
-            self.intra_threads = t;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        self.sessions = sessions.unwrap_or(cores.min(MAX_DEFAULT_SESSIONS)).max(1);
+        self.intra_threads = threads.unwrap_or(cores / self.sessions).max(1);
+        self.lead_threads = lead_threads.unwrap_or(if self.sessions > 1 { cores } else { 0 });
+        if self.sessions > 1 {
+            // Sessions take whole chunks: smaller chunks keep them busy until the end instead
+            // of one finishing a long last chunk alone.
+            self.max_chunk_tokens = self.max_chunk_tokens.min(PARALLEL_CHUNK_TOKENS);
         }
-        self.sessions = sessions.max(1);
-        self.lead_threads = lead_threads.unwrap_or(if self.sessions > 1 {
-            std::thread::available_parallelism().map_or(1, usize::from)
-        } else {
-            0
-        });
         self
     }
 
