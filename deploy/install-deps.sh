@@ -20,6 +20,9 @@ command -v espeak-ng >/dev/null || apt_pkgs+=(espeak-ng)
 # MCP conformance suite (deploy/conformance.sh); curl probes the server there.
 command -v npm >/dev/null || apt_pkgs+=(npm)
 command -v curl >/dev/null || apt_pkgs+=(curl)
+# PostgreSQL: the store's tests start their own server (initdb + postgres from
+# /usr/lib/postgresql/<version>/bin) to run the same suite as on SQLite.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
 if ((${#apt_pkgs[@]})); then
   log "apt-get install ${apt_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

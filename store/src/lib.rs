@@ -1,0 +1,18 @@
+//! The database layer: tenants, API keys and the credit ledger.
+//!
+//! One code path serves both backends through sqlx's `Any` driver: a SQLite file by default
+//! (`sqlite://PATH`, WAL, writers serialized), PostgreSQL when the URL says `postgres://`.
+//! Migrations live in the repository's `migrations/` directory, are embedded at build time and
+//! applied by [`Store::connect`].
+
+mod db;
+mod error;
+mod keys;
+mod ledger;
+mod tenants;
+
+pub use db::Store;
+pub use error::StoreError;
+pub use keys::{KeyInfo, NewKey, ParseRoleError, Principal, Role};
+pub use ledger::{Balance, EntryKind, LedgerEntry, Usage, UsageRecord};
+pub use tenants::{Tenant, validate_tenant_name};
