@@ -1,5 +1,6 @@
 //! `avb`: the one binary. Thin: parse the command line, call library code.
 
+mod admin;
 mod run;
 mod speak;
 
@@ -28,6 +29,8 @@ enum Command {
     Mcp(run::McpArgs),
     /// Synthesize speech to a WAV file with the local engine (no Temporal needed).
     Speak(speak::SpeakArgs),
+    /// Tenants and API keys (the database of `DATABASE_URL`, default `$AVB_DATA_DIR/avb.db`).
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Worker(args) => run::block_on(run::worker(args)),
         Command::Dev(args) => run::block_on(run::dev(args)),
         Command::Mcp(args) => run::block_on(run::mcp(args)),
+        Command::Admin(args) => run::block_on(admin::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

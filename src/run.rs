@@ -62,10 +62,11 @@ fn load_config(http: Option<SocketAddr>) -> anyhow::Result<AvbConfig> {
 }
 
 async fn api_state(config: AvbConfig) -> anyhow::Result<ApiState> {
+    let store = crate::admin::open_store(&config).await?;
     let client = temporal::connect(&config.temporal, "avb-api").await?;
     temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS)
         .await?;
-    ApiState::new(client, config)
+    Ok(ApiState::new(client, config)?.with_store(store))
 }
 
 async fn serve_http(state: ApiState, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -145,6 +146,12 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api_state(config.clone()).await?;
+    let dev_keys = match &state.store {
+        Some(store) if config.auth.required => {
+            Some(crate::admin::ensure_dev_keys(store, &config.data_dir).await?)
+        }
+        _ => None,
+    };
     // One connection for api and workers: eager workflow start needs a worker on the starter's
     // connection.
     let worker_client = state.temporal.clone();
@@ -164,6 +171,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("  Temporal UI:           {ui}");
     println!("  Temporal frontend:     {}", config.temporal.address);
+    match &dev_keys {
+        Some(keys) => keys.print(),
+        None => println!("  Authentication:        off (auth.required = false)"),
+    }
     let http = serve_http(state, shutdown.clone());
     let queues = avb_workers::parse_queues(&["all".to_string()])?;
     let workers = avb_workers::run_workers(&runtime, worker_client, &config, &queues, {
@@ -182,7 +193,12 @@ pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
     let McpTransport::Stdio = args.transport;
     let config = load_config(None)?;
     let state = api_state(config).await?;
-    let running = AvbServer::new(state)
+    // stdio has no headers: the key comes from the environment.
+    let key = std::env::var("AVB_API_KEY").ok();
+    let caller = avb_api::auth::caller_for(&state, key.as_deref())
+        .await
+        .context("avb mcp acts for the tenant of the API key in AVB_API_KEY")?;
+    let running = AvbServer::for_caller(state, caller)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP stdio handshake failed")?;

@@ -21,6 +21,8 @@ fn speak_writes_a_wav_and_fails_with_a_message() {
             "bf_emma",
             "--threads",
             "1",
+            "--sessions",
+            "1",
             "--out",
         ])
         .arg(&out)

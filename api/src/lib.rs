@@ -1,6 +1,7 @@
 //! The api: MCP over Streamable HTTP (`/mcp`), legacy HTTP+SSE and stdio, plus REST status. The
 //! app is a plain `Router` (testable without a socket); `run` serves it until shutdown.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod jobs;
@@ -34,10 +35,18 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     );
-    Router::new()
+    // Everything an agent or operator calls needs a key; health and metrics do not.
+    let protected = Router::new()
         .nest_service("/mcp", mcp)
         .merge(mcp::sse::router(state.clone(), shutdown.clone()))
-        .merge(rest::router(state))
+        .merge(rest::api_router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .merge(protected)
+        .merge(rest::probe_router(state))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

@@ -4,7 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+
+use crate::auth::Caller;
 
 use crate::error::ApiError;
 use crate::health::check_dependencies;
@@ -12,14 +14,21 @@ use crate::jobs::output::JobOutput;
 use crate::jobs::view::get_job;
 use crate::state::ApiState;
 
-pub fn router(state: ApiState) -> Router {
+/// `/api/v2`: needs an authenticated caller (see `auth`).
+pub fn api_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v2/voices", get(voices))
+        .merge(crate::rest_jobs::router())
+        .route("/api/v2/audio/{job_id}", get(get_audio))
+        .with_state(state)
+}
+
+/// Liveness, readiness and metrics: open, for orchestrators and scrapers.
+pub fn probe_router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v2/voices", get(voices))
-        .merge(crate::rest_jobs::router())
-        .route("/api/v2/audio/{job_id}", get(get_audio))
         .with_state(state)
 }
 
@@ -52,9 +61,10 @@ async fn voices(State(state): State<ApiState>) -> Json<serde_json::Value> {
 
 async fn get_audio(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let record = get_job(&state, state.tenant(), &job_id).await?;
+    let record = get_job(&state, &caller.tenant, &job_id).await?;
     let artifact = match record.outcome {
         Some(Ok(JobOutput::Speech(a))) => a,
         Some(Ok(_)) => {

@@ -7,10 +7,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::jobs::follow::follow;
 use crate::jobs::list::{JobFilter, JobPage, list_jobs};
@@ -27,17 +28,19 @@ pub fn router() -> Router<ApiState> {
 
 async fn list(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     filter: Result<Query<JobFilter>, QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(filter) = filter.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok(Json(list_jobs(&state, state.tenant(), &filter).await?))
+    Ok(Json(list_jobs(&state, &caller.tenant, &filter).await?))
 }
 
 async fn get_one(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(get_job(&state, state.tenant(), &job_id).await?.view))
+    Ok(Json(get_job(&state, &caller.tenant, &job_id).await?.view))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +51,7 @@ struct CancelBody {
 
 async fn cancel(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
     body: Option<Json<CancelBody>>,
 ) -> Result<Json<JobView>, ApiError> {
@@ -55,7 +59,7 @@ async fn cancel(
         .and_then(|Json(b)| b.reason)
         .unwrap_or_else(|| "cancelled by the caller (REST)".into());
     Ok(Json(
-        cancel_job(&state, state.tenant(), &job_id, &reason)
+        cancel_job(&state, &caller.tenant, &job_id, &reason)
             .await?
             .view,
     ))
@@ -65,10 +69,11 @@ async fn cancel(
 /// event (the final view, with `result` or `error`), then the stream ends.
 async fn events(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let first = get_job(&state, state.tenant(), &job_id).await?.view;
-    let stream = follow(state, job_id, Some(first)).map(|view| {
+    let first = get_job(&state, &caller.tenant, &job_id).await?.view;
+    let stream = follow(state, caller.tenant, job_id, Some(first)).map(|view| {
         let name = if view.status.is_terminal() {
             "result"
         } else {

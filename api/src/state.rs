@@ -21,6 +21,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// Last component health, reused for a second so status calls stay on the fast path.
     pub status_cache: Arc<tokio::sync::Mutex<Option<StatusSnapshot>>>,
+    /// Tenants and API keys (and the ledger); `None` only when authentication is off.
+    pub store: Option<avb_store::Store>,
 }
 
 impl ApiState {
@@ -35,6 +37,7 @@ impl ApiState {
             voices: Arc::new(voices),
             metrics: Metrics::new()?,
             status_cache: Arc::default(),
+            store: None,
         })
     }
 
@@ -42,10 +45,10 @@ impl ApiState {
         self.voices.iter().find(|v| v.id == id)
     }
 
-    /// The tenant of the caller. Authentication arrives with the tokens issue; until then every
-    /// call belongs to the single local tenant.
-    pub fn tenant(&self) -> &'static str {
-        "local"
+    /// With the store that holds tenants and API keys.
+    pub fn with_store(mut self, store: avb_store::Store) -> Self {
+        self.store = Some(store);
+        self
     }
 }
 

@@ -39,6 +39,42 @@ pub struct AvbConfig {
     pub temporal: TemporalConfig,
     pub tts: TtsSettings,
     pub mcp: McpSettings,
+    pub auth: AuthSettings,
+    pub database: DatabaseSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Every MCP and `/api/v2` request needs an API key (`AVB_AUTH_REQUIRED`; default true).
+    /// Off, every caller is the operator of the `local` tenant.
+    pub required: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { required: true }
+    }
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL` (or `AVB_DATABASE_URL`): `postgres://…` or `sqlite://…`; default a SQLite
+    /// file `avb.db` in the data directory. May hold a password: never printed.
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self
+            .url
+            .as_deref()
+            .map(|u| u.split(':').next().unwrap_or(""));
+        f.debug_struct("DatabaseSettings")
+            .field("url", &scheme.map(|s| format!("{s}://<redacted>")))
+            .finish()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -99,7 +135,17 @@ impl Default for AvbConfig {
             temporal: TemporalConfig::default(),
             tts: TtsSettings::default(),
             mcp: McpSettings::default(),
+            auth: AuthSettings::default(),
+            database: DatabaseSettings::default(),
         }
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
     }
 }
 
@@ -159,6 +205,8 @@ impl std::fmt::Debug for AvbConfig {
             .field("temporal", &self.temporal)
             .field("tts", &self.tts)
             .field("mcp", &self.mcp)
+            .field("auth", &self.auth)
+            .field("database", &self.database)
             .finish()
     }
 }
@@ -174,7 +222,7 @@ impl AvbConfig {
     ) -> Result<Self, ConfigError> {
         let vars: Vec<(String, String)> = vars
             .into_iter()
-            .filter(|(k, _)| k.starts_with("AVB_"))
+            .filter(|(k, _)| k.starts_with("AVB_") || k == "DATABASE_URL")
             .collect();
         let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let mut cfg = match get("AVB_CONFIG") {
@@ -208,6 +256,12 @@ impl AvbConfig {
         let parse_u64 = || value.parse::<u64>().map_err(|e| bad(e.to_string()));
         match name {
             "AVB_DATA_DIR" => self.data_dir = value.into(),
+            "AVB_AUTH_REQUIRED" => self.auth.required = parse_bool(value).map_err(bad)?,
+            // The conventional name wins over ours when both are set.
+            "DATABASE_URL" => self.database.url = Some(value.into()),
+            "AVB_DATABASE_URL" => {
+                self.database.url.get_or_insert_with(|| value.into());
+            }
             "AVB_HTTP" => {
                 self.http = value
                     .parse()
@@ -291,6 +345,16 @@ impl AvbConfig {
             });
         }
         Ok(())
+    }
+
+    /// Where tenants, keys and the ledger live: `database.url`, else `<data_dir>/avb.db`.
+    pub fn database_url(&self) -> String {
+        self.database.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("avb.db").display()
+            )
+        })
     }
 
     pub fn assets_dir(&self) -> PathBuf {

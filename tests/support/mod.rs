@@ -39,6 +39,8 @@ pub struct TestSystem {
     pub base_url: String,
     pub client: temporalio_client::Client,
     pub data_dir: tempfile::TempDir,
+    /// Tenants and keys, when the system requires authentication.
+    pub store: Option<avb_store::Store>,
     shutdown: CancellationToken,
     worker_thread: Option<std::thread::JoinHandle<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
@@ -99,6 +101,9 @@ impl TestSystem {
         config.http = listener.local_addr().expect("addr");
         let base_url = format!("http://{}", config.http);
         config.public_url = Some(base_url.clone());
+        // Most tests are about jobs, not keys: one local tenant, no tokens (tests/auth.rs turns
+        // authentication on).
+        config.auth.required = false;
         tweak(&mut config);
 
         let client = connect_with_retry(&config).await;
@@ -131,7 +136,19 @@ impl TestSystem {
                 });
             })
         };
-        let state = ApiState::new(client.clone(), config.clone()).expect("api state");
+        let store = if config.auth.required {
+            Some(
+                avb_store::Store::connect(&config.database_url())
+                    .await
+                    .expect("database opens"),
+            )
+        } else {
+            None
+        };
+        let mut state = ApiState::new(client.clone(), config.clone()).expect("api state");
+        if let Some(store) = store.clone() {
+            state = state.with_store(store);
+        }
         let api_task = {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
@@ -145,6 +162,7 @@ impl TestSystem {
             base_url,
             client,
             data_dir,
+            store,
             shutdown,
             worker_thread: Some(worker_thread),
             api_task: Some(api_task),
@@ -245,6 +263,10 @@ impl TestSystem {
             ),
             ("AVB_PUBLIC_URL".into(), self.base_url.clone()),
             ("AVB_LOG".into(), "warn".into()),
+            (
+                "AVB_AUTH_REQUIRED".into(),
+                self.config.auth.required.to_string(),
+            ),
         ]
     }
 

@@ -22,11 +22,13 @@ fn fingerprint(view: &JobView) -> String {
 /// going while Temporal is briefly unavailable.
 pub fn follow(
     state: ApiState,
+    tenant: String,
     job_id: String,
     first: Option<JobView>,
 ) -> impl Stream<Item = JobView> {
     struct Follow {
         state: ApiState,
+        tenant: String,
         job_id: String,
         pending: Option<JobView>,
         last: Option<String>,
@@ -35,6 +37,7 @@ pub fn follow(
     }
     let start = Follow {
         state,
+        tenant,
         job_id,
         polled: first.is_some(),
         pending: first,
@@ -53,7 +56,7 @@ pub fn follow(
                         tokio::time::sleep(FOLLOW_EVERY).await;
                     }
                     f.polled = true;
-                    match get_job(&f.state, f.state.tenant(), &f.job_id).await {
+                    match get_job(&f.state, &f.tenant, &f.job_id).await {
                         Ok(r) => r.view,
                         Err(LookupError::NotFound(_)) => return None,
                         Err(_) => continue,

@@ -32,7 +32,7 @@ impl AvbServer {
             .start_timer();
         let result = jobs::run_echo(
             &state.temporal,
-            state.tenant(),
+            self.tenant(),
             input,
             state.config.temporal.eager_start,
             state.config.temporal.echo_local_activity,

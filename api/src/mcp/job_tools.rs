@@ -71,7 +71,7 @@ impl AvbServer {
     )]
     async fn get_job_tool(&self, Parameters(input): Parameters<JobIdInput>) -> CallToolResult {
         let state = &self.state;
-        match get_job(state, state.tenant(), &input.job_id).await {
+        match get_job(state, self.tenant(), &input.job_id).await {
             Ok(record) => {
                 let content = match record.outcome {
                     Some(Ok(out)) => {
@@ -95,7 +95,7 @@ impl AvbServer {
     )]
     async fn list_jobs_tool(&self, Parameters(filter): Parameters<JobFilter>) -> CallToolResult {
         let state = &self.state;
-        match list_jobs(state, state.tenant(), &filter).await {
+        match list_jobs(state, self.tenant(), &filter).await {
             Ok(page) => {
                 let mut lines: Vec<String> = page
                     .jobs
@@ -137,7 +137,7 @@ impl AvbServer {
             .reason
             .as_deref()
             .unwrap_or("cancelled by the caller (cancel_job)");
-        match cancel_job(state, state.tenant(), &input.job_id, reason).await {
+        match cancel_job(state, self.tenant(), &input.job_id, reason).await {
             Ok(record) => view_result(&record.view, Vec::new()),
             Err(e) => lookup_error(&e),
         }

@@ -25,6 +25,10 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler, tool_handler};
 
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use crate::auth::Caller;
 use crate::state::ApiState;
 
 pub const SERVER_NAME: &str = "AgentVoiceBox";
@@ -34,12 +38,24 @@ pub struct AvbServer {
     pub(crate) state: ApiState,
     tool_router: ToolRouter<AvbServer>,
     subscriptions: resources::Subscriptions,
+    /// Whom this session acts for: fixed for stdio and legacy SSE, set by `initialize` on
+    /// Streamable HTTP (from the key the auth middleware checked). Every later request must
+    /// come from the same tenant.
+    caller: Arc<OnceLock<Caller>>,
     /// The conformance fixtures, when this build has them and the config turns them on.
     #[cfg(feature = "conformance-fixtures")]
     fixtures: Option<fixtures::Session>,
 }
 
 impl AvbServer {
+    /// A session that acts for `caller` (stdio, legacy SSE: authenticated when it opened).
+    pub fn for_caller(state: ApiState, caller: Caller) -> Self {
+        let server = Self::new(state);
+        let _ = server.caller.set(caller);
+        server
+    }
+
+    /// A session whose caller comes with its requests (Streamable HTTP).
     pub fn new(state: ApiState) -> Self {
         let mut tool_router =
             Self::status_tools() + Self::speech_tools() + Self::echo_tools() + Self::job_tools();
@@ -64,14 +80,65 @@ impl AvbServer {
             state,
             tool_router,
             subscriptions: resources::Subscriptions::default(),
+            caller: Arc::default(),
             #[cfg(feature = "conformance-fixtures")]
             fixtures,
         }
     }
 }
 
+impl AvbServer {
+    /// The caller of one request: the one the auth middleware attached to its HTTP request,
+    /// else the session's. A request from another tenant than the session's is refused.
+    pub(crate) fn request_caller(
+        &self,
+        extensions: &rmcp::model::Extensions,
+    ) -> Result<Caller, McpError> {
+        let from_http = extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Caller>())
+            .cloned();
+        match (from_http, self.caller.get()) {
+            (Some(c), Some(s)) if c.tenant != s.tenant => Err(McpError::invalid_request(
+                "this MCP session belongs to another tenant: start a new session with your key",
+                None,
+            )),
+            (Some(c), _) => Ok(c),
+            (None, Some(s)) => Ok(s.clone()),
+            (None, None) => Err(McpError::invalid_request("unauthenticated request", None)),
+        }
+    }
+
+    /// This server acting for `caller` (tool code reads `self.tenant()`).
+    pub(crate) fn bound(&self, caller: Caller) -> Cow<'_, Self> {
+        if self.caller.get() == Some(&caller) {
+            return Cow::Borrowed(self);
+        }
+        let mut server = self.clone();
+        server.caller = Arc::new(OnceLock::from(caller));
+        Cow::Owned(server)
+    }
+
+    /// The caller's tenant; none (matching no job) on a server not bound to a caller.
+    pub(crate) fn tenant(&self) -> &str {
+        self.caller.get().map_or("", |c| c.tenant.as_str())
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for AvbServer {
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, McpError> {
+        if let Ok(caller) = self.request_caller(&context.extensions) {
+            let _ = self.caller.set(caller);
+        }
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
@@ -105,17 +172,21 @@ impl ServerHandler for AvbServer {
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        Ok(GetTaskResult::new(self.task_state(&request.task_id).await?))
+        let server = self.bound(self.request_caller(&context.extensions)?);
+        Ok(GetTaskResult::new(
+            server.task_state(&request.task_id).await?,
+        ))
     }
 
     async fn cancel_task(
         &self,
         request: CancelTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.cancel_task_by_id(&request.task_id).await
+        let server = self.bound(self.request_caller(&context.extensions)?);
+        server.cancel_task_by_id(&request.task_id).await
     }
 
     async fn list_resource_templates(
@@ -132,13 +203,14 @@ impl ServerHandler for AvbServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         #[cfg(feature = "conformance-fixtures")]
         if let Some(fixture) = self.read_fixture_resource(&request.uri) {
             return Ok(fixture.into());
         }
-        self.read_job_resource(&request.uri).await.map(Into::into)
+        let server = self.bound(self.request_caller(&context.extensions)?);
+        server.read_job_resource(&request.uri).await.map(Into::into)
     }
 
     fn accepted_subscription_filter(
@@ -149,7 +221,8 @@ impl ServerHandler for AvbServer {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
-        self.listen_jobs(context).await;
+        let caller = self.request_caller(&context.request_context().extensions)?;
+        self.bound(caller).listen_jobs(context).await;
         Ok(())
     }
 
@@ -163,7 +236,8 @@ impl ServerHandler for AvbServer {
         if self.is_fixture_subscription(&request.uri) {
             return Ok(());
         }
-        self.subscribe_job(&request.uri, context).await
+        let server = self.bound(self.request_caller(&context.extensions)?);
+        server.subscribe_job(&request.uri, context).await
     }
 
     #[allow(deprecated)]

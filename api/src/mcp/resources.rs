@@ -109,7 +109,7 @@ impl AvbServer {
     ) -> Result<ReadResourceResult, McpError> {
         let job_id = job_id_of(uri)?;
         let state = &self.state;
-        let record = get_job(state, state.tenant(), job_id)
+        let record = get_job(state, self.tenant(), job_id)
             .await
             .map_err(|e| lookup_error(uri, e))?;
         let text = serde_json::to_string_pretty(&record.view)
@@ -131,8 +131,9 @@ impl AvbServer {
     ) -> Result<(), McpError> {
         let job_id = job_id_of(uri)?.to_string();
         let state = self.state.clone();
+        let tenant = self.tenant().to_string();
         // Fail now for unknown jobs rather than watching nothing.
-        let first = get_job(&state, state.tenant(), &job_id)
+        let first = get_job(&state, &tenant, &job_id)
             .await
             .map_err(|e| lookup_error(uri, e))?;
         let Some(stop) = self.subscriptions.insert(uri) else {
@@ -141,7 +142,16 @@ impl AvbServer {
         let subs = self.subscriptions.downgrade();
         let (uri, notify) = (uri.to_string(), Notifier::Legacy(context.peer.clone()));
         tokio::spawn(async move {
-            let done = watch(state, job_id, Some(first.view), &uri, &notify, &stop).await;
+            let done = watch(
+                state,
+                tenant,
+                job_id,
+                Some(first.view),
+                &uri,
+                &notify,
+                &stop,
+            )
+            .await;
             tracing::debug!(%uri, done, "job subscription ended");
             if let Some(subs) = subs.upgrade() {
                 subs.remove(&uri);
@@ -179,10 +189,20 @@ impl AvbServer {
         let stop = CancellationToken::new();
         let watches = uris.into_iter().map(|uri| {
             let (state, stop) = (self.state.clone(), stop.clone());
+            let tenant = self.tenant().to_string();
             let notify = Notifier::Listen(context.sink().clone());
             async move {
                 if let Some(job_id) = uri.strip_prefix(JOB_URI_PREFIX) {
-                    watch(state, job_id.to_string(), None, &uri, &notify, &stop).await;
+                    watch(
+                        state,
+                        tenant,
+                        job_id.to_string(),
+                        None,
+                        &uri,
+                        &notify,
+                        &stop,
+                    )
+                    .await;
                 }
             }
         });
@@ -216,6 +236,7 @@ impl Notifier {
 /// Notifies `uri` on every change of the job after the state the subscriber started from.
 async fn watch(
     state: ApiState,
+    tenant: String,
     job_id: String,
     first: Option<JobView>,
     uri: &str,
@@ -223,7 +244,7 @@ async fn watch(
     stop: &CancellationToken,
 ) -> &'static str {
     // The first view is the baseline the subscriber already has (or can read): not a change.
-    let mut changes = Box::pin(follow(state, job_id, first).skip(1));
+    let mut changes = Box::pin(follow(state, tenant, job_id, first).skip(1));
     loop {
         tokio::select! {
             () = stop.cancelled() => return "unsubscribed",

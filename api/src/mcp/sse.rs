@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use rmcp::ServiceExt;
@@ -20,6 +20,7 @@ use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use serde::Deserialize;
 
 use super::AvbServer;
+use crate::auth::Caller;
 use crate::state::ApiState;
 
 pub const SSE_PATH: &str = "/api/v2/mcp/sse";
@@ -30,8 +31,11 @@ struct Bridge {
     state: ApiState,
     /// Ends open streams on shutdown, so graceful shutdown does not wait on idle SSE clients.
     shutdown: tokio_util::sync::CancellationToken,
-    sessions: Arc<Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>>,
+    sessions: Arc<Mutex<HashMap<String, OpenSession>>>,
 }
+
+/// An open session: where its client messages go, and the tenant that opened it.
+type OpenSession = (mpsc::Sender<ClientJsonRpcMessage>, String);
 
 pub fn router(state: ApiState, shutdown: tokio_util::sync::CancellationToken) -> Router {
     let bridge = Bridge {
@@ -47,14 +51,16 @@ pub fn router(state: ApiState, shutdown: tokio_util::sync::CancellationToken) ->
 
 async fn open_stream(
     State(bridge): State<Bridge>,
+    Extension(caller): Extension<Caller>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(64);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(64);
     if let Ok(mut sessions) = bridge.sessions.lock() {
-        sessions.insert(session_id.clone(), to_server);
+        sessions.insert(session_id.clone(), (to_server, caller.tenant.clone()));
     }
-    let server = AvbServer::new(bridge.state.clone());
+    // The caller who opened the stream is the session's: its POSTs must come from that tenant.
+    let server = AvbServer::for_caller(bridge.state.clone(), caller);
     let sessions = bridge.sessions.clone();
     let id = session_id.clone();
     tokio::spawn(async move {
@@ -95,6 +101,7 @@ struct SessionQuery {
 
 async fn post_message(
     State(bridge): State<Bridge>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<SessionQuery>,
     body: Bytes,
 ) -> impl IntoResponse {
@@ -117,7 +124,10 @@ async fn post_message(
         .sessions
         .lock()
         .ok()
-        .and_then(|s| s.get(&session_id).cloned());
+        .and_then(|s| s.get(&session_id).cloned())
+        // Another tenant's session is not found, as if it did not exist.
+        .filter(|(_, tenant)| *tenant == caller.tenant)
+        .map(|(tx, _)| tx);
     match sender {
         Some(mut tx) => match tx.send(msg).await {
             Ok(()) => (StatusCode::ACCEPTED, "Accepted".to_string()),

@@ -55,14 +55,16 @@ impl AvbServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let server = self.bound(self.request_caller(&context.extensions)?);
+        let server = server.as_ref();
         let client_has_tasks = context
             .client_capabilities()
             .is_some_and(|caps| caps.supports_tasks());
         if !client_has_tasks || !TASK_TOOLS.contains(&request.name.as_ref()) {
-            let tcc = ToolCallContext::new(self, request, context);
-            return self.tool_router.call(tcc).await;
+            let tcc = ToolCallContext::new(server, request, context);
+            return server.tool_router.call(tcc).await;
         }
-        Ok(match self.start_task(&request).await {
+        Ok(match server.start_task(&request).await {
             Ok(task) => CallToolResponse::Task(CreateTaskResult::new(task)),
             Err(result) => CallToolResponse::Complete(result),
         })
@@ -74,7 +76,7 @@ impl AvbServer {
         request: &CallToolRequestParams,
     ) -> Result<Task, rmcp::model::CallToolResult> {
         let state = &self.state;
-        let tenant = state.tenant();
+        let tenant = self.tenant();
         let started = if request.name == "generate_speech" {
             let input: GenerateSpeechInput = args(request)?;
             self.check_speech_input(&input)?;
@@ -102,7 +104,7 @@ impl AvbServer {
 
     pub(crate) async fn task_state(&self, task_id: &str) -> Result<DetailedTask, McpError> {
         let state = &self.state;
-        let record = get_job(state, state.tenant(), task_id)
+        let record = get_job(state, self.tenant(), task_id)
             .await
             .map_err(task_error)?;
         let task = task_of(&record.view);
@@ -130,7 +132,7 @@ impl AvbServer {
         let state = &self.state;
         cancel_job(
             state,
-            state.tenant(),
+            self.tenant(),
             task_id,
             "cancelled by the client (tasks/cancel)",
         )

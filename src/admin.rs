@@ -1,0 +1,178 @@
+//! `avb admin …`: tenants and API keys, and the first-run keys of `avb dev`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use avb_common::config::AvbConfig;
+use avb_store::{NewKey, Role, Store};
+
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AdminCommand {
+    /// Apply database migrations (also done by every command that opens the database).
+    Migrate,
+    /// Create a tenant.
+    CreateTenant { name: String },
+    /// List tenants.
+    Tenants,
+    /// Create an API key for a tenant; the token is printed once.
+    CreateKey {
+        #[arg(long)]
+        tenant: String,
+        /// HUMAN (operators: grant credits, approve, see the tenant's jobs) or AGENT (call tools).
+        #[arg(long)]
+        role: Role,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List a tenant's keys (prefixes only; secrets are never stored).
+    Keys {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key by id.
+    RevokeKey { key_id: String },
+}
+
+/// Opens (and migrates) the database named by the configuration.
+pub async fn open_store(config: &AvbConfig) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    Store::connect(&config.database_url())
+        .await
+        .context("opening the database (DATABASE_URL, default $AVB_DATA_DIR/avb.db)")
+}
+
+async fn tenant_id(store: &Store, name: &str) -> anyhow::Result<String> {
+    Ok(store
+        .tenant_by_name(name)
+        .await?
+        .with_context(|| {
+            format!("no tenant named {name:?}; create it with `avb admin create-tenant`")
+        })?
+        .id)
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let config = AvbConfig::load()?;
+    let store = open_store(&config).await?;
+    match args.command {
+        AdminCommand::Migrate => println!("database is up to date ({})", store.backend_name()),
+        AdminCommand::CreateTenant { name } => {
+            let t = store.create_tenant(&name).await?;
+            println!("created tenant {} (id {})", t.name, t.id);
+        }
+        AdminCommand::Tenants => {
+            for t in store.tenants().await? {
+                println!("{}\t{}", t.id, t.name);
+            }
+        }
+        AdminCommand::CreateKey {
+            tenant,
+            role,
+            label,
+        } => {
+            let id = tenant_id(&store, &tenant).await?;
+            let key = store.create_key(&id, role, &label).await?;
+            println!("created {role} key {} for tenant {tenant}", key.key_id);
+            println!("token (shown once, store it now): {}", key.token);
+        }
+        AdminCommand::Keys { tenant } => {
+            let id = tenant_id(&store, &tenant).await?;
+            for k in store.list_keys(&id).await? {
+                let state = if k.revoked_at_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\tavb_{}_…\t{}\t{state}\t{}",
+                    k.key_id, k.prefix, k.role, k.label
+                );
+            }
+        }
+        AdminCommand::RevokeKey { key_id } => {
+            anyhow::ensure!(store.revoke_key(&key_id).await?, "no key with id {key_id}");
+            println!("revoked key {key_id}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// The keys `avb dev` makes on its first run, kept in `$AVB_DATA_DIR/dev-keys.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct DevKeys {
+    pub tenant: String,
+    pub human: String,
+    pub agent: String,
+    #[serde(skip)]
+    path: PathBuf,
+    #[serde(skip)]
+    created: bool,
+}
+
+impl DevKeys {
+    pub fn print(&self) {
+        if self.created {
+            println!("  Tenant `{}` created with two API keys:", self.tenant);
+            println!("    HUMAN (operator): {}", self.human);
+            println!("    AGENT:            {}", self.agent);
+            println!(
+                "    (saved in {}; send as `Authorization: Bearer <key>`)",
+                self.path.display()
+            );
+        } else {
+            println!("  API keys:              {}", self.path.display());
+        }
+    }
+}
+
+/// On the first `avb dev`: the `local` tenant with one HUMAN and one AGENT key, written to
+/// `dev-keys.json` (owner-only). Later runs reuse the file if its keys still work.
+pub async fn ensure_dev_keys(store: &Store, data_dir: &Path) -> anyhow::Result<DevKeys> {
+    let path = data_dir.join("dev-keys.json");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(mut keys) = serde_json::from_str::<DevKeys>(&text)
+        && store.authenticate(&keys.human).await?.is_some()
+        && store.authenticate(&keys.agent).await?.is_some()
+    {
+        keys.path = path;
+        return Ok(keys);
+    }
+    let tenant_name = avb_api::auth::LOCAL_TENANT;
+    let tenant = match store.tenant_by_name(tenant_name).await? {
+        Some(t) => t,
+        None => store.create_tenant(tenant_name).await?,
+    };
+    let make = |role| store.create_key(&tenant.id, role, "avb dev");
+    let (human, agent): (NewKey, NewKey) = (make(Role::Human).await?, make(Role::Agent).await?);
+    let keys = DevKeys {
+        tenant: tenant.name,
+        human: human.token,
+        agent: agent.token,
+        path: path.clone(),
+        created: true,
+    };
+    write_private(&path, &serde_json::to_string_pretty(&keys)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(keys)
+}
+
+/// Writes a file only its owner can read (it holds secrets).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
