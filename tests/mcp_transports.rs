@@ -47,7 +47,7 @@ async fn exercise(
         Some("AgentVoiceBox")
     );
     // The conformance fixtures are compiled into test builds but off by config: the server is
-    // the production one (no prompts, logging or completions; exactly the seven tools below).
+    // the production one (no prompts, logging or completions; exactly the ten tools below).
     let caps = &info.capabilities;
     assert!(
         caps.prompts.is_none() && caps.logging.is_none() && caps.completions.is_none(),
@@ -64,8 +64,11 @@ async fn exercise(
         "cancel_job",
         "durable_echo",
         "generate_speech",
+        "get_balance",
         "get_job",
         "get_server_status",
+        "get_usage",
+        "grant_credits",
         "list_jobs",
         "list_voices",
     ];
@@ -93,6 +96,13 @@ async fn exercise(
     let voices = call(client, "list_voices", json!({})).await;
     let list = voices.structured_content.expect("structured voices");
     assert_eq!(list["voices"].as_array().map(Vec::len), Some(54));
+
+    // Billing with authentication off: the local tenant's account, created on first use.
+    let balance = call(client, "get_balance", json!({})).await;
+    assert_ne!(balance.is_error, Some(true), "{}", text_of(&balance));
+    let b = balance.structured_content.expect("structured balance");
+    assert_eq!(b["tenant"], "local", "{b}");
+    assert!(b["available"].is_i64() && b["held"].is_i64(), "{b}");
 
     let r = call(
         client,

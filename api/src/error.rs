@@ -11,6 +11,8 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -24,6 +26,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -54,6 +57,21 @@ impl From<crate::jobs::list::ListError> for ApiError {
         match e {
             ListError::InvalidFilter { .. } => ApiError::BadRequest(e.to_string()),
             ListError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::billing::BillingError> for ApiError {
+    fn from(e: crate::billing::BillingError) -> Self {
+        use crate::billing::BillingError;
+        match e {
+            BillingError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            BillingError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
+            BillingError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            BillingError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            BillingError::NoStore | BillingError::Unavailable(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
         }
     }
 }

@@ -2,12 +2,14 @@
 //! app is a plain `Router` (testable without a socket); `run` serves it until shutdown.
 
 pub mod auth;
+pub mod billing;
 pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod mcp;
 pub mod metrics;
 pub mod rest;
+pub mod rest_billing;
 pub mod rest_jobs;
 pub mod state;
 

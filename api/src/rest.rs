@@ -19,6 +19,7 @@ pub fn api_router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v2/voices", get(voices))
         .merge(crate::rest_jobs::router())
+        .merge(crate::rest_billing::router())
         .route("/api/v2/audio/{job_id}", get(get_audio))
         .with_state(state)
 }

@@ -12,11 +12,12 @@ whole current environment (AVB_DATA_DIR, AVB_TEMPORAL_ADDRESS, ...) is passed th
 to the child (the SDK would otherwise pass only HOME/PATH/SHELL/...). The server's
 stderr goes to this script's stderr.
 
-Checks: initialize; tools/list is exactly the seven tools (status, voices, speech, echo, job tools)
-(a superset with --allow-extra); get_server_status says "AgentVoiceBox Platform is ONLINE";
-generate_speech returns an audio/wav block (24 kHz mono, 0.8-6 s) plus structuredContent
+Checks: initialize; tools/list is exactly the ten tools (status, voices, speech, echo, job and
+billing tools; a superset with --allow-extra); get_server_status says "AgentVoiceBox Platform is
+ONLINE"; generate_speech returns an audio/wav block (24 kHz mono, 0.8-6 s) plus structuredContent
 with job_id and status "completed"; generate_speech with an unknown voice_id is an
-isError result naming "voice_id" and "af_heart".
+isError result naming "voice_id" and "af_heart"; get_balance returns structuredContent with an
+integer "available".
 
 On success prints one JSON line on stdout:
   {"transport": ..., "tools": [...], "duration_secs": ..., "ok": true}
@@ -45,6 +46,7 @@ from mcp.client.stdio import StdioServerParameters
 EXPECTED_TOOLS = {
     "get_server_status", "list_voices", "generate_speech", "durable_echo",
     "get_job", "list_jobs", "cancel_job",
+    "get_balance", "get_usage", "grant_credits",
 }
 ONLINE_TEXT = "AgentVoiceBox Platform is ONLINE"
 SPEECH_TEXT = "Hello from the Python client."
@@ -168,6 +170,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         check("af_heart" in bad_text, f"error text does not mention 'af_heart': {bad_text!r}")
         log(f"bad voice rejected: {bad_text.splitlines()[0] if bad_text else ''}")
 
+        # get_balance (structured output, checked by the SDK against the tool's outputSchema)
+        balance = await client.call_tool("get_balance", {})
+        check(not balance.is_error, f"get_balance returned isError: {describe(balance)}")
+        sc = balance.structured_content
+        check(isinstance(sc, dict), f"get_balance structuredContent is not an object: {sc!r}")
+        check(isinstance(sc.get("available"), int), f"get_balance has no integer 'available': {sc}")
+        log(f"get_balance: tenant {sc.get('tenant')}, {sc['available']} available, {sc.get('held')} held")
+
         return {"transport": args.transport, "tools": names, "duration_secs": round(secs, 3), "ok": True}
 
 
@@ -189,7 +199,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="one stdio server argument (repeatable; alternative to `--`; write --arg=--flag for dashed values)",
     )
-    p.add_argument("--allow-extra", action="store_true", help="accept tools beyond the expected three")
+    p.add_argument("--allow-extra", action="store_true", help="accept tools beyond the expected ones")
     p.add_argument(
         "--mode",
         default="auto",

@@ -39,7 +39,7 @@ pub struct TestSystem {
     pub base_url: String,
     pub client: temporalio_client::Client,
     pub data_dir: tempfile::TempDir,
-    /// Tenants and keys, when the system requires authentication.
+    /// Tenants, keys and the credit ledger (always there; an `Option` for older callers).
     pub store: Option<avb_store::Store>,
     shutdown: CancellationToken,
     worker_thread: Option<std::thread::JoinHandle<()>>,
@@ -136,19 +136,13 @@ impl TestSystem {
                 });
             })
         };
-        let store = if config.auth.required {
-            Some(
-                avb_store::Store::connect(&config.database_url())
-                    .await
-                    .expect("database opens"),
-            )
-        } else {
-            None
-        };
-        let mut state = ApiState::new(client.clone(), config.clone()).expect("api state");
-        if let Some(store) = store.clone() {
-            state = state.with_store(store);
-        }
+        // Like `avb serve`: the store is there with authentication off too (billing uses it).
+        let store = avb_store::Store::connect(&config.database_url())
+            .await
+            .expect("database opens");
+        let state = ApiState::new(client.clone(), config.clone())
+            .expect("api state")
+            .with_store(store.clone());
         let api_task = {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
@@ -162,7 +156,7 @@ impl TestSystem {
             base_url,
             client,
             data_dir,
-            store,
+            store: Some(store),
             shutdown,
             worker_thread: Some(worker_thread),
             api_task: Some(api_task),

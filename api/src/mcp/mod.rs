@@ -3,6 +3,7 @@
 //! Test builds can add the conformance suite's fixtures (`fixtures`, feature
 //! `conformance-fixtures`, config `mcp.conformance_fixtures`).
 
+mod billing_tools;
 mod echo_tools;
 #[cfg(feature = "conformance-fixtures")]
 mod fixtures;
@@ -28,7 +29,7 @@ use rmcp::{RoleServer, ServerHandler, tool_handler};
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::state::ApiState;
 
 pub const SERVER_NAME: &str = "AgentVoiceBox";
@@ -57,8 +58,11 @@ impl AvbServer {
 
     /// A session whose caller comes with its requests (Streamable HTTP).
     pub fn new(state: ApiState) -> Self {
-        let mut tool_router =
-            Self::status_tools() + Self::speech_tools() + Self::echo_tools() + Self::job_tools();
+        let mut tool_router = Self::status_tools()
+            + Self::speech_tools()
+            + Self::echo_tools()
+            + Self::job_tools()
+            + Self::billing_tools();
         #[cfg(feature = "conformance-fixtures")]
         let fixtures = fixtures::Session::for_config(&state.config);
         #[cfg(feature = "conformance-fixtures")]
@@ -123,6 +127,11 @@ impl AvbServer {
     pub(crate) fn tenant(&self) -> &str {
         self.caller.get().map_or("", |c| c.tenant.as_str())
     }
+
+    /// The caller's role; none on a server not bound to a caller.
+    pub(crate) fn role(&self) -> Option<Role> {
+        self.caller.get().map(|c| c.role)
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -157,7 +166,9 @@ impl ServerHandler for AvbServer {
                 "AgentVoiceBox: durable tools. generate_speech turns text into speech (Kokoro, 54 \
                  voices; see list_voices); each call runs as a Temporal workflow and survives \
                  crashes and retries. Long calls return a job id: follow it with get_job, \
-                 list_jobs, cancel_job, the resource avb://jobs/{job_id}, or as an MCP task.",
+                 list_jobs, cancel_job, the resource avb://jobs/{job_id}, or as an MCP task. \
+                 Credits: get_balance and get_usage (your tenant); operators (HUMAN keys) \
+                 grant_credits.",
             )
     }
 
