@@ -37,6 +37,19 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// `GET /api/v2/jobs` with `key`.
+async fn list_jobs_as(base: &str, key: &str) -> Value {
+    http()
+        .get(format!("{base}/api/v2/jobs"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json")
+}
+
 #[tokio::test]
 async fn keys_are_required_and_tenants_see_only_their_jobs() {
     let system = TestSystem::start_with(|c| c.auth.required = true).await;
@@ -94,15 +107,7 @@ async fn keys_are_required_and_tenants_see_only_their_jobs() {
     let a = session(&system, &key_a).await;
     let r = call(&a, "durable_echo", json!({"message": "only for A"})).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let page: Value = http()
-        .get(format!("{base}/api/v2/jobs"))
-        .bearer_auth(&key_a)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page = list_jobs_as(&base, &key_a).await;
     let jobs = page["jobs"].as_array().expect("jobs");
     assert_eq!(jobs.len(), 1, "{page}");
     let id = jobs[0]["job_id"].as_str().expect("job id").to_string();
@@ -115,15 +120,7 @@ async fn keys_are_required_and_tenants_see_only_their_jobs() {
     assert_eq!(r.status().as_u16(), 200, "A sees its job");
 
     // B sees nothing of it, over REST…
-    let page: Value = http()
-        .get(format!("{base}/api/v2/jobs"))
-        .bearer_auth(&key_b)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page = list_jobs_as(&base, &key_b).await;
     assert_eq!(page["jobs"], json!([]), "B's list is empty: {page}");
     for (method, path) in [
         ("GET", format!("/api/v2/jobs/{id}")),

@@ -65,6 +65,47 @@ async fn job_view(base: &str, id: &str) -> Value {
     get_json(&format!("{base}/api/v2/jobs/{id}")).await
 }
 
+/// Starts `generate_speech` as a task; returns its id.
+async fn start_speech_task(
+    client: &RunningService<RoleClient, TasksClient>,
+    text: String,
+) -> String {
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("generate_speech")
+                .with_arguments(json!({"text": text}).as_object().cloned().expect("args")),
+        )
+        .await
+        .expect("tools/call");
+    let CallToolResponse::Task(task) = response else {
+        panic!("expected a task, got {response:?}")
+    };
+    task.task.task_id
+}
+
+/// Waits until the job reports its first chunk synthesized.
+async fn wait_for_first_chunk(base: &str, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = job_view(base, id).await;
+        if v["progress"]["done"].as_u64().unwrap_or(0) >= 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no progress: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A completed task's result is the whole text's audio, and exactly one WAV was stored.
+fn assert_whole_speech_stored_once(system: &TestSystem, result: serde_json::Map<String, Value>) {
+    let result: CallToolResult =
+        serde_json::from_value(Value::Object(result)).expect("CallToolResult");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let (_, _, secs) = wav_facts(&audio_of(&result));
+    assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
+    assert_eq!(stored_wavs(system), 1, "exactly one stored result");
+}
+
 #[tokio::test]
 async fn killed_api_and_worker_do_not_lose_the_job() {
     let system = TestSystem::start_custom(|_| {}, "avb-workflows").await;
@@ -79,28 +120,8 @@ async fn killed_api_and_worker_do_not_lose_the_job() {
         + &"The job does not care: Temporal notices the silence, hands the work to another \
             worker, and the agent still gets one result. "
             .repeat(5);
-    let response = client
-        .call_tool_once(
-            CallToolRequestParams::new("generate_speech")
-                .with_arguments(json!({"text": text}).as_object().cloned().expect("args")),
-        )
-        .await
-        .expect("tools/call");
-    let CallToolResponse::Task(task) = response else {
-        panic!("expected a task, got {response:?}")
-    };
-    let id = task.task.task_id;
-
-    // Wait for the first chunk.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let v = job_view(&base, &id).await;
-        if v["progress"]["done"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no progress: {v}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let id = start_speech_task(&client, text).await;
+    wait_for_first_chunk(&base, &id).await;
     // Kill the worker mid-synthesis (SIGKILL): nothing was stored by that attempt.
     worker.start_kill().expect("kill -9 worker");
     worker.wait().await.expect("worker reaped");
@@ -145,13 +166,7 @@ async fn killed_api_and_worker_do_not_lose_the_job() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert!(saw_retry, "the activity should have run a second attempt");
-    let result: CallToolResult =
-        serde_json::from_value(Value::Object(result)).expect("CallToolResult");
-    assert_ne!(result.is_error, Some(true), "{result:?}");
-    let wav = audio_of(&result);
-    let (_, _, secs) = wav_facts(&wav);
-    assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
-    assert_eq!(stored_wavs(&system), 1, "exactly one stored result");
+    assert_whole_speech_stored_once(&system, result);
 
     drop(client);
     api.start_kill().ok();
@@ -167,27 +182,9 @@ async fn a_job_survives_a_temporal_server_restart() {
         + &"Its state is on disk, the workers keep polling, and when it comes back the job \
             carries on from its history as if nothing had happened. "
             .repeat(6);
-    let response = client
-        .call_tool_once(
-            CallToolRequestParams::new("generate_speech")
-                .with_arguments(json!({"text": text}).as_object().cloned().expect("args")),
-        )
-        .await
-        .expect("tools/call");
-    let CallToolResponse::Task(task) = response else {
-        panic!("expected a task, got {response:?}")
-    };
-    let id = task.task.task_id;
+    let id = start_speech_task(&client, text).await;
     let base = system.base_url.clone();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let v = job_view(&base, &id).await;
-        if v["progress"]["done"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no progress: {v}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_first_chunk(&base, &id).await;
 
     let before = job_view(&base, &id).await;
     assert_eq!(before["status"], "running", "still synthesizing: {before}");
@@ -214,12 +211,7 @@ async fn a_job_survives_a_temporal_server_restart() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let result: CallToolResult =
-        serde_json::from_value(Value::Object(result)).expect("CallToolResult");
-    assert_ne!(result.is_error, Some(true), "{result:?}");
-    let (_, _, secs) = wav_facts(&audio_of(&result));
-    assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
-    assert_eq!(stored_wavs(&system), 1, "exactly one stored result");
+    assert_whole_speech_stored_once(&system, result);
     assert_eq!(system.speech_workflow_count().await, 1, "one workflow");
     let v = job_view(&base, &id).await;
     assert_eq!(v["status"], "completed", "{v}");
