@@ -40,13 +40,7 @@ enum AdminCommand {
 }
 
 /// Opens (and migrates) the database named by the configuration.
-pub async fn open_store(config: &AvbConfig) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    Store::connect(&config.database_url())
-        .await
-        .context("opening the database (DATABASE_URL, default $AVB_DATA_DIR/avb.db)")
-}
+pub use avb_workers::open_store;
 
 async fn tenant_id(store: &Store, name: &str) -> anyhow::Result<String> {
     Ok(store

@@ -1,12 +1,15 @@
 //! Determinism: recorded histories of the speech workflow replay against the current workflow
 //! code (a change that breaks replay fails CI), and a fresh history from a live run replays too.
-//! `AVB_RECORD_HISTORIES=1` rewrites `tests/histories/generate_speech.json` from the live run.
+//! `AVB_RECORD_HISTORIES=1` writes `tests/histories/generate_speech_billed.json` from the live
+//! run (a billed job: hold → synthesize → settle); `generate_speech.json` predates billing and
+//! must keep replaying (its input has no price, so no billing activities).
 
 mod support;
 
 use std::time::Duration;
 
 use avb_api::jobs;
+use avb_store::EntryKind;
 use avb_workflows::speech::GenerateSpeechInput;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
 use support::{TestSystem, repo_root};
@@ -49,7 +52,8 @@ async fn live_history_replays() {
         voice_id: "af_heart".into(),
         speed: 1.0,
     };
-    let (job_id, handle) = jobs::start_speech(&system.client, "local", req)
+    let plan = jobs::speech_billing(&system.config.billing, &req).expect("speech is billed");
+    let (job_id, handle) = jobs::start_speech(&system.client, "local", req, Some(plan))
         .await
         .expect("start");
     let artifact = jobs::wait_speech(&handle, Duration::from_secs(120), |_| Box::pin(async {}))
@@ -59,18 +63,39 @@ async fn live_history_replays() {
     assert!(artifact.duration_secs > 0.5);
     let json = system
         .client
-        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id)
+        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.clone())
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
         .await
         .expect("history");
+    let tenant = system.tenant_id("local").await;
+    let ledger_before = system
+        .store()
+        .entries(&tenant, 1000)
+        .await
+        .expect("entries");
+    let kinds: Vec<_> = ledger_before
+        .iter()
+        .filter(|e| e.job_id.as_deref() == Some(job_id.as_str()))
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.len(), 2, "one hold and one settle: {kinds:?}");
+    assert!(kinds.contains(&EntryKind::Hold) && kinds.contains(&EntryKind::Settle));
     replayer()
         .replay_workflow(WorkflowHistory::from_json(&json).expect("parse"))
         .await
         .expect("live history replays");
+    // Replaying runs the workflow code against the recorded events: no activity runs again, so
+    // the ledger is exactly as it was.
+    let ledger_after = system
+        .store()
+        .entries(&tenant, 1000)
+        .await
+        .expect("entries");
+    assert_eq!(ledger_after, ledger_before);
     if std::env::var_os("AVB_RECORD_HISTORIES").is_some() {
         std::fs::write(
-            repo_root().join("tests/histories/generate_speech.json"),
+            repo_root().join("tests/histories/generate_speech_billed.json"),
             &json,
         )
         .expect("record");

@@ -1,6 +1,7 @@
 //! Activities: one module per family. The engines are plain library code; the Temporal activity
 //! wrappers translate their errors into retryable / non-retryable failures.
 
+pub mod billing_activity;
 pub mod echo_activity;
 pub mod speech_activity;
 pub mod tts;

@@ -77,6 +77,10 @@ pub async fn check_components(state: &ApiState) -> Vec<ComponentHealth> {
     let mut out = check_dependencies(state).await;
     out.push(pollers(state, queues::WORKFLOWS, TaskQueueType::Workflow).await);
     out.push(pollers(state, queues::TTS, TaskQueueType::Activity).await);
+    if state.config.billing.enabled {
+        // Billed jobs wait for the billing worker before any work starts.
+        out.push(pollers(state, queues::BILLING, TaskQueueType::Activity).await);
+    }
     out.push(component(
         "voices",
         !state.voices.is_empty(),

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::billing_settings::{BillingSettings, Price};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -25,6 +27,9 @@ pub enum ConfigError {
     },
     #[error("config key {key} is invalid: {message}")]
     Invalid { key: &'static str, message: String },
+    /// Like `Invalid`, for keys built at run time (e.g. `billing.prices.<tool>`).
+    #[error("config key {key} is invalid: {message}")]
+    InvalidKey { key: String, message: String },
 }
 
 #[derive(Clone, Deserialize)]
@@ -41,6 +46,7 @@ pub struct AvbConfig {
     pub mcp: McpSettings,
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
+    pub billing: BillingSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -137,6 +143,7 @@ impl Default for AvbConfig {
             mcp: McpSettings::default(),
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
+            billing: BillingSettings::default(),
         }
     }
 }
@@ -207,6 +214,7 @@ impl std::fmt::Debug for AvbConfig {
             .field("mcp", &self.mcp)
             .field("auth", &self.auth)
             .field("database", &self.database)
+            .field("billing", &self.billing)
             .finish()
     }
 }
@@ -257,6 +265,11 @@ impl AvbConfig {
         match name {
             "AVB_DATA_DIR" => self.data_dir = value.into(),
             "AVB_AUTH_REQUIRED" => self.auth.required = parse_bool(value).map_err(bad)?,
+            "AVB_BILLING_ENABLED" => self.billing.enabled = parse_bool(value).map_err(bad)?,
+            "AVB_BILLING_DEV_CREDITS" => {
+                self.billing.dev_credits =
+                    i64::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+            }
             // The conventional name wins over ours when both are set.
             "DATABASE_URL" => self.database.url = Some(value.into()),
             "AVB_DATABASE_URL" => {
@@ -344,6 +357,9 @@ impl AvbConfig {
                 message: "must be at least 1".into(),
             });
         }
+        self.billing
+            .validate()
+            .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
         Ok(())
     }
 

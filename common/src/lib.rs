@@ -2,6 +2,7 @@
 //! dev server launcher and the artifact store.
 
 pub mod artifacts;
+pub mod billing_settings;
 pub mod config;
 pub mod devserver;
 pub mod telemetry;

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod mcp;
+#[path = "../../store/tests/store/support/pg.rs"]
+pub mod pg;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,7 +48,12 @@ pub struct TestSystem {
     api_task: Option<tokio::task::JoinHandle<()>>,
     dev_server: Option<DevServer>,
     dev_options: DevServerOptions,
+    /// The PostgreSQL server of a system started with `start_on_postgres` (stopped last).
+    postgres: Option<pg::PgServer>,
 }
+
+/// Credits the `local` tenant starts with in tests (jobs are billed as in production).
+pub const TEST_CREDITS: i64 = 1_000_000_000;
 
 impl TestSystem {
     pub async fn start() -> Self {
@@ -61,19 +68,27 @@ impl TestSystem {
     /// Like `start_with`, with in-process workers only for `queues` (e.g. `avb-workflows`, when
     /// a test runs the TTS worker as a child process to kill it).
     pub async fn start_custom(tweak: impl FnOnce(&mut AvbConfig), queues: &str) -> Self {
-        Self::start_full(tweak, queues, false).await
+        Self::start_full(tweak, queues, false, None).await
+    }
+
+    /// Like `start_custom`, with tenants, keys and the ledger on a PostgreSQL server of its own
+    /// instead of the SQLite file.
+    pub async fn start_on_postgres(tweak: impl FnOnce(&mut AvbConfig), queues: &str) -> Self {
+        let server = pg::PgServer::start().await;
+        Self::start_full(tweak, queues, false, Some(server)).await
     }
 
     /// A system whose Temporal dev server keeps its state in a SQLite file, so a test can kill
     /// and restart it (`restart_temporal`) without losing workflows.
     pub async fn start_restartable() -> Self {
-        Self::start_full(|_| {}, "all", true).await
+        Self::start_full(|_| {}, "all", true, None).await
     }
 
     async fn start_full(
         tweak: impl FnOnce(&mut AvbConfig),
         queues: &str,
         temporal_on_disk: bool,
+        postgres: Option<pg::PgServer>,
     ) -> Self {
         let data_dir = tempfile::tempdir().expect("tmp data dir");
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
@@ -104,6 +119,9 @@ impl TestSystem {
         // Most tests are about jobs, not keys: one local tenant, no tokens (tests/auth.rs turns
         // authentication on).
         config.auth.required = false;
+        if let Some(pg) = &postgres {
+            config.database.url = Some(pg.url.clone());
+        }
         tweak(&mut config);
 
         let client = connect_with_retry(&config).await;
@@ -140,6 +158,7 @@ impl TestSystem {
         let store = avb_store::Store::connect(&config.database_url())
             .await
             .expect("database opens");
+        grant_local_credits(&store).await;
         let state = ApiState::new(client.clone(), config.clone())
             .expect("api state")
             .with_store(store.clone());
@@ -162,6 +181,7 @@ impl TestSystem {
             api_task: Some(api_task),
             dev_server: Some(dev_server),
             dev_options,
+            postgres,
         };
         if queues == "all" {
             system.wait_for_workers().await;
@@ -193,7 +213,11 @@ impl TestSystem {
         for (q, t) in [
             (avb_workflows::queues::WORKFLOWS, TaskQueueType::Workflow),
             (avb_workflows::queues::TTS, TaskQueueType::Activity),
+            (avb_workflows::queues::BILLING, TaskQueueType::Activity),
         ] {
+            if q == avb_workflows::queues::BILLING && !self.config.billing.enabled {
+                continue;
+            }
             if !matches!(queue_pollers(&self.client, "default", q, t).await, Ok(n) if n > 0) {
                 return false;
             }
@@ -246,7 +270,7 @@ impl TestSystem {
 
     /// Environment for a child `avb` process that talks to this system's Temporal.
     pub fn child_env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             (
                 "AVB_DATA_DIR".into(),
                 self.data_dir.path().display().to_string(),
@@ -261,7 +285,15 @@ impl TestSystem {
                 "AVB_AUTH_REQUIRED".into(),
                 self.config.auth.required.to_string(),
             ),
-        ]
+            (
+                "AVB_BILLING_ENABLED".into(),
+                self.config.billing.enabled.to_string(),
+            ),
+        ];
+        if let Some(url) = &self.config.database.url {
+            env.push(("DATABASE_URL".into(), url.clone()));
+        }
+        env
     }
 
     /// Number of GenerateSpeech workflows Temporal knows of.
@@ -296,7 +328,50 @@ impl TestSystem {
         if let Some(s) = self.dev_server.take() {
             s.stop().await;
         }
+        if let Some(pg) = self.postgres.take() {
+            // Pools must be gone before a smart shutdown (see the store tests' `on_postgres`).
+            if let Some(store) = self.store.take() {
+                store.close().await;
+            }
+            tokio::task::spawn_blocking(move || drop(pg))
+                .await
+                .expect("stop PostgreSQL");
+        }
     }
+
+    /// The store's id of tenant `name`.
+    pub async fn tenant_id(&self, name: &str) -> String {
+        self.store()
+            .tenant_by_name(name)
+            .await
+            .expect("tenant lookup")
+            .unwrap_or_else(|| panic!("no tenant {name}"))
+            .id
+    }
+
+    pub fn store(&self) -> &avb_store::Store {
+        self.store.as_ref().expect("store")
+    }
+}
+
+/// The `local` tenant (every caller when authentication is off) with `TEST_CREDITS`.
+async fn grant_local_credits(store: &avb_store::Store) {
+    let tenant = match store.tenant_by_name("local").await.expect("tenant lookup") {
+        Some(t) => t,
+        None => store
+            .create_tenant("local")
+            .await
+            .expect("create local tenant"),
+    };
+    store
+        .grant(
+            &tenant.id,
+            TEST_CREDITS,
+            "test-starter-credits",
+            "test credits",
+        )
+        .await
+        .expect("grant test credits");
 }
 
 impl Drop for TestSystem {

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use avb_activities::billing_activity::BillingActivities;
 use avb_activities::echo_activity::EchoActivities;
 use avb_activities::speech_activity::TtsActivities;
 use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
+use avb_store::Store;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::queues;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
@@ -66,6 +68,16 @@ pub fn load_tts_engine(config: &AvbConfig) -> anyhow::Result<Arc<TtsEngine>> {
     Ok(Arc::new(TtsEngine::load(tts)?))
 }
 
+/// The store the billing activities write the ledger to (the api's: `database.url`, default
+/// `$AVB_DATA_DIR/avb.db`); migrations are applied on connect.
+pub async fn open_store(config: &AvbConfig) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    Store::connect(&config.database_url())
+        .await
+        .context("opening the database (DATABASE_URL, default $AVB_DATA_DIR/avb.db)")
+}
+
 /// Builds the workers for `queues` and runs them until `shutdown` resolves.
 pub async fn run_workers(
     runtime: &Runtime,
@@ -94,8 +106,15 @@ pub async fn run_workers(
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
                     .build()
             }
+            queues::BILLING => {
+                let store = open_store(config).await?;
+                WorkerOptions::new(*q)
+                    .register_activities(BillingActivities { store })
+                    .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                    .build()
+            }
             other => {
-                // Billing, provisioning and devices arrive with their issues; a worker asked to
+                // Provisioning and devices arrive with their issues; a worker asked to
                 // serve them now says so instead of polling a queue with nothing registered.
                 tracing::warn!(
                     queue = other,

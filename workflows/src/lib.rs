@@ -2,9 +2,11 @@
 //! code. No I/O crates here: the api and the workers both depend on this crate.
 
 pub mod artifact;
+pub mod billing;
 pub mod echo_workflow;
 pub mod errors;
 pub mod queues;
+pub mod saga;
 pub mod search;
 pub mod speech;
 pub mod speech_workflow;

@@ -1,5 +1,7 @@
 //! `GenerateSpeech`: the durable form of the `generate_speech` tool. Small and deterministic: it
-//! only schedules the synthesis activity on the `avb-tts` queue and returns its reference.
+//! schedules the synthesis activity on the `avb-tts` queue and returns its reference; a billed
+//! job wraps that in the billing saga (hold → synthesize → settle, or release on failure and
+//! cancellation; see `crate::saga`).
 
 use std::time::Duration;
 
@@ -9,8 +11,10 @@ use temporalio_workflow::{
     ActivityCancellationType, ActivityOptions, WorkflowContext, WorkflowResult, WorkflowTermination,
 };
 
+use crate::billing::BillingPlan;
 use crate::errors::NON_RETRYABLE_KINDS;
 use crate::queues;
+use crate::saga::Saga;
 use crate::speech::{GenerateSpeechInput, SpeechArtifact, SynthesizeSpeech};
 
 /// Activity type names, shared by the declaration here and the implementation in `avb-activities`.
@@ -35,6 +39,10 @@ pub struct GenerateSpeechJob {
     pub job_id: String,
     pub tenant: String,
     pub request: GenerateSpeechInput,
+    /// The price, when billing is on. Jobs recorded before billing existed have none, so their
+    /// histories replay without billing activities (no patch marker needed: the input decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<BillingPlan>,
 }
 
 #[workflow]
@@ -64,20 +72,43 @@ impl GenerateSpeechWorkflow {
                     .build(),
             )
             .build();
+        let saga = match &job.billing {
+            Some(plan) => Some(Saga::hold(ctx, &job.tenant, &job.job_id, plan).await?),
+            None => None,
+        };
+        if ctx.cancellation_token().is_cancelled() {
+            // Cancelled while the hold was being taken: give it back, run nothing.
+            if let Some(saga) = saga {
+                saga.release(ctx, "cancelled before synthesis").await?;
+            }
+            return Err(WorkflowTermination::cancelled());
+        }
         let input = SynthesizeSpeech {
             job_id: job.job_id,
             request: job.request,
         };
-        match ctx
+        let result = ctx
             .execute_activity(TtsActivityDefs::synthesize_speech, input, options)
-            .await
-        {
-            Ok(artifact) => Ok(artifact),
-            // The activity stopped because the job was cancelled: the job is cancelled, not failed.
-            Err(_) if ctx.cancellation_token().is_cancelled() => {
-                Err(WorkflowTermination::cancelled())
+            .await;
+        let cancelled = ctx.cancellation_token().is_cancelled();
+        match (result, saga) {
+            (Ok(artifact), Some(saga)) => {
+                saga.settle(ctx).await?;
+                Ok(artifact)
             }
-            Err(e) => Err(e.into()),
+            (Ok(artifact), None) => Ok(artifact),
+            (Err(e), saga) => {
+                if let Some(saga) = saga {
+                    let reason = if cancelled { "cancelled" } else { "failed" };
+                    saga.release(ctx, reason).await?;
+                }
+                // The activity stopped because the job was cancelled: cancelled, not failed.
+                if cancelled {
+                    Err(WorkflowTermination::cancelled())
+                } else {
+                    Err(e.into())
+                }
+            }
         }
     }
 }

@@ -7,6 +7,8 @@ pub mod view;
 
 use std::time::Duration;
 
+use avb_common::config::BillingSettings;
+use avb_workflows::billing::BillingPlan;
 use avb_workflows::queues;
 use avb_workflows::search;
 use avb_workflows::speech::{GenerateSpeechInput, SpeechArtifact, SpeechProgress};
@@ -32,6 +34,9 @@ pub enum JobError {
     Failed {
         kind: Option<String>,
         message: String,
+        /// The failure's details as JSON (e.g. balance, price and shortfall of
+        /// `InsufficientCredits`).
+        details: Option<serde_json::Value>,
     },
     #[error("the job was cancelled")]
     Cancelled,
@@ -59,16 +64,33 @@ fn job_start_options(tool: &str, tenant: &str, job_id: &str, eager: bool) -> Wor
 
 pub type SpeechHandle = WorkflowHandle<Client, GenerateSpeechWorkflow>;
 
+/// What a speech job costs under `billing`: its characters at the `generate_speech` tariff;
+/// none when billing is off or speech is free.
+pub fn speech_billing(
+    billing: &BillingSettings,
+    request: &GenerateSpeechInput,
+) -> Option<BillingPlan> {
+    const TOOL: &str = "generate_speech";
+    let price = billing.price_of(TOOL)?;
+    let chars = i64::try_from(request.text.chars().count()).unwrap_or(i64::MAX);
+    let plan = BillingPlan::new(TOOL, &price.unit, chars, price.credits_per_1000);
+    (plan.credits > 0).then_some(plan)
+}
+
+/// Starts a `GenerateSpeech` job; with a `billing` plan its workflow holds the credits before
+/// synthesis and settles them after.
 pub async fn start_speech(
     client: &Client,
     tenant: &str,
     request: GenerateSpeechInput,
+    billing: Option<BillingPlan>,
 ) -> Result<(String, SpeechHandle), JobError> {
     let job_id = new_job_id();
     let job = GenerateSpeechJob {
         job_id: job_id.clone(),
         tenant: tenant.to_string(),
         request,
+        billing,
     };
     let opts = job_start_options("generate_speech", tenant, &job_id, false);
     client
@@ -143,15 +165,24 @@ fn failure(e: &temporalio_common::error::IncomingError) -> JobError {
     use temporalio_common::error::IncomingError;
     let mut kind = None;
     let mut message = e.to_string();
+    let mut details = None;
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let IncomingError::Application(a) = err {
             kind = a.type_name().map(str::to_string);
             message = a.to_string();
+            details = a
+                .raw_details()
+                .and_then(|p| p.first())
+                .and_then(|p| serde_json::from_slice(&p.data).ok());
         }
         cur = err.cause();
     }
-    JobError::Failed { kind, message }
+    JobError::Failed {
+        kind,
+        message,
+        details,
+    }
 }
 
 pub type EchoHandle = WorkflowHandle<Client, avb_workflows::echo_workflow::DurableEchoWorkflow>;

@@ -97,6 +97,10 @@ pub struct JobFailure {
     /// Stable error type, e.g. `UnknownVoice`, `Cancelled`.
     pub kind: String,
     pub message: String,
+    /// Facts about the failure, when it has some (e.g. `InsufficientCredits`: needed, balance,
+    /// price, shortfall).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -282,9 +286,14 @@ pub fn failure_of(e: &JobError) -> JobFailure {
         JobError::TimedOut => "TimedOut".into(),
         JobError::Start(_) | JobError::Temporal(_) => "Unavailable".into(),
     };
+    let details = match e {
+        JobError::Failed { details, .. } => details.clone(),
+        _ => None,
+    };
     JobFailure {
         kind,
         message: e.to_string(),
+        details,
     }
 }
 

@@ -67,12 +67,14 @@ pub(crate) async fn job_result(
         }
         Err(e) => {
             let failure = failure_of(&e);
-            tool_error(
-                &failure.kind,
-                None,
-                &failure.message,
-                json!({ "job_id": job_id }),
-            )
+            let mut details = json!({ "job_id": job_id });
+            if let (Some(extra), Some(map)) = (
+                failure.details.as_ref().and_then(|d| d.as_object()),
+                details.as_object_mut(),
+            ) {
+                map.extend(extra.clone());
+            }
+            tool_error(&failure.kind, None, &failure.message, details)
         }
     }
 }

@@ -94,11 +94,12 @@ impl AvbServer {
             return r;
         }
         let voice_id = input.voice_id.clone();
-        let (job_id, handle) = match jobs::start_speech(&state.temporal, self.tenant(), input).await
-        {
-            Ok(h) => h,
-            Err(e) => return tool_error("Unavailable", None, &e.to_string(), json!({})),
-        };
+        let billing = jobs::speech_billing(&state.config.billing, &input);
+        let (job_id, handle) =
+            match jobs::start_speech(&state.temporal, self.tenant(), input, billing).await {
+                Ok(h) => h,
+                Err(e) => return tool_error("Unavailable", None, &e.to_string(), json!({})),
+            };
         tracing::info!(job_id = %job_id, workflow_id = %job_id, tool = "generate_speech", tenant = self.tenant(), "job started");
         let token = ctx.meta.get_progress_token();
         let peer = ctx.peer.clone();

@@ -80,7 +80,8 @@ impl AvbServer {
         let started = if request.name == "generate_speech" {
             let input: GenerateSpeechInput = args(request)?;
             self.check_speech_input(&input)?;
-            jobs::start_speech(&state.temporal, tenant, input)
+            let billing = jobs::speech_billing(&state.config.billing, &input);
+            jobs::start_speech(&state.temporal, tenant, input, billing)
                 .await
                 .map(|(id, _)| id)
         } else {
