@@ -37,6 +37,24 @@ enum AdminCommand {
     },
     /// Revoke a key by id.
     RevokeKey { key_id: String },
+    /// Grant credits to a tenant.
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        /// A positive whole number.
+        #[arg(long)]
+        credits: i64,
+        #[arg(long, default_value = "granted with avb admin")]
+        note: String,
+        /// Makes a repeated command safe: a key already used grants nothing new.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Show a tenant's balance (available and held credits).
+    Balance {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 /// Opens (and migrates) the database named by the configuration.
@@ -93,6 +111,33 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::RevokeKey { key_id } => {
             anyhow::ensure!(store.revoke_key(&key_id).await?, "no key with id {key_id}");
             println!("revoked key {key_id}");
+        }
+        AdminCommand::Grant {
+            tenant,
+            credits,
+            note,
+            idempotency_key,
+        } => {
+            anyhow::ensure!(
+                credits > 0,
+                "--credits must be a positive whole number, got {credits}"
+            );
+            let id = tenant_id(&store, &tenant).await?;
+            let key = idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            // The same namespace as grants over the api: a key is the tenant's own.
+            let entry = store
+                .grant(&id, credits, &format!("grant:{id}:{key}"), &note)
+                .await?;
+            let b = store.balance(&id).await?;
+            println!(
+                "granted {} credits to {tenant} (entry {}); available {}, held {}",
+                entry.amount, entry.id, b.available, b.held
+            );
+        }
+        AdminCommand::Balance { tenant } => {
+            let id = tenant_id(&store, &tenant).await?;
+            let b = store.balance(&id).await?;
+            println!("{tenant}: available {}, held {}", b.available, b.held);
         }
     }
     store.close().await;
@@ -156,6 +201,27 @@ pub async fn ensure_dev_keys(store: &Store, data_dir: &Path) -> anyhow::Result<D
     write_private(&path, &serde_json::to_string_pretty(&keys)?)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(keys)
+}
+
+/// On the first `avb dev`: `credits` for the `local` tenant (created if needed), granted once
+/// (a fixed idempotency key); returns its available balance.
+pub async fn ensure_dev_credits(store: &Store, credits: i64) -> anyhow::Result<i64> {
+    let name = avb_api::auth::LOCAL_TENANT;
+    let tenant = match store.tenant_by_name(name).await? {
+        Some(t) => t,
+        None => store.create_tenant(name).await?,
+    };
+    if credits > 0 {
+        store
+            .grant(
+                &tenant.id,
+                credits,
+                &format!("dev-starter-credits:{}", tenant.id),
+                "first-run credits of avb dev",
+            )
+            .await?;
+    }
+    Ok(store.balance(&tenant.id).await?.available)
 }
 
 /// Writes a file only its owner can read (it holds secrets).

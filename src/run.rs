@@ -152,6 +152,12 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let dev_credits = match &state.store {
+        Some(store) if config.billing.enabled => {
+            Some(crate::admin::ensure_dev_credits(store, config.billing.dev_credits).await?)
+        }
+        _ => None,
+    };
     // One connection for api and workers: eager workflow start needs a worker on the starter's
     // connection.
     let worker_client = state.temporal.clone();
@@ -174,6 +180,12 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     match &dev_keys {
         Some(keys) => keys.print(),
         None => println!("  Authentication:        off (auth.required = false)"),
+    }
+    match dev_credits {
+        Some(n) => println!(
+            "  Credits (tenant local): {n} available (grant more: avb admin grant --tenant local --credits N)"
+        ),
+        None => println!("  Billing:               off (billing.enabled = false)"),
     }
     let http = serve_http(state, shutdown.clone());
     let queues = avb_workers::parse_queues(&["all".to_string()])?;

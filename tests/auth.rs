@@ -4,20 +4,15 @@
 
 mod support;
 
+use rmcp::RoleClient;
 use rmcp::model::ReadResourceRequestParams;
 use rmcp::service::RunningService;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use support::TestSystem;
-use support::mcp::{call, text_of};
+use support::mcp::{call, keyed_session, text_of};
 
 async fn session(system: &TestSystem, token: &str) -> RunningService<RoleClient, ()> {
-    let config = StreamableHttpClientTransportConfig::with_uri(system.mcp_url()).auth_header(token);
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("an authenticated MCP session")
+    keyed_session(system.mcp_url(), token).await
 }
 
 async fn tenant_with_agent_key(system: &TestSystem, name: &str) -> String {

@@ -9,19 +9,15 @@ use avb_store::Role;
 use rmcp::model::CallToolResult;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use support::TestSystem;
-use support::mcp::{call, text_of};
+use support::mcp::{call, keyed_session, text_of};
 
 type Session = RunningService<RoleClient, ()>;
 
 async fn session(system: &TestSystem, token: &str) -> Session {
-    let config = StreamableHttpClientTransportConfig::with_uri(system.mcp_url()).auth_header(token);
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("an authenticated MCP session")
+    keyed_session(system.mcp_url(), token).await
 }
 
 fn store(system: &TestSystem) -> &avb_store::Store {
@@ -297,8 +293,7 @@ async fn humans_grant_agents_read_tenants_see_only_their_own_account() {
     system.stop().await;
 }
 
-/// With authentication off every caller is the operator of the `local` tenant, whose account is
-/// created on first use.
+/// With authentication off every caller is the operator of the `local` tenant.
 #[tokio::test]
 async fn with_auth_off_the_local_tenant_is_billed() {
     let system = TestSystem::start().await;
@@ -310,13 +305,16 @@ async fn with_auth_off_the_local_tenant_is_billed() {
         ().serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
             .await
             .expect("connect");
+    // The harness grants the local tenant its test credits, as `avb dev` grants its first-run
+    // credits.
+    let start = support::TEST_CREDITS;
     let b = structured(&call(&client, "get_balance", json!({})).await);
-    assert_eq!(b, json!({"tenant": "local", "available": 0, "held": 0}));
+    assert_eq!(b, json!({"tenant": "local", "available": start, "held": 0}));
     let g = structured(&call(&client, "grant_credits", json!({"credits": 40})).await);
-    assert_eq!(g["available"], 40, "{g}");
+    assert_eq!(g["available"], start + 40, "{g}");
     let (status, body) = rest.grant("ignored", r#"{"credits": 2}"#).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(rest.available("ignored").await, 42);
+    assert_eq!(rest.available("ignored").await, start + 42);
     client.cancel().await.ok();
     system.stop().await;
 }

@@ -108,7 +108,7 @@ fn assert_whole_speech_stored_once(system: &TestSystem, result: serde_json::Map<
 
 #[tokio::test]
 async fn killed_api_and_worker_do_not_lose_the_job() {
-    let system = TestSystem::start_custom(|_| {}, "avb-workflows").await;
+    let system = TestSystem::start_custom(|_| {}, "avb-workflows,avb-billing").await;
     let mut worker = start_tts_worker(&system);
     system.wait_for_workers().await;
     let port = avb_common::devserver::free_port().expect("port");

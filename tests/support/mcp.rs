@@ -3,8 +3,18 @@
 use base64::Engine as _;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
-use rmcp::{ClientHandler, RoleClient};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::Value;
+
+/// An MCP session over Streamable HTTP at `url`, authenticated with `token`.
+pub async fn keyed_session(url: String, token: &str) -> RunningService<RoleClient, ()> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("an authenticated MCP session")
+}
 
 pub fn args(v: Value) -> serde_json::Map<String, Value> {
     v.as_object().cloned().expect("object")
