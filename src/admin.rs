@@ -125,14 +125,22 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let id = tenant_id(&store, &tenant).await?;
             let key = idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             // The same namespace as grants over the api: a key is the tenant's own.
-            let entry = store
-                .grant(&id, credits, &format!("grant:{id}:{key}"), &note)
-                .await?;
+            let ledger_key = format!("grant:{id}:{key}");
+            let replayed = store.entry_by_key(&ledger_key).await?.is_some();
+            let entry = store.grant(&id, credits, &ledger_key, &note).await?;
             let b = store.balance(&id).await?;
-            println!(
-                "granted {} credits to {tenant} (entry {}); available {}, held {}",
-                entry.amount, entry.id, b.available, b.held
-            );
+            if replayed {
+                println!(
+                    "idempotency key {key:?} was already used (entry {}, {} credits): nothing \
+                     added; available {}, held {}",
+                    entry.id, entry.amount, b.available, b.held
+                );
+            } else {
+                println!(
+                    "granted {} credits to {tenant} (entry {}); available {}, held {}",
+                    entry.amount, entry.id, b.available, b.held
+                );
+            }
         }
         AdminCommand::Balance { tenant } => {
             let id = tenant_id(&store, &tenant).await?;

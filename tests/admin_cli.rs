@@ -112,3 +112,50 @@ async fn admin_creates_tenants_and_keys_and_revokes_them() {
     assert!(err.contains("key_nonexistent"), "{err}");
     store.close().await;
 }
+
+#[tokio::test]
+async fn admin_grants_credits_once_per_idempotency_key_and_shows_the_balance() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path();
+    ok(&avb(data, &["create-tenant", "acme"]));
+    let grant = |credits: &str, key: &str| {
+        avb(
+            data,
+            &[
+                "grant",
+                "--tenant",
+                "acme",
+                "--credits",
+                credits,
+                "--idempotency-key",
+                key,
+            ],
+        )
+    };
+    let out = ok(&grant("50", "first"));
+    assert!(out.contains("granted 50 credits to acme"), "{out}");
+    assert!(out.contains("available 50, held 0"), "{out}");
+    // The same key again grants nothing new.
+    let out = ok(&grant("50", "first"));
+    assert!(
+        out.contains("was already used") && out.contains("nothing added"),
+        "{out}"
+    );
+    assert!(out.contains("available 50, held 0"), "{out}");
+    ok(&grant("7", "second"));
+    let out = ok(&avb(data, &["balance", "--tenant", "acme"]));
+    assert_eq!(out.trim(), "acme: available 57, held 0");
+
+    let err = failed(&grant("0", "third"));
+    assert!(
+        err.contains("--credits must be a positive whole number"),
+        "{err}"
+    );
+    let err = failed(&avb(
+        data,
+        &["grant", "--tenant", "nobody", "--credits", "5"],
+    ));
+    assert!(err.contains("no tenant named \"nobody\""), "{err}");
+    let err = failed(&avb(data, &["balance", "--tenant", "nobody"]));
+    assert!(err.contains("nobody"), "{err}");
+}

@@ -1,12 +1,14 @@
 //! API keys and tenant isolation against the real api, store (SQLite), Temporal dev server and
 //! workers: no key → 401 with `WWW-Authenticate`; tenant B cannot get, list, cancel, read,
-//! follow or fetch the audio of tenant A's job — it is "not found", never "forbidden".
+//! follow or fetch the audio of tenant A's job — it is "not found", never "forbidden"; an MCP
+//! session (Streamable HTTP, legacy SSE, stdio) stays with the tenant whose key opened it.
 
 mod support;
 
-use rmcp::RoleClient;
 use rmcp::model::ReadResourceRequestParams;
 use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use support::TestSystem;
 use support::mcp::{call, keyed_session, text_of};
@@ -159,5 +161,165 @@ async fn keys_are_required_and_tenants_see_only_their_jobs() {
 
     a.cancel().await.ok();
     b.cancel().await.ok();
+    system.stop().await;
+}
+
+/// The text of a (possibly SSE-framed) HTTP response body.
+async fn body_text(r: reqwest::Response) -> String {
+    r.text().await.expect("body")
+}
+
+/// `POST /mcp` of one JSON-RPC message with `key` (and the session id, once there is one).
+async fn mcp_post(
+    system: &TestSystem,
+    key: &str,
+    session: Option<&str>,
+    message: Value,
+) -> reqwest::Response {
+    let mut req = http()
+        .post(system.mcp_url())
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&message);
+    if let Some(id) = session {
+        req = req.header("mcp-session-id", id);
+    }
+    req.send().await.expect("POST /mcp")
+}
+
+fn get_balance_request(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": "get_balance", "arguments": {}}})
+}
+
+/// An MCP session belongs to the tenant whose key opened it: on Streamable HTTP a request with
+/// another tenant's key is refused, on legacy SSE another tenant cannot post into the session,
+/// and `avb mcp` (stdio) acts for the key in `AVB_API_KEY` and refuses to start without one.
+#[tokio::test]
+async fn an_mcp_session_stays_with_the_tenant_that_opened_it() {
+    let system = TestSystem::start_with(|c| c.auth.required = true).await;
+    let key_a = tenant_with_agent_key(&system, "tenant-a").await;
+    let key_b = tenant_with_agent_key(&system, "tenant-b").await;
+
+    // Streamable HTTP: A opens a session; B's key on it is refused, A's works.
+    let r = mcp_post(
+        &system,
+        &key_a,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "a", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let sid = r.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_string();
+    body_text(r).await;
+    let r = mcp_post(
+        &system,
+        &key_a,
+        Some(&sid),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let refused =
+        body_text(mcp_post(&system, &key_b, Some(&sid), get_balance_request(2)).await).await;
+    assert!(
+        refused.contains("this MCP session belongs to another tenant"),
+        "B on A's session: {refused}"
+    );
+    assert!(
+        !refused.contains("tenant-a"),
+        "nothing of A leaks: {refused}"
+    );
+    let served =
+        body_text(mcp_post(&system, &key_a, Some(&sid), get_balance_request(3)).await).await;
+    assert!(
+        served.contains("tenant-a") && !served.contains("another tenant"),
+        "A on its own session: {served}"
+    );
+
+    // Legacy SSE: A opens the stream; B cannot post into A's session (404), A can (202).
+    let stream = http()
+        .get(system.sse_url())
+        .bearer_auth(&key_a)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET sse");
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut body = stream.bytes_stream();
+    let mut buf = String::new();
+    let endpoint = loop {
+        use futures::StreamExt;
+        let chunk = body.next().await.expect("stream open").expect("chunk");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(line) = buf
+            .lines()
+            .find_map(|l| l.strip_prefix("data:").map(str::trim))
+            .filter(|l| l.contains("sessionId"))
+        {
+            break line.to_string();
+        }
+    };
+    let post_url = format!("{}{endpoint}", system.base_url);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "b", "version": "1"}}});
+    let r = http()
+        .post(&post_url)
+        .bearer_auth(&key_b)
+        .json(&init)
+        .send()
+        .await
+        .expect("POST as B");
+    assert_eq!(r.status().as_u16(), 404, "B posting into A's SSE session");
+    let r = http()
+        .post(&post_url)
+        .bearer_auth(&key_a)
+        .json(&init)
+        .send()
+        .await
+        .expect("POST as A");
+    assert_eq!(r.status().as_u16(), 202, "A posting into its own session");
+    drop(body);
+
+    // stdio: without AVB_API_KEY `avb mcp` refuses to start and says why…
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_avb"))
+        .args(["mcp", "--transport", "stdio"])
+        .envs(system.child_env())
+        .env_remove("AVB_API_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run avb mcp");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("AVB_API_KEY") && stderr.contains("missing credentials"),
+        "{stderr}"
+    );
+    // …and with B's key it acts for tenant B.
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_avb")).configure(|c| {
+        c.args(["mcp", "--transport", "stdio"])
+            .envs(system.child_env())
+            .env("AVB_API_KEY", &key_b);
+    });
+    let stdio =
+        ().serve(TokioChildProcess::new(cmd).expect("spawn avb mcp"))
+            .await
+            .expect("stdio session");
+    let r = call(&stdio, "get_balance", json!({})).await;
+    assert_eq!(
+        r.structured_content.clone().unwrap_or_default()["tenant"],
+        "tenant-b",
+        "{}",
+        text_of(&r)
+    );
+    stdio.cancel().await.ok();
     system.stop().await;
 }

@@ -39,3 +39,45 @@ pub async fn mcp_client(url: &str) -> RunningService<RoleClient, ()> {
 pub fn tool_call(tool: &'static str, args: serde_json::Value) -> CallToolRequestParams {
     CallToolRequestParams::new(tool).with_arguments(args.as_object().cloned().expect("object"))
 }
+
+/// `--name N` arguments over `defaults` (every flag must be one of them); `flags["name"]`.
+pub fn numeric_flags(defaults: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    let mut out: std::collections::BTreeMap<String, u64> = defaults
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), *v))
+        .collect();
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    for pair in v.chunks(2) {
+        let name = pair[0].trim_start_matches("--");
+        assert!(
+            out.contains_key(name),
+            "unknown argument {}; known: {:?}",
+            pair[0],
+            out.keys().collect::<Vec<_>>()
+        );
+        let n = pair
+            .get(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{} needs a whole number", pair[0]));
+        out.insert(name.to_string(), n);
+    }
+    out
+}
+
+/// Runs `per_caller(i, deadline)` on `n` concurrent callers until `seconds` pass; each returns
+/// how many operations it completed. Returns operations per second.
+pub async fn rate<F, Fut>(n: usize, seconds: u64, per_caller: F) -> f64
+where
+    F: Fn(usize, std::time::Instant) -> Fut,
+    Fut: Future<Output = u64> + Send + 'static,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let callers: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(per_caller(i, deadline)))
+        .collect();
+    let mut total = 0;
+    for c in callers {
+        total += c.await.expect("caller");
+    }
+    total as f64 / seconds as f64
+}

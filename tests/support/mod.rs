@@ -90,6 +90,14 @@ impl TestSystem {
         temporal_on_disk: bool,
         postgres: Option<pg::PgServer>,
     ) -> Self {
+        // `AVB_TEST_DATABASE=postgres` runs a test's tenants, keys and ledger on PostgreSQL
+        // (deploy/test.sh runs the database-touching tests that way too).
+        let postgres = match (postgres, std::env::var("AVB_TEST_DATABASE").as_deref()) {
+            (Some(pg), _) => Some(pg),
+            (None, Ok("postgres")) => Some(pg::PgServer::start().await),
+            (None, Ok("sqlite") | Err(_)) => None,
+            (None, Ok(other)) => panic!("AVB_TEST_DATABASE={other:?}: use sqlite or postgres"),
+        };
         let data_dir = tempfile::tempdir().expect("tmp data dir");
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
             .expect("link assets");

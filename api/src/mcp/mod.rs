@@ -58,17 +58,31 @@ impl AvbServer {
 
     /// A session whose caller comes with its requests (Streamable HTTP).
     pub fn new(state: ApiState) -> Self {
-        let mut tool_router = Self::status_tools()
-            + Self::speech_tools()
-            + Self::echo_tools()
-            + Self::job_tools()
-            + Self::billing_tools();
+        #[allow(unused_mut)]
+        let mut tool_router = Self::product_tools();
         #[cfg(feature = "conformance-fixtures")]
         let fixtures = fixtures::Session::for_config(&state.config);
         #[cfg(feature = "conformance-fixtures")]
         if fixtures.is_some() {
             tool_router += Self::fixture_tools();
         }
+        Self {
+            state,
+            tool_router,
+            subscriptions: resources::Subscriptions::default(),
+            caller: Arc::default(),
+            #[cfg(feature = "conformance-fixtures")]
+            fixtures,
+        }
+    }
+
+    /// Every product tool (one router per family), with task support declared in `_meta`.
+    fn product_tools() -> ToolRouter<AvbServer> {
+        let mut tool_router = Self::status_tools()
+            + Self::speech_tools()
+            + Self::echo_tools()
+            + Self::job_tools()
+            + Self::billing_tools();
         // Tools declare task support in their `_meta` under the extension's id.
         for name in tasks::TASK_TOOLS {
             if let Some(route) = tool_router.map.get_mut(*name) {
@@ -80,14 +94,7 @@ impl AvbServer {
                 route.attr.meta = Some(meta);
             }
         }
-        Self {
-            state,
-            tool_router,
-            subscriptions: resources::Subscriptions::default(),
-            caller: Arc::default(),
-            #[cfg(feature = "conformance-fixtures")]
-            fixtures,
-        }
+        tool_router
     }
 }
 
@@ -317,5 +324,30 @@ impl ServerHandler for AvbServer {
         self.fixtures_or_not_found::<rmcp::model::SetLevelRequestMethod>()?
             .set_log_level(request.level);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tools as agents see them (names, descriptions, input and output schemas, `_meta`)
+    /// are a contract: a change to them must show up in review as a change to
+    /// `tools.snapshot.json`. `AVB_UPDATE_SNAPSHOTS=1` rewrites it.
+    #[test]
+    fn tool_schemas_match_the_snapshot() {
+        let tools = AvbServer::product_tools().list_all();
+        let actual = serde_json::to_string_pretty(&tools).expect("tools serialize") + "\n";
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/mcp/tools.snapshot.json");
+        if std::env::var_os("AVB_UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &actual).expect("write snapshot");
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "tool schemas changed; review and run AVB_UPDATE_SNAPSHOTS=1 cargo test -p avb-api \
+             tool_schemas to accept:\n{actual}"
+        );
     }
 }

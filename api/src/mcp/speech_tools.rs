@@ -18,7 +18,9 @@ use avb_workflows::voices::nearest_ids;
 #[tool_router(router = speech_tools, vis = "pub(crate)")]
 impl AvbServer {
     /// Speak text with Kokoro-82M: returns a WAV (24 kHz mono, base64 `audio/wav`) and a download
-    /// link. Runs as a durable job; long texts report progress.
+    /// link. Runs as a durable job; long texts report progress. Costs credits per character
+    /// (get_balance): held before synthesis, charged once on success, returned on failure or
+    /// cancellation; too few credits is an InsufficientCredits error before any work.
     #[tool(name = "generate_speech", output_schema = schema_for_output::<GenerateSpeechOutput>())]
     async fn generate_speech(
         &self,

@@ -117,7 +117,10 @@ fn init_data_dir(bin: &Path, run_as: RunAs, dir: &Path, data: &Path) {
         .and_then(Path::file_name)
         .map_or_else(|| "custom".into(), |v| v.to_string_lossy().into_owned());
     let template =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("avb-pg-template-{version}"));
+        // Examples (the billing benchmark) have no CARGO_TARGET_TMPDIR: the system temp dir.
+        option_env!("CARGO_TARGET_TMPDIR")
+            .map_or_else(std::env::temp_dir, PathBuf::from)
+            .join(format!("avb-pg-template-{version}"));
     if template.join("PG_VERSION").is_file() {
         if copy_tree(&template, data).is_ok() {
             return;
