@@ -4,5 +4,6 @@
 pub mod artifacts;
 pub mod config;
 pub mod devserver;
+pub mod rate_limit_settings;
 pub mod telemetry;
 pub mod temporal;
