@@ -23,6 +23,9 @@ command -v curl >/dev/null || apt_pkgs+=(curl)
 # PostgreSQL: the store's tests start their own server (initdb + postgres from
 # /usr/lib/postgresql/<version>/bin) to run the same suite as on SQLite.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
+# Redis: the rate-limit tests start their own redis-server (shared token buckets across api
+# processes); redis-cli (same package's dependency) inspects it.
+command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 if ((${#apt_pkgs[@]})); then
   log "apt-get install ${apt_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -23,6 +23,8 @@ pub struct Caller {
     /// Tenant name: jobs carry it as their `AvbTenant` search attribute.
     pub tenant: String,
     pub role: Role,
+    /// The API key's id: rate limits count per key. `None` when authentication is off.
+    pub key_id: Option<String>,
 }
 
 impl Caller {
@@ -31,6 +33,15 @@ impl Caller {
         Self {
             tenant: LOCAL_TENANT.into(),
             role: Role::Human,
+            key_id: None,
+        }
+    }
+
+    /// Whom rate limits count: the API key, or the tenant when there is none (auth off).
+    pub fn rate_limit_id(&self) -> String {
+        match &self.key_id {
+            Some(id) => format!("key:{id}"),
+            None => format!("tenant:{}", self.tenant),
         }
     }
 }
@@ -58,6 +69,7 @@ pub async fn caller_for(state: &ApiState, token: Option<&str>) -> Result<Caller,
         Ok(Some(p)) => Ok(Caller {
             tenant: p.tenant_name,
             role: p.role,
+            key_id: Some(p.key_id),
         }),
         Ok(None) => Err(AuthError::Invalid),
         Err(e) => Err(AuthError::Store(e.to_string())),

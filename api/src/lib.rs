@@ -8,6 +8,7 @@ pub mod health;
 pub mod jobs;
 pub mod mcp;
 pub mod metrics;
+pub mod ratelimit;
 pub mod rest;
 pub mod rest_billing;
 pub mod rest_jobs;
@@ -38,14 +39,17 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
         mcp_config,
     );
     // Everything an agent or operator calls needs a key; health and metrics do not.
-    let protected = Router::new()
-        .nest_service("/mcp", mcp)
-        .merge(mcp::sse::router(state.clone(), shutdown.clone()))
-        .merge(rest::api_router(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ));
+    let protected =
+        Router::new()
+            .nest_service("/mcp", mcp)
+            .merge(mcp::sse::router(state.clone(), shutdown.clone()))
+            .merge(rest::api_router(state.clone()).route_layer(
+                axum::middleware::from_fn_with_state(state.clone(), ratelimit::limit_rest),
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::authenticate,
+            ));
     Router::new()
         .merge(protected)
         .merge(rest::probe_router(state))

@@ -11,6 +11,10 @@ pub struct Metrics {
     pub tool_latency: HistogramVec,
     pub job_outcomes: IntCounterVec,
     pub http_requests: IntCounterVec,
+    /// Calls refused by a rate limit, by tool (or `rest`).
+    pub rate_limited: IntCounterVec,
+    /// Failures of the shared rate-limit backend (Redis), which then fails open.
+    pub rate_limit_backend_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -37,6 +41,22 @@ impl Metrics {
             Opts::new("http_requests_total", "REST requests by route and status"),
             &["route", "status"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Calls refused by a rate limit, by tool (or rest)",
+            ),
+            &["scope"],
+        )?;
+        let rate_limit_backend_errors = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_backend_errors_total",
+                "Rate-limit backend failures (calls then fail open to in-process buckets)",
+            ),
+            &["backend"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(rate_limit_backend_errors.clone()))?;
         registry.register(Box::new(tool_calls.clone()))?;
         registry.register(Box::new(tool_latency.clone()))?;
         registry.register(Box::new(job_outcomes.clone()))?;
@@ -47,6 +67,8 @@ impl Metrics {
             tool_latency,
             job_outcomes,
             http_requests,
+            rate_limited,
+            rate_limit_backend_errors,
         })
     }
 

@@ -23,6 +23,8 @@ pub struct ApiState {
     pub status_cache: Arc<tokio::sync::Mutex<Option<StatusSnapshot>>>,
     /// Tenants and API keys (and the ledger); `None` only when authentication is off.
     pub store: Option<avb_store::Store>,
+    /// Rate limits per API key and tool (in-process, or Redis when `redis.url` is set).
+    pub limiter: crate::ratelimit::RateLimiter,
 }
 
 impl ApiState {
@@ -30,14 +32,18 @@ impl ApiState {
         check_build_features(&config)?;
         let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
         let voices = load_voice_catalog(&config.assets_dir().join("voices"))?;
+        let metrics = Metrics::new()?;
+        let limiter =
+            crate::ratelimit::RateLimiter::new(&config.rate_limits, &config.redis, &metrics)?;
         Ok(Self {
             temporal,
             artifacts,
             config: Arc::new(config),
             voices: Arc::new(voices),
-            metrics: Metrics::new()?,
+            metrics,
             status_cache: Arc::default(),
             store: None,
+            limiter,
         })
     }
 

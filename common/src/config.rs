@@ -44,6 +44,10 @@ pub struct AvbConfig {
     pub temporal: TemporalConfig,
     pub tts: TtsSettings,
     pub mcp: McpSettings,
+    /// Token buckets per API key and tool (`crate::rate_limit_settings`).
+    pub rate_limits: RateLimitSettings,
+    /// Shared state across api processes (rate limits), when `REDIS_URL` is set.
+    pub redis: RedisSettings,
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub billing: BillingSettings,
@@ -141,12 +145,16 @@ impl Default for AvbConfig {
             temporal: TemporalConfig::default(),
             tts: TtsSettings::default(),
             mcp: McpSettings::default(),
+            rate_limits: RateLimitSettings::default(),
+            redis: RedisSettings::default(),
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
             billing: BillingSettings::default(),
         }
     }
 }
+
+pub use crate::rate_limit_settings::{Limit, RateLimitSettings, RedisSettings};
 
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
@@ -212,6 +220,8 @@ impl std::fmt::Debug for AvbConfig {
             .field("temporal", &self.temporal)
             .field("tts", &self.tts)
             .field("mcp", &self.mcp)
+            .field("rate_limits", &self.rate_limits)
+            .field("redis", &self.redis)
             .field("auth", &self.auth)
             .field("database", &self.database)
             .field("billing", &self.billing)
@@ -230,7 +240,7 @@ impl AvbConfig {
     ) -> Result<Self, ConfigError> {
         let vars: Vec<(String, String)> = vars
             .into_iter()
-            .filter(|(k, _)| k.starts_with("AVB_") || k == "DATABASE_URL")
+            .filter(|(k, _)| k.starts_with("AVB_") || k == "DATABASE_URL" || k == "REDIS_URL")
             .collect();
         let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let mut cfg = match get("AVB_CONFIG") {
@@ -320,6 +330,25 @@ impl AvbConfig {
             "AVB_MCP_CONFORMANCE_FIXTURES" => {
                 self.mcp.conformance_fixtures = matches!(value, "1" | "true" | "yes")
             }
+            "AVB_RATE_LIMITS_ENABLED" => {
+                self.rate_limits.enabled = parse_bool(value).map_err(bad)?
+            }
+            "AVB_RATE_LIMITS_PER_KEY_PER_MINUTE" => {
+                self.rate_limits.per_key_per_minute =
+                    u32::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+            }
+            "AVB_RATE_LIMITS_BURST" => {
+                self.rate_limits.burst =
+                    u32::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+            }
+            "AVB_RATE_LIMITS_TOOLS" => {
+                self.rate_limits.tools = RateLimitSettings::parse_tools(value).map_err(bad)?
+            }
+            // The conventional name wins over ours when both are set.
+            "REDIS_URL" => self.redis.url = Some(value.into()).filter(|v: &String| !v.is_empty()),
+            "AVB_REDIS_URL" if self.redis.url.is_none() => {
+                self.redis.url = Some(value.into()).filter(|v: &String| !v.is_empty())
+            }
             // Read elsewhere (paths of helper programs, the config file itself, log filter).
             _ => {}
         }
@@ -327,6 +356,10 @@ impl AvbConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.rate_limits
+            .validate()
+            .and_then(|()| self.redis.validate())
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         if self.temporal.address.trim().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "temporal.address",
@@ -457,5 +490,55 @@ mod tests {
         let e = AvbConfig::load_from(vars(&[("AVB_CONFIG", file.to_str().expect("utf8"))]))
             .expect_err("unknown key");
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn rate_limits_and_redis_from_env_and_file() {
+        let cfg = AvbConfig::load_from(vars(&[])).expect("defaults");
+        assert!(cfg.rate_limits.enabled, "limits are on by default");
+        assert!(cfg.redis.url.is_none(), "in-process buckets by default");
+        let cfg = AvbConfig::load_from(vars(&[
+            ("AVB_RATE_LIMITS_PER_KEY_PER_MINUTE", "120"),
+            ("AVB_RATE_LIMITS_BURST", "20"),
+            ("AVB_RATE_LIMITS_TOOLS", "generate_speech=6"),
+            ("AVB_REDIS_URL", "redis://ours:6379"),
+            ("REDIS_URL", "redis://:sekret@conventional:6379"),
+        ]))
+        .expect("config");
+        assert_eq!(cfg.rate_limits.per_key_per_minute, 120);
+        assert_eq!(cfg.rate_limits.burst, 20);
+        assert_eq!(cfg.rate_limits.tool_limit("generate_speech").per_minute, 6);
+        assert_eq!(
+            cfg.redis.url.as_deref(),
+            Some("redis://:sekret@conventional:6379"),
+            "REDIS_URL wins over AVB_REDIS_URL"
+        );
+        assert!(!format!("{cfg:?}").contains("sekret"), "{cfg:?}");
+        let cfg: AvbConfig = toml::from_str(
+            "[rate_limits]\nenabled = false\n[rate_limits.tools]\nget_job = 5\n[redis]\nurl = \"redis://x\"\n",
+        )
+        .expect("toml");
+        assert!(!cfg.rate_limits.enabled);
+        assert_eq!(cfg.rate_limits.tools.get("get_job"), Some(&5));
+
+        for (name, value, key) in [
+            ("AVB_RATE_LIMITS_BURST", "0", "rate_limits.burst"),
+            (
+                "AVB_RATE_LIMITS_PER_KEY_PER_MINUTE",
+                "0",
+                "rate_limits.per_key_per_minute",
+            ),
+            ("AVB_RATE_LIMITS_TOOLS", "get_job=0", "get_job"),
+            ("AVB_RATE_LIMITS_TOOLS", "get_job", "AVB_RATE_LIMITS_TOOLS"),
+            (
+                "AVB_RATE_LIMITS_ENABLED",
+                "maybe",
+                "AVB_RATE_LIMITS_ENABLED",
+            ),
+            ("AVB_REDIS_URL", "http://cache", "redis.url"),
+        ] {
+            let e = AvbConfig::load_from(vars(&[(name, value)])).expect_err(name);
+            assert!(e.to_string().contains(key), "{name}={value}: {e}");
+        }
     }
 }

@@ -5,5 +5,6 @@ pub mod artifacts;
 pub mod billing_settings;
 pub mod config;
 pub mod devserver;
+pub mod rate_limit_settings;
 pub mod telemetry;
 pub mod temporal;

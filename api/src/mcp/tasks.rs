@@ -55,7 +55,21 @@ impl AvbServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let server = self.bound(self.request_caller(&context.extensions)?);
+        let caller = self.request_caller(&context.extensions)?;
+        // Every tools/call (direct or as a task) of a known tool takes a token of the caller's
+        // bucket for that tool; unknown tools fall through to the router's error.
+        if self.tool_router.map.contains_key(request.name.as_ref())
+            && let Err(limited) = self.state.limiter.check_tool(&caller, &request.name).await
+        {
+            tracing::info!(tool = %request.name, caller = %caller.rate_limit_id(), %limited, "tool call rate-limited");
+            return Ok(CallToolResponse::Complete(tool_error(
+                "RateLimited",
+                None,
+                &limited.to_string(),
+                limited.details(),
+            )));
+        }
+        let server = self.bound(caller);
         let server = server.as_ref();
         let client_has_tasks = context
             .client_capabilities()
