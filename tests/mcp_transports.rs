@@ -169,6 +169,15 @@ async fn streamable_http_generates_speech_with_progress() {
         .await
         .expect("readyz");
     assert_eq!(ready.status().as_u16(), 200);
+    let ready: Value = ready.json().await.expect("readyz json");
+    let names: Vec<_> = ready["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter(|c| c["healthy"] == true)
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["temporal", "artifact_store", "database"], "{ready}");
     let metrics = http
         .get(format!("{}/metrics", system.base_url))
         .send()

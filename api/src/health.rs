@@ -32,7 +32,7 @@ fn component(name: &str, healthy: bool, detail: impl Into<String>) -> ComponentH
     }
 }
 
-/// Temporal and the artifact store: what `/readyz` requires.
+/// Temporal, the artifact store and the database: what `/readyz` requires.
 pub async fn check_dependencies(state: &ApiState) -> Vec<ComponentHealth> {
     let mut raw = state.temporal.clone();
     let temporal = match tokio::time::timeout(
@@ -69,7 +69,18 @@ pub async fn check_dependencies(state: &ApiState) -> Vec<ComponentHealth> {
         Ok(Err(e)) => component("artifact_store", false, e.to_string()),
         Err(_) => component("artifact_store", false, "no answer within 2s"),
     };
-    vec![temporal, storage]
+    let mut out = vec![temporal, storage];
+    if let Some(store) = &state.store {
+        // Keys, tenants and the ledger: without them no authenticated or billed call works.
+        out.push(
+            match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
+                Ok(Ok(())) => component("database", true, store.backend_name()),
+                Ok(Err(e)) => component("database", false, e.to_string()),
+                Err(_) => component("database", false, "no answer within 2s"),
+            },
+        );
+    }
+    out
 }
 
 /// Dependencies plus the workers polling each implemented queue and the voice catalog.

@@ -131,6 +131,12 @@ impl Store {
         }
     }
 
+    /// One round trip to the database (health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Closes every connection; pending calls fail. For orderly shutdown.
     pub async fn close(&self) {
         self.pool.close().await;
