@@ -52,19 +52,41 @@ struct KeyCache {
     jwks_url: Option<String>,
 }
 
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// Longest wait for the issuer, and largest document accepted from it.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
 pub struct OidcVerifier {
     settings: OidcSettings,
-    http: reqwest::Client,
+    http: HttpClient,
     cache: tokio::sync::Mutex<KeyCache>,
+}
+
+/// An HTTP(S) client for the issuer: rustls with the *ring* provider and the Mozilla roots
+/// (`webpki-roots`), so it needs no system certificate store and no process-wide TLS setup.
+fn http_client() -> anyhow::Result<HttpClient> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .map_err(|e| anyhow::anyhow!("TLS for the OIDC issuer: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https),
+    )
 }
 
 impl OidcVerifier {
     pub fn new(settings: OidcSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .map_err(|e| anyhow::anyhow!("HTTP client for the OIDC issuer: {e}"))?;
+        let http = http_client()?;
         let cache = KeyCache {
             jwks_url: settings.jwks_url.clone(),
             ..KeyCache::default()
@@ -243,16 +265,24 @@ impl OidcVerifier {
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let r = self
-            .http
-            .get(url)
-            .send()
+        use http_body_util::BodyExt as _;
+        let fail = |e: &dyn std::fmt::Display| format!("GET {url}: {e}");
+        let uri: axum::http::Uri = url.parse().map_err(|e| fail(&e))?;
+        let fetch = async {
+            let r = self.http.get(uri).await.map_err(|e| fail(&e))?;
+            if !r.status().is_success() {
+                return Err(fail(&r.status()));
+            }
+            http_body_util::Limited::new(r.into_body(), MAX_DOCUMENT_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| fail(&e))
+        };
+        let body = tokio::time::timeout(FETCH_TIMEOUT, fetch)
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if !r.status().is_success() {
-            return Err(format!("GET {url}: {}", r.status()));
-        }
-        r.json().await.map_err(|e| format!("GET {url}: {e}"))
+            .map_err(|_| fail(&"timed out"))??;
+        serde_json::from_slice(&body).map_err(|e| fail(&e))
     }
 }
 
