@@ -1,7 +1,9 @@
 //! Who is calling. With `auth.required` (the default) every MCP and `/api/v2` request carries
 //! `Authorization: Bearer avb_…`, an API key checked against the store, and acts for that key's
-//! tenant with its role; anything else is 401 with `WWW-Authenticate`. With auth off (tests,
-//! single-user setups) every caller is the operator of the `local` tenant.
+//! tenant with its role; anything else is 401 with `WWW-Authenticate`. With `[auth.oidc]` a
+//! bearer token that is not an API key is checked as a JWT of that issuer (`crate::oidc`): its
+//! claims name an existing tenant and the role. With auth off (tests, single-user setups) every
+//! caller is the operator of the `local` tenant.
 
 pub use avb_store::Role;
 use axum::Json;
@@ -23,7 +25,8 @@ pub struct Caller {
     /// Tenant name: jobs carry it as their `AvbTenant` search attribute.
     pub tenant: String,
     pub role: Role,
-    /// The API key's id: rate limits count per key. `None` when authentication is off.
+    /// The API key's id (`jwt:<sub>` for a JWT): rate limits count per key. `None` when
+    /// authentication is off.
     pub key_id: Option<String>,
 }
 
@@ -52,6 +55,11 @@ pub enum AuthError {
     Missing,
     #[error("invalid or revoked API key")]
     Invalid,
+    /// A JWT that failed a check; the message names it.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    IssuerUnavailable(String),
     #[error("authentication is required but no key store is configured")]
     NoStore,
     #[error("cannot check the API key: {0}")]
@@ -65,6 +73,11 @@ pub async fn caller_for(state: &ApiState, token: Option<&str>) -> Result<Caller,
     }
     let token = token.ok_or(AuthError::Missing)?;
     let store = state.store.as_ref().ok_or(AuthError::NoStore)?;
+    if let Some(oidc) = &state.oidc
+        && !token.starts_with(API_KEY_PREFIX)
+    {
+        return jwt_caller(oidc, store, token).await;
+    }
     match store.authenticate(token).await {
         Ok(Some(p)) => Ok(Caller {
             tenant: p.tenant_name,
@@ -74,6 +87,38 @@ pub async fn caller_for(state: &ApiState, token: Option<&str>) -> Result<Caller,
         Ok(None) => Err(AuthError::Invalid),
         Err(e) => Err(AuthError::Store(e.to_string())),
     }
+}
+
+/// How API keys start; other bearer tokens are JWTs (when `[auth.oidc]` is set).
+pub const API_KEY_PREFIX: &str = "avb_";
+
+async fn jwt_caller(
+    oidc: &crate::oidc::OidcVerifier,
+    store: &avb_store::Store,
+    token: &str,
+) -> Result<Caller, AuthError> {
+    use crate::oidc::JwtError;
+    let verified = oidc.verify(token).await.map_err(|e| match e {
+        JwtError::Invalid(m) => AuthError::InvalidToken(m),
+        e @ JwtError::Unavailable(_) => AuthError::IssuerUnavailable(e.to_string()),
+    })?;
+    match store.tenant_by_name(&verified.tenant).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(AuthError::InvalidToken(format!(
+                "unknown tenant {:?} (claim {:?})",
+                verified.tenant,
+                oidc.settings().tenant_claim
+            )));
+        }
+        Err(e) => return Err(AuthError::Store(e.to_string())),
+    }
+    let subject = verified.subject.as_deref().unwrap_or(&verified.tenant);
+    Ok(Caller {
+        key_id: Some(format!("jwt:{subject}")),
+        tenant: verified.tenant,
+        role: verified.role,
+    })
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -94,7 +139,9 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(e @ (AuthError::Missing | AuthError::Invalid)) => unauthorized(&e),
+        Err(e @ (AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_))) => {
+            unauthorized(&e)
+        }
         Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
     }
 }
@@ -102,9 +149,13 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
 fn unauthorized(e: &AuthError) -> Response {
     let challenge = match e {
         AuthError::Invalid => {
-            r#"Bearer realm="agentvoicebox", error="invalid_token", error_description="invalid or revoked API key""#
+            r#"Bearer realm="agentvoicebox", error="invalid_token", error_description="invalid or revoked API key""#.to_string()
         }
-        _ => r#"Bearer realm="agentvoicebox""#,
+        AuthError::InvalidToken(m) => format!(
+            r#"Bearer realm="agentvoicebox", error="invalid_token", error_description="{}""#,
+            description(m)
+        ),
+        _ => r#"Bearer realm="agentvoicebox""#.to_string(),
     };
     let mut response = (
         StatusCode::UNAUTHORIZED,
@@ -113,9 +164,21 @@ fn unauthorized(e: &AuthError) -> Response {
         .into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
+        HeaderValue::from_str(&challenge)
+            .unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer realm="agentvoicebox""#)),
     );
     response
+}
+
+/// `error_description` allows printable ASCII without `"` and `\` (RFC 6750 §3).
+fn description(m: &str) -> String {
+    m.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod health;
 pub mod jobs;
 pub mod mcp;
 pub mod metrics;
+pub mod oidc;
 pub mod ratelimit;
 pub mod rest;
 pub mod rest_billing;

@@ -25,6 +25,8 @@ pub struct ApiState {
     pub store: Option<avb_store::Store>,
     /// Rate limits per API key and tool (in-process, or Redis when `redis.url` is set).
     pub limiter: crate::ratelimit::RateLimiter,
+    /// JWT bearer tokens of an OIDC issuer, when `[auth.oidc]` is set.
+    pub oidc: Option<Arc<crate::oidc::OidcVerifier>>,
 }
 
 impl ApiState {
@@ -35,7 +37,12 @@ impl ApiState {
         let metrics = Metrics::new()?;
         let limiter =
             crate::ratelimit::RateLimiter::new(&config.rate_limits, &config.redis, &metrics)?;
+        let oidc = match &config.auth.oidc {
+            Some(s) => Some(Arc::new(crate::oidc::OidcVerifier::new(s.clone())?)),
+            None => None,
+        };
         Ok(Self {
+            oidc,
             temporal,
             artifacts,
             config: Arc::new(config),

@@ -59,11 +59,16 @@ pub struct AuthSettings {
     /// Every MCP and `/api/v2` request needs an API key (`AVB_AUTH_REQUIRED`; default true).
     /// Off, every caller is the operator of the `local` tenant.
     pub required: bool,
+    /// JWT bearer tokens from an OIDC issuer, next to API keys (`[auth.oidc]`, `AVB_OIDC_*`).
+    pub oidc: Option<OidcSettings>,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { required: true }
+        Self {
+            required: true,
+            oidc: None,
+        }
     }
 }
 
@@ -154,6 +159,7 @@ impl Default for AvbConfig {
     }
 }
 
+pub use crate::oidc_settings::OidcSettings;
 pub use crate::rate_limit_settings::{Limit, RateLimitSettings, RedisSettings};
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -344,6 +350,16 @@ impl AvbConfig {
             "AVB_RATE_LIMITS_TOOLS" => {
                 self.rate_limits.tools = RateLimitSettings::parse_tools(value).map_err(bad)?
             }
+            "AVB_OIDC_ISSUER" => self.oidc().issuer = value.trim_end_matches('/').into(),
+            "AVB_OIDC_AUDIENCE" => self.oidc().audience = value.into(),
+            "AVB_OIDC_JWKS_URL" => {
+                self.oidc().jwks_url = Some(value.into()).filter(|v: &String| !v.is_empty())
+            }
+            "AVB_OIDC_TENANT_CLAIM" => self.oidc().tenant_claim = value.into(),
+            "AVB_OIDC_ROLE_CLAIM" => self.oidc().role_claim = value.into(),
+            "AVB_OIDC_JWKS_CACHE_SECS" => self.oidc().jwks_cache_secs = parse_u64()?,
+            "AVB_OIDC_JWKS_MIN_REFETCH_SECS" => self.oidc().jwks_min_refetch_secs = parse_u64()?,
+            "AVB_OIDC_LEEWAY_SECS" => self.oidc().leeway_secs = parse_u64()?,
             // The conventional name wins over ours when both are set.
             "REDIS_URL" => self.redis.url = Some(value.into()).filter(|v: &String| !v.is_empty()),
             "AVB_REDIS_URL" if self.redis.url.is_none() => {
@@ -355,7 +371,16 @@ impl AvbConfig {
         Ok(())
     }
 
+    /// `[auth.oidc]`, created by the first `AVB_OIDC_*` variable.
+    fn oidc(&mut self) -> &mut OidcSettings {
+        self.auth.oidc.get_or_insert_with(OidcSettings::default)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(oidc) = &self.auth.oidc {
+            oidc.validate()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        }
         self.rate_limits
             .validate()
             .and_then(|()| self.redis.validate())
@@ -540,5 +565,32 @@ mod tests {
             let e = AvbConfig::load_from(vars(&[(name, value)])).expect_err(name);
             assert!(e.to_string().contains(key), "{name}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn oidc_from_env_and_file() {
+        assert!(
+            AvbConfig::default().auth.oidc.is_none(),
+            "API keys only by default"
+        );
+        let cfg = AvbConfig::load_from(vars(&[
+            ("AVB_OIDC_AUDIENCE", "avb"),
+            ("AVB_OIDC_ISSUER", "http://127.0.0.1:8180/realms/avb/"),
+        ]))
+        .expect("config");
+        let oidc = cfg.auth.oidc.expect("oidc");
+        assert_eq!(oidc.issuer, "http://127.0.0.1:8180/realms/avb");
+        assert_eq!(oidc.audience, "avb");
+        assert_eq!(oidc.tenant_claim, "tenant");
+        assert_eq!(oidc.role_claim, "role");
+        let e = AvbConfig::load_from(vars(&[("AVB_OIDC_AUDIENCE", "avb")])).expect_err("no issuer");
+        assert!(e.to_string().contains("auth.oidc.issuer"), "{e}");
+        let cfg: AvbConfig = toml::from_str(
+            "[auth.oidc]\nissuer = \"https://sso/realms/r\"\naudience = \"avb\"\ntenant_claim = \"org\"\n",
+        )
+        .expect("toml");
+        let oidc = cfg.auth.oidc.expect("oidc");
+        assert_eq!(oidc.tenant_claim, "org");
+        assert!(oidc.jwks_url.is_none());
     }
 }

@@ -1,0 +1,145 @@
+//! `[auth.oidc]`: JWT bearer tokens from an OpenID Connect issuer (Keycloak or any other),
+//! accepted next to API keys. The token's signature is checked against the issuer's JWKS, and
+//! its claims name the tenant and the role.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The `iss` tokens must carry, e.g. `https://sso.example.com/realms/avb`
+    /// (`AVB_OIDC_ISSUER`).
+    pub issuer: String,
+    /// The `aud` tokens must contain (`AVB_OIDC_AUDIENCE`), e.g. the client id.
+    pub audience: String,
+    /// Where the signing keys are (`AVB_OIDC_JWKS_URL`). Default: the `jwks_uri` of
+    /// `<issuer>/.well-known/openid-configuration`, else Keycloak's
+    /// `<issuer>/protocol/openid-connect/certs`.
+    pub jwks_url: Option<String>,
+    /// Claim naming the tenant (an existing one) (`AVB_OIDC_TENANT_CLAIM`; default `tenant`).
+    pub tenant_claim: String,
+    /// Claim with the role, HUMAN or AGENT (`AVB_OIDC_ROLE_CLAIM`; default `role`). Keycloak's
+    /// `realm_access.roles` containing `avb-human` or `avb-agent` works too.
+    pub role_claim: String,
+    /// Keys are fetched again after this long (`AVB_OIDC_JWKS_CACHE_SECS`; default 3600).
+    pub jwks_cache_secs: u64,
+    /// A token signed with an unknown key id refetches the keys, at most this often
+    /// (`AVB_OIDC_JWKS_MIN_REFETCH_SECS`; default 10).
+    pub jwks_min_refetch_secs: u64,
+    /// Clock skew allowed on `exp` and `nbf` (`AVB_OIDC_LEEWAY_SECS`; default 30).
+    pub leeway_secs: u64,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            audience: String::new(),
+            jwks_url: None,
+            tenant_claim: "tenant".into(),
+            role_claim: "role".into(),
+            jwks_cache_secs: 3600,
+            jwks_min_refetch_secs: 10,
+            leeway_secs: 30,
+        }
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://")) && s.len() > "https://".len()
+}
+
+impl OidcSettings {
+    /// Keycloak's JWKS endpoint for this issuer (the fallback when discovery fails).
+    pub fn keycloak_jwks_url(&self) -> String {
+        format!(
+            "{}/protocol/openid-connect/certs",
+            self.issuer.trim_end_matches('/')
+        )
+    }
+
+    pub fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        )
+    }
+
+    /// Checks the settings; the error is (key, message).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !is_http_url(&self.issuer) {
+            return Err((
+                "auth.oidc.issuer",
+                format!("must be an http(s) URL, got {:?}", self.issuer),
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            return Err((
+                "auth.oidc.audience",
+                "must be set (the client id tokens are issued for)".into(),
+            ));
+        }
+        if let Some(u) = &self.jwks_url
+            && !is_http_url(u)
+        {
+            return Err((
+                "auth.oidc.jwks_url",
+                format!("must be an http(s) URL, got {u:?}"),
+            ));
+        }
+        if self.tenant_claim.trim().is_empty() {
+            return Err(("auth.oidc.tenant_claim", "must not be empty".into()));
+        }
+        if self.role_claim.trim().is_empty() {
+            return Err(("auth.oidc.role_claim", "must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_validation() {
+        let s = OidcSettings {
+            issuer: "https://sso.example.com/realms/avb/".into(),
+            audience: "avb".into(),
+            ..OidcSettings::default()
+        };
+        assert!(s.validate().is_ok());
+        assert_eq!(
+            s.keycloak_jwks_url(),
+            "https://sso.example.com/realms/avb/protocol/openid-connect/certs"
+        );
+        assert_eq!(
+            s.discovery_url(),
+            "https://sso.example.com/realms/avb/.well-known/openid-configuration"
+        );
+        let no_aud = OidcSettings {
+            audience: String::new(),
+            ..s.clone()
+        };
+        assert_eq!(
+            no_aud.validate().map_err(|e| e.0),
+            Err("auth.oidc.audience")
+        );
+        let bad_issuer = OidcSettings {
+            issuer: "sso.example.com".into(),
+            ..s.clone()
+        };
+        assert_eq!(
+            bad_issuer.validate().map_err(|e| e.0),
+            Err("auth.oidc.issuer")
+        );
+        let bad_jwks = OidcSettings {
+            jwks_url: Some("file:///etc/passwd".into()),
+            ..s
+        };
+        assert_eq!(
+            bad_jwks.validate().map_err(|e| e.0),
+            Err("auth.oidc.jwks_url")
+        );
+    }
+}
