@@ -10,6 +10,7 @@ cargo nextest run --workspace --no-fail-fast "$@"
 if [ "$#" -eq 0 ]; then
   # The end-to-end tests that touch tenants, keys and the ledger again, on PostgreSQL (the store's
   # own tests already run every case on both databases).
-  AVB_TEST_DATABASE=postgres cargo nextest run -p avb --no-fail-fast \
-    --test auth --test billing --test billing_saga -E 'not test(on_sqlite)'
+  # (--workspace keeps the features, hence the build, of the first run.)
+  AVB_TEST_DATABASE=postgres cargo nextest run --workspace --no-fail-fast -E \
+    '(binary(auth) | binary(billing) | binary(billing_saga) | binary(rate_limits) | binary(oidc)) & not test(on_sqlite)'
 fi
