@@ -32,8 +32,10 @@ pub trait ContainerBackend: Send + Sync {
 
     /// Every replica carrying the `avb.managed=true` label (env, for processes) that matches
     /// `filter`, sorted by server id and replica.
-    async fn list_managed(&self, filter: &ListFilter)
-    -> Result<Vec<ManagedReplica>, ProvisionError>;
+    async fn list_managed(
+        &self,
+        filter: &ListFilter,
+    ) -> Result<Vec<ManagedReplica>, ProvisionError>;
 
     /// One replica's state, `None` when it does not exist.
     async fn replica_status(

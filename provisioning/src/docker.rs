@@ -219,7 +219,9 @@ impl DockerBackend {
         let label = |k: &str| labels.get(k).map(String::as_str);
         let id = existing.id.as_deref().unwrap_or("?");
         if label(LABEL_MANAGED) != Some("true") {
-            return Existing::Conflict(format!("container {id}, which AgentVoiceBox does not manage"));
+            return Existing::Conflict(format!(
+                "container {id}, which AgentVoiceBox does not manage"
+            ));
         }
         if label(LABEL_TENANT) != Some(spec.tenant.as_str())
             || label(LABEL_SERVER_ID) != Some(spec.server_id.as_str())
@@ -463,7 +465,7 @@ impl ContainerBackend for DockerBackend {
                     .map(|n| n.trim_start_matches('/').to_string())
                     .unwrap_or_default();
                 let state = c.state.map_or(ReplicaState::Unknown(String::new()), |s| {
-                    ReplicaState::from_engine(&s.to_string())
+                    ReplicaState::from_engine(s.as_ref())
                 });
                 let host_port = c
                     .ports
@@ -510,9 +512,11 @@ impl ContainerBackend for DockerBackend {
             .as_ref()
             .and_then(|n| n.ports.as_ref())
             .and_then(|ports| {
-                ports.values().flatten().flatten().find_map(|b| {
-                    b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok())
-                })
+                ports
+                    .values()
+                    .flatten()
+                    .flatten()
+                    .find_map(|b| b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()))
             });
         Ok(Self::managed_from_labels(
             &labels,
@@ -521,7 +525,7 @@ impl ContainerBackend for DockerBackend {
             state
                 .and_then(|s| s.status)
                 .map_or(ReplicaState::Unknown(String::new()), |s| {
-                    ReplicaState::from_engine(&s.to_string())
+                    ReplicaState::from_engine(s.as_ref())
                 }),
             state.and_then(|s| s.exit_code),
             host_port,
@@ -560,6 +564,9 @@ mod tests {
         let err = backend.ping().await.expect_err("no engine");
         assert!(err.is_retryable(), "{err}");
         assert_eq!(err.kind(), "EngineUnavailable");
-        assert!(err.to_string().contains("unix:///nonexistent/avb.sock"), "{err}");
+        assert!(
+            err.to_string().contains("unix:///nonexistent/avb.sock"),
+            "{err}"
+        );
     }
 }

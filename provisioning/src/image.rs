@@ -28,7 +28,12 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, String> {
         {
             return Ok(Vec::new());
         }
-        return Err(format!("ldd {} failed: {}{}", binary.display(), text, stderr));
+        return Err(format!(
+            "ldd {} failed: {}{}",
+            binary.display(),
+            text,
+            stderr
+        ));
     }
     let mut libs = BTreeSet::new();
     for line in text.lines() {
@@ -76,7 +81,10 @@ pub fn rootfs_tar(binary: &Path) -> Result<Vec<u8>, String> {
         Ok(())
     };
     let etc: [(&str, &str); 3] = [
-        ("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        (
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        ),
         ("/etc/group", "root:x:0:\nnogroup:x:65534:\n"),
         ("/etc/nsswitch.conf", "hosts: files dns\n"),
     ];
@@ -85,15 +93,15 @@ pub fn rootfs_tar(binary: &Path) -> Result<Vec<u8>, String> {
     }
     let target = Path::new(IMAGE_BIN_DIR).join(file_name);
     add_dirs(&mut tar, &target)?;
-    let data =
-        std::fs::read(binary).map_err(|e| format!("reading {}: {e}", binary.display()))?;
+    let data = std::fs::read(binary).map_err(|e| format!("reading {}: {e}", binary.display()))?;
     append_file(&mut tar, &target, &data, 0o755)?;
     for lib in libs {
         add_dirs(&mut tar, &lib)?;
         let data = std::fs::read(&lib).map_err(|e| format!("reading {}: {e}", lib.display()))?;
         append_file(&mut tar, &lib, &data, 0o755)?;
     }
-    tar.into_inner().map_err(|e| format!("writing the tarball: {e}"))
+    tar.into_inner()
+        .map_err(|e| format!("writing the tarball: {e}"))
 }
 
 fn tar_path(path: &Path) -> &Path {
@@ -196,7 +204,10 @@ mod tests {
     fn refs_split_into_repo_and_tag() {
         assert_eq!(split_ref("avb-demo-mcp:test"), ("avb-demo-mcp", "test"));
         assert_eq!(split_ref("avb-demo-mcp"), ("avb-demo-mcp", "latest"));
-        assert_eq!(split_ref("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(
+            split_ref("localhost:5000/x"),
+            ("localhost:5000/x", "latest")
+        );
         assert_eq!(split_ref("localhost:5000/x:1"), ("localhost:5000/x", "1"));
     }
 
@@ -205,7 +216,8 @@ mod tests {
         let ls = Path::new("/bin/ls");
         let libs = shared_libraries(ls).expect("ldd");
         assert!(
-            libs.iter().any(|l| l.to_string_lossy().contains("ld-linux")),
+            libs.iter()
+                .any(|l| l.to_string_lossy().contains("ld-linux")),
             "{libs:?}"
         );
         let tarball = rootfs_tar(ls).expect("tar");
@@ -221,8 +233,16 @@ mod tests {
                     .into_owned()
             })
             .collect();
-        for want in ["usr/local/bin/ls", "tmp", "etc/passwd", "lib64/ld-linux-x86-64.so.2"] {
-            assert!(names.iter().any(|n| n.trim_end_matches('/') == want), "{want} in {names:?}");
+        for want in [
+            "usr/local/bin/ls",
+            "tmp",
+            "etc/passwd",
+            "lib64/ld-linux-x86-64.so.2",
+        ] {
+            assert!(
+                names.iter().any(|n| n.trim_end_matches('/') == want),
+                "{want} in {names:?}"
+            );
         }
     }
 }

@@ -74,7 +74,11 @@ impl McpClient {
     }
 
     /// `tools/call`: the whole result (`content`, `isError`, ...).
-    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value, ProvisionError> {
+    pub async fn call_tool(
+        &mut self,
+        name: &str,
+        arguments: Value,
+    ) -> Result<Value, ProvisionError> {
         self.request("tools/call", json!({"name": name, "arguments": arguments}))
             .await
     }
@@ -177,10 +181,12 @@ impl McpClient {
         if let Some(error) = message.get("error") {
             return Err(err(format!("JSON-RPC error {error}")));
         }
-        let result = message
-            .get("result")
-            .cloned()
-            .ok_or_else(|| err(format!("no result in {}", truncate(&message.to_string(), 300))))?;
+        let result = message.get("result").cloned().ok_or_else(|| {
+            err(format!(
+                "no result in {}",
+                truncate(&message.to_string(), 300)
+            ))
+        })?;
         Ok((result, session))
     }
 }
@@ -192,7 +198,11 @@ pub async fn wait_until_mcp_ready(url: &str, timeout: Duration) -> Result<Value,
     let mut delay = Duration::from_millis(50);
     loop {
         let left = timeout.saturating_sub(start.elapsed());
-        let attempt = McpClient::connect(url, left.clamp(Duration::from_millis(100), Duration::from_secs(5))).await;
+        let attempt = McpClient::connect(
+            url,
+            left.clamp(Duration::from_millis(100), Duration::from_secs(5)),
+        )
+        .await;
         let last_error = match attempt {
             Ok(client) => {
                 let result = client.initialize_result.clone();
@@ -283,7 +293,9 @@ mod tests {
         assert_eq!(found["result"]["ok"], true);
         assert!(find_sse_response(stream, 8).is_none());
         // An incomplete event is not parsed yet.
-        assert!(find_sse_response("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}", 1).is_none());
+        assert!(
+            find_sse_response("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}", 1).is_none()
+        );
     }
 
     #[tokio::test]

@@ -80,10 +80,7 @@ impl Found {
             id: self.pid.to_string(),
             state: ReplicaState::Running,
             exit_code: None,
-            host_port: self
-                .labels
-                .get(PORT_LABEL_ENV)
-                .and_then(|p| p.parse().ok()),
+            host_port: self.labels.get(PORT_LABEL_ENV).and_then(|p| p.parse().ok()),
         })
     }
 }
@@ -189,7 +186,11 @@ impl ProcessBackend {
         Ok((Stdio::from(file), Stdio::from(err)))
     }
 
-    async fn spawn(&self, spec: &ServerSpec, replica: u32) -> Result<ReplicaHandle, ProvisionError> {
+    async fn spawn(
+        &self,
+        spec: &ServerSpec,
+        replica: u32,
+    ) -> Result<ReplicaHandle, ProvisionError> {
         let port = free_port()?;
         let argv = self.program_for(spec, port)?;
         let name = replica_name(&spec.server_id, replica);
@@ -413,7 +414,11 @@ fn scan_proc() -> Result<Vec<Found>, ProvisionError> {
     let managed = format!("{}=true", label_env(LABEL_MANAGED));
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         // Processes come and go, and other users' are unreadable: skip what cannot be read.
@@ -421,7 +426,7 @@ fn scan_proc() -> Result<Vec<Found>, ProvisionError> {
             continue;
         };
         let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-        if !vars.iter().any(|v| *v == managed.as_bytes()) {
+        if !vars.contains(&managed.as_bytes()) {
             continue;
         }
         let Some((state, ppid)) = read_stat(pid) else {

@@ -235,10 +235,16 @@ impl TemplateSpec {
             ));
         }
         if self.image.trim().is_empty() && self.command.is_empty() {
-            return bad(format!("template {} has neither an image nor a command", self.name));
+            return bad(format!(
+                "template {} has neither an image nor a command",
+                self.name
+            ));
         }
         if self.container_port == 0 {
-            return bad(format!("template {}: container_port must be 1-65535", self.name));
+            return bad(format!(
+                "template {}: container_port must be 1-65535",
+                self.name
+            ));
         }
         let path = self.transport.path();
         if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c == '?') {
@@ -266,7 +272,10 @@ impl TemplateSpec {
         if let Some(pids) = self.pids
             && pids < 1
         {
-            return bad(format!("template {}: pids {pids} must be at least 1", self.name));
+            return bad(format!(
+                "template {}: pids {pids} must be at least 1",
+                self.name
+            ));
         }
         for key in &self.allowed_env {
             if !valid_env_key(key) || reserved_env_key(key) {
@@ -392,7 +401,9 @@ mod tests {
                 command: vec![],
                 args: vec!["--port".into(), "{port}".into()],
                 container_port: 8000,
-                transport: Transport::StreamableHttp { path: "/mcp".into() },
+                transport: Transport::StreamableHttp {
+                    path: "/mcp".into(),
+                },
                 allowed_env: vec!["ECHO_PREFIX".into()],
                 memory_mb: Some(64),
                 cpus: Some(0.5),
@@ -460,6 +471,9 @@ mod tests {
         );
         assert_eq!(s.args_for_port(9000), vec!["--port", "9000"]);
         let json = serde_json::to_value(&s.template.transport).expect("json");
-        assert_eq!(json, serde_json::json!({"type": "streamable-http", "path": "/mcp"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "streamable-http", "path": "/mcp"})
+        );
     }
 }

@@ -112,8 +112,14 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
             .create_replica(&spec, replica)
             .await
             .expect("create");
-        eprintln!("replica {replica} created+started in {:?}", started.elapsed());
-        assert_eq!(handle.url, format!("http://127.0.0.1:{}/mcp", handle.host_port));
+        eprintln!(
+            "replica {replica} created+started in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            handle.url,
+            format!("http://127.0.0.1:{}/mcp", handle.host_port)
+        );
         handles.push(handle);
     }
     assert_ne!(handles[0].host_port, handles[1].host_port);
@@ -132,26 +138,43 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
             info.name.as_deref(),
             Some(format!("/avb-srv-two-{}", handle.replica).as_str())
         );
-        let labels = info.config.as_ref().and_then(|c| c.labels.clone()).expect("labels");
+        let labels = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .expect("labels");
         assert_eq!(labels["avb.managed"], "true");
         assert_eq!(labels["avb.tenant"], "tenant-a");
         assert_eq!(labels["avb.server_id"], "srv-two");
         assert_eq!(labels["avb.replica"], handle.replica.to_string());
         assert_eq!(labels["avb.template"], "demo");
         assert_eq!(labels["avb.spec_hash"], spec.spec_hash());
-        let env = info.config.as_ref().and_then(|c| c.env.clone()).expect("env");
+        let env = info
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .expect("env");
         assert!(env.contains(&"PORT=8000".to_string()), "{env:?}");
-        assert!(env.contains(&"ECHO_PREFIX=demo says: ".to_string()), "{env:?}");
+        assert!(
+            env.contains(&"ECHO_PREFIX=demo says: ".to_string()),
+            "{env:?}"
+        );
         let host = info.host_config.as_ref().expect("host config");
         assert_eq!(host.memory, Some(64 * 1024 * 1024));
         assert_eq!(host.nano_cpus, Some(500_000_000));
         assert_eq!(host.pids_limit, Some(64));
         assert_eq!(host.init, Some(true));
-        let binding = &info.network_settings.as_ref().and_then(|n| n.ports.clone()).expect("ports")
-            ["8000/tcp"];
+        let binding = &info
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.ports.clone())
+            .expect("ports")["8000/tcp"];
         let binding = &binding.as_ref().expect("8000/tcp published")[0];
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(binding.host_port.as_deref(), Some(handle.host_port.to_string().as_str()));
+        assert_eq!(
+            binding.host_port.as_deref(),
+            Some(handle.host_port.to_string().as_str())
+        );
     }
 
     let listed = backend
@@ -160,7 +183,10 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
         .expect("list");
     assert_eq!(listed.len(), 2, "{listed:?}");
     for (r, handle) in listed.iter().zip(&handles) {
-        assert_eq!((r.server_id.as_str(), r.replica), ("srv-two", handle.replica));
+        assert_eq!(
+            (r.server_id.as_str(), r.replica),
+            ("srv-two", handle.replica)
+        );
         assert_eq!(r.id, handle.id);
         assert_eq!(r.state, ReplicaState::Running);
         assert_eq!(r.host_port, Some(handle.host_port));
@@ -183,7 +209,10 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
     assert_eq!(status.host_port, Some(handles[1].host_port));
 
     // Creating again is a no-op returning the same replica.
-    let again = backend.create_replica(&spec, 0).await.expect("create again");
+    let again = backend
+        .create_replica(&spec, 0)
+        .await
+        .expect("create again");
     assert_eq!(again, handles[0]);
 
     for handle in &handles {
@@ -192,14 +221,39 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
             .remove_replica("srv-two", handle.replica)
             .await
             .expect("remove");
-        eprintln!("replica {} removed in {:?}", handle.replica, started.elapsed());
+        eprintln!(
+            "replica {} removed in {:?}",
+            handle.replica,
+            started.elapsed()
+        );
     }
-    assert!(backend.list_managed(&ListFilter::all()).await.expect("list").is_empty());
+    assert!(
+        backend
+            .list_managed(&ListFilter::all())
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert!(daemon.container_ids().is_empty(), "containers left behind");
     // Removing again (a retried compensation) is fine.
-    backend.remove_replica("srv-two", 0).await.expect("remove twice");
-    assert_eq!(backend.remove_server("srv-two").await.expect("remove server"), 0);
-    assert!(backend.replica_status("srv-two", 0).await.expect("status").is_none());
+    backend
+        .remove_replica("srv-two", 0)
+        .await
+        .expect("remove twice");
+    assert_eq!(
+        backend
+            .remove_server("srv-two")
+            .await
+            .expect("remove server"),
+        0
+    );
+    assert!(
+        backend
+            .replica_status("srv-two", 0)
+            .await
+            .expect("status")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -211,7 +265,10 @@ async fn create_is_idempotent_replaces_stale_specs_and_refuses_foreign_names() {
     // A stopped replica is started again by a repeated create (same container).
     let first = backend.create_replica(&spec, 0).await.expect("create");
     docker
-        .stop_container(&first.id, Some(StopContainerOptionsBuilder::default().t(5).build()))
+        .stop_container(
+            &first.id,
+            Some(StopContainerOptionsBuilder::default().t(5).build()),
+        )
         .await
         .expect("stop");
     let stopped = backend
@@ -221,7 +278,10 @@ async fn create_is_idempotent_replaces_stale_specs_and_refuses_foreign_names() {
         .expect("exists");
     assert_eq!(stopped.state, ReplicaState::Exited, "{stopped:?}");
     assert!(stopped.exit_code.is_some());
-    let restarted = backend.create_replica(&spec, 0).await.expect("create again");
+    let restarted = backend
+        .create_replica(&spec, 0)
+        .await
+        .expect("create again");
     assert_eq!(restarted.id, first.id);
     wait_until_mcp_ready(&restarted.url, READY_TIMEOUT)
         .await
@@ -249,7 +309,11 @@ async fn create_is_idempotent_replaces_stale_specs_and_refuses_foreign_names() {
     assert!(err.to_string().contains("tenant \"tenant-a\""), "{err}");
     docker
         .create_container(
-            Some(CreateContainerOptionsBuilder::default().name("avb-srv-idem-1").build()),
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name("avb-srv-idem-1")
+                    .build(),
+            ),
             ContainerCreateBody {
                 image: Some(IMAGE.into()),
                 ..Default::default()
@@ -273,18 +337,36 @@ async fn create_is_idempotent_replaces_stale_specs_and_refuses_foreign_names() {
     );
 
     // Invalid requests create nothing.
-    let err = backend.create_replica(&spec, 3).await.expect_err("out of range");
+    let err = backend
+        .create_replica(&spec, 3)
+        .await
+        .expect_err("out of range");
     assert!(matches!(err, ProvisionError::Invalid(_)), "{err}");
     let mut forbidden = spec.clone();
     forbidden.env.insert("AWS_SECRET".into(), "x".into());
-    let err = backend.create_replica(&forbidden, 2).await.expect_err("env");
+    let err = backend
+        .create_replica(&forbidden, 2)
+        .await
+        .expect_err("env");
     assert!(err.to_string().contains("AWS_SECRET"), "{err}");
     assert_eq!(daemon.container_ids().len(), 2);
 
     // Compensation: every replica of the server goes; the foreign container stays.
     backend.create_replica(&spec, 2).await.expect("replica 2");
-    assert_eq!(backend.remove_server("srv-idem").await.expect("remove server"), 2);
-    assert!(backend.list_managed(&ListFilter::all()).await.expect("list").is_empty());
+    assert_eq!(
+        backend
+            .remove_server("srv-idem")
+            .await
+            .expect("remove server"),
+        2
+    );
+    assert!(
+        backend
+            .list_managed(&ListFilter::all())
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(daemon.container_ids().len(), 1);
 }
 
@@ -297,7 +379,10 @@ async fn unknown_image_is_a_non_retryable_error_naming_it() {
         .create_replica(&spec, 0)
         .await
         .expect_err("no such image");
-    assert!(matches!(err, ProvisionError::ImageNotFound { .. }), "{err:?}");
+    assert!(
+        matches!(err, ProvisionError::ImageNotFound { .. }),
+        "{err:?}"
+    );
     assert!(!err.is_retryable());
     assert_eq!(err.kind(), "ImageNotFound");
     assert!(err.to_string().contains("avb-no-such-image:404"), "{err}");
@@ -316,18 +401,45 @@ async fn engine_outage_is_retryable_and_work_resumes_when_it_returns() {
         assert!(err.to_string().contains(&daemon.host()), "{what}: {err}");
     };
     check(backend.ping().await.expect_err("ping"), "ping");
-    check(backend.create_replica(&spec, 0).await.expect_err("create"), "create");
-    check(backend.list_managed(&ListFilter::all()).await.expect_err("list"), "list");
-    check(backend.remove_replica("srv-outage", 0).await.expect_err("remove"), "remove");
-    check(backend.replica_status("srv-outage", 0).await.expect_err("status"), "status");
+    check(
+        backend.create_replica(&spec, 0).await.expect_err("create"),
+        "create",
+    );
+    check(
+        backend
+            .list_managed(&ListFilter::all())
+            .await
+            .expect_err("list"),
+        "list",
+    );
+    check(
+        backend
+            .remove_replica("srv-outage", 0)
+            .await
+            .expect_err("remove"),
+        "remove",
+    );
+    check(
+        backend
+            .replica_status("srv-outage", 0)
+            .await
+            .expect_err("status"),
+        "status",
+    );
 
     let started = Instant::now();
     daemon.start_again();
     eprintln!("engine back after {:?}", started.elapsed());
     // The same backend reconnects.
     backend.ping().await.expect("ping after restart");
-    let handle = backend.create_replica(&spec, 0).await.expect("create after restart");
+    let handle = backend
+        .create_replica(&spec, 0)
+        .await
+        .expect("create after restart");
     assert_speaks_mcp(&handle).await;
-    backend.remove_replica("srv-outage", 0).await.expect("remove");
+    backend
+        .remove_replica("srv-outage", 0)
+        .await
+        .expect("remove");
     assert!(daemon.container_ids().is_empty());
 }

@@ -81,7 +81,10 @@ async fn process_replicas_speak_mcp_and_are_found_and_removed_by_a_fresh_backend
 
     let mut handles = Vec::new();
     for replica in 0..2 {
-        let handle = backend.create_replica(&spec, replica).await.expect("create");
+        let handle = backend
+            .create_replica(&spec, replica)
+            .await
+            .expect("create");
         wait_until_mcp_ready(&handle.url, Duration::from_secs(20))
             .await
             .expect("ready");
@@ -103,7 +106,10 @@ async fn process_replicas_speak_mcp_and_are_found_and_removed_by_a_fresh_backend
     }
 
     // Idempotent: the running replica is returned, not a second process.
-    let again = backend.create_replica(&spec, 1).await.expect("create again");
+    let again = backend
+        .create_replica(&spec, 1)
+        .await
+        .expect("create again");
     assert_eq!(again, handles[1]);
 
     // A backend with no memory of them (a restarted worker) finds them by their environment.
@@ -128,12 +134,18 @@ async fn process_replicas_speak_mcp_and_are_found_and_removed_by_a_fresh_backend
         .expect("exists");
     assert_eq!(status.id, handles[0].id);
 
-    fresh.remove_replica(&server, 0).await.expect("remove by fresh backend");
+    fresh
+        .remove_replica(&server, 0)
+        .await
+        .expect("remove by fresh backend");
     backend.remove_replica(&server, 1).await.expect("remove");
     for h in &handles {
         let pid: u32 = h.id.parse().expect("pid");
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(stat.is_empty() || stat.contains(") Z"), "process {pid} still runs: {stat}");
+        assert!(
+            stat.is_empty() || stat.contains(") Z"),
+            "process {pid} still runs: {stat}"
+        );
     }
     assert!(
         backend
@@ -142,8 +154,17 @@ async fn process_replicas_speak_mcp_and_are_found_and_removed_by_a_fresh_backend
             .expect("list")
             .is_empty()
     );
-    backend.remove_replica(&server, 0).await.expect("remove twice");
-    assert!(backend.replica_status(&server, 0).await.expect("status").is_none());
+    backend
+        .remove_replica(&server, 0)
+        .await
+        .expect("remove twice");
+    assert!(
+        backend
+            .replica_status(&server, 0)
+            .await
+            .expect("status")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -161,14 +182,20 @@ async fn changed_spec_replaces_the_process_and_remove_server_clears_all() {
     wait_until_mcp_ready(&second.url, Duration::from_secs(20))
         .await
         .expect("ready");
-    backend.create_replica(&changed, 1).await.expect("replica 1");
+    backend
+        .create_replica(&changed, 1)
+        .await
+        .expect("replica 1");
     let listed = backend
         .list_managed(&ListFilter::server(&server))
         .await
         .expect("list");
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert_eq!(listed[0].id, second.id);
-    assert_eq!(backend.remove_server(&server).await.expect("remove server"), 2);
+    assert_eq!(
+        backend.remove_server(&server).await.expect("remove server"),
+        2
+    );
     assert!(
         backend
             .list_managed(&ListFilter::server(&server))

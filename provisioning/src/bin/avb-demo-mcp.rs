@@ -53,7 +53,10 @@ impl Demo {
 
     /// Adds two integers.
     #[tool(annotations(read_only_hint = true, idempotent_hint = true))]
-    async fn add(&self, Parameters(AddArgs { a, b }): Parameters<AddArgs>) -> Result<String, McpError> {
+    async fn add(
+        &self,
+        Parameters(AddArgs { a, b }): Parameters<AddArgs>,
+    ) -> Result<String, McpError> {
         a.checked_add(b)
             .map(|sum| sum.to_string())
             .ok_or_else(|| McpError::invalid_params(format!("{a} + {b} overflows i64"), None))
@@ -64,7 +67,10 @@ impl Demo {
 impl ServerHandler for Demo {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("avb-demo-mcp", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "avb-demo-mcp",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions("A demo MCP server: echo(message) and add(a, b).")
     }
 }
@@ -93,9 +99,11 @@ fn parse_args() -> Result<Args, String> {
             "--port" => port = value()?,
             "--host" => host = value()?,
             "-h" | "--help" => {
-                return Err("usage: avb-demo-mcp [--host ADDR] [--port N]  (env HOST, PORT, \
+                return Err(
+                    "usage: avb-demo-mcp [--host ADDR] [--port N]  (env HOST, PORT, \
                             ECHO_PREFIX)"
-                    .to_string());
+                        .to_string(),
+                );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }

@@ -79,8 +79,11 @@ impl TestDockerd {
             child: None,
         };
         // From here on, Drop cleans up whatever happens.
-        if let Err(e) = run("ip", &["addr", "add", &format!("10.214.{n}.1/24"), "dev", &bridge])
-            .and_then(|()| run("ip", &["link", "set", &bridge, "up"]))
+        if let Err(e) = run(
+            "ip",
+            &["addr", "add", &format!("10.214.{n}.1/24"), "dev", &bridge],
+        )
+        .and_then(|()| run("ip", &["link", "set", &bridge, "up"]))
         {
             panic!("setting up bridge {bridge}: {e}");
         }
@@ -132,7 +135,10 @@ impl TestDockerd {
                 self.child = None;
                 panic!("dockerd exited ({status}) while starting:\n{}", self.log());
             }
-            if self.request("GET", "/_ping").is_ok_and(|(s, b)| s == 200 && b == "OK") {
+            if self
+                .request("GET", "/_ping")
+                .is_ok_and(|(s, b)| s == 200 && b == "OK")
+            {
                 eprintln!(
                     "dockerd on {} ({}) ready in {:?}",
                     self.host(),
@@ -219,7 +225,10 @@ impl TestDockerd {
         let needle = self.dir.to_string_lossy().into_owned();
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
-                let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<i32>().ok())
                 else {
                     continue;
                 };
