@@ -26,6 +26,9 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresq
 # Redis: the rate-limit tests start their own redis-server (shared token buckets across api
 # processes); redis-cli (same package's dependency) inspects it.
 command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
+# Docker Engine: the provisioning tests start their own private dockerd per test (root needed;
+# provisioning/tests/support/dockerd.rs); installing does not start anything here.
+command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
 if ((${#apt_pkgs[@]})); then
   log "apt-get install ${apt_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,66 @@
+//! The one trait every engine implements. Object-safe (`Arc<dyn ContainerBackend>`).
+
+use async_trait::async_trait;
+
+use crate::error::ProvisionError;
+use crate::spec::{ListFilter, ManagedReplica, ReplicaHandle, ServerSpec};
+
+#[async_trait]
+pub trait ContainerBackend: Send + Sync {
+    /// `"docker"` or `"process"`.
+    fn kind(&self) -> &'static str;
+
+    /// Is the engine there? `EngineUnavailable` (retryable) when not.
+    async fn ping(&self) -> Result<(), ProvisionError>;
+
+    /// Creates and starts replica `replica` of `spec` (named `avb-<server_id>-<replica>`,
+    /// labelled, port published on loopback, limits applied) and returns where it listens. It
+    /// does not wait for MCP: see [`crate::wait_until_mcp_ready`].
+    ///
+    /// Idempotent: when the replica already exists with the same spec it is started if needed
+    /// and returned; a leftover of the same server and replica with another spec is replaced;
+    /// a name held by anything else is a `NameConflict`. A non-retryable failure leaves nothing
+    /// behind.
+    async fn create_replica(
+        &self,
+        spec: &ServerSpec,
+        replica: u32,
+    ) -> Result<ReplicaHandle, ProvisionError>;
+
+    /// Stops and removes the replica. Idempotent: absent is success.
+    async fn remove_replica(&self, server_id: &str, replica: u32) -> Result<(), ProvisionError>;
+
+    /// Every replica carrying the `avb.managed=true` label (env, for processes) that matches
+    /// `filter`, sorted by server id and replica.
+    async fn list_managed(
+        &self,
+        filter: &ListFilter,
+    ) -> Result<Vec<ManagedReplica>, ProvisionError>;
+
+    /// One replica's state, `None` when it does not exist.
+    async fn replica_status(
+        &self,
+        server_id: &str,
+        replica: u32,
+    ) -> Result<Option<ManagedReplica>, ProvisionError>;
+
+    /// Removes every replica of `server_id` (whatever their number): compensation and delete.
+    /// Returns how many were removed.
+    async fn remove_server(&self, server_id: &str) -> Result<usize, ProvisionError> {
+        let replicas = self.list_managed(&ListFilter::server(server_id)).await?;
+        for r in &replicas {
+            self.remove_replica(&r.server_id, r.replica).await?;
+        }
+        Ok(replicas.len())
+    }
+}
+
+pub(crate) fn sort_replicas(replicas: &mut [ManagedReplica]) {
+    replicas.sort_by(|a, b| {
+        (a.server_id.as_str(), a.replica, a.id.as_str()).cmp(&(
+            b.server_id.as_str(),
+            b.replica,
+            b.id.as_str(),
+        ))
+    });
+}
