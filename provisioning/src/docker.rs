@@ -33,7 +33,8 @@ use crate::spec::{
 /// Where the engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DockerEndpoint {
-    /// A unix socket (Docker: `/var/run/docker.sock`; Podman: `$XDG_RUNTIME_DIR/podman/podman.sock`).
+    /// A unix socket (Docker: `/var/run/docker.sock`; Podman:
+    /// `$XDG_RUNTIME_DIR/podman/podman.sock`).
     Unix(PathBuf),
     /// Plain TCP (`tcp://host:port`), no TLS.
     Tcp(String),
@@ -451,7 +452,10 @@ impl ContainerBackend for DockerBackend {
                     return self.start_and_handle(&docker, &name, spec, replica).await;
                 }
                 Existing::Replace => {
-                    tracing::info!(container = %name, "replacing a replica created from another spec");
+                    tracing::info!(
+                        container = %name,
+                        "replacing a replica created from another spec"
+                    );
                     self.remove_by_name(&docker, &name).await?;
                 }
                 Existing::Conflict(owner) => {

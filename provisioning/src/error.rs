@@ -39,7 +39,7 @@ pub enum ProvisionError {
 
     /// The replica's program ended right after it started (bad command, arguments or
     /// environment; killed for memory). Trying again would end the same way.
-    #[error("replica {name} exited{} right after it started; check the template's image, command and environment{}", exit_code.map(|c| format!(" with code {c}")).unwrap_or_default(), if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    #[error("{}", exited_message(name, *exit_code, detail))]
     ReplicaExited {
         name: String,
         exit_code: Option<i64>,
@@ -83,6 +83,21 @@ pub enum ProvisionError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn exited_message(name: &str, exit_code: Option<i64>, detail: &str) -> String {
+    let code = exit_code
+        .map(|c| format!(" with code {c}"))
+        .unwrap_or_default();
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    };
+    format!(
+        "replica {name} exited{code} right after it started; check the template's image, \
+         command and environment{detail}"
+    )
 }
 
 impl ProvisionError {

@@ -162,12 +162,7 @@ impl ProcessBackend {
             Ok(None) => true,
             // Ended cleanly or by SIGTERM/SIGKILL: most likely removed (by another backend
             // instance, e.g. a restarted worker); only failures are worth reporting.
-            Ok(Some(status))
-                if status.success()
-                    || matches!(status.signal(), Some(s) if s == Signal::SIGTERM as i32 || s == Signal::SIGKILL as i32) =>
-            {
-                false
-            }
+            Ok(Some(status)) if status.success() || stopped_by_signal(status) => false,
             Ok(Some(status)) => {
                 let code = status
                     .code()
@@ -185,7 +180,12 @@ impl ProcessBackend {
         drop(children);
         let mut exited = lock(&self.exited);
         for r in ended {
-            tracing::info!(replica = %r.name, pid = %r.id, code = ?r.exit_code, "process replica exited");
+            tracing::info!(
+                replica = %r.name,
+                pid = %r.id,
+                code = ?r.exit_code,
+                "process replica exited"
+            );
             exited.insert((r.server_id.clone(), r.replica), r);
         }
     }
@@ -411,7 +411,11 @@ impl ContainerBackend for ProcessBackend {
                     });
                 }
                 _ => {
-                    tracing::info!(replica = %name, pid = existing.pid, "replacing a replica started from another spec");
+                    tracing::info!(
+                        replica = %name,
+                        pid = existing.pid,
+                        "replacing a replica started from another spec"
+                    );
                     self.stop(existing.pid).await?;
                 }
             }
@@ -486,6 +490,13 @@ impl ContainerBackend for ProcessBackend {
                 .cloned()
         }))
     }
+}
+
+/// Ended by SIGTERM or SIGKILL (what `remove_replica` sends).
+fn stopped_by_signal(status: std::process::ExitStatus) -> bool {
+    status
+        .signal()
+        .is_some_and(|s| s == Signal::SIGTERM as i32 || s == Signal::SIGKILL as i32)
 }
 
 /// A loopback port free right now.
