@@ -44,6 +44,17 @@ pub trait ContainerBackend: Send + Sync {
         replica: u32,
     ) -> Result<Option<ManagedReplica>, ProvisionError>;
 
+    /// The last `tail` lines the replica wrote (stdout and stderr), empty when the backend
+    /// keeps none (the process backend without a log directory) or the replica is gone.
+    async fn replica_logs(
+        &self,
+        _server_id: &str,
+        _replica: u32,
+        _tail: usize,
+    ) -> Result<String, ProvisionError> {
+        Ok(String::new())
+    }
+
     /// Removes every replica of `server_id` (whatever their number): compensation and delete.
     /// Returns how many were removed.
     async fn remove_server(&self, server_id: &str) -> Result<usize, ProvisionError> {

@@ -12,12 +12,15 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig, PortBinding};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
+use futures::TryStreamExt;
 
 use crate::backend::{ContainerBackend, sort_replicas};
 use crate::error::ProvisionError;
@@ -30,7 +33,8 @@ use crate::spec::{
 /// Where the engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DockerEndpoint {
-    /// A unix socket (Docker: `/var/run/docker.sock`; Podman: `$XDG_RUNTIME_DIR/podman/podman.sock`).
+    /// A unix socket (Docker: `/var/run/docker.sock`; Podman:
+    /// `$XDG_RUNTIME_DIR/podman/podman.sock`).
     Unix(PathBuf),
     /// Plain TCP (`tcp://host:port`), no TLS.
     Tcp(String),
@@ -279,23 +283,37 @@ impl DockerBackend {
                     .find_map(|b| b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()))
             });
         let Some(host_port) = host_port else {
+            // Only a container that is not running has no published port: it ended already.
             let state = info.state.as_ref();
-            let message = format!(
-                "no published port for {port_key} (state {}, exit code {}, error {:?})",
-                state
-                    .and_then(|s| s.status)
-                    .map_or_else(|| "?".to_string(), |s| s.to_string()),
-                state
-                    .and_then(|s| s.exit_code)
-                    .map_or_else(|| "?".to_string(), |c| c.to_string()),
-                state.and_then(|s| s.error.clone()).unwrap_or_default(),
-            );
+            let running = state.and_then(|s| s.running).unwrap_or(false);
+            let exit_code = state.and_then(|s| s.exit_code);
+            let mut detail = Vec::new();
+            if state.and_then(|s| s.oom_killed) == Some(true) {
+                detail.push("killed for exceeding its memory limit".to_string());
+            }
+            if let Some(error) = state
+                .and_then(|s| s.error.clone())
+                .filter(|e| !e.is_empty())
+            {
+                detail.push(error);
+            }
+            let logs = self.logs(docker, name, 10).await.unwrap_or_default();
+            if !logs.trim().is_empty() {
+                detail.push(format!("last output: {}", logs.trim()));
+            }
             self.remove_by_name(docker, name).await.ok();
-            return Err(ProvisionError::Engine {
-                op: "start",
-                target: name.to_string(),
-                status: 0,
-                message,
+            if running {
+                return Err(ProvisionError::Engine {
+                    op: "start",
+                    target: name.to_string(),
+                    status: 500,
+                    message: format!("running but {port_key} is not published"),
+                });
+            }
+            return Err(ProvisionError::ReplicaExited {
+                name: name.to_string(),
+                exit_code,
+                detail: detail.join("; "),
             });
         };
         Ok(ReplicaHandle {
@@ -305,6 +323,28 @@ impl DockerBackend {
             host_port,
             url: replica_url(host_port, &spec.template.transport),
         })
+    }
+
+    /// The last `tail` lines of a container's stdout and stderr.
+    async fn logs(
+        &self,
+        docker: &Docker,
+        name: &str,
+        tail: usize,
+    ) -> Result<String, ProvisionError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
+        let chunks: Vec<LogOutput> = match docker.logs(name, Some(options)).try_collect().await {
+            Ok(chunks) => chunks,
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(String::new()),
+            Err(e) => return Err(self.error("logs", name, e)),
+        };
+        Ok(chunks.iter().map(ToString::to_string).collect())
     }
 
     async fn remove_by_name(&self, docker: &Docker, name: &str) -> Result<(), ProvisionError> {
@@ -412,7 +452,10 @@ impl ContainerBackend for DockerBackend {
                     return self.start_and_handle(&docker, &name, spec, replica).await;
                 }
                 Existing::Replace => {
-                    tracing::info!(container = %name, "replacing a replica created from another spec");
+                    tracing::info!(
+                        container = %name,
+                        "replacing a replica created from another spec"
+                    );
                     self.remove_by_name(&docker, &name).await?;
                 }
                 Existing::Conflict(owner) => {
@@ -485,6 +528,17 @@ impl ContainerBackend for DockerBackend {
             .collect();
         sort_replicas(&mut out);
         Ok(out)
+    }
+
+    async fn replica_logs(
+        &self,
+        server_id: &str,
+        replica: u32,
+        tail: usize,
+    ) -> Result<String, ProvisionError> {
+        let docker = self.client().await?;
+        self.logs(&docker, &replica_name(server_id, replica), tail)
+            .await
     }
 
     async fn replica_status(

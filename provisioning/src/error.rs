@@ -37,6 +37,16 @@ pub enum ProvisionError {
     #[error("replica name {name} is taken by {owner}; refusing to replace it")]
     NameConflict { name: String, owner: String },
 
+    /// The replica's program ended right after it started (bad command, arguments or
+    /// environment; killed for memory). Trying again would end the same way.
+    #[error("{}", exited_message(name, *exit_code, detail))]
+    ReplicaExited {
+        name: String,
+        exit_code: Option<i64>,
+        /// The engine's reason and the last lines the replica wrote, when known.
+        detail: String,
+    },
+
     /// The process backend could not start the program.
     #[error("cannot start {program}: {message}")]
     Spawn {
@@ -75,6 +85,21 @@ pub enum ProvisionError {
     },
 }
 
+fn exited_message(name: &str, exit_code: Option<i64>, detail: &str) -> String {
+    let code = exit_code
+        .map(|c| format!(" with code {c}"))
+        .unwrap_or_default();
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    };
+    format!(
+        "replica {name} exited{code} right after it started; check the template's image, \
+         command and environment{detail}"
+    )
+}
+
 impl ProvisionError {
     /// Whether trying the same call again later can succeed.
     pub fn is_retryable(&self) -> bool {
@@ -90,6 +115,7 @@ impl ProvisionError {
             ProvisionError::Invalid(_)
             | ProvisionError::ImageNotFound { .. }
             | ProvisionError::NameConflict { .. }
+            | ProvisionError::ReplicaExited { .. }
             | ProvisionError::ImageBuild { .. } => false,
         }
     }
@@ -102,6 +128,7 @@ impl ProvisionError {
             ProvisionError::EngineUnavailable { .. } => "EngineUnavailable",
             ProvisionError::Engine { .. } => "EngineError",
             ProvisionError::NameConflict { .. } => "NameConflict",
+            ProvisionError::ReplicaExited { .. } => "ReplicaExited",
             ProvisionError::Spawn { .. } => "SpawnFailed",
             ProvisionError::ImageBuild { .. } => "ImageBuildFailed",
             ProvisionError::NotReady { .. } => "NotReady",
@@ -151,5 +178,16 @@ mod tests {
         assert!(missing.to_string().contains("\"nope:1\""));
         assert_eq!(missing.kind(), "ImageNotFound");
         assert!(!ProvisionError::Invalid("x".into()).is_retryable());
+        let exited = ProvisionError::ReplicaExited {
+            name: "avb-s-0".into(),
+            exit_code: Some(2),
+            detail: "unknown argument".into(),
+        };
+        assert!(!exited.is_retryable());
+        assert_eq!(
+            exited.to_string(),
+            "replica avb-s-0 exited with code 2 right after it started; check the template's \
+             image, command and environment: unknown argument"
+        );
     }
 }

@@ -40,7 +40,8 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, String> {
         if line.contains("=> not found") {
             return Err(format!("a library is missing: {}", line.trim()));
         }
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)"
+        // or "/lib64/ld-linux-x86-64.so.2 (0x...)"
         for word in line.split_whitespace() {
             if word.starts_with('/') {
                 libs.insert(PathBuf::from(word));

@@ -3,7 +3,8 @@
 //! ([`ProcessBackend`]). A replica is named `avb-<server_id>-<replica>`, labelled
 //! (`avb.managed`, `avb.tenant`, `avb.server_id`, `avb.replica`, `avb.template`,
 //! `avb.spec_hash`), reachable on a loopback port; [`wait_until_mcp_ready`] tells when it speaks
-//! MCP. Errors say whether a retry can help ([`ProvisionError::is_retryable`]).
+//! MCP ([`wait_replica_ready`] also fails fast when the replica dies). Errors say whether a
+//! retry can help ([`ProvisionError::is_retryable`]).
 //!
 //! The crate also builds `avb-demo-mcp`, a tiny MCP server (tools `echo`, `add`), and
 //! [`build_image_from_binary`] turns such a binary into an image without a registry.
@@ -20,7 +21,9 @@ pub use backend::ContainerBackend;
 pub use docker::{DockerBackend, DockerEndpoint};
 pub use error::ProvisionError;
 pub use image::{IMAGE_BIN_DIR, build_image_from_binary, rootfs_tar, shared_libraries};
-pub use mcp_probe::{McpClient, PROBE_PROTOCOL_VERSION, list_tool_names, wait_until_mcp_ready};
+pub use mcp_probe::{
+    McpClient, PROBE_PROTOCOL_VERSION, list_tool_names, wait_replica_ready, wait_until_mcp_ready,
+};
 pub use process::ProcessBackend;
 pub use spec::{
     LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE, LABEL_TENANT,

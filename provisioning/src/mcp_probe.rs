@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::backend::ContainerBackend;
 use crate::error::ProvisionError;
+use crate::spec::{ReplicaHandle, ReplicaState, replica_name};
 
 /// The protocol version the probe asks for (the server may answer with another it supports).
 pub const PROBE_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -220,6 +222,92 @@ pub async fn wait_until_mcp_ready(url: &str, timeout: Duration) -> Result<Value,
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Like [`wait_until_mcp_ready`] for a replica of `backend`, but fails fast (non-retryable
+/// `ReplicaExited`, with its exit code and last output) when the replica ends or disappears
+/// instead of waiting for the timeout. Checks the replica's state at most every 500 ms.
+pub async fn wait_replica_ready(
+    backend: &dyn ContainerBackend,
+    handle: &ReplicaHandle,
+    timeout: Duration,
+) -> Result<Value, ProvisionError> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    let mut last_check: Option<Instant> = None;
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        let attempt = McpClient::connect(
+            &handle.url,
+            left.clamp(Duration::from_millis(100), Duration::from_secs(5)),
+        )
+        .await;
+        let (answered, last_error) = match attempt {
+            Ok(client) => {
+                let result = client.initialize_result.clone();
+                client.close().await;
+                (Some(result), String::new())
+            }
+            Err(e) => (None, e.to_string()),
+        };
+        // After an answer, always confirm the replica still runs: a port freed by a replica
+        // that died can be taken by another server, which would answer in its place.
+        if answered.is_some()
+            || last_check.is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+        {
+            last_check = Some(Instant::now());
+            if let Some(failure) = replica_failure(backend, handle).await {
+                return Err(failure);
+            }
+        }
+        if let Some(result) = answered {
+            return Ok(result);
+        }
+        if start.elapsed() + delay >= timeout {
+            return Err(ProvisionError::NotReady {
+                url: handle.url.clone(),
+                timeout,
+                last_error,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// `ReplicaExited` when the replica has ended or is gone. An engine hiccup is not the
+/// replica's fault: `None` then.
+async fn replica_failure(
+    backend: &dyn ContainerBackend,
+    handle: &ReplicaHandle,
+) -> Option<ProvisionError> {
+    let name = replica_name(&handle.server_id, handle.replica);
+    match backend
+        .replica_status(&handle.server_id, handle.replica)
+        .await
+    {
+        Ok(Some(r)) if matches!(r.state, ReplicaState::Exited | ReplicaState::Dead) => {
+            let logs = backend
+                .replica_logs(&handle.server_id, handle.replica, 10)
+                .await
+                .unwrap_or_default();
+            Some(ProvisionError::ReplicaExited {
+                name,
+                exit_code: r.exit_code,
+                detail: if logs.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!("last output: {}", logs.trim())
+                },
+            })
+        }
+        Ok(None) => Some(ProvisionError::ReplicaExited {
+            name,
+            exit_code: None,
+            detail: "it no longer exists (removed, or ended while starting)".into(),
+        }),
+        _ => None,
     }
 }
 

@@ -11,6 +11,7 @@
 //! are not enforced here; use a container engine for that.
 
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -42,8 +43,12 @@ pub struct ProcessBackend {
     programs: HashMap<String, PathBuf>,
     log_dir: Option<PathBuf>,
     stop_timeout: Duration,
-    /// Children this instance spawned, kept to reap them when they are removed.
-    children: Mutex<HashMap<u32, tokio::process::Child>>,
+    /// Children this instance spawned (by pid), kept to reap them and to report how they ended.
+    children: Mutex<HashMap<u32, Tracked>>,
+    /// Children of this instance that failed (ended with a non-zero code or a signal other
+    /// than SIGTERM/SIGKILL), by server and replica: `replica_status` and `list_managed` report
+    /// them as exited with their code until they are removed or created again.
+    exited: Mutex<HashMap<(String, u32), ManagedReplica>>,
     /// One create at a time: the check-then-spawn of a replica name must not race.
     create_lock: tokio::sync::Mutex<()>,
 }
@@ -52,6 +57,15 @@ impl Default for ProcessBackend {
     fn default() -> Self {
         Self::new()
     }
+}
+
+struct Tracked {
+    child: tokio::process::Child,
+    replica: ManagedReplica,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A managed process found in `/proc`.
@@ -92,6 +106,7 @@ impl ProcessBackend {
             log_dir: None,
             stop_timeout: Duration::from_secs(5),
             children: Mutex::new(HashMap::new()),
+            exited: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -139,10 +154,48 @@ impl ProcessBackend {
             .collect())
     }
 
+    /// Moves children that ended on their own to `exited`.
+    fn reap(&self) {
+        let mut children = lock(&self.children);
+        let mut ended = Vec::new();
+        children.retain(|_, tracked| match tracked.child.try_wait() {
+            Ok(None) => true,
+            // Ended cleanly or by SIGTERM/SIGKILL: most likely removed (by another backend
+            // instance, e.g. a restarted worker); only failures are worth reporting.
+            Ok(Some(status)) if status.success() || stopped_by_signal(status) => false,
+            Ok(Some(status)) => {
+                let code = status
+                    .code()
+                    .map(i64::from)
+                    .or_else(|| status.signal().map(|s| 128 + i64::from(s)));
+                ended.push(ManagedReplica {
+                    state: ReplicaState::Exited,
+                    exit_code: code,
+                    ..tracked.replica.clone()
+                });
+                false
+            }
+            Err(_) => false,
+        });
+        drop(children);
+        let mut exited = lock(&self.exited);
+        for r in ended {
+            tracing::info!(
+                replica = %r.name,
+                pid = %r.id,
+                code = ?r.exit_code,
+                "process replica exited"
+            );
+            exited.insert((r.server_id.clone(), r.replica), r);
+        }
+    }
+
     async fn find(&self, server_id: &str, replica: u32) -> Result<Vec<Found>, ProvisionError> {
         let replica = replica.to_string();
-        Ok(Self::scan()
-            .await?
+        let found = Self::scan().await?;
+        // After the scan: a child that ended meanwhile is then in `exited`, not missing.
+        self.reap();
+        Ok(found
             .into_iter()
             .filter(|f| {
                 f.label(LABEL_SERVER_ID) == Some(server_id)
@@ -229,10 +282,22 @@ impl ProcessBackend {
             message: "exited at once".into(),
             retryable: true,
         })?;
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pid, child);
+        let tracked = Tracked {
+            child,
+            replica: ManagedReplica {
+                server_id: spec.server_id.clone(),
+                tenant: spec.tenant.clone(),
+                replica,
+                template: spec.template.name.clone(),
+                id: pid.to_string(),
+                name: name.clone(),
+                state: ReplicaState::Running,
+                exit_code: None,
+                host_port: Some(port),
+            },
+        };
+        lock(&self.children).insert(pid, tracked);
+        lock(&self.exited).remove(&(spec.server_id.clone(), replica));
         tracing::info!(replica = %name, pid, port, program = %argv[0], "started process replica");
         Ok(ReplicaHandle {
             server_id: spec.server_id.clone(),
@@ -279,9 +344,9 @@ impl ProcessBackend {
 
     /// Exited (reaped when it is our child) or a zombie of someone else.
     fn gone(&self, pid: u32) -> bool {
-        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(child) = children.get_mut(&pid) {
-            return match child.try_wait() {
+        let mut children = lock(&self.children);
+        if let Some(tracked) = children.get_mut(&pid) {
+            return match tracked.child.try_wait() {
                 Ok(Some(_)) | Err(_) => {
                     children.remove(&pid);
                     true
@@ -346,7 +411,11 @@ impl ContainerBackend for ProcessBackend {
                     });
                 }
                 _ => {
-                    tracing::info!(replica = %name, pid = existing.pid, "replacing a replica started from another spec");
+                    tracing::info!(
+                        replica = %name,
+                        pid = existing.pid,
+                        "replacing a replica started from another spec"
+                    );
                     self.stop(existing.pid).await?;
                 }
             }
@@ -358,19 +427,49 @@ impl ContainerBackend for ProcessBackend {
         for found in self.find(server_id, replica).await? {
             self.stop(found.pid).await?;
         }
+        lock(&self.exited).remove(&(server_id.to_string(), replica));
         Ok(())
+    }
+
+    async fn replica_logs(
+        &self,
+        server_id: &str,
+        replica: u32,
+        tail: usize,
+    ) -> Result<String, ProvisionError> {
+        let Some(dir) = &self.log_dir else {
+            return Ok(String::new());
+        };
+        let path = dir.join(format!("{}.log", replica_name(server_id, replica)));
+        let text = match tokio::fs::read(&path).await {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+            Err(e) => return Err(ProvisionError::io(format!("reading {}", path.display()), e)),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = lines[lines.len().saturating_sub(tail)..].join("\n");
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        Ok(out)
     }
 
     async fn list_managed(
         &self,
         filter: &ListFilter,
     ) -> Result<Vec<ManagedReplica>, ProvisionError> {
-        let mut out: Vec<ManagedReplica> = Self::scan()
-            .await?
-            .iter()
-            .filter_map(Found::to_managed)
-            .filter(|r| filter.matches(&r.tenant, &r.server_id))
-            .collect();
+        let found = Self::scan().await?;
+        self.reap();
+        let mut out: Vec<ManagedReplica> = found.iter().filter_map(Found::to_managed).collect();
+        for exited in lock(&self.exited).values() {
+            if !out
+                .iter()
+                .any(|r| r.server_id == exited.server_id && r.replica == exited.replica)
+            {
+                out.push(exited.clone());
+            }
+        }
+        out.retain(|r| filter.matches(&r.tenant, &r.server_id));
         sort_replicas(&mut out);
         Ok(out)
     }
@@ -380,12 +479,24 @@ impl ContainerBackend for ProcessBackend {
         server_id: &str,
         replica: u32,
     ) -> Result<Option<ManagedReplica>, ProvisionError> {
-        Ok(self
+        let running = self
             .find(server_id, replica)
             .await?
             .iter()
-            .find_map(Found::to_managed))
+            .find_map(Found::to_managed);
+        Ok(running.or_else(|| {
+            lock(&self.exited)
+                .get(&(server_id.to_string(), replica))
+                .cloned()
+        }))
     }
+}
+
+/// Ended by SIGTERM or SIGKILL (what `remove_replica` sends).
+fn stopped_by_signal(status: std::process::ExitStatus) -> bool {
+    status
+        .signal()
+        .is_some_and(|s| s == Signal::SIGTERM as i32 || s == Signal::SIGKILL as i32)
 }
 
 /// A loopback port free right now.

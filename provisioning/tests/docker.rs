@@ -15,7 +15,7 @@ use avb_provisioning::bollard::query_parameters::{
 use avb_provisioning::{
     ContainerBackend, DockerBackend, DockerEndpoint, ListFilter, McpClient, ProvisionError,
     ReplicaHandle, ReplicaState, ServerSpec, TemplateSpec, Transport, build_image_from_binary,
-    list_tool_names, wait_until_mcp_ready,
+    list_tool_names, wait_replica_ready, wait_until_mcp_ready,
 };
 use dockerd::TestDockerd;
 use serde_json::json;
@@ -441,5 +441,69 @@ async fn engine_outage_is_retryable_and_work_resumes_when_it_returns() {
         .remove_replica("srv-outage", 0)
         .await
         .expect("remove");
+    assert!(daemon.container_ids().is_empty());
+}
+
+#[tokio::test]
+async fn a_replica_that_dies_at_start_fails_fast_with_its_output_and_leaves_nothing() {
+    let (daemon, backend) = setup().await;
+
+    // The entrypoint does not exist: tini (init) exits 127 at once.
+    let mut spec = spec("srv-dies", "tenant-a", 1);
+    spec.template.command = vec!["/nonexistent/server".into()];
+    // Caught by create when it has exited already, else by the readiness wait (fast).
+    let err = match backend.create_replica(&spec, 0).await {
+        Err(e) => e,
+        Ok(handle) => wait_replica_ready(&backend, &handle, READY_TIMEOUT)
+            .await
+            .expect_err("exits"),
+    };
+    assert!(
+        matches!(
+            err,
+            ProvisionError::ReplicaExited {
+                exit_code: Some(127),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("/nonexistent/server"), "{err}");
+    // Compensation (the workflow's part) leaves nothing, whichever path caught it.
+    backend.remove_server("srv-dies").await.expect("compensate");
+    assert!(daemon.container_ids().is_empty());
+
+    // The server rejects its arguments: caught by create (already exited) or by the readiness
+    // wait (fails fast, well before its timeout), with the server's own message.
+    spec.template.command = vec![];
+    spec.template.args = vec!["--bogus".into()];
+    let started = Instant::now();
+    let err = match backend.create_replica(&spec, 0).await {
+        Err(e) => e,
+        Ok(handle) => wait_replica_ready(&backend, &handle, READY_TIMEOUT)
+            .await
+            .expect_err("exits"),
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            ProvisionError::ReplicaExited {
+                exit_code: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("unknown argument \"--bogus\""),
+        "{err}"
+    );
+    backend.remove_server("srv-dies").await.expect("compensate");
     assert!(daemon.container_ids().is_empty());
 }

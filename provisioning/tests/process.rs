@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use avb_provisioning::{
-    ContainerBackend, ListFilter, McpClient, ProcessBackend, ProvisionError, ServerSpec,
-    TemplateSpec, Transport, list_tool_names, wait_until_mcp_ready,
+    ContainerBackend, ListFilter, McpClient, ProcessBackend, ProvisionError, ReplicaState,
+    ServerSpec, TemplateSpec, Transport, list_tool_names, wait_replica_ready, wait_until_mcp_ready,
 };
 use serde_json::json;
 
@@ -230,6 +230,66 @@ async fn bad_templates_fail_clearly_and_start_nothing() {
     assert!(
         backend
             .list_managed(&ListFilter::tenant(&tenant))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_process_that_dies_at_start_is_reported_with_its_code_and_output() {
+    let tenant = tenant("proc-d");
+    let _cleanup = Cleanup(tenant.clone());
+    let logs = tempfile::tempdir().expect("log dir");
+    let backend = ProcessBackend::new()
+        .with_program(IMAGE, demo_binary())
+        .with_log_dir(logs.path());
+    let server = format!("pd-{}", std::process::id());
+    let mut spec = spec(&server, &tenant, 1);
+    spec.template.args = vec!["--bogus".into()];
+    let handle = backend.create_replica(&spec, 0).await.expect("spawned");
+    let err = wait_replica_ready(&backend, &handle, Duration::from_secs(20))
+        .await
+        .expect_err("exits");
+    assert!(
+        matches!(
+            err,
+            ProvisionError::ReplicaExited {
+                exit_code: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string().contains("unknown argument \"--bogus\""),
+        "{err}"
+    );
+    let status = backend
+        .replica_status(&server, 0)
+        .await
+        .expect("status")
+        .expect("known to the backend that started it");
+    assert_eq!(status.state, ReplicaState::Exited);
+    assert_eq!(
+        backend
+            .list_managed(&ListFilter::server(&server))
+            .await
+            .expect("list"),
+        vec![status]
+    );
+    backend.remove_replica(&server, 0).await.expect("remove");
+    assert!(
+        backend
+            .replica_status(&server, 0)
+            .await
+            .expect("status")
+            .is_none()
+    );
+    assert!(
+        backend
+            .list_managed(&ListFilter::server(&server))
             .await
             .expect("list")
             .is_empty()
