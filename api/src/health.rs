@@ -92,6 +92,7 @@ pub async fn check_components(state: &ApiState) -> Vec<ComponentHealth> {
         // Billed jobs wait for the billing worker before any work starts.
         out.push(pollers(state, queues::BILLING, TaskQueueType::Activity).await);
     }
+    out.push(pollers(state, queues::PROVISIONING, TaskQueueType::Activity).await);
     out.push(component(
         "voices",
         !state.voices.is_empty(),

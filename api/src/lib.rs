@@ -13,6 +13,8 @@ pub mod ratelimit;
 pub mod rest;
 pub mod rest_billing;
 pub mod rest_jobs;
+pub mod rest_servers;
+pub mod servers;
 pub mod state;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ pub fn api_router(state: ApiState) -> Router {
         .route("/api/v2/voices", get(voices))
         .merge(crate::rest_jobs::router())
         .merge(crate::rest_billing::router())
+        .merge(crate::rest_servers::router())
         .route("/api/v2/audio/{job_id}", get(get_audio))
         .with_state(state)
 }

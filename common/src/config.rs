@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::billing_settings::{BillingSettings, Price};
+pub use crate::provisioning_settings::{ProvisioningSettings, TemplateSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,6 +52,7 @@ pub struct AvbConfig {
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub billing: BillingSettings,
+    pub provisioning: ProvisioningSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -155,6 +157,7 @@ impl Default for AvbConfig {
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
             billing: BillingSettings::default(),
+            provisioning: ProvisioningSettings::default(),
         }
     }
 }
@@ -231,6 +234,7 @@ impl std::fmt::Debug for AvbConfig {
             .field("auth", &self.auth)
             .field("database", &self.database)
             .field("billing", &self.billing)
+            .field("provisioning", &self.provisioning)
             .finish()
     }
 }
@@ -281,6 +285,16 @@ impl AvbConfig {
         match name {
             "AVB_DATA_DIR" => self.data_dir = value.into(),
             "AVB_AUTH_REQUIRED" => self.auth.required = parse_bool(value).map_err(bad)?,
+            "AVB_PROVISIONING_BACKEND" => self.provisioning.backend = value.into(),
+            "AVB_DOCKER_HOST" => self.provisioning.docker_host = Some(value.into()),
+            "AVB_PROVISIONING_MAX_REPLICAS" => {
+                self.provisioning.max_replicas =
+                    u32::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+            }
+            "AVB_PROVISIONING_QUOTA" => {
+                self.provisioning.quota_per_tenant =
+                    u32::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
+            }
             "AVB_BILLING_ENABLED" => self.billing.enabled = parse_bool(value).map_err(bad)?,
             "AVB_BILLING_DEV_CREDITS" => {
                 self.billing.dev_credits =
@@ -416,6 +430,9 @@ impl AvbConfig {
             });
         }
         self.billing
+            .validate()
+            .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
+        self.provisioning
             .validate()
             .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
         Ok(())

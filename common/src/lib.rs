@@ -6,6 +6,7 @@ pub mod billing_settings;
 pub mod config;
 pub mod devserver;
 pub mod oidc_settings;
+pub mod provisioning_settings;
 pub mod rate_limit_settings;
 pub mod telemetry;
 pub mod temporal;

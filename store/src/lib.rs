@@ -9,10 +9,12 @@ mod db;
 mod error;
 mod keys;
 mod ledger;
+mod servers;
 mod tenants;
 
 pub use db::Store;
 pub use error::StoreError;
 pub use keys::{KeyInfo, NewKey, ParseRoleError, Principal, Role};
 pub use ledger::{Balance, EntryKind, LedgerEntry, Usage, UsageRecord};
+pub use servers::{ServerEvent, ServerRecord};
 pub use tenants::{Tenant, validate_tenant_name};

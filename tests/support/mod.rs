@@ -127,6 +127,8 @@ impl TestSystem {
         // Most tests are about jobs, not keys: one local tenant, no tokens (tests/auth.rs turns
         // authentication on).
         config.auth.required = false;
+        // Provisioned MCP servers run as local processes unless a test brings its own dockerd.
+        config.provisioning.backend = "process".into();
         if let Some(pg) = &postgres {
             config.database.url = Some(pg.url.clone());
         }

@@ -7,12 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 use avb_activities::billing_activity::BillingActivities;
 use avb_activities::echo_activity::EchoActivities;
+use avb_activities::provisioning_activity::{ProvisioningActivities, backend_for};
 use avb_activities::speech_activity::TtsActivities;
 use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
 use avb_store::Store;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
+use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
 use avb_workflows::queues;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
 use futures::future::{FutureExt, LocalBoxFuture};
@@ -92,6 +94,8 @@ pub async fn run_workers(
             queues::WORKFLOWS => WorkerOptions::new(*q)
                 .register_workflow::<GenerateSpeechWorkflow>()?
                 .register_workflow::<DurableEchoWorkflow>()?
+                .register_workflow::<ProvisionMcpServerWorkflow>()?
+                .register_workflow::<DeleteMcpServerWorkflow>()?
                 // The echo activity shares the workflow queue so it is dispatched eagerly.
                 .register_activities(EchoActivities)
                 .build(),
@@ -113,8 +117,23 @@ pub async fn run_workers(
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     .build()
             }
+            queues::PROVISIONING => {
+                let store = open_store(config).await?;
+                let logs = config.data_dir.join("logs/mcp-servers");
+                let backend = backend_for(&config.provisioning, &logs).await;
+                tracing::info!(backend = backend.kind(), "provisioning backend");
+                WorkerOptions::new(*q)
+                    .register_activities(ProvisioningActivities {
+                        backend,
+                        store,
+                        settings: config.provisioning.clone(),
+                    })
+                    .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                    .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
+                    .build()
+            }
             other => {
-                // Provisioning and devices arrive with their issues; a worker asked to
+                // Device commands arrive with their issue; a worker asked to
                 // serve them now says so instead of polling a queue with nothing registered.
                 tracing::warn!(
                     queue = other,

@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod billing;
 pub mod echo_workflow;
 pub mod errors;
+pub mod provision;
 pub mod queues;
 pub mod saga;
 pub mod search;

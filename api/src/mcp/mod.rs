@@ -10,6 +10,7 @@ mod fixtures;
 mod job_tools;
 mod resources;
 mod results;
+mod server_tools;
 mod speech_tools;
 pub mod sse;
 mod status_tools;
@@ -82,7 +83,8 @@ impl AvbServer {
             + Self::speech_tools()
             + Self::echo_tools()
             + Self::job_tools()
-            + Self::billing_tools();
+            + Self::billing_tools()
+            + Self::server_tools();
         // Tools declare task support in their `_meta` under the extension's id.
         for name in tasks::TASK_TOOLS {
             if let Some(route) = tool_router.map.get_mut(*name) {

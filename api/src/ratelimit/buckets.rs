@@ -112,7 +112,6 @@ impl Backend for LocalBuckets {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

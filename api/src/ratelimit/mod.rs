@@ -57,7 +57,6 @@ pub trait Backend: Send + Sync {
     fn take<'a>(&'a self, bucket: &'a str, limit: Limit) -> BoxFuture<'a, Result<Verdict, String>>;
 }
 
-
 /// What a limit applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

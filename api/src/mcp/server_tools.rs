@@ -1,0 +1,121 @@
+//! `create_mcp_server`, `get_mcp_server`, `list_mcp_servers`, `delete_mcp_server`: MCP servers
+//! provisioned from templates by durable workflows (see `crate::servers`).
+
+use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AvbServer;
+use super::results::tool_error;
+use crate::servers::{self, CreateServerInput, ServerError, ServerList, ServerView};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerIdInput {
+    /// `srv_` + 32 hex digits, from create_mcp_server or list_mcp_servers.
+    pub server_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListServersInput {}
+
+fn server_error(e: &ServerError) -> CallToolResult {
+    tool_error(e.kind(), e.field(), &e.message(), json!({}))
+}
+
+fn structured<T: Serialize>(text: String, value: &T) -> CallToolResult {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    r.structured_content = serde_json::to_value(value).ok();
+    r
+}
+
+fn describe(v: &ServerView) -> String {
+    let urls: Vec<_> = v.endpoints.iter().map(|e| e.url.as_str()).collect();
+    let mut text = format!(
+        "MCP server {} ({}, template {}): {}, {} replica(s)",
+        v.service_name, v.server_id, v.template, v.status, v.replicas
+    );
+    if !urls.is_empty() {
+        text.push_str(&format!(" at {}", urls.join(", ")));
+    }
+    if let Some(e) = &v.error {
+        text.push_str(&format!("; error: {e}"));
+    }
+    text
+}
+
+#[tool_router(router = server_tools, vis = "pub(crate)")]
+impl AvbServer {
+    /// Provision an MCP server from a template (durable: containers, or local processes, are
+    /// created, checked to answer MCP, and removed again if anything fails). Returns its id,
+    /// status and endpoints.
+    #[tool(
+        name = "create_mcp_server",
+        output_schema = schema_for_output::<ServerView>()
+    )]
+    async fn create_mcp_server(
+        &self,
+        Parameters(input): Parameters<CreateServerInput>,
+    ) -> CallToolResult {
+        match servers::create(&self.state, self.tenant(), input).await {
+            Ok(v) if v.status == "failed" => {
+                let mut r = server_error(&ServerError::Unavailable(describe(&v)));
+                r.structured_content = serde_json::to_value(&v).ok();
+                r
+            }
+            Ok(v) => structured(describe(&v), &v),
+            Err(e) => server_error(&e),
+        }
+    }
+
+    /// One of your MCP servers: status, endpoints and its lifecycle events.
+    #[tool(
+        name = "get_mcp_server",
+        output_schema = schema_for_output::<ServerView>(),
+        annotations(read_only_hint = true, idempotent_hint = true)
+    )]
+    async fn get_mcp_server(&self, Parameters(input): Parameters<ServerIdInput>) -> CallToolResult {
+        match servers::get(&self.state, self.tenant(), &input.server_id).await {
+            Ok(v) => structured(describe(&v), &v),
+            Err(e) => server_error(&e),
+        }
+    }
+
+    /// Your MCP servers that are not deleted, newest first.
+    #[tool(
+        name = "list_mcp_servers",
+        output_schema = schema_for_output::<ServerList>(),
+        annotations(read_only_hint = true, idempotent_hint = true)
+    )]
+    async fn list_mcp_servers(
+        &self,
+        Parameters(_input): Parameters<ListServersInput>,
+    ) -> CallToolResult {
+        match servers::list(&self.state, self.tenant()).await {
+            Ok(l) => structured(format!("{} MCP server(s)", l.servers.len()), &l),
+            Err(e) => server_error(&e),
+        }
+    }
+
+    /// Remove an MCP server: every replica is stopped and removed (durable; repeating it is
+    /// safe).
+    #[tool(
+        name = "delete_mcp_server",
+        output_schema = schema_for_output::<ServerView>(),
+        annotations(destructive_hint = true, idempotent_hint = true)
+    )]
+    async fn delete_mcp_server(
+        &self,
+        Parameters(input): Parameters<ServerIdInput>,
+    ) -> CallToolResult {
+        match servers::delete(&self.state, self.tenant(), &input.server_id).await {
+            Ok(v) => structured(describe(&v), &v),
+            Err(e) => server_error(&e),
+        }
+    }
+}

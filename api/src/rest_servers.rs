@@ -1,0 +1,78 @@
+//! REST for provisioned MCP servers under `/api/v2/mcp-servers` (see `crate::servers`).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::servers::{self, CreateServerInput, EventView, ServerError, ServerList, ServerView};
+use crate::state::ApiState;
+
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v2/mcp-servers", get(list).post(create))
+        .route(
+            "/api/v2/mcp-servers/{server_id}",
+            get(get_one).delete(delete),
+        )
+        .route("/api/v2/mcp-servers/{server_id}/events", get(events))
+}
+
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
+            ServerError::NotFound(m) => ApiError::NotFound(m),
+            ServerError::Conflict(m) => ApiError::Conflict(m),
+            ServerError::Unavailable(m) => ApiError::Unavailable(m),
+        }
+    }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<ServerList>, ApiError> {
+    Ok(Json(servers::list(&state, &caller.tenant).await?))
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<CreateServerInput>, JsonRejection>,
+) -> Result<Json<ServerView>, ApiError> {
+    let Json(input) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(servers::create(&state, &caller.tenant, input).await?))
+}
+
+async fn get_one(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(server_id): Path<String>,
+) -> Result<Json<ServerView>, ApiError> {
+    Ok(Json(
+        servers::get(&state, &caller.tenant, &server_id).await?,
+    ))
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(server_id): Path<String>,
+) -> Result<Json<ServerView>, ApiError> {
+    Ok(Json(
+        servers::delete(&state, &caller.tenant, &server_id).await?,
+    ))
+}
+
+/// The audit trail of one server, oldest first.
+async fn events(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(server_id): Path<String>,
+) -> Result<Json<Vec<EventView>>, ApiError> {
+    let v = servers::get(&state, &caller.tenant, &server_id).await?;
+    Ok(Json(v.events.unwrap_or_default()))
+}

@@ -1,0 +1,369 @@
+//! MCP servers as callers see them (tools `create_mcp_server`, `get_mcp_server`,
+//! `list_mcp_servers`, `delete_mcp_server`; REST under `/api/v2/mcp-servers`): requests are
+//! validated here (nothing is created for a bad one), then a `ProvisionMcpServer` or
+//! `DeleteMcpServer` workflow does the work; the record and its events come from the store.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use avb_store::{ServerRecord, Store};
+use avb_workflows::provision::{
+    DeleteMcpServerWorkflow, DeleteServerJob, Endpoint, ProvisionMcpServerWorkflow,
+    ProvisionServerJob,
+};
+use avb_workflows::queues;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use temporalio_client::{WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowStartOptions};
+
+use crate::jobs::view::rfc3339;
+use crate::state::ApiState;
+
+pub const MAX_SERVICE_NAME_LEN: usize = 40;
+
+/// `create_mcp_server` arguments and the `POST /api/v2/mcp-servers` body.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServerInput {
+    /// 1 to 40 characters from a-z, 0-9 and '-', starting with a letter; unique among your
+    /// servers that are not deleted.
+    pub service_name: String,
+    /// A template from the configuration, e.g. "demo".
+    pub template: String,
+    /// Environment for the server; only the template's allowed keys.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Replicas, 1 to the configured maximum (default 1).
+    pub replicas: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EventView {
+    /// e.g. mcp.server.create.requested, mcp.server.created, mcp.server.failed.
+    pub kind: String,
+    pub detail: serde_json::Value,
+    /// RFC 3339.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ServerView {
+    /// `srv_` + 32 hex digits.
+    pub server_id: String,
+    pub service_name: String,
+    pub template: String,
+    pub replicas: u32,
+    /// creating, running, failed, deleting, deleted.
+    pub status: String,
+    /// Where each replica answers MCP (Streamable HTTP).
+    pub endpoints: Vec<Endpoint>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The audit trail, oldest first (get only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventView>>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ServerList {
+    pub servers: Vec<ServerView>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ServerError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerError::Invalid { .. } => "InvalidInput",
+            ServerError::NotFound(_) => "NotFound",
+            ServerError::Conflict(_) => "Conflict",
+            ServerError::Unavailable(_) => "Unavailable",
+        }
+    }
+
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ServerError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ServerError::Invalid { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<avb_store::StoreError> for ServerError {
+    fn from(e: avb_store::StoreError) -> Self {
+        ServerError::Unavailable(e.to_string())
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ServerError {
+    ServerError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn store(state: &ApiState) -> Result<&Store, ServerError> {
+    state
+        .store
+        .as_ref()
+        .ok_or_else(|| ServerError::Unavailable("MCP servers need the database".into()))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn time_of(ms: i64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+fn view(r: &ServerRecord) -> ServerView {
+    ServerView {
+        server_id: r.id.clone(),
+        service_name: r.service_name.clone(),
+        template: r.template.clone(),
+        replicas: u32::try_from(r.replicas).unwrap_or(0),
+        status: r.status.clone(),
+        endpoints: serde_json::from_str(&r.endpoints).unwrap_or_default(),
+        error: r.error.clone(),
+        created_at: time_of(r.created_at_ms),
+        updated_at: time_of(r.updated_at_ms),
+        events: None,
+    }
+}
+
+/// Checks a create request against the templates, the limits and the tenant's quota; the error
+/// names the field.
+pub async fn validate_create(
+    state: &ApiState,
+    tenant: &str,
+    input: &CreateServerInput,
+) -> Result<u32, ServerError> {
+    let name = &input.service_name;
+    let name_ok = !name.is_empty()
+        && name.len() <= MAX_SERVICE_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        return Err(invalid(
+            "service_name",
+            format!(
+                "{name:?} is not a valid name: use 1 to {MAX_SERVICE_NAME_LEN} characters from \
+                 a-z, 0-9 and '-', starting with a letter"
+            ),
+        ));
+    }
+    let settings = &state.config.provisioning;
+    let Some(template) = settings.templates.get(&input.template) else {
+        let known: Vec<_> = settings.templates.keys().map(String::as_str).collect();
+        return Err(invalid(
+            "template",
+            format!(
+                "unknown template {:?}; known templates: {}",
+                input.template,
+                known.join(", ")
+            ),
+        ));
+    };
+    if let Some(key) = input
+        .environment
+        .keys()
+        .find(|k| !template.allowed_env.contains(k))
+    {
+        return Err(invalid(
+            "environment",
+            format!(
+                "key {key:?} is not allowed by template {:?}; allowed: {}",
+                input.template,
+                if template.allowed_env.is_empty() {
+                    "none".to_string()
+                } else {
+                    template.allowed_env.join(", ")
+                }
+            ),
+        ));
+    }
+    let replicas = input.replicas.unwrap_or(1);
+    if !(1..=settings.max_replicas).contains(&replicas) {
+        return Err(invalid(
+            "replicas",
+            format!(
+                "{replicas} is out of range; use 1 to {}",
+                settings.max_replicas
+            ),
+        ));
+    }
+    let existing = store(state)?.servers(Some(tenant), false, 1000).await?;
+    if existing
+        .iter()
+        .any(|s| &s.service_name == name && s.status != "failed")
+    {
+        return Err(ServerError::Conflict(format!(
+            "you already have a server named {name:?}; delete it first or choose another name"
+        )));
+    }
+    let active = existing.iter().filter(|s| s.status != "failed").count();
+    if active >= usize::try_from(settings.quota_per_tenant).unwrap_or(usize::MAX) {
+        return Err(ServerError::Conflict(format!(
+            "quota exceeded: your tenant has {active} servers, its quota is {}; delete one first",
+            settings.quota_per_tenant
+        )));
+    }
+    Ok(replicas)
+}
+
+/// Validates, starts `ProvisionMcpServer` and waits up to the wait budget for it.
+pub async fn create(
+    state: &ApiState,
+    tenant: &str,
+    input: CreateServerInput,
+) -> Result<ServerView, ServerError> {
+    let replicas = validate_create(state, tenant, &input).await?;
+    let server_id = format!("srv_{}", uuid::Uuid::new_v4().simple());
+    let job = ProvisionServerJob {
+        server_id: server_id.clone(),
+        tenant: tenant.to_owned(),
+        service_name: input.service_name,
+        template: input.template,
+        environment: input.environment,
+        replicas,
+    };
+    // The record exists from the start (status "creating"), so the server is visible even
+    // while no provisioning worker runs; the workflow updates it.
+    let now = now_ms();
+    store(state)?
+        .upsert_server(&ServerRecord {
+            id: server_id.clone(),
+            tenant: tenant.to_owned(),
+            service_name: job.service_name.clone(),
+            template: job.template.clone(),
+            replicas: i64::from(replicas),
+            status: "creating".into(),
+            endpoints: "[]".into(),
+            error: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        })
+        .await?;
+    let workflow_id = format!("{server_id}-create");
+    let opts = WorkflowStartOptions::new(queues::WORKFLOWS, workflow_id.clone())
+        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+        .build();
+    state
+        .temporal
+        .start_workflow(ProvisionMcpServerWorkflow::run, job, opts)
+        .await
+        .map_err(|e| ServerError::Unavailable(format!("could not start provisioning: {e}")))?;
+    tracing::info!(server_id = %server_id, workflow_id = %workflow_id, tenant, "mcp server provisioning started");
+    let handle = state
+        .temporal
+        .get_workflow_handle::<ProvisionMcpServerWorkflow>(workflow_id);
+    // The outcome is in the record either way; the wait only decides what the caller sees now.
+    let _ = tokio::time::timeout(
+        state.config.wait_budget(),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await;
+    get(state, tenant, &server_id).await
+}
+
+/// The server with its events; another tenant's server is "not found".
+pub async fn get(
+    state: &ApiState,
+    tenant: &str,
+    server_id: &str,
+) -> Result<ServerView, ServerError> {
+    let store = store(state)?;
+    let record = store
+        .server(tenant, server_id)
+        .await?
+        .ok_or_else(|| ServerError::NotFound(format!("MCP server {server_id} not found")))?;
+    let events = store.server_events(tenant, server_id).await?;
+    let mut v = view(&record);
+    v.events = Some(
+        events
+            .into_iter()
+            .map(|e| EventView {
+                kind: e.kind,
+                detail: serde_json::from_str(&e.detail).unwrap_or_default(),
+                at: time_of(e.created_at_ms),
+            })
+            .collect(),
+    );
+    Ok(v)
+}
+
+/// The tenant's servers that are not deleted, newest first.
+pub async fn list(state: &ApiState, tenant: &str) -> Result<ServerList, ServerError> {
+    let records = store(state)?.servers(Some(tenant), false, 500).await?;
+    Ok(ServerList {
+        servers: records.iter().map(view).collect(),
+    })
+}
+
+/// Starts (or joins) `DeleteMcpServer` and waits up to the wait budget for it.
+pub async fn delete(
+    state: &ApiState,
+    tenant: &str,
+    server_id: &str,
+) -> Result<ServerView, ServerError> {
+    let record = store(state)?
+        .server(tenant, server_id)
+        .await?
+        .ok_or_else(|| ServerError::NotFound(format!("MCP server {server_id} not found")))?;
+    if record.status == "deleted" {
+        return get(state, tenant, server_id).await;
+    }
+    let job = DeleteServerJob {
+        server_id: record.id.clone(),
+        tenant: tenant.to_owned(),
+        service_name: record.service_name.clone(),
+        template: record.template.clone(),
+        replicas: u32::try_from(record.replicas).unwrap_or(0),
+    };
+    let workflow_id = format!("{server_id}-delete");
+    // A repeated delete joins the one already running.
+    let opts = WorkflowStartOptions::new(queues::WORKFLOWS, workflow_id.clone())
+        .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+        .build();
+    state
+        .temporal
+        .start_workflow(DeleteMcpServerWorkflow::run, job, opts)
+        .await
+        .map_err(|e| ServerError::Unavailable(format!("could not start the deletion: {e}")))?;
+    let handle = state
+        .temporal
+        .get_workflow_handle::<DeleteMcpServerWorkflow>(workflow_id);
+    let _ = tokio::time::timeout(
+        state.config.wait_budget(),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await;
+    get(state, tenant, server_id).await
+}

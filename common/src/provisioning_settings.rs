@@ -1,0 +1,152 @@
+//! `[provisioning]` settings: which engine runs provisioned MCP servers, the templates agents may
+//! ask for, and the limits per request and per tenant.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The template every installation has: the bundled `avb-demo-mcp` server (tools `echo`, `add`).
+pub const DEMO_TEMPLATE: &str = "demo";
+/// The image `avb admin build-demo-image` builds from `avb-demo-mcp` (no registry needed).
+pub const DEMO_IMAGE: &str = "avb/demo-mcp:latest";
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// Container image (`repo:tag`) for the docker backend.
+    pub image: String,
+    /// The program the process backend runs for this template (absolute, or found next to the
+    /// `avb` binary, or on `PATH`).
+    #[serde(default)]
+    pub program: Option<PathBuf>,
+    /// Entrypoint override (docker) / leading arguments are the image's own when empty.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Arguments; `{port}` is replaced by the port the server listens on (also in `PORT`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The port the server listens on inside its container.
+    pub port: u16,
+    /// Streamable HTTP path of the server, e.g. `/mcp`.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Environment keys a caller may set; any other key is refused.
+    #[serde(default)]
+    pub allowed_env: Vec<String>,
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub pids: Option<i64>,
+    /// One line for `list_mcp_templates`-style help and errors.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_path() -> String {
+    "/mcp".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvisioningSettings {
+    /// `auto` (docker when its socket answers, else process), `docker` or `process`
+    /// (`AVB_PROVISIONING_BACKEND`).
+    pub backend: String,
+    /// Docker Engine endpoint (`unix:///path/docker.sock` or `tcp://…`; `DOCKER_HOST` when unset).
+    pub docker_host: Option<String>,
+    /// Most replicas one server may have (`AVB_PROVISIONING_MAX_REPLICAS`).
+    pub max_replicas: u32,
+    /// Most servers (not deleted) one tenant may have (`AVB_PROVISIONING_QUOTA`).
+    pub quota_per_tenant: u32,
+    pub templates: BTreeMap<String, TemplateSettings>,
+}
+
+impl Default for ProvisioningSettings {
+    fn default() -> Self {
+        Self {
+            backend: "auto".into(),
+            docker_host: None,
+            max_replicas: 5,
+            quota_per_tenant: 10,
+            templates: BTreeMap::from([(
+                DEMO_TEMPLATE.to_string(),
+                TemplateSettings {
+                    image: DEMO_IMAGE.into(),
+                    program: Some(PathBuf::from("avb-demo-mcp")),
+                    command: Vec::new(),
+                    args: Vec::new(),
+                    port: 8000,
+                    path: default_path(),
+                    allowed_env: vec!["DEMO_GREETING".into()],
+                    memory_mb: Some(128),
+                    cpus: Some(0.5),
+                    pids: Some(128),
+                    description: "the bundled demo MCP server (tools echo and add)".into(),
+                },
+            )]),
+        }
+    }
+}
+
+impl ProvisioningSettings {
+    /// Checks the settings; the error names the offending key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !matches!(self.backend.as_str(), "auto" | "docker" | "process") {
+            return Err((
+                "provisioning.backend".into(),
+                format!("{:?}: use auto, docker or process", self.backend),
+            ));
+        }
+        if self.max_replicas == 0 {
+            return Err((
+                "provisioning.max_replicas".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        for (name, t) in &self.templates {
+            let key = format!("provisioning.templates.{name}");
+            if t.port == 0 {
+                return Err((format!("{key}.port"), "must be a port number".into()));
+            }
+            if !t.path.starts_with('/') {
+                return Err((
+                    format!("{key}.path"),
+                    format!("{:?} must start with /", t.path),
+                ));
+            }
+            if t.image.trim().is_empty() {
+                return Err((format!("{key}.image"), "must not be empty".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_the_key() {
+        assert!(ProvisioningSettings::default().validate().is_ok());
+        let mut s = ProvisioningSettings {
+            backend: "kubernetes".into(),
+            ..ProvisioningSettings::default()
+        };
+        assert_eq!(
+            s.validate().map_err(|e| e.0),
+            Err("provisioning.backend".into())
+        );
+        s.backend = "process".into();
+        if let Some(t) = s.templates.get_mut(DEMO_TEMPLATE) {
+            t.path = "mcp".into();
+        }
+        assert_eq!(
+            s.validate().map_err(|e| e.0),
+            Err("provisioning.templates.demo.path".into())
+        );
+    }
+}

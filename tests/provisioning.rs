@@ -1,0 +1,179 @@
+//! Provisioned MCP servers (issue 6) end to end: `create_mcp_server` over MCP runs a
+//! `ProvisionMcpServer` workflow whose activities start real replicas of the bundled
+//! `avb-demo-mcp` (process backend), each answers MCP `tools/list`; the record and its lifecycle
+//! events are there; `delete_mcp_server` removes every replica. Bad requests create nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use avb_provisioning::{ContainerBackend, ListFilter, ProcessBackend, list_tool_names};
+use rmcp::ServiceExt;
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+use support::TestSystem;
+use support::mcp::{call, text_of};
+
+fn demo_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("avb-demo-mcp");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn a_server_is_created_answers_mcp_and_is_deleted_without_leftovers() {
+    demo_binary();
+    let system = TestSystem::start().await;
+    let client =
+        ().serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+            .await
+            .expect("connect");
+
+    let r = call(
+        &client,
+        "create_mcp_server",
+        json!({"service_name": "notes", "template": "demo", "replicas": 2,
+               "environment": {"DEMO_GREETING": "hi"}}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let server = r.structured_content.clone().expect("structured");
+    assert_eq!(server["status"], "running", "{server}");
+    let id = server["server_id"].as_str().expect("id").to_owned();
+    let endpoints = server["endpoints"].as_array().expect("endpoints").clone();
+    assert_eq!(endpoints.len(), 2, "{server}");
+    for e in &endpoints {
+        let url = e["url"].as_str().expect("url");
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        let tools = list_tool_names(url, Duration::from_secs(10))
+            .await
+            .expect("replica answers tools/list");
+        assert!(
+            tools.contains(&"echo".to_string()) && tools.contains(&"add".to_string()),
+            "{tools:?}"
+        );
+    }
+
+    // The record and its audit trail, over MCP and REST.
+    let r = call(&client, "get_mcp_server", json!({"server_id": id})).await;
+    let got = r.structured_content.clone().expect("structured");
+    let kinds: Vec<_> = got["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(kinds, ["mcp.server.create.requested", "mcp.server.created"]);
+    let listed = support::get_json(&format!("{}/api/v2/mcp-servers", system.base_url)).await;
+    assert_eq!(listed["servers"][0]["server_id"], id.as_str(), "{listed}");
+
+    // A second server of the same name is refused.
+    let r = call(
+        &client,
+        "create_mcp_server",
+        json!({"service_name": "notes", "template": "demo"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("already have a server named"),
+        "{}",
+        text_of(&r)
+    );
+
+    let r = call(&client, "delete_mcp_server", json!({"server_id": id})).await;
+    let deleted = r.structured_content.clone().expect("structured");
+    assert_eq!(deleted["status"], "deleted", "{deleted}");
+    for e in &endpoints {
+        let url = e["url"].as_str().expect("url");
+        assert!(
+            list_tool_names(url, Duration::from_millis(500))
+                .await
+                .is_err(),
+            "{url} still answers after delete"
+        );
+    }
+    let leftovers = ProcessBackend::new()
+        .list_managed(&ListFilter::server(id.clone()))
+        .await
+        .expect("list processes");
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let events = support::get_json(&format!(
+        "{}/api/v2/mcp-servers/{id}/events",
+        system.base_url
+    ))
+    .await;
+    let kinds: Vec<_> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "mcp.server.create.requested",
+            "mcp.server.created",
+            "mcp.server.delete.requested",
+            "mcp.server.deleted"
+        ]
+    );
+    client.cancel().await.ok();
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_problem_and_create_nothing() {
+    let system = TestSystem::start_with(|c| c.provisioning.quota_per_tenant = 0).await;
+    let client =
+        ().serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+            .await
+            .expect("connect");
+    let cases: [(Value, &str); 5] = [
+        (
+            json!({"service_name": "Bad Name", "template": "demo"}),
+            "service_name: \"Bad Name\" is not a valid name",
+        ),
+        (
+            json!({"service_name": "ok", "template": "nope"}),
+            "template: unknown template \"nope\"; known templates: demo",
+        ),
+        (
+            json!({"service_name": "ok", "template": "demo", "environment": {"SECRET": "x"}}),
+            "environment: key \"SECRET\" is not allowed by template \"demo\"",
+        ),
+        (
+            json!({"service_name": "ok", "template": "demo", "replicas": 99}),
+            "replicas: 99 is out of range; use 1 to 5",
+        ),
+        (
+            json!({"service_name": "ok", "template": "demo"}),
+            "its quota is 0",
+        ),
+    ];
+    for (args, needle) in cases {
+        let r = call(&client, "create_mcp_server", args.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{args}");
+        assert!(text_of(&r).contains(needle), "{args}: {}", text_of(&r));
+    }
+    let listed = support::get_json(&format!("{}/api/v2/mcp-servers", system.base_url)).await;
+    assert_eq!(listed["servers"], json!([]), "nothing recorded: {listed}");
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/mcp-servers", system.base_url))
+        .json(&json!({"service_name": "ok", "template": "nope"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 400);
+    client.cancel().await.ok();
+    system.stop().await;
+}
