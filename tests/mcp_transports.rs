@@ -62,14 +62,18 @@ async fn exercise(
         .collect();
     let expected = [
         "cancel_job",
+        "create_mcp_server",
+        "delete_mcp_server",
         "durable_echo",
         "generate_speech",
         "get_balance",
         "get_job",
+        "get_mcp_server",
         "get_server_status",
         "get_usage",
         "grant_credits",
         "list_jobs",
+        "list_mcp_servers",
         "list_voices",
     ];
     assert_eq!(
