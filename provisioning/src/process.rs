@@ -484,11 +484,20 @@ impl ContainerBackend for ProcessBackend {
             .await?
             .iter()
             .find_map(Found::to_managed);
-        Ok(running.or_else(|| {
-            lock(&self.exited)
-                .get(&(server_id.to_string(), replica))
-                .cloned()
-        }))
+        Ok(running
+            .or_else(|| {
+                lock(&self.exited)
+                    .get(&(server_id.to_string(), replica))
+                    .cloned()
+            })
+            .or_else(|| {
+                // A child of ours that is ending (its /proc entry no longer readable) but not
+                // yet reapable: still there; the next look reports how it ended.
+                lock(&self.children)
+                    .values()
+                    .find(|t| t.replica.server_id == server_id && t.replica.replica == replica)
+                    .map(|t| t.replica.clone())
+            }))
     }
 }
 

@@ -53,6 +53,9 @@ impl WriteTx {
     }
 }
 
+/// Passes over the migrations when concurrent starters race on a SQLite file.
+const SQLITE_MIGRATE_ATTEMPTS: u64 = 10;
+
 impl Store {
     /// Connects to `url` (`sqlite://PATH[?…]`, `sqlite::memory:`, `postgres://…`) and applies
     /// pending migrations. For SQLite the file and its parent directories are created
@@ -107,12 +110,19 @@ impl Store {
     /// Applies the embedded migrations that have not run yet (idempotent; PostgreSQL takes an
     /// advisory lock so concurrent starts are safe).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match MIGRATOR.run(&self.pool).await {
-            Ok(()) => Ok(()),
-            // SQLite has no migration lock: another process starting at the same moment may
-            // have applied the same migration first. The second pass sees it applied.
-            Err(_) if self.backend == Backend::Sqlite => Ok(MIGRATOR.run(&self.pool).await?),
-            Err(e) => Err(e.into()),
+        // SQLite has no migration lock: another process (or pool) starting at the same moment
+        // may apply a migration first, and ours then fails on it (rolled back). The next pass
+        // sees it applied; with several migrations and several starters that can take a few.
+        let mut attempt = 1;
+        loop {
+            match MIGRATOR.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if self.backend == Backend::Sqlite && attempt < SQLITE_MIGRATE_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

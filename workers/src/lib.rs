@@ -89,6 +89,16 @@ pub async fn run_workers(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut workers = Vec::new();
+    // One pool for the queues that write the store (billing, provisioning).
+    let store = if queue_names
+        .iter()
+        .any(|q| *q == queues::BILLING || *q == queues::PROVISIONING)
+    {
+        Some(open_store(config).await?)
+    } else {
+        None
+    };
+    let store = || store.clone().context("the store was not opened");
     for q in queue_names {
         let opts = match *q {
             queues::WORKFLOWS => WorkerOptions::new(*q)
@@ -110,22 +120,18 @@ pub async fn run_workers(
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
                     .build()
             }
-            queues::BILLING => {
-                let store = open_store(config).await?;
-                WorkerOptions::new(*q)
-                    .register_activities(BillingActivities { store })
-                    .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
-                    .build()
-            }
+            queues::BILLING => WorkerOptions::new(*q)
+                .register_activities(BillingActivities { store: store()? })
+                .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                .build(),
             queues::PROVISIONING => {
-                let store = open_store(config).await?;
                 let logs = config.data_dir.join("logs/mcp-servers");
                 let backend = backend_for(&config.provisioning, &logs).await;
                 tracing::info!(backend = backend.kind(), "provisioning backend");
                 WorkerOptions::new(*q)
                     .register_activities(ProvisioningActivities {
                         backend,
-                        store,
+                        store: store()?,
                         settings: config.provisioning.clone(),
                     })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
