@@ -12,7 +12,7 @@ use avb_provisioning::{
     ContainerBackend, DockerBackend, DockerEndpoint, ProcessBackend, ProvisionError, ServerSpec,
     TemplateSpec, Transport, wait_until_mcp_ready,
 };
-use avb_store::{ServerRecord, Store};
+use avb_store::{ServerRecord, Store, now_ms};
 use avb_workflows::provision::{
     CREATE_REPLICA, CreateReplica, Endpoint, RECORD_SERVER, REMOVE_REPLICAS, RecordServer,
     RemoveReplicas, WAIT_REPLICA_READY,
@@ -210,13 +210,8 @@ impl ProvisioningActivities {
         _ctx: ActivityContext,
         input: RecordServer,
     ) -> Result<(), ActivityError> {
+        // The upsert keeps the first `created_at`; only a new record takes this one.
         let now = now_ms();
-        let created_at = self
-            .store
-            .server(&input.tenant, &input.server_id)
-            .await
-            .map_err(store_error)?
-            .map_or(now, |r| r.created_at_ms);
         let record = ServerRecord {
             id: input.server_id.clone(),
             tenant: input.tenant.clone(),
@@ -226,7 +221,7 @@ impl ProvisioningActivities {
             status: input.status.clone(),
             endpoints: serde_json::to_string(&input.endpoints).unwrap_or_else(|_| "[]".into()),
             error: input.error.clone(),
-            created_at_ms: created_at,
+            created_at_ms: now,
             updated_at_ms: now,
         };
         self.store
@@ -247,10 +242,4 @@ impl ProvisioningActivities {
         tracing::info!(server_id = %input.server_id, event = %input.event, status = %input.status, "mcp server event");
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -3,14 +3,12 @@
 //! HUMAN keys grant credits. The store keys accounts by tenant id; callers carry the tenant
 //! name, looked up here (with authentication off, the `local` tenant is created on first use).
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use avb_store::{Role, Store, StoreError, UsageRecord};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::LOCAL_TENANT;
-use crate::jobs::view::rfc3339;
+use crate::jobs::view::rfc3339_ms;
 use crate::state::ApiState;
 
 /// `get_usage` / `GET /api/v2/billing/usage`: records per call unless `limit` says otherwise.
@@ -194,11 +192,6 @@ async fn tenant_id(state: &ApiState, store: &Store, tenant: &str) -> Result<Stri
     )))
 }
 
-fn time_of(ms: i64) -> String {
-    let ms = u64::try_from(ms).unwrap_or(0);
-    rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
-}
-
 /// The tenant's balance.
 pub async fn balance(state: &ApiState, tenant: &str) -> Result<BalanceView, BillingError> {
     let store = store(state)?;
@@ -245,7 +238,7 @@ fn usage_view(r: UsageRecord) -> UsageView {
         quantity: r.quantity,
         price: r.price,
         credits: r.credits,
-        created_at: time_of(r.created_at_ms),
+        created_at: rfc3339_ms(r.created_at_ms),
     }
 }
 
@@ -320,7 +313,7 @@ pub async fn grant(
         credits: entry.amount,
         note: entry.note,
         idempotency_key: key,
-        created_at: time_of(entry.created_at_ms),
+        created_at: rfc3339_ms(entry.created_at_ms),
         replayed,
         available: b.available,
         held: b.held,

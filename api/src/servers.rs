@@ -4,9 +4,8 @@
 //! `DeleteMcpServer` workflow does the work; the record and its events come from the store.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
 
-use avb_store::{ServerRecord, Store};
+use avb_store::{ServerRecord, Store, now_ms};
 use avb_workflows::provision::{
     DeleteMcpServerWorkflow, DeleteServerJob, Endpoint, ProvisionMcpServerWorkflow,
     ProvisionServerJob,
@@ -16,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowStartOptions};
 
-use crate::jobs::view::rfc3339;
+use crate::jobs::view::rfc3339_ms;
 use crate::state::ApiState;
 
 pub const MAX_SERVICE_NAME_LEN: usize = 40;
@@ -131,16 +130,6 @@ fn store(state: &ApiState) -> Result<&Store, ServerError> {
         .ok_or_else(|| ServerError::Unavailable("MCP servers need the database".into()))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn time_of(ms: i64) -> String {
-    rfc3339(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-}
-
 fn view(r: &ServerRecord) -> ServerView {
     ServerView {
         server_id: r.id.clone(),
@@ -150,8 +139,8 @@ fn view(r: &ServerRecord) -> ServerView {
         status: r.status.clone(),
         endpoints: serde_json::from_str(&r.endpoints).unwrap_or_default(),
         error: r.error.clone(),
-        created_at: time_of(r.created_at_ms),
-        updated_at: time_of(r.updated_at_ms),
+        created_at: rfc3339_ms(r.created_at_ms),
+        updated_at: rfc3339_ms(r.updated_at_ms),
         events: None,
     }
 }
@@ -312,7 +301,7 @@ pub async fn get(
             .map(|e| EventView {
                 kind: e.kind,
                 detail: serde_json::from_str(&e.detail).unwrap_or_default(),
-                at: time_of(e.created_at_ms),
+                at: rfc3339_ms(e.created_at_ms),
             })
             .collect(),
     );

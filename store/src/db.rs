@@ -256,7 +256,8 @@ impl SqliteTarget {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch: the store's timestamps.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -12,7 +12,7 @@ mod ledger;
 mod servers;
 mod tenants;
 
-pub use db::Store;
+pub use db::{Store, now_ms};
 pub use error::StoreError;
 pub use keys::{KeyInfo, NewKey, ParseRoleError, Principal, Role};
 pub use ledger::{Balance, EntryKind, LedgerEntry, Usage, UsageRecord};

@@ -339,6 +339,12 @@ fn cancel_requested(desc: &WorkflowExecutionDescription) -> bool {
         .any(|a| a.state == PendingActivityState::CancelRequested as i32)
 }
 
+/// RFC 3339 of a store timestamp (milliseconds since the Unix epoch).
+pub fn rfc3339_ms(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }

@@ -3,14 +3,14 @@
 
 use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::AvbServer;
-use super::results::tool_error;
+use super::results::{structured, tool_error};
 use crate::auth::Role;
 use crate::billing::{self, BalanceView, BillingError, GrantInput, GrantView, UsagePage};
 
@@ -27,12 +27,6 @@ pub struct UsageInput {
 
 fn billing_error(e: &BillingError) -> CallToolResult {
     tool_error(e.kind(), e.field(), &e.message(), json!({}))
-}
-
-fn structured<T: Serialize>(text: String, value: &T) -> CallToolResult {
-    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
-    r.structured_content = serde_json::to_value(value).ok();
-    r
 }
 
 #[tool_router(router = billing_tools, vis = "pub(crate)")]

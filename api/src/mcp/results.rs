@@ -28,6 +28,13 @@ pub(crate) fn tool_error(
     r
 }
 
+/// A successful tool result: one line for people and the same facts as structured content.
+pub(crate) fn structured<T: serde::Serialize>(text: String, value: &T) -> CallToolResult {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    r.structured_content = serde_json::to_value(value).ok();
+    r
+}
+
 /// The result of a finished job, as the tool that started it returns it.
 pub(crate) async fn job_result(
     state: &ApiState,

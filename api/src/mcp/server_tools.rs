@@ -3,14 +3,14 @@
 
 use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::AvbServer;
-use super::results::tool_error;
+use super::results::{structured, tool_error};
 use crate::servers::{self, CreateServerInput, ServerError, ServerList, ServerView};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -26,12 +26,6 @@ pub struct ListServersInput {}
 
 fn server_error(e: &ServerError) -> CallToolResult {
     tool_error(e.kind(), e.field(), &e.message(), json!({}))
-}
-
-fn structured<T: Serialize>(text: String, value: &T) -> CallToolResult {
-    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
-    r.structured_content = serde_json::to_value(value).ok();
-    r
 }
 
 fn describe(v: &ServerView) -> String {
