@@ -42,7 +42,7 @@ async fn a_server_is_created_answers_mcp_and_is_deleted_without_leftovers() {
         &client,
         "create_mcp_server",
         json!({"service_name": "notes", "template": "demo", "replicas": 2,
-               "environment": {"DEMO_GREETING": "hi"}}),
+               "environment": {"ECHO_PREFIX": "hi: "}}),
     )
     .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));

@@ -137,6 +137,13 @@ impl ProvisioningActivities {
             env: job.environment.clone(),
             replicas: job.replicas,
         };
+        // A template with a local program runs on docker without a registry: its image is
+        // built from the program the first time it is missing.
+        let program = template.program.as_deref().map(resolve_program);
+        self.backend
+            .prepare_image(&template.image, program.as_deref())
+            .await
+            .map_err(to_activity_error)?;
         let handle = self
             .backend
             .create_replica(&spec, input.replica)

@@ -13,7 +13,10 @@ use avb_workflows::provision::{
 use avb_workflows::queues;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use temporalio_client::{WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowStartOptions};
+use temporalio_client::{
+    WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
+    WorkflowStartOptions,
+};
 
 use crate::jobs::view::rfc3339_ms;
 use crate::state::ApiState;
@@ -58,11 +61,29 @@ pub struct ServerView {
     pub endpoints: Vec<Endpoint>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// While creating or deleting: the step under way, its attempt and the last fault (e.g. the
+    /// container engine being down), so a waiting caller sees why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ServerProgress>,
     pub created_at: String,
     pub updated_at: String,
     /// The audit trail, oldest first (get only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventView>>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ServerProgress {
+    /// The activity under way: create_replica, wait_replica_ready, remove_replicas, record_server.
+    pub step: String,
+    /// 1 on the first try; above 1 after a fault or a worker crash.
+    pub attempt: u32,
+    /// Why the previous attempt failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The step's last heartbeat, when it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -139,6 +160,7 @@ fn view(r: &ServerRecord) -> ServerView {
         status: r.status.clone(),
         endpoints: serde_json::from_str(&r.endpoints).unwrap_or_default(),
         error: r.error.clone(),
+        progress: None,
         created_at: rfc3339_ms(r.created_at_ms),
         updated_at: rfc3339_ms(r.updated_at_ms),
         events: None,
@@ -295,6 +317,7 @@ pub async fn get(
         .ok_or_else(|| ServerError::NotFound(format!("MCP server {server_id} not found")))?;
     let events = store.server_events(tenant, server_id).await?;
     let mut v = view(&record);
+    v.progress = progress(state, &record).await;
     v.events = Some(
         events
             .into_iter()
@@ -355,4 +378,36 @@ pub async fn delete(
     )
     .await;
     get(state, tenant, server_id).await
+}
+
+/// The pending step of the server's create or delete workflow (none when nothing is under way
+/// or Temporal cannot say: the record still answers).
+async fn progress(state: &ApiState, record: &ServerRecord) -> Option<ServerProgress> {
+    let workflow_id = match record.status.as_str() {
+        "creating" => format!("{}-create", record.id),
+        "deleting" => format!("{}-delete", record.id),
+        _ => return None,
+    };
+    let desc = state
+        .temporal
+        .get_workflow_handle::<ProvisionMcpServerWorkflow>(workflow_id)
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .ok()?;
+    let activity = desc.raw().pending_activities.first()?;
+    let message = activity
+        .heartbeat_details
+        .as_ref()
+        .and_then(|d| d.payloads.first())
+        .and_then(|p| serde_json::from_slice::<String>(&p.data).ok());
+    Some(ServerProgress {
+        step: activity
+            .activity_type
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default(),
+        attempt: u32::try_from(activity.attempt).unwrap_or(1).max(1),
+        last_error: activity.last_failure.as_ref().map(|f| f.message.clone()),
+        message,
+    })
 }

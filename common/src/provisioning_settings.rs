@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 /// The template every installation has: the bundled `avb-demo-mcp` server (tools `echo`, `add`).
 pub const DEMO_TEMPLATE: &str = "demo";
-/// The image `avb admin build-demo-image` builds from `avb-demo-mcp` (no registry needed).
+/// The demo image: built from `avb-demo-mcp` by the docker backend the first time it is missing
+/// (no registry needed).
 pub const DEMO_IMAGE: &str = "avb/demo-mcp:latest";
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -80,7 +81,7 @@ impl Default for ProvisioningSettings {
                     args: Vec::new(),
                     port: 8000,
                     path: default_path(),
-                    allowed_env: vec!["DEMO_GREETING".into()],
+                    allowed_env: vec!["ECHO_PREFIX".into(), "DEMO_STARTUP_DELAY_MS".into()],
                     memory_mb: Some(128),
                     cpus: Some(0.5),
                     pids: Some(128),

@@ -13,6 +13,17 @@ pub trait ContainerBackend: Send + Sync {
     /// Is the engine there? `EngineUnavailable` (retryable) when not.
     async fn ping(&self) -> Result<(), ProvisionError>;
 
+    /// Makes sure `image` exists before a replica needs it: an engine without it gets one built
+    /// from `program` (a local binary, see [`crate::build_image_from_binary`]) when given.
+    /// Returns whether it built one. Backends without images do nothing.
+    async fn prepare_image(
+        &self,
+        _image: &str,
+        _program: Option<&std::path::Path>,
+    ) -> Result<bool, ProvisionError> {
+        Ok(false)
+    }
+
     /// Creates and starts replica `replica` of `spec` (named `avb-<server_id>-<replica>`,
     /// labelled, port published on loopback, limits applied) and returns where it listens. It
     /// does not wait for MCP: see [`crate::wait_until_mcp_ready`].

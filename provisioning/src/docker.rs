@@ -403,6 +403,33 @@ impl ContainerBackend for DockerBackend {
             .map_err(|e| self.error("ping", "engine", e))
     }
 
+    async fn prepare_image(
+        &self,
+        image: &str,
+        program: Option<&std::path::Path>,
+    ) -> Result<bool, ProvisionError> {
+        let docker = self.client().await?;
+        match docker.inspect_image(image).await {
+            Ok(_) => Ok(false),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) => match program.filter(|p| p.is_file()) {
+                Some(program) => {
+                    tracing::info!(image, program = %program.display(), "building missing image from its program");
+                    crate::build_image_from_binary(self, program, image).await?;
+                    Ok(true)
+                }
+                // No way to make it here: create_replica reports it (non-retryable).
+                None => {
+                    tracing::warn!(image, %message, "image missing and no program to build it from");
+                    Ok(false)
+                }
+            },
+            Err(e) => Err(self.error("inspect image", image, e)),
+        }
+    }
+
     async fn create_replica(
         &self,
         spec: &ServerSpec,

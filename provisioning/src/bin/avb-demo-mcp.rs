@@ -4,7 +4,9 @@
 //! Listens on `$HOST:$PORT` (defaults `0.0.0.0:8000`; `--host`, `--port` override), MCP at
 //! `/mcp`, `GET /healthz` answers `ok`. Any `Host` header is accepted (it runs behind published
 //! container ports). `ECHO_PREFIX`, when set, is prepended to what `echo` returns (shows that
-//! the caller's environment reached the replica). Exits on SIGTERM or Ctrl-C.
+//! the caller's environment reached the replica). `DEMO_STARTUP_DELAY_MS` delays listening by
+//! that long (at most 60 s): a slow-starting server, for readiness waits in demos and tests.
+//! Exits on SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
 
@@ -101,7 +103,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: avb-demo-mcp [--host ADDR] [--port N]  (env HOST, PORT, \
-                            ECHO_PREFIX)"
+                            ECHO_PREFIX, DEMO_STARTUP_DELAY_MS)"
                         .to_string(),
                 );
             }
@@ -139,6 +141,15 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let prefix = std::env::var("ECHO_PREFIX").unwrap_or_default();
+    if let Ok(delay) = std::env::var("DEMO_STARTUP_DELAY_MS") {
+        let Ok(ms) = delay.parse::<u64>() else {
+            eprintln!("avb-demo-mcp: DEMO_STARTUP_DELAY_MS={delay:?} is not a number of ms");
+            return std::process::ExitCode::from(2);
+        };
+        let ms = ms.min(60_000);
+        eprintln!("avb-demo-mcp: starting in {ms} ms (DEMO_STARTUP_DELAY_MS)");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let shutdown = CancellationToken::new();
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
