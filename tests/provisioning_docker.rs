@@ -3,7 +3,8 @@
 //! `docker.io`, needs root). The demo image is not there at first: the provisioning worker
 //! builds it from `avb-demo-mcp` (no registry). Covers create → every replica answers MCP →
 //! delete → no container left; a provisioning worker SIGKILLed mid-create; the engine stopped
-//! mid-create (retried, visible in `get_mcp_server`, completes when it is back).
+//! mid-create (retried, visible in `get_mcp_server`, completes when it is back); the
+//! reconciliation schedule removing an orphan and reporting drift.
 
 #[path = "../provisioning/tests/support/dockerd.rs"]
 mod dockerd;
@@ -15,9 +16,13 @@ use avb_common::config::AvbConfig;
 use avb_provisioning::{
     ContainerBackend, DockerBackend, DockerEndpoint, ListFilter, McpClient, list_tool_names,
 };
+use avb_workflows::reconcile::{
+    RECONCILE_SCHEDULE_ID, ReconcileMcpServersWorkflow, ReconcileReport,
+};
 use dockerd::TestDockerd;
 use serde_json::{Value, json};
 use support::TestSystem;
+use temporalio_client::schedules::ScheduleOverlapPolicy;
 
 /// Workflows, synthesis and billing in-process; provisioning where the test says.
 const ALL_BUT_PROVISIONING: &str = "avb-workflows,avb-tts,avb-billing";
@@ -143,6 +148,16 @@ fn event_kinds(server: &Value) -> Vec<String> {
 }
 
 async fn delete_and_assert_nothing_left(system: &TestSystem, daemon: &TestDockerd, id: &str) {
+    delete_and_assert_nothing_left_of(system, daemon, id).await;
+    assert!(
+        daemon.container_ids().is_empty(),
+        "the engine still has containers: {:?}",
+        daemon.container_ids()
+    );
+}
+
+/// Deletes the server: its record says deleted and none of its containers is left.
+async fn delete_and_assert_nothing_left_of(system: &TestSystem, daemon: &TestDockerd, id: &str) {
     let r = reqwest::Client::new()
         .delete(format!("{}/api/v2/mcp-servers/{id}", system.base_url))
         .send()
@@ -154,11 +169,6 @@ async fn delete_and_assert_nothing_left(system: &TestSystem, daemon: &TestDocker
     assert!(
         container_ids(daemon, id).await.is_empty(),
         "containers left"
-    );
-    assert!(
-        daemon.container_ids().is_empty(),
-        "the engine still has containers: {:?}",
-        daemon.container_ids()
     );
 }
 
@@ -346,5 +356,111 @@ async fn a_stopped_engine_is_retried_visibly_and_the_server_completes_when_it_re
     assert_eq!(container_ids(&daemon, &id).await, endpoint_ids(&server));
 
     delete_and_assert_nothing_left(&system, &daemon, &id).await;
+    stop_all(system, daemon).await;
+}
+
+/// Runs the reconciliation schedule now and returns the report of the run it started.
+async fn reconcile_now(system: &TestSystem) -> ReconcileReport {
+    use futures::StreamExt;
+    let count = |system: &TestSystem| {
+        let client = system.client.clone();
+        async move {
+            client
+                .list_workflows("WorkflowType = 'ReconcileMcpServers'", Default::default())
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .map(|w| w.expect("list workflows"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = count(system).await.len();
+    system
+        .client
+        .get_schedule_handle(RECONCILE_SCHEDULE_ID)
+        .trigger(ScheduleOverlapPolicy::AllowAll, Default::default())
+        .await
+        .expect("the workers created the reconciliation schedule; trigger it");
+    let started = Instant::now();
+    let run = loop {
+        let runs = count(system).await;
+        if runs.len() > before {
+            break runs.into_iter().next().expect("newest run");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the schedule started no ReconcileMcpServers workflow"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    system
+        .client
+        .get_workflow_handle::<ReconcileMcpServersWorkflow>(run.id().to_string())
+        .get_result(Default::default())
+        .await
+        .expect("reconciliation report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_removes_orphans_and_reports_drift() {
+    let daemon = tokio::task::block_in_place(TestDockerd::start);
+    let system = TestSystem::start_with(on_docker(&daemon)).await;
+    let mut ids = Vec::new();
+    for name in ["forgotten", "damaged", "healthy"] {
+        let (status, server) =
+            post_server(&system, json!({"service_name": name, "template": "demo"})).await;
+        assert_eq!(server["status"], "running", "{status} {server:#}");
+        ids.push(server["server_id"].as_str().expect("id").to_owned());
+    }
+    let [forgotten, damaged, healthy] = [&ids[0], &ids[1], &ids[2]];
+
+    // Behind the system's back: one record deleted, one container removed.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&system.config.database_url())
+        .await
+        .expect("open the database");
+    sqlx::query("DELETE FROM mcp_servers WHERE id = $1")
+        .bind(forgotten.as_str())
+        .execute(&db)
+        .await
+        .expect("delete the record");
+    db.close().await;
+    backend(&daemon)
+        .remove_replica(damaged, 0)
+        .await
+        .expect("remove a container");
+
+    let report = reconcile_now(&system).await;
+    assert_eq!(report.backend, "docker");
+    assert_eq!(report.orphans.len(), 1, "{report:#?}");
+    let orphan = &report.orphans[0];
+    assert_eq!(&orphan.server_id, forgotten);
+    assert_eq!(orphan.reason, "no record of this server");
+    assert!(orphan.removed);
+    assert!(
+        container_ids(&daemon, forgotten).await.is_empty(),
+        "the orphan is gone"
+    );
+    assert_eq!(report.drift.len(), 1, "{report:#?}");
+    assert_eq!(&report.drift[0].server_id, damaged);
+    assert_eq!(report.drift[0].problems, ["replica 0 is missing"]);
+
+    let got = get_server(&system, damaged).await;
+    assert_eq!(got["status"], "degraded", "{got:#}");
+    assert_eq!(got["error"], "replica 0 is missing");
+    assert!(event_kinds(&got).contains(&"mcp.server.drift".to_string()));
+    let got = get_server(&system, healthy).await;
+    assert_eq!(got["status"], "running", "untouched: {got:#}");
+    assert_eq!(container_ids(&daemon, healthy).await.len(), 1);
+
+    // A second run finds nothing new to remove; the damaged server is still reported.
+    let again = reconcile_now(&system).await;
+    assert!(again.orphans.is_empty(), "{again:#?}");
+    assert_eq!(again.drift.len(), 1, "{again:#?}");
+
+    for id in [damaged, healthy] {
+        delete_and_assert_nothing_left_of(&system, &daemon, id).await;
+    }
+    assert!(daemon.container_ids().is_empty());
     stop_all(system, daemon).await;
 }

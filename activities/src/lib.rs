@@ -4,5 +4,6 @@
 pub mod billing_activity;
 pub mod echo_activity;
 pub mod provisioning_activity;
+pub mod reconcile_activity;
 pub mod speech_activity;
 pub mod tts;

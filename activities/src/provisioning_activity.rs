@@ -67,13 +67,17 @@ pub fn resolve_program(program: &Path) -> PathBuf {
         .unwrap_or_else(|| program.to_path_buf())
 }
 
-/// The engine `settings` ask for: docker, process, or (auto) docker when it answers.
+/// The engine `settings` ask for: docker, process, or (auto) docker when it answers. Its
+/// replicas carry `instance` (see `AvbConfig::installation_id`).
 pub async fn backend_for(
     settings: &ProvisioningSettings,
     log_dir: &Path,
+    instance: &str,
 ) -> Arc<dyn ContainerBackend> {
     let process = || {
-        let mut b = ProcessBackend::new().with_log_dir(log_dir);
+        let mut b = ProcessBackend::new()
+            .with_log_dir(log_dir)
+            .with_instance(instance);
         for t in settings.templates.values() {
             if let Some(p) = &t.program {
                 b = b.with_program(t.image.clone(), resolve_program(p));
@@ -86,7 +90,9 @@ pub async fn backend_for(
             Some(h) => DockerEndpoint::parse(h).ok()?,
             None => DockerEndpoint::from_env().ok()?,
         };
-        Some(Arc::new(DockerBackend::new(endpoint)))
+        Some(Arc::new(
+            DockerBackend::new(endpoint).with_instance(instance),
+        ))
     };
     match settings.backend.as_str() {
         "process" => process(),

@@ -295,6 +295,9 @@ impl AvbConfig {
                 self.provisioning.quota_per_tenant =
                     u32::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
             }
+            "AVB_PROVISIONING_RECONCILE_SECS" => {
+                self.provisioning.reconcile_every_secs = parse_u64()?
+            }
             "AVB_BILLING_ENABLED" => self.billing.enabled = parse_bool(value).map_err(bad)?,
             "AVB_BILLING_DEV_CREDITS" => {
                 self.billing.dev_credits =
@@ -446,6 +449,15 @@ impl AvbConfig {
                 self.data_dir.join("avb.db").display()
             )
         })
+    }
+
+    /// This installation's id: 12 hex digits of the SHA-256 of its database URL (processes
+    /// sharing a database are one installation). Provisioned replicas carry it, so
+    /// installations sharing a container engine or a machine leave each other's replicas alone.
+    pub fn installation_id(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.database_url().as_bytes());
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn assets_dir(&self) -> PathBuf {

@@ -62,6 +62,9 @@ pub struct ProvisioningSettings {
     pub max_replicas: u32,
     /// Most servers (not deleted) one tenant may have (`AVB_PROVISIONING_QUOTA`).
     pub quota_per_tenant: u32,
+    /// How often the reconciliation schedule compares records with the engine and removes
+    /// orphans, in seconds; 0 turns the schedule off (`AVB_PROVISIONING_RECONCILE_SECS`).
+    pub reconcile_every_secs: u64,
     pub templates: BTreeMap<String, TemplateSettings>,
 }
 
@@ -72,6 +75,7 @@ impl Default for ProvisioningSettings {
             docker_host: None,
             max_replicas: 5,
             quota_per_tenant: 10,
+            reconcile_every_secs: 300,
             templates: BTreeMap::from([(
                 DEMO_TEMPLATE.to_string(),
                 TemplateSettings {

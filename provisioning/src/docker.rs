@@ -25,9 +25,9 @@ use futures::TryStreamExt;
 use crate::backend::{ContainerBackend, sort_replicas};
 use crate::error::ProvisionError;
 use crate::spec::{
-    LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE, LABEL_TENANT,
-    ListFilter, ManagedReplica, PORT_ENV, ReplicaHandle, ReplicaState, ServerSpec, replica_name,
-    replica_url,
+    LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE,
+    LABEL_TENANT, ListFilter, ManagedReplica, PORT_ENV, ReplicaHandle, ReplicaState, ServerSpec,
+    replica_name, replica_url,
 };
 
 /// Where the engine listens.
@@ -83,6 +83,8 @@ pub struct DockerBackend {
     timeout_secs: u64,
     /// The negotiated client; dropped after a transport error (reconnect on the next call).
     client: Mutex<Option<Docker>>,
+    /// `avb.instance` of the replicas this backend creates and the only ones it sees.
+    instance: Option<String>,
 }
 
 /// What to do with a container that already holds a replica's name.
@@ -100,7 +102,14 @@ impl DockerBackend {
             publish_ip: "127.0.0.1".to_string(),
             timeout_secs: 60,
             client: Mutex::new(None),
+            instance: None,
         }
+    }
+
+    /// Labels what it creates `avb.instance=<instance>` and sees only replicas so labelled.
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
     }
 
     /// `DOCKER_HOST`, else `/var/run/docker.sock`.
@@ -198,7 +207,16 @@ impl DockerBackend {
             cmd: (!t.args.is_empty()).then(|| spec.args_for_port(t.container_port)),
             env: Some(env),
             exposed_ports: Some(vec![port_key]),
-            labels: Some(spec.labels(replica).into_iter().collect()),
+            labels: Some(
+                spec.labels(replica)
+                    .into_iter()
+                    .chain(
+                        self.instance
+                            .clone()
+                            .map(|i| (LABEL_INSTANCE.to_string(), i)),
+                    )
+                    .collect(),
+            ),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 memory: t
@@ -515,6 +533,9 @@ impl ContainerBackend for DockerBackend {
         }
         if let Some(server_id) = &filter.server_id {
             labels.push(format!("{LABEL_SERVER_ID}={server_id}"));
+        }
+        if let Some(instance) = &self.instance {
+            labels.push(format!("{LABEL_INSTANCE}={instance}"));
         }
         let filters = HashMap::from([("label".to_string(), labels)]);
         let options = ListContainersOptionsBuilder::default()

@@ -25,9 +25,9 @@ use nix::unistd::Pid;
 use crate::backend::{ContainerBackend, sort_replicas};
 use crate::error::ProvisionError;
 use crate::spec::{
-    LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE, LABEL_TENANT,
-    ListFilter, ManagedReplica, PORT_ENV, ReplicaHandle, ReplicaState, ServerSpec, replica_name,
-    replica_url,
+    LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE,
+    LABEL_TENANT, ListFilter, ManagedReplica, PORT_ENV, ReplicaHandle, ReplicaState, ServerSpec,
+    replica_name, replica_url,
 };
 
 /// The port the process listens on, recorded in its environment.
@@ -51,6 +51,8 @@ pub struct ProcessBackend {
     exited: Mutex<HashMap<(String, u32), ManagedReplica>>,
     /// One create at a time: the check-then-spawn of a replica name must not race.
     create_lock: tokio::sync::Mutex<()>,
+    /// `AVB_INSTANCE` of the processes it starts and the only ones it sees.
+    instance: Option<String>,
 }
 
 impl Default for ProcessBackend {
@@ -108,7 +110,14 @@ impl ProcessBackend {
             children: Mutex::new(HashMap::new()),
             exited: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
+            instance: None,
         }
+    }
+
+    /// Starts processes with `AVB_INSTANCE=<instance>` and sees only processes that have it.
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
     }
 
     /// Runs `program` for templates whose image is `image` (and that have no `command`).
@@ -263,6 +272,11 @@ impl ProcessBackend {
             .envs(
                 spec.labels(replica)
                     .into_iter()
+                    .chain(
+                        self.instance
+                            .clone()
+                            .map(|i| (LABEL_INSTANCE.to_string(), i)),
+                    )
                     .map(|(k, v)| (label_env(&k), v)),
             )
             .stdin(Stdio::null())
@@ -460,7 +474,15 @@ impl ContainerBackend for ProcessBackend {
     ) -> Result<Vec<ManagedReplica>, ProvisionError> {
         let found = Self::scan().await?;
         self.reap();
-        let mut out: Vec<ManagedReplica> = found.iter().filter_map(Found::to_managed).collect();
+        let mut out: Vec<ManagedReplica> = found
+            .iter()
+            .filter(|f| {
+                self.instance
+                    .as_deref()
+                    .is_none_or(|i| f.label(LABEL_INSTANCE) == Some(i))
+            })
+            .filter_map(Found::to_managed)
+            .collect();
         for exited in lock(&self.exited).values() {
             if !out
                 .iter()

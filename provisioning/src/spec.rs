@@ -18,6 +18,9 @@ pub const LABEL_TEMPLATE: &str = "avb.template";
 /// A hash of everything that makes up a replica (image, command, env, port, limits): an existing
 /// replica with the same name is reused only when it matches.
 pub const LABEL_SPEC_HASH: &str = "avb.spec_hash";
+/// The installation a replica belongs to, when its backend has one (`with_instance`): two
+/// installations sharing one engine never list, reconcile or remove each other's replicas.
+pub const LABEL_INSTANCE: &str = "avb.instance";
 
 /// The environment variable that tells a replica which port to listen on (also substituted for
 /// `{port}` in the template's command and args).

@@ -1,6 +1,8 @@
 //! Worker assembly: one Temporal worker per task queue, all joined in the calling task (the SDK's
 //! `Worker::run` uses a LocalSet and cannot be spawned), with graceful shutdown.
 
+pub mod reconcile_schedule;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use anyhow::Context;
 use avb_activities::billing_activity::BillingActivities;
 use avb_activities::echo_activity::EchoActivities;
 use avb_activities::provisioning_activity::{ProvisioningActivities, backend_for};
+use avb_activities::reconcile_activity::ReconcileActivities;
 use avb_activities::speech_activity::TtsActivities;
 use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_common::artifacts::ArtifactStore;
@@ -16,6 +19,7 @@ use avb_store::Store;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
 use avb_workflows::queues;
+use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
 use futures::future::{FutureExt, LocalBoxFuture};
 use temporalio_client::Client;
@@ -106,6 +110,7 @@ pub async fn run_workers(
                 .register_workflow::<DurableEchoWorkflow>()?
                 .register_workflow::<ProvisionMcpServerWorkflow>()?
                 .register_workflow::<DeleteMcpServerWorkflow>()?
+                .register_workflow::<ReconcileMcpServersWorkflow>()?
                 // The echo activity shares the workflow queue so it is dispatched eagerly.
                 .register_activities(EchoActivities)
                 .build(),
@@ -126,13 +131,24 @@ pub async fn run_workers(
                 .build(),
             queues::PROVISIONING => {
                 let logs = config.data_dir.join("logs/mcp-servers");
-                let backend = backend_for(&config.provisioning, &logs).await;
+                let backend =
+                    backend_for(&config.provisioning, &logs, &config.installation_id()).await;
                 tracing::info!(backend = backend.kind(), "provisioning backend");
+                reconcile_schedule::ensure_reconcile_schedule(
+                    &client,
+                    config.provisioning.reconcile_every_secs,
+                )
+                .await
+                .context("creating the reconciliation schedule")?;
                 WorkerOptions::new(*q)
                     .register_activities(ProvisioningActivities {
-                        backend,
+                        backend: backend.clone(),
                         store: store()?,
                         settings: config.provisioning.clone(),
+                    })
+                    .register_activities(ReconcileActivities {
+                        backend,
+                        store: store()?,
                     })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)

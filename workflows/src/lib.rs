@@ -7,6 +7,7 @@ pub mod echo_workflow;
 pub mod errors;
 pub mod provision;
 pub mod queues;
+pub mod reconcile;
 pub mod saga;
 pub mod search;
 pub mod speech;

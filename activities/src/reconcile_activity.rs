@@ -1,0 +1,209 @@
+//! `reconcile_servers` on `avb-provisioning`: recorded deployments against the engine's labelled
+//! replicas. An orphan is a managed replica whose server has no record, a deleted or failed
+//! record, or a replica number beyond its record's count; replicas of servers being created or
+//! deleted belong to a workflow at work and are left alone. Drift is a running server with a
+//! replica missing or not running.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use avb_provisioning::{ContainerBackend, ListFilter, ManagedReplica};
+use avb_store::{ServerRecord, Store, now_ms};
+use avb_workflows::reconcile::{
+    Drift, EVENT_DRIFT, EVENT_ORPHAN_REMOVED, EVENT_RECOVERED, Orphan, RECONCILE_ACTIVITY,
+    ReconcileInput, ReconcileReport,
+};
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+/// Most records one run looks at.
+const MAX_RECORDS: usize = 100_000;
+
+pub struct ReconcileActivities {
+    pub backend: Arc<dyn ContainerBackend>,
+    pub store: Store,
+}
+
+fn retryable(e: impl std::error::Error + Send + Sync + 'static) -> ActivityError {
+    ActivityError::from(anyhow::Error::new(e))
+}
+
+/// Why `replica` is an orphan, or `None` when a record accounts for it.
+fn orphan_reason(replica: &ManagedReplica, record: Option<&ServerRecord>) -> Option<String> {
+    let Some(record) = record else {
+        return Some("no record of this server".into());
+    };
+    match record.status.as_str() {
+        "deleted" | "failed" => Some(format!("its server is {}", record.status)),
+        "creating" | "deleting" => None,
+        _ if i64::from(replica.replica) >= record.replicas => Some(format!(
+            "replica {} is beyond the server's {} replicas",
+            replica.replica, record.replicas
+        )),
+        _ => None,
+    }
+}
+
+/// What is wrong with a running (or degraded) server's replicas; empty when it is whole.
+fn problems(record: &ServerRecord, replicas: &[&ManagedReplica]) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in 0..u32::try_from(record.replicas).unwrap_or(0) {
+        match replicas.iter().find(|r| r.replica == n) {
+            None => out.push(format!("replica {n} is missing")),
+            Some(r) if !r.state.is_running() => out.push(match r.exit_code {
+                Some(code) => format!("replica {n} is {:?} (exit code {code})", r.state),
+                None => format!("replica {n} is {:?}", r.state),
+            }),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+impl ReconcileActivities {
+    async fn set_status(
+        &self,
+        record: &ServerRecord,
+        status: &str,
+        error: Option<String>,
+    ) -> Result<(), ActivityError> {
+        let updated = ServerRecord {
+            status: status.into(),
+            error,
+            updated_at_ms: now_ms(),
+            ..record.clone()
+        };
+        self.store.upsert_server(&updated).await.map_err(retryable)
+    }
+
+    async fn event(
+        &self,
+        key: String,
+        record: &ServerRecord,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ActivityError> {
+        self.store
+            .append_server_event(&key, &record.id, &record.tenant, kind, &detail.to_string())
+            .await
+            .map(|_| ())
+            .map_err(retryable)
+    }
+}
+
+#[activities]
+impl ReconcileActivities {
+    #[activity(name = RECONCILE_ACTIVITY)]
+    pub async fn reconcile_servers(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ReconcileInput,
+    ) -> Result<ReconcileReport, ActivityError> {
+        // Records first: a replica created after this read belongs to a record that is
+        // `creating`, which is never an orphan.
+        let records: BTreeMap<String, ServerRecord> = self
+            .store
+            .servers(None, true, MAX_RECORDS)
+            .await
+            .map_err(retryable)?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let managed = self
+            .backend
+            .list_managed(&ListFilter::default())
+            .await
+            .map_err(retryable)?;
+        // Events of one run are keyed by it: a retried activity writes each once.
+        let info = ctx.info();
+        let run = match (&info.workflow_id, &info.workflow_run_id) {
+            (Some(w), Some(r)) => format!("{w}/{r}"),
+            _ => now_ms().to_string(),
+        };
+        let mut report = ReconcileReport {
+            backend: self.backend.kind().into(),
+            records: u32::try_from(records.values().filter(|r| r.status != "deleted").count())
+                .unwrap_or(u32::MAX),
+            replicas: u32::try_from(managed.len()).unwrap_or(u32::MAX),
+            ..ReconcileReport::default()
+        };
+
+        for replica in &managed {
+            let record = records.get(&replica.server_id);
+            let Some(reason) = orphan_reason(replica, record) else {
+                continue;
+            };
+            let removed = !input.dry_run;
+            if removed {
+                self.backend
+                    .remove_replica(&replica.server_id, replica.replica)
+                    .await
+                    .map_err(retryable)?;
+                if let Some(record) = record {
+                    let detail = serde_json::json!({
+                        "replica": replica.replica, "id": replica.id, "reason": reason,
+                    });
+                    let key = format!("{}/orphan/{}/{}", record.id, replica.replica, replica.id);
+                    self.event(key, record, EVENT_ORPHAN_REMOVED, detail)
+                        .await?;
+                }
+            }
+            tracing::warn!(server_id = %replica.server_id, replica = replica.replica, id = %replica.id, %reason, removed, "orphan replica");
+            report.orphans.push(Orphan {
+                server_id: replica.server_id.clone(),
+                tenant: replica.tenant.clone(),
+                replica: replica.replica,
+                id: replica.id.clone(),
+                reason,
+                removed,
+            });
+        }
+
+        let known: BTreeSet<&str> = report.orphans.iter().map(|o| o.id.as_str()).collect();
+        for record in records
+            .values()
+            .filter(|r| matches!(r.status.as_str(), "running" | "degraded"))
+        {
+            let replicas: Vec<&ManagedReplica> = managed
+                .iter()
+                .filter(|m| m.server_id == record.id && !known.contains(m.id.as_str()))
+                .collect();
+            let found = problems(record, &replicas);
+            if found.is_empty() {
+                if record.status == "degraded" {
+                    self.set_status(record, "running", None).await?;
+                    let key = format!("{}/recovered/{run}", record.id);
+                    self.event(key, record, EVENT_RECOVERED, serde_json::json!({}))
+                        .await?;
+                    report.recovered.push(record.id.clone());
+                }
+                continue;
+            }
+            tracing::warn!(server_id = %record.id, problems = ?found, "mcp server drift");
+            if record.status == "running" {
+                self.set_status(record, "degraded", Some(found.join("; ")))
+                    .await?;
+            }
+            let key = format!("{}/drift/{run}", record.id);
+            self.event(
+                key,
+                record,
+                EVENT_DRIFT,
+                serde_json::json!({ "problems": found }),
+            )
+            .await?;
+            report.drift.push(Drift {
+                server_id: record.id.clone(),
+                tenant: record.tenant.clone(),
+                problems: found,
+            });
+        }
+        tracing::info!(
+            orphans = report.orphans.len(),
+            drift = report.drift.len(),
+            recovered = report.recovered.len(),
+            "reconciled mcp servers"
+        );
+        Ok(report)
+    }
+}
