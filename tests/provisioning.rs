@@ -177,3 +177,91 @@ async fn bad_requests_name_the_problem_and_create_nothing() {
     client.cancel().await.ok();
     system.stop().await;
 }
+
+#[tokio::test]
+async fn lifecycle_events_reach_the_redis_stream_and_the_mcp_resource() {
+    demo_binary();
+    let redis = support::redis::RedisServer::start();
+    let url = redis.url();
+    let system = TestSystem::start_with(|c| c.redis.url = Some(url)).await;
+    let client =
+        ().serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+            .await
+            .expect("connect");
+    let r = call(
+        &client,
+        "create_mcp_server",
+        json!({"service_name": "streamed", "template": "demo"}),
+    )
+    .await;
+    let server = r.structured_content.clone().expect("structured");
+    assert_eq!(server["status"], "running", "{server}");
+    let id = server["server_id"].as_str().expect("id").to_owned();
+    let r = call(&client, "delete_mcp_server", json!({"server_id": id})).await;
+    assert_eq!(
+        r.structured_content.expect("structured")["status"],
+        "deleted"
+    );
+
+    // The stream has the four events of this server, in order, with the tenant and a key.
+    let entries = redis.cli(&["XRANGE", "avb:events:mcp-servers", "-", "+"]);
+    let kinds: Vec<&str> = entries
+        .lines()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "kind")
+        .map(|w| w[1])
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "mcp.server.create.requested",
+            "mcp.server.created",
+            "mcp.server.delete.requested",
+            "mcp.server.deleted"
+        ],
+        "{entries}"
+    );
+    assert!(
+        entries.contains(&id) && entries.contains("local"),
+        "{entries}"
+    );
+
+    // The audit trail as an MCP resource.
+    let templates = client
+        .list_resource_templates(None)
+        .await
+        .expect("resources/templates/list");
+    assert!(
+        templates
+            .resource_templates
+            .iter()
+            .any(|t| t.uri_template == "avb://mcp-servers/{server_id}"),
+        "{templates:?}"
+    );
+    let uri = format!("avb://mcp-servers/{id}");
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .expect("resources/read");
+    let text = match &read.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+        other => panic!("not text: {other:?}"),
+    };
+    let view: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(view["status"], "deleted");
+    assert_eq!(view["events"].as_array().map(Vec::len), Some(4), "{view}");
+    let missing = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "avb://mcp-servers/srv_00000000000000000000000000000000",
+        ))
+        .await;
+    assert!(
+        missing
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not found")),
+        "{missing:?}"
+    );
+    client.cancel().await.ok();
+    system.stop().await;
+}

@@ -12,12 +12,14 @@ use avb_provisioning::{
     ContainerBackend, DockerBackend, DockerEndpoint, ProcessBackend, ProvisionError, ServerSpec,
     TemplateSpec, Transport, wait_until_mcp_ready,
 };
-use avb_store::{ServerRecord, Store, now_ms};
+use avb_store::{ServerRecord, now_ms};
 use avb_workflows::provision::{
     CREATE_REPLICA, CreateReplica, Endpoint, RECORD_SERVER, REMOVE_REPLICAS, RecordServer,
     RemoveReplicas, WAIT_REPLICA_READY,
 };
 use temporalio_macros::activities;
+
+use crate::server_events::ServerEvents;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
@@ -26,7 +28,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub struct ProvisioningActivities {
     pub backend: Arc<dyn ContainerBackend>,
-    pub store: Store,
+    /// Records live in its store; lifecycle events go through it (database, Redis stream).
+    pub events: Arc<ServerEvents>,
     pub settings: ProvisioningSettings,
 }
 
@@ -237,18 +240,18 @@ impl ProvisioningActivities {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        self.store
+        self.events
+            .store()
             .upsert_server(&record)
             .await
             .map_err(store_error)?;
-        let detail = input.detail.to_string();
-        self.store
-            .append_server_event(
+        self.events
+            .append(
                 &input.event_key,
                 &input.server_id,
                 &input.tenant,
                 &input.event,
-                &detail,
+                &input.detail,
             )
             .await
             .map_err(store_error)?;

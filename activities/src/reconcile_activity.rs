@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use avb_provisioning::{ContainerBackend, ListFilter, ManagedReplica};
-use avb_store::{ServerRecord, Store, now_ms};
+use avb_store::{ServerRecord, now_ms};
 use avb_workflows::reconcile::{
     Drift, EVENT_DRIFT, EVENT_ORPHAN_REMOVED, EVENT_RECOVERED, Orphan, RECONCILE_ACTIVITY,
     ReconcileInput, ReconcileReport,
@@ -16,12 +16,14 @@ use avb_workflows::reconcile::{
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
+use crate::server_events::ServerEvents;
+
 /// Most records one run looks at.
 const MAX_RECORDS: usize = 100_000;
 
 pub struct ReconcileActivities {
     pub backend: Arc<dyn ContainerBackend>,
-    pub store: Store,
+    pub events: Arc<ServerEvents>,
 }
 
 fn retryable(e: impl std::error::Error + Send + Sync + 'static) -> ActivityError {
@@ -73,7 +75,11 @@ impl ReconcileActivities {
             updated_at_ms: now_ms(),
             ..record.clone()
         };
-        self.store.upsert_server(&updated).await.map_err(retryable)
+        self.events
+            .store()
+            .upsert_server(&updated)
+            .await
+            .map_err(retryable)
     }
 
     async fn event(
@@ -83,10 +89,9 @@ impl ReconcileActivities {
         kind: &str,
         detail: serde_json::Value,
     ) -> Result<(), ActivityError> {
-        self.store
-            .append_server_event(&key, &record.id, &record.tenant, kind, &detail.to_string())
+        self.events
+            .append(&key, &record.id, &record.tenant, kind, &detail)
             .await
-            .map(|_| ())
             .map_err(retryable)
     }
 }
@@ -102,7 +107,8 @@ impl ReconcileActivities {
         // Records first: a replica created after this read belongs to a record that is
         // `creating`, which is never an orphan.
         let records: BTreeMap<String, ServerRecord> = self
-            .store
+            .events
+            .store()
             .servers(None, true, MAX_RECORDS)
             .await
             .map_err(retryable)?

@@ -7,6 +7,7 @@
 pub mod mcp;
 #[path = "../../store/tests/store/support/pg.rs"]
 pub mod pg;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;

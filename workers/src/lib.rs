@@ -11,6 +11,7 @@ use avb_activities::billing_activity::BillingActivities;
 use avb_activities::echo_activity::EchoActivities;
 use avb_activities::provisioning_activity::{ProvisioningActivities, backend_for};
 use avb_activities::reconcile_activity::ReconcileActivities;
+use avb_activities::server_events::ServerEvents;
 use avb_activities::speech_activity::TtsActivities;
 use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_common::artifacts::ArtifactStore;
@@ -140,16 +141,17 @@ pub async fn run_workers(
                 )
                 .await
                 .context("creating the reconciliation schedule")?;
+                let events = Arc::new(
+                    ServerEvents::new(store()?, config.redis.url.as_deref())
+                        .context("redis.url (REDIS_URL)")?,
+                );
                 WorkerOptions::new(*q)
                     .register_activities(ProvisioningActivities {
                         backend: backend.clone(),
-                        store: store()?,
+                        events: events.clone(),
                         settings: config.provisioning.clone(),
                     })
-                    .register_activities(ReconcileActivities {
-                        backend,
-                        store: store()?,
-                    })
+                    .register_activities(ReconcileActivities { backend, events })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
                     .build()

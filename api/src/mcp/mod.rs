@@ -214,7 +214,8 @@ impl ServerHandler for AvbServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let templates = Self::job_templates();
+        let mut templates = Self::job_templates();
+        templates.resource_templates.push(Self::server_template());
         #[cfg(feature = "conformance-fixtures")]
         let templates = self.with_fixture_templates(templates);
         Ok(templates)
@@ -230,6 +231,9 @@ impl ServerHandler for AvbServer {
             return Ok(fixture.into());
         }
         let server = self.bound(self.request_caller(&context.extensions)?);
+        if let Some(read) = server.read_server_resource(&request.uri).await {
+            return read.map(Into::into);
+        }
         server.read_job_resource(&request.uri).await.map(Into::into)
     }
 

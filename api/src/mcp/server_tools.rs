@@ -113,3 +113,50 @@ impl AvbServer {
         }
     }
 }
+
+/// `avb://mcp-servers/{server_id}`: the server's record and its audit trail as JSON.
+pub const SERVER_URI_PREFIX: &str = "avb://mcp-servers/";
+
+impl AvbServer {
+    pub(crate) fn server_template() -> rmcp::model::ResourceTemplate {
+        rmcp::model::ResourceTemplate::new(
+            format!("{SERVER_URI_PREFIX}{{server_id}}"),
+            "mcp-server",
+        )
+        .with_title("Provisioned MCP server")
+        .with_description(
+            "Status, endpoints and the lifecycle audit trail (events, oldest first) of an \
+                 MCP server created with create_mcp_server (JSON).",
+        )
+        .with_mime_type("application/json")
+    }
+
+    /// Reads `avb://mcp-servers/{server_id}` for the caller's tenant; `None` for other URIs.
+    pub(crate) async fn read_server_resource(
+        &self,
+        uri: &str,
+    ) -> Option<Result<rmcp::model::ReadResourceResult, rmcp::ErrorData>> {
+        let server_id = uri.strip_prefix(SERVER_URI_PREFIX)?;
+        Some(
+            match servers::get(&self.state, self.tenant(), server_id).await {
+                Ok(view) => serde_json::to_string_pretty(&view)
+                    .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
+                    .map(|text| {
+                        rmcp::model::ReadResourceResult::new(vec![
+                            rmcp::model::ResourceContents::TextResourceContents {
+                                uri: uri.to_string(),
+                                mime_type: Some("application/json".into()),
+                                text,
+                                meta: None,
+                            },
+                        ])
+                    }),
+                Err(ServerError::NotFound(m)) => Err(rmcp::ErrorData::resource_not_found(
+                    format!("{uri}: {m}"),
+                    None,
+                )),
+                Err(e) => Err(rmcp::ErrorData::internal_error(e.to_string(), None)),
+            },
+        )
+    }
+}
