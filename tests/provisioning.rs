@@ -265,3 +265,180 @@ async fn lifecycle_events_reach_the_redis_stream_and_the_mcp_resource() {
     client.cancel().await.ok();
     system.stop().await;
 }
+
+/// The local tenant's available credits.
+async fn available(system: &TestSystem) -> i64 {
+    let tenant = system.tenant_id("local").await;
+    system
+        .store()
+        .balance(&tenant)
+        .await
+        .expect("balance")
+        .available
+}
+
+#[tokio::test]
+async fn container_minutes_are_prepaid_and_unused_minutes_refunded_on_delete() {
+    demo_binary();
+    // Blocks of 2 minutes at the default tariff (1 credit per container-minute).
+    let system = TestSystem::start_with(|c| c.provisioning.billing_block_secs = 120).await;
+    let before = available(&system).await;
+    let client =
+        ().serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+            .await
+            .expect("connect");
+    let r = call(
+        &client,
+        "create_mcp_server",
+        json!({"service_name": "metered", "template": "demo", "replicas": 2}),
+    )
+    .await;
+    let server = r.structured_content.clone().expect("structured");
+    assert_eq!(server["status"], "running", "{server}");
+    let id = server["server_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        available(&system).await,
+        before - 4,
+        "block 0 prepaid: 2 replicas x 2 minutes"
+    );
+    let tenant = system.tenant_id("local").await;
+    let usage = system.store().usage(&tenant, 10).await.expect("usage");
+    assert_eq!(usage[0].job_id, id);
+    assert_eq!(
+        (
+            usage[0].tool.as_str(),
+            usage[0].unit.as_str(),
+            usage[0].quantity,
+            usage[0].credits
+        ),
+        ("create_mcp_server", "container-minute", 4, 4)
+    );
+
+    // Deleted within its first minute: the second minute of both replicas comes back.
+    let r = call(&client, "delete_mcp_server", json!({"server_id": id})).await;
+    assert_eq!(
+        r.structured_content.expect("structured")["status"],
+        "deleted"
+    );
+    assert_eq!(
+        available(&system).await,
+        before - 2,
+        "1 unused minute x 2 refunded"
+    );
+    let refund = system
+        .store()
+        .entry_by_key(&format!("{id}/refund"))
+        .await
+        .expect("ledger")
+        .expect("a refund entry");
+    assert_eq!(refund.amount, 2);
+    client.cancel().await.ok();
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn reconciliation_prepays_started_blocks_once_and_deletes_servers_nobody_can_pay_for() {
+    demo_binary();
+    // Blocks of 2 s, each billed as 1 container-minute (whole minutes, rounded up).
+    let system = TestSystem::start_with(|c| {
+        c.provisioning.billing_block_secs = 2;
+        c.provisioning.reconcile_every_secs = 3600;
+    })
+    .await;
+    let before = available(&system).await;
+    let (status, server) = {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v2/mcp-servers", system.base_url))
+            .json(&json!({"service_name": "ticking", "template": "demo"}))
+            .send()
+            .await
+            .expect("POST");
+        (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+    };
+    assert_eq!(
+        (status, &server["status"]),
+        (200, &json!("running")),
+        "{server}"
+    );
+    let id = server["server_id"].as_str().expect("id").to_owned();
+    assert_eq!(available(&system).await, before - 1);
+
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let report = system.reconcile_now().await;
+    assert!(
+        report.paid_blocks >= 2,
+        "blocks 1 and 2 started: {report:?}"
+    );
+    let paid = i64::from(report.paid_blocks);
+    assert_eq!(available(&system).await, before - 1 - paid);
+    let again = system.reconcile_now().await;
+    assert!(
+        again.paid_blocks <= 1,
+        "only a block that started since is paid: {again:?}"
+    );
+    let spent = before - available(&system).await;
+
+    // Out of credits (the rest held elsewhere): a new server is refused before anything runs,
+    // the running one is deleted at its next block.
+    let tenant = system.tenant_id("local").await;
+    let rest = available(&system).await;
+    system
+        .store()
+        .hold(&tenant, rest, "test/drain", "drain")
+        .await
+        .expect("drain the balance");
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/mcp-servers", system.base_url))
+        .json(&json!({"service_name": "unpaid", "template": "demo"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 402);
+    let body: Value = r.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("insufficient credits") && message.contains("balance is 0"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let exhausted = system.reconcile_now().await;
+    assert_eq!(exhausted.exhausted.len(), 1, "{exhausted:?}");
+    assert_eq!(exhausted.exhausted[0].server_id, id);
+    let started = std::time::Instant::now();
+    loop {
+        let got = support::get_json(&format!("{}/api/v2/mcp-servers/{id}", system.base_url)).await;
+        if got["status"] == "deleted" {
+            let kinds: Vec<_> = got["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert!(
+                kinds.contains(&"mcp.server.credits.exhausted".to_string()),
+                "{kinds:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the unpaid server was not deleted: {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let leftovers = ProcessBackend::new()
+        .list_managed(&ListFilter::server(id.clone()))
+        .await
+        .expect("list processes");
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let listed = support::get_json(&format!("{}/api/v2/mcp-servers", system.base_url)).await;
+    assert_eq!(
+        listed["servers"],
+        json!([]),
+        "the refused one was never recorded: {listed}"
+    );
+    // Nothing was charged beyond what was paid before the drain.
+    let balance = system.store().balance(&tenant).await.expect("balance");
+    assert_eq!(balance.available + balance.held, before - spent);
+    system.stop().await;
+}

@@ -16,13 +16,9 @@ use avb_common::config::AvbConfig;
 use avb_provisioning::{
     ContainerBackend, DockerBackend, DockerEndpoint, ListFilter, McpClient, list_tool_names,
 };
-use avb_workflows::reconcile::{
-    RECONCILE_SCHEDULE_ID, ReconcileMcpServersWorkflow, ReconcileReport,
-};
 use dockerd::TestDockerd;
 use serde_json::{Value, json};
 use support::TestSystem;
-use temporalio_client::schedules::ScheduleOverlapPolicy;
 
 /// Workflows, synthesis and billing in-process; provisioning where the test says.
 const ALL_BUT_PROVISIONING: &str = "avb-workflows,avb-tts,avb-billing";
@@ -359,48 +355,6 @@ async fn a_stopped_engine_is_retried_visibly_and_the_server_completes_when_it_re
     stop_all(system, daemon).await;
 }
 
-/// Runs the reconciliation schedule now and returns the report of the run it started.
-async fn reconcile_now(system: &TestSystem) -> ReconcileReport {
-    use futures::StreamExt;
-    let count = |system: &TestSystem| {
-        let client = system.client.clone();
-        async move {
-            client
-                .list_workflows("WorkflowType = 'ReconcileMcpServers'", Default::default())
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .map(|w| w.expect("list workflows"))
-                .collect::<Vec<_>>()
-        }
-    };
-    let before = count(system).await.len();
-    system
-        .client
-        .get_schedule_handle(RECONCILE_SCHEDULE_ID)
-        .trigger(ScheduleOverlapPolicy::AllowAll, Default::default())
-        .await
-        .expect("the workers created the reconciliation schedule; trigger it");
-    let started = Instant::now();
-    let run = loop {
-        let runs = count(system).await;
-        if runs.len() > before {
-            break runs.into_iter().next().expect("newest run");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the schedule started no ReconcileMcpServers workflow"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    system
-        .client
-        .get_workflow_handle::<ReconcileMcpServersWorkflow>(run.id().to_string())
-        .get_result(Default::default())
-        .await
-        .expect("reconciliation report")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_removes_orphans_and_reports_drift() {
     let daemon = tokio::task::block_in_place(TestDockerd::start);
@@ -430,7 +384,7 @@ async fn reconciliation_removes_orphans_and_reports_drift() {
         .await
         .expect("remove a container");
 
-    let report = reconcile_now(&system).await;
+    let report = system.reconcile_now().await;
     assert_eq!(report.backend, "docker");
     assert_eq!(report.orphans.len(), 1, "{report:#?}");
     let orphan = &report.orphans[0];
@@ -454,7 +408,7 @@ async fn reconciliation_removes_orphans_and_reports_drift() {
     assert_eq!(container_ids(&daemon, healthy).await.len(), 1);
 
     // A second run finds nothing new to remove; the damaged server is still reported.
-    let again = reconcile_now(&system).await;
+    let again = system.reconcile_now().await;
     assert!(again.orphans.is_empty(), "{again:#?}");
     assert_eq!(again.drift.len(), 1, "{again:#?}");
 

@@ -5,6 +5,7 @@ pub mod billing_activity;
 pub mod echo_activity;
 pub mod provisioning_activity;
 pub mod reconcile_activity;
+pub mod server_billing;
 pub mod server_events;
 pub mod speech_activity;
 pub mod tts;

@@ -14,12 +14,16 @@ use avb_provisioning::{
 };
 use avb_store::{ServerRecord, now_ms};
 use avb_workflows::provision::{
-    CREATE_REPLICA, CreateReplica, Endpoint, RECORD_SERVER, REMOVE_REPLICAS, RecordServer,
-    RemoveReplicas, WAIT_REPLICA_READY,
+    CREATE_REPLICA, CreateReplica, EVENT_CREATED, Endpoint, RECORD_SERVER, REMOVE_REPLICAS,
+    RecordServer, RemoveReplicas, SETTLE_SERVER_MINUTES, SettleServerMinutes, WAIT_REPLICA_READY,
 };
 use temporalio_macros::activities;
 
+use crate::server_billing::settle_on_delete;
 use crate::server_events::ServerEvents;
+
+/// The tenant could not pay a block of container-minutes.
+pub const EVENT_BILLING_UNPAID: &str = "mcp.server.billing.unpaid";
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
@@ -239,6 +243,8 @@ impl ProvisioningActivities {
             error: input.error.clone(),
             created_at_ms: now,
             updated_at_ms: now,
+            // Billing blocks count from the first "created" write (kept on a retry).
+            running_since_ms: (input.event == EVENT_CREATED).then_some(now),
         };
         self.events
             .store()
@@ -256,6 +262,41 @@ impl ProvisioningActivities {
             .await
             .map_err(store_error)?;
         tracing::info!(server_id = %input.server_id, event = %input.event, status = %input.status, "mcp server event");
+        Ok(())
+    }
+
+    #[activity(name = SETTLE_SERVER_MINUTES)]
+    pub async fn settle_server_minutes(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: SettleServerMinutes,
+    ) -> Result<(), ActivityError> {
+        let store = self.events.store();
+        let Some(record) = store
+            .server(&input.tenant, &input.server_id)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(()); // no record: nothing ran, nothing to bill
+        };
+        let billed = settle_on_delete(store, &record, &input.billing, input.ended_at_ms)
+            .await
+            .map_err(store_error)?;
+        if let Some(block) = billed.unpaid_block {
+            let detail =
+                serde_json::json!({ "block": block, "block_secs": input.billing.block_secs });
+            self.events
+                .append(
+                    &format!("{}/billing/unpaid", input.server_id),
+                    &input.server_id,
+                    &input.tenant,
+                    EVENT_BILLING_UNPAID,
+                    &detail,
+                )
+                .await
+                .map_err(store_error)?;
+        }
+        tracing::info!(server_id = %input.server_id, paid = ?billed.paid_blocks, refunded = billed.refunded_credits, "container-minutes settled");
         Ok(())
     }
 }

@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use avb_provisioning::{ContainerBackend, ListFilter, ManagedReplica};
 use avb_store::{ServerRecord, now_ms};
+use avb_workflows::provision::ServerBilling;
 use avb_workflows::reconcile::{
-    Drift, EVENT_DRIFT, EVENT_ORPHAN_REMOVED, EVENT_RECOVERED, Orphan, RECONCILE_ACTIVITY,
-    ReconcileInput, ReconcileReport,
+    Drift, EVENT_CREDITS_EXHAUSTED, EVENT_DRIFT, EVENT_ORPHAN_REMOVED, EVENT_RECOVERED,
+    ExhaustedServer, Orphan, RECONCILE_ACTIVITY, ReconcileInput, ReconcileReport,
 };
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
+use crate::server_billing::pay_started_blocks;
 use crate::server_events::ServerEvents;
 
 /// Most records one run looks at.
@@ -24,6 +26,8 @@ const MAX_RECORDS: usize = 100_000;
 pub struct ReconcileActivities {
     pub backend: Arc<dyn ContainerBackend>,
     pub events: Arc<ServerEvents>,
+    /// Container-minute tariff (credits per 1 000) and block length; `None` when billing is off.
+    pub tariff: Option<(i64, u64)>,
 }
 
 fn retryable(e: impl std::error::Error + Send + Sync + 'static) -> ActivityError {
@@ -82,6 +86,50 @@ impl ReconcileActivities {
             .map_err(retryable)
     }
 
+    /// Prepays the blocks of container-minutes that started; servers whose tenant cannot pay
+    /// go to `report.exhausted`.
+    async fn pay_blocks(
+        &self,
+        records: &BTreeMap<String, ServerRecord>,
+        price: i64,
+        block_secs: u64,
+        now: i64,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ActivityError> {
+        for record in records
+            .values()
+            .filter(|r| matches!(r.status.as_str(), "running" | "degraded"))
+        {
+            let replicas = u32::try_from(record.replicas).unwrap_or(0);
+            let billing = ServerBilling::new(replicas, price, block_secs);
+            let billed = pay_started_blocks(self.events.store(), record, &billing, now)
+                .await
+                .map_err(retryable)?;
+            report.paid_blocks += u32::try_from(billed.paid_blocks.len()).unwrap_or(0);
+            if let Some(block) = billed.unpaid_block {
+                let detail = serde_json::json!({
+                    "block": block,
+                    "credits": billing.plan.credits,
+                    "action": "deleting the server",
+                });
+                let key = format!("{}/exhausted/{block}", record.id);
+                self.event(key, record, EVENT_CREDITS_EXHAUSTED, detail)
+                    .await?;
+                tracing::warn!(server_id = %record.id, block, "credits exhausted: deleting the server");
+                report.exhausted.push(ExhaustedServer {
+                    server_id: record.id.clone(),
+                    tenant: record.tenant.clone(),
+                    service_name: record.service_name.clone(),
+                    template: record.template.clone(),
+                    replicas,
+                    block,
+                    billing: Some(billing),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn event(
         &self,
         key: String,
@@ -104,7 +152,10 @@ impl ReconcileActivities {
         ctx: ActivityContext,
         input: ReconcileInput,
     ) -> Result<ReconcileReport, ActivityError> {
-        // Records first: a replica created after this read belongs to a record that is
+        // The clock first: a server deleted after the records are read ends later than this, so
+        // blocks paid here are ones its deletion pays too (the same keys, paid once).
+        let now = now_ms();
+        // Records next: a replica created after this read belongs to a record that is
         // `creating`, which is never an orphan.
         let records: BTreeMap<String, ServerRecord> = self
             .events
@@ -124,7 +175,7 @@ impl ReconcileActivities {
         let info = ctx.info();
         let run = match (&info.workflow_id, &info.workflow_run_id) {
             (Some(w), Some(r)) => format!("{w}/{r}"),
-            _ => now_ms().to_string(),
+            _ => now.to_string(),
         };
         let mut report = ReconcileReport {
             backend: self.backend.kind().into(),
@@ -204,7 +255,13 @@ impl ReconcileActivities {
                 problems: found,
             });
         }
+        if let Some((price, block_secs)) = self.tariff {
+            self.pay_blocks(&records, price, block_secs, now, &mut report)
+                .await?;
+        }
         tracing::info!(
+            paid_blocks = report.paid_blocks,
+            exhausted = report.exhausted.len(),
             orphans = report.orphans.len(),
             drift = report.drift.len(),
             recovered = report.recovered.len(),

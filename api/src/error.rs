@@ -20,6 +20,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// 402: the tenant's credits do not cover the request.
+    #[error("{0}")]
+    PaymentRequired(String),
     /// 429 with `Retry-After` (see `crate::ratelimit`).
     #[error("{message}")]
     RateLimited {
@@ -52,6 +55,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "insufficient_credits"),
             ApiError::Internal(_) | ApiError::RateLimited { .. } => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

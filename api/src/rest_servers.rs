@@ -27,6 +27,7 @@ impl From<ServerError> for ApiError {
             ServerError::NotFound(m) => ApiError::NotFound(m),
             ServerError::Conflict(m) => ApiError::Conflict(m),
             ServerError::Unavailable(m) => ApiError::Unavailable(m),
+            ServerError::InsufficientCredits { .. } => ApiError::PaymentRequired(e.to_string()),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use avb_store::{ServerRecord, Store, now_ms};
 use avb_workflows::provision::{
-    DeleteMcpServerWorkflow, DeleteServerJob, Endpoint, ProvisionMcpServerWorkflow,
-    ProvisionServerJob,
+    BILLED_TOOL, DeleteMcpServerWorkflow, DeleteServerJob, Endpoint, ProvisionMcpServerWorkflow,
+    ProvisionServerJob, ServerBilling,
 };
 use avb_workflows::queues;
 use schemars::JsonSchema;
@@ -104,6 +104,16 @@ pub enum ServerError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error(
+        "insufficient credits: the first {block_minutes} minutes of {replicas} replica(s) cost \
+         {needed} credits, your balance is {balance}"
+    )]
+    InsufficientCredits {
+        needed: i64,
+        balance: i64,
+        replicas: u32,
+        block_minutes: u64,
+    },
 }
 
 impl ServerError {
@@ -113,6 +123,7 @@ impl ServerError {
             ServerError::NotFound(_) => "NotFound",
             ServerError::Conflict(_) => "Conflict",
             ServerError::Unavailable(_) => "Unavailable",
+            ServerError::InsufficientCredits { .. } => "InsufficientCredits",
         }
     }
 
@@ -246,7 +257,32 @@ pub async fn validate_create(
             settings.quota_per_tenant
         )));
     }
+    if let Some(billing) = billing_for(state, replicas) {
+        let store = store(state)?;
+        let balance = match store.tenant_by_name(tenant).await? {
+            Some(t) => store.balance(&t.id).await?.available,
+            None => 0,
+        };
+        if balance < billing.plan.credits {
+            return Err(ServerError::InsufficientCredits {
+                needed: billing.plan.credits,
+                balance,
+                replicas,
+                block_minutes: billing.block_secs.div_ceil(60),
+            });
+        }
+    }
     Ok(replicas)
+}
+
+/// The container-minute tariff for `replicas`, when billing is on and the tool has a price.
+fn billing_for(state: &ApiState, replicas: u32) -> Option<ServerBilling> {
+    let price = state.config.billing.price_of(BILLED_TOOL)?;
+    Some(ServerBilling::new(
+        replicas,
+        price.credits_per_1000,
+        state.config.provisioning.billing_block_secs,
+    ))
 }
 
 /// Validates, starts `ProvisionMcpServer` and waits up to the wait budget for it.
@@ -264,6 +300,7 @@ pub async fn create(
         template: input.template,
         environment: input.environment,
         replicas,
+        billing: billing_for(state, replicas),
     };
     // The record exists from the start (status "creating"), so the server is visible even
     // while no provisioning worker runs; the workflow updates it.
@@ -280,6 +317,7 @@ pub async fn create(
             error: None,
             created_at_ms: now,
             updated_at_ms: now,
+            running_since_ms: None,
         })
         .await?;
     let workflow_id = format!("{server_id}-create");
@@ -358,6 +396,7 @@ pub async fn delete(
         service_name: record.service_name.clone(),
         template: record.template.clone(),
         replicas: u32::try_from(record.replicas).unwrap_or(0),
+        billing: billing_for(state, u32::try_from(record.replicas).unwrap_or(0)),
     };
     let workflow_id = format!("{server_id}-delete");
     // A repeated delete joins the one already running.

@@ -295,6 +295,9 @@ impl AvbConfig {
                 self.provisioning.quota_per_tenant =
                     u32::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
             }
+            "AVB_PROVISIONING_BILLING_BLOCK_SECS" => {
+                self.provisioning.billing_block_secs = parse_u64()?
+            }
             "AVB_PROVISIONING_RECONCILE_SECS" => {
                 self.provisioning.reconcile_every_secs = parse_u64()?
             }

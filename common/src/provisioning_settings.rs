@@ -65,6 +65,10 @@ pub struct ProvisioningSettings {
     /// How often the reconciliation schedule compares records with the engine and removes
     /// orphans, in seconds; 0 turns the schedule off (`AVB_PROVISIONING_RECONCILE_SECS`).
     pub reconcile_every_secs: u64,
+    /// Container-minutes are prepaid in blocks this long (`AVB_PROVISIONING_BILLING_BLOCK_SECS`;
+    /// default an hour): the first when a server is created, the next ones as they start, the
+    /// unused whole minutes of the last refunded on delete.
+    pub billing_block_secs: u64,
     pub templates: BTreeMap<String, TemplateSettings>,
 }
 
@@ -76,6 +80,7 @@ impl Default for ProvisioningSettings {
             max_replicas: 5,
             quota_per_tenant: 10,
             reconcile_every_secs: 300,
+            billing_block_secs: 3600,
             templates: BTreeMap::from([(
                 DEMO_TEMPLATE.to_string(),
                 TemplateSettings {
@@ -103,6 +108,12 @@ impl ProvisioningSettings {
             return Err((
                 "provisioning.backend".into(),
                 format!("{:?}: use auto, docker or process", self.backend),
+            ));
+        }
+        if self.billing_block_secs == 0 {
+            return Err((
+                "provisioning.billing_block_secs".into(),
+                "must be at least 1".into(),
             ));
         }
         if self.max_replicas == 0 {

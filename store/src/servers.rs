@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use crate::db::{new_id, now_ms, sql_limit};
 use crate::{Store, StoreError};
 
-const SERVER_COLUMNS: &str = "id, tenant, service_name, template, replicas, status, endpoints, error, created_at, updated_at";
+const SERVER_COLUMNS: &str = "id, tenant, service_name, template, replicas, status, endpoints, error, created_at, updated_at, running_since";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerRecord {
@@ -26,6 +26,8 @@ pub struct ServerRecord {
     pub error: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// When all replicas first answered MCP (billing blocks count from here); set once.
+    pub running_since_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,19 +53,22 @@ fn server_from_row(r: &AnyRow) -> Result<ServerRecord, StoreError> {
         error: r.try_get("error")?,
         created_at_ms: r.try_get("created_at")?,
         updated_at_ms: r.try_get("updated_at")?,
+        running_since_ms: r.try_get("running_since")?,
     })
 }
 
 impl Store {
-    /// Writes `record` (insert, or update everything but `created_at`).
+    /// Writes `record` (insert, or update everything but `created_at`; `running_since` is kept
+    /// once set).
     pub async fn upsert_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
         let mut w = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO mcp_servers ({SERVER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
              endpoints = excluded.endpoints, error = excluded.error, \
-             replicas = excluded.replicas, updated_at = excluded.updated_at"
+             replicas = excluded.replicas, updated_at = excluded.updated_at, \
+             running_since = COALESCE(mcp_servers.running_since, excluded.running_since)"
         ))
         .bind(&record.id)
         .bind(&record.tenant)
@@ -75,6 +80,7 @@ impl Store {
         .bind(&record.error)
         .bind(record.created_at_ms)
         .bind(record.updated_at_ms)
+        .bind(record.running_since_ms)
         .execute(&mut *w.tx)
         .await?;
         w.commit().await

@@ -11,12 +11,13 @@ pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use avb_api::ApiState;
 use avb_common::config::AvbConfig;
 use avb_common::devserver::{DevServer, DevServerOptions, free_port};
 use avb_common::temporal;
+use avb_workflows::reconcile::ReconcileReport;
 use avb_workflows::search;
 use tokio_util::sync::CancellationToken;
 
@@ -348,6 +349,51 @@ impl TestSystem {
                 .await
                 .expect("stop PostgreSQL");
         }
+    }
+
+    /// Runs the reconciliation schedule now and returns the report of the run it started.
+    pub async fn reconcile_now(&self) -> ReconcileReport {
+        use avb_workflows::reconcile::{RECONCILE_SCHEDULE_ID, ReconcileMcpServersWorkflow};
+        use futures::StreamExt;
+        use temporalio_client::schedules::ScheduleOverlapPolicy;
+        let system = self;
+        let count = |system: &TestSystem| {
+            let client = system.client.clone();
+            async move {
+                client
+                    .list_workflows("WorkflowType = 'ReconcileMcpServers'", Default::default())
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .map(|w| w.expect("list workflows"))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let before = count(system).await.len();
+        system
+            .client
+            .get_schedule_handle(RECONCILE_SCHEDULE_ID)
+            .trigger(ScheduleOverlapPolicy::AllowAll, Default::default())
+            .await
+            .expect("the workers created the reconciliation schedule; trigger it");
+        let started = Instant::now();
+        let run = loop {
+            let runs = count(system).await;
+            if runs.len() > before {
+                break runs.into_iter().next().expect("newest run");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the schedule started no ReconcileMcpServers workflow"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        system
+            .client
+            .get_workflow_handle::<ReconcileMcpServersWorkflow>(run.id().to_string())
+            .get_result(Default::default())
+            .await
+            .expect("reconciliation report")
     }
 
     /// The store's id of tenant `name`.

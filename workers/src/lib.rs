@@ -18,6 +18,7 @@ use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
 use avb_store::Store;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
+use avb_workflows::provision::BILLED_TOOL;
 use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
 use avb_workflows::queues;
 use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
@@ -151,7 +152,14 @@ pub async fn run_workers(
                         events: events.clone(),
                         settings: config.provisioning.clone(),
                     })
-                    .register_activities(ReconcileActivities { backend, events })
+                    .register_activities(ReconcileActivities {
+                        backend,
+                        events,
+                        tariff: config
+                            .billing
+                            .price_of(BILLED_TOOL)
+                            .map(|p| (p.credits_per_1000, config.provisioning.billing_block_secs)),
+                    })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
                     .build()

@@ -16,13 +16,20 @@ use temporalio_workflow::{
     ActivityOptions, WorkflowCancellationToken, WorkflowContext, WorkflowResult,
 };
 
+use crate::billing::BillingPlan;
 use crate::errors::NON_RETRYABLE_KINDS;
 use crate::queues;
+use crate::saga::Saga;
 
 pub const CREATE_REPLICA: &str = "create_replica";
 pub const WAIT_REPLICA_READY: &str = "wait_replica_ready";
 pub const REMOVE_REPLICAS: &str = "remove_replicas";
 pub const RECORD_SERVER: &str = "record_server";
+pub const SETTLE_SERVER_MINUTES: &str = "settle_server_minutes";
+
+/// The tool container-minutes are billed under (`[billing.prices.create_mcp_server]`).
+pub const BILLED_TOOL: &str = "create_mcp_server";
+pub const BILLED_UNIT: &str = "container-minute";
 
 pub const EVENT_CREATE_REQUESTED: &str = "mcp.server.create.requested";
 pub const EVENT_CREATED: &str = "mcp.server.created";
@@ -39,6 +46,48 @@ pub struct ProvisionServerJob {
     pub template: String,
     pub environment: BTreeMap<String, String>,
     pub replicas: u32,
+    /// Container-minute billing (none when billing is off, and in jobs recorded before it).
+    #[serde(default)]
+    pub billing: Option<ServerBilling>,
+}
+
+/// How a server's container-minutes are paid: in blocks of `block_secs`, each prepaid when it
+/// starts (block 0 through the billing saga before anything is created; later ones by the
+/// reconciliation runs), the unused whole minutes of the last block refunded on delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerBilling {
+    /// Block 0: `replicas` x the block's minutes at the tariff.
+    pub plan: BillingPlan,
+    pub block_secs: u64,
+}
+
+impl ServerBilling {
+    /// The tariff `price` (credits per 1 000 container-minutes) for `replicas` in blocks of
+    /// `block_secs` (billed in whole minutes, rounded up).
+    pub fn new(replicas: u32, price: i64, block_secs: u64) -> Self {
+        let minutes = i64::try_from(block_secs.div_ceil(60)).unwrap_or(i64::MAX);
+        Self {
+            plan: BillingPlan::new(
+                BILLED_TOOL,
+                BILLED_UNIT,
+                minutes.saturating_mul(i64::from(replicas)),
+                price,
+            ),
+            block_secs,
+        }
+    }
+}
+
+/// Input of `settle_server_minutes`: bill the blocks up to `ended_at_ms` not yet paid and refund
+/// the unused whole minutes of the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettleServerMinutes {
+    pub server_id: String,
+    pub tenant: String,
+    pub replicas: u32,
+    pub billing: ServerBilling,
+    /// When the replicas were removed (workflow time: the same on every retry and replay).
+    pub ended_at_ms: i64,
 }
 
 /// One replica to create (the activity resolves the template from its config).
@@ -90,6 +139,9 @@ pub struct DeleteServerJob {
     pub service_name: String,
     pub template: String,
     pub replicas: u32,
+    /// The tariff in force when it is deleted (none when billing is off).
+    #[serde(default)]
+    pub billing: Option<ServerBilling>,
 }
 
 /// Declarations of the provisioning activities (implemented in `avb-activities`).
@@ -116,6 +168,13 @@ impl ProvisioningActivityDefs {
 
     #[activity(name = RECORD_SERVER)]
     pub fn record_server(input: RecordServer) -> Result<(), temporalio_common::ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = SETTLE_SERVER_MINUTES)]
+    pub fn settle_server_minutes(
+        input: SettleServerMinutes,
+    ) -> Result<(), temporalio_common::ActivityError> {
         unimplemented!()
     }
 }
@@ -191,6 +250,27 @@ impl ProvisionMcpServerWorkflow {
             short.clone(),
         )
         .await?;
+        // Block 0 is held before anything is created: too few credits fail the job here.
+        let saga = match &job.billing {
+            Some(b) => match Saga::hold(ctx, &job.tenant, &job.server_id, &b.plan).await {
+                Ok(saga) => Some(saga),
+                Err(e) => {
+                    let reason = e.to_string();
+                    let failed = record(
+                        &job,
+                        "failed",
+                        Vec::new(),
+                        Some(reason.clone()),
+                        EVENT_FAILED,
+                        serde_json::json!({ "reason": reason }),
+                    );
+                    ctx.execute_activity(ProvisioningActivityDefs::record_server, failed, short)
+                        .await?;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let mut endpoints = Vec::new();
         let mut failure = None;
         for replica in 0..job.replicas {
@@ -240,6 +320,9 @@ impl ProvisionMcpServerWorkflow {
                 );
                 ctx.execute_activity(ProvisioningActivityDefs::record_server, created, short)
                     .await?;
+                if let Some(saga) = saga {
+                    saga.settle(ctx).await?;
+                }
                 Ok(endpoints)
             }
             other => {
@@ -257,6 +340,9 @@ impl ProvisionMcpServerWorkflow {
                     options(Duration::from_secs(120), None),
                 )
                 .await?;
+                if let Some(saga) = saga {
+                    saga.release(ctx, &reason).await?;
+                }
                 let failed = record(
                     &job,
                     "failed",
@@ -292,6 +378,7 @@ impl DeleteMcpServerWorkflow {
             template: job.template.clone(),
             environment: BTreeMap::new(),
             replicas: job.replicas,
+            billing: None,
         };
         let requested = record(
             &as_job,
@@ -317,6 +404,25 @@ impl DeleteMcpServerWorkflow {
                 options(Duration::from_secs(120), None),
             )
             .await?;
+        if let Some(billing) = job.billing.clone() {
+            let ended = ctx
+                .workflow_time()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let settle = SettleServerMinutes {
+                server_id: job.server_id.clone(),
+                tenant: job.tenant.clone(),
+                replicas: job.replicas,
+                billing,
+                ended_at_ms: ended,
+            };
+            ctx.execute_activity(
+                ProvisioningActivityDefs::settle_server_minutes,
+                settle,
+                short.clone(),
+            )
+            .await?;
+        }
         let deleted = record(
             &as_job,
             "deleted",

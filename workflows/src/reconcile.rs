@@ -6,12 +6,14 @@
 
 use std::time::Duration;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
-use temporalio_workflow::{ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_workflow::{
+    ActivityOptions, ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult,
+};
 
+use crate::provision::{DeleteMcpServerWorkflow, DeleteServerJob, ServerBilling};
 use crate::queues;
 
 pub const RECONCILE_WORKFLOW: &str = "ReconcileMcpServers";
@@ -22,6 +24,7 @@ pub const RECONCILE_SCHEDULE_ID: &str = "avb-reconcile-mcp-servers";
 pub const EVENT_ORPHAN_REMOVED: &str = "mcp.server.orphan.removed";
 pub const EVENT_DRIFT: &str = "mcp.server.drift";
 pub const EVENT_RECOVERED: &str = "mcp.server.recovered";
+pub const EVENT_CREDITS_EXHAUSTED: &str = "mcp.server.credits.exhausted";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconcileInput {
@@ -31,7 +34,7 @@ pub struct ReconcileInput {
 }
 
 /// A replica no live record accounts for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Orphan {
     pub server_id: String,
     pub tenant: String,
@@ -44,7 +47,7 @@ pub struct Orphan {
 }
 
 /// A recorded running server whose replicas are not all there and running.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
     pub server_id: String,
     pub tenant: String,
@@ -52,7 +55,7 @@ pub struct Drift {
     pub problems: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconcileReport {
     /// `docker` or `process`.
     pub backend: String,
@@ -64,6 +67,25 @@ pub struct ReconcileReport {
     pub drift: Vec<Drift>,
     /// Servers that were degraded and are whole again.
     pub recovered: Vec<String>,
+    /// Blocks of container-minutes paid by this run.
+    #[serde(default)]
+    pub paid_blocks: u32,
+    /// Servers whose tenant cannot pay their next block: the run deletes them.
+    #[serde(default)]
+    pub exhausted: Vec<ExhaustedServer>,
+}
+
+/// A server whose tenant ran out of credits for its next block of container-minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExhaustedServer {
+    pub server_id: String,
+    pub tenant: String,
+    pub service_name: String,
+    pub template: String,
+    pub replicas: u32,
+    /// The block that could not be paid.
+    pub block: i64,
+    pub billing: Option<ServerBilling>,
 }
 
 pub struct ReconcileActivityDefs;
@@ -102,6 +124,27 @@ impl ReconcileMcpServersWorkflow {
         let report = ctx
             .execute_activity(ReconcileActivityDefs::reconcile_servers, input, options)
             .await?;
+        // Servers nobody can pay for are deleted (their own workflow, as if the tenant asked;
+        // one already being deleted is left to that deletion).
+        for server in &report.exhausted {
+            let job = DeleteServerJob {
+                server_id: server.server_id.clone(),
+                tenant: server.tenant.clone(),
+                service_name: server.service_name.clone(),
+                template: server.template.clone(),
+                replicas: server.replicas,
+                billing: server.billing.clone(),
+            };
+            let options = ChildWorkflowOptions::builder()
+                .workflow_id(format!("{}-delete", server.server_id))
+                .parent_close_policy(ParentClosePolicy::Abandon)
+                .build();
+            // An error here means the deletion is already under way.
+            let _already_deleting = ctx
+                .start_child_workflow(DeleteMcpServerWorkflow::run, job, options)
+                .await
+                .is_err();
+        }
         Ok(report)
     }
 }

@@ -25,7 +25,13 @@ pub struct ServerIdInput {
 pub struct ListServersInput {}
 
 fn server_error(e: &ServerError) -> CallToolResult {
-    tool_error(e.kind(), e.field(), &e.message(), json!({}))
+    let details = match e {
+        ServerError::InsufficientCredits {
+            needed, balance, ..
+        } => json!({ "needed": needed, "balance": balance, "shortfall": needed - balance }),
+        _ => json!({}),
+    };
+    tool_error(e.kind(), e.field(), &e.message(), details)
 }
 
 fn describe(v: &ServerView) -> String {
