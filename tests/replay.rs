@@ -2,7 +2,10 @@
 //! code (a change that breaks replay fails CI), and a fresh history from a live run replays too.
 //! `AVB_RECORD_HISTORIES=1` writes `tests/histories/generate_speech_billed.json` from the live
 //! run (a billed job: hold → synthesize → settle); `generate_speech.json` predates billing and
-//! must keep replaying (its input has no price, so no billing activities).
+//! must keep replaying (its input has no price, so no billing activities). The provisioning
+//! workflows (create with its billing saga, delete with its container-minute settlement, a
+//! reconciliation run) are recorded the same way, as `provision_mcp_server.json`,
+//! `delete_mcp_server.json` and `reconcile_mcp_servers.json`.
 
 mod support;
 
@@ -10,6 +13,8 @@ use std::time::Duration;
 
 use avb_api::jobs;
 use avb_store::EntryKind;
+use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
+use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
 use avb_workflows::speech::GenerateSpeechInput;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
 use support::{TestSystem, repo_root};
@@ -19,6 +24,12 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
         .register_workflow::<GenerateSpeechWorkflow>()
+        .expect("register")
+        .register_workflow::<ProvisionMcpServerWorkflow>()
+        .expect("register")
+        .register_workflow::<DeleteMcpServerWorkflow>()
+        .expect("register")
+        .register_workflow::<ReconcileMcpServersWorkflow>()
         .expect("register")
         .build();
     WorkflowReplayer::new(opts).expect("replayer")
@@ -100,5 +111,80 @@ async fn live_history_replays() {
         )
         .expect("record");
     }
+    system.stop().await;
+}
+
+async fn history_json(system: &TestSystem, workflow_id: &str) -> Vec<u8> {
+    system
+        .client
+        .get_workflow_handle::<ProvisionMcpServerWorkflow>(workflow_id.to_string())
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .unwrap_or_else(|e| panic!("history of {workflow_id}: {e}"))
+}
+
+#[tokio::test]
+async fn live_provisioning_histories_replay() {
+    let system = TestSystem::start().await;
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{}/api/v2/mcp-servers", system.base_url))
+        .json(&serde_json::json!({"service_name": "replayed", "template": "demo"}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(created["status"], "running", "{created}");
+    let id = created["server_id"].as_str().expect("id").to_owned();
+    let deleted: serde_json::Value = http
+        .delete(format!("{}/api/v2/mcp-servers/{id}", system.base_url))
+        .send()
+        .await
+        .expect("DELETE")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(deleted["status"], "deleted", "{deleted}");
+    system.reconcile_now().await;
+    let reconcile_id = {
+        use futures::StreamExt;
+        let run = system
+            .client
+            .list_workflows("WorkflowType = 'ReconcileMcpServers'", Default::default())
+            .next()
+            .await
+            .expect("a reconciliation run")
+            .expect("list");
+        run.id().to_string()
+    };
+    let tenant = system.tenant_id("local").await;
+    let ledger_before = system
+        .store()
+        .entries(&tenant, 1000)
+        .await
+        .expect("entries");
+    for (workflow_id, file) in [
+        (format!("{id}-create"), "provision_mcp_server.json"),
+        (format!("{id}-delete"), "delete_mcp_server.json"),
+        (reconcile_id, "reconcile_mcp_servers.json"),
+    ] {
+        let json = history_json(&system, &workflow_id).await;
+        replayer()
+            .replay_workflow(WorkflowHistory::from_json(&json).expect("parse"))
+            .await
+            .unwrap_or_else(|e| panic!("{workflow_id} does not replay: {e:?}"));
+        if std::env::var_os("AVB_RECORD_HISTORIES").is_some() {
+            std::fs::write(repo_root().join("tests/histories").join(file), &json).expect("record");
+        }
+    }
+    let ledger_after = system
+        .store()
+        .entries(&tenant, 1000)
+        .await
+        .expect("entries");
+    assert_eq!(ledger_after, ledger_before, "replays charge nothing");
     system.stop().await;
 }
