@@ -23,12 +23,9 @@ use std::time::{Duration, Instant};
 
 use avb_api::jobs;
 use avb_common::config::AvbConfig;
-use avb_common::devserver::{DevServer, DevServerOptions, free_port};
-use avb_common::temporal;
 use avb_store::{Store, Usage};
 use avb_workflows::billing::BillingPlan;
 use avb_workflows::saga::Saga;
-use avb_workflows::search;
 use avb_workflows::speech::GenerateSpeechInput;
 use futures::FutureExt;
 use support::{mean, numeric_flags, rate, summary};
@@ -260,26 +257,7 @@ async fn main() {
         ("speech", 15),
     ]);
     let data = tempfile::tempdir().expect("tmp");
-    let assets = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/assets");
-    std::os::unix::fs::symlink(&assets, data.path().join("assets"))
-        .expect("link assets (run deploy/fetch_assets.py)");
-    let server = DevServer::start(DevServerOptions::ephemeral(
-        free_port().expect("port"),
-        data.path().join("temporal.log"),
-    ))
-    .await
-    .expect("dev server");
-    let mut config = AvbConfig {
-        data_dir: data.path().to_path_buf(),
-        ..AvbConfig::default()
-    };
-    config.temporal.address = server.addr.to_string();
-    let client = temporal::connect(&config.temporal, "bench-billing")
-        .await
-        .expect("connect");
-    temporal::ensure_search_attributes(&client, "default", search::ALL_KEYWORDS)
-        .await
-        .expect("search attributes");
+    let (server, config, client) = support::dev_setup(data.path(), "bench-billing").await;
     let postgres = pg::PgServer::start().await;
     let mut pg_config = config.clone();
     pg_config.database.url = Some(postgres.url.clone());

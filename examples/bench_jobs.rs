@@ -18,10 +18,7 @@ use std::time::{Duration, Instant};
 
 use avb_api::{ApiState, jobs};
 use avb_common::config::AvbConfig;
-use avb_common::devserver::{DevServer, DevServerOptions, free_port};
-use avb_common::temporal;
 use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoInput};
-use avb_workflows::search;
 use rmcp::model::{
     CallToolResponse, ClientCapabilities, ClientConfig, GetTaskParams, Implementation, TaskPayload,
 };
@@ -256,33 +253,13 @@ async fn bench(a: &Args, client: Client, config: &AvbConfig) {
 async fn main() {
     let a = args();
     let data = tempfile::tempdir().expect("tmp");
-    let assets = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/assets");
-    std::os::unix::fs::symlink(&assets, data.path().join("assets"))
-        .expect("link assets (the api reads the voice catalog; run deploy/fetch_assets.py)");
-    let port = free_port().expect("port");
-    let server = DevServer::start(DevServerOptions::ephemeral(
-        port,
-        data.path().join("temporal.log"),
-    ))
-    .await
-    .expect("dev server");
-    let mut config = AvbConfig {
-        data_dir: data.path().to_path_buf(),
-        ..AvbConfig::default()
-    };
-    config.temporal.address = server.addr.to_string();
+    let (server, mut config, client) = support::dev_setup(data.path(), "bench-jobs").await;
     // Thousands of calls a second from one caller: measured without rate limits.
     config.rate_limits.enabled = false;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     config.http = listener.local_addr().expect("addr");
-    let client = temporal::connect(&config.temporal, "bench-jobs")
-        .await
-        .expect("connect");
-    temporal::ensure_search_attributes(&client, "default", search::ALL_KEYWORDS)
-        .await
-        .expect("search attributes");
     let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("runtime");
     let shutdown = CancellationToken::new();
     let state = ApiState::new(client.clone(), config.clone()).expect("state");

@@ -340,11 +340,7 @@ async fn container_minutes_are_prepaid_and_unused_minutes_refunded_on_delete() {
 async fn reconciliation_prepays_started_blocks_once_and_deletes_servers_nobody_can_pay_for() {
     demo_binary();
     // Blocks of 2 s, each billed as 1 container-minute (whole minutes, rounded up).
-    let system = TestSystem::start_with(|c| {
-        c.provisioning.billing_block_secs = 2;
-        c.provisioning.reconcile_every_secs = 3600;
-    })
-    .await;
+    let system = TestSystem::start_with(|c| c.provisioning.billing_block_secs = 2).await;
     let before = available(&system).await;
     let (status, server) = {
         let r = reqwest::Client::new()

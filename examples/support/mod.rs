@@ -81,3 +81,41 @@ where
     }
     total as f64 / seconds as f64
 }
+
+/// A benchmark's own Temporal dev server and a configuration pointing at it, with its data in
+/// `data` (the fetched Kokoro assets linked in, as the api reads the voice catalog).
+pub async fn dev_setup(
+    data: &std::path::Path,
+    identity: &str,
+) -> (
+    avb_common::devserver::DevServer,
+    avb_common::config::AvbConfig,
+    temporalio_client::Client,
+) {
+    use avb_common::devserver::{DevServer, DevServerOptions, free_port};
+    let assets = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/assets");
+    std::os::unix::fs::symlink(&assets, data.join("assets"))
+        .expect("link assets (run deploy/fetch_assets.py)");
+    let server = DevServer::start(DevServerOptions::ephemeral(
+        free_port().expect("port"),
+        data.join("temporal.log"),
+    ))
+    .await
+    .expect("dev server");
+    let mut config = avb_common::config::AvbConfig {
+        data_dir: data.to_path_buf(),
+        ..avb_common::config::AvbConfig::default()
+    };
+    config.temporal.address = server.addr.to_string();
+    let client = avb_common::temporal::connect(&config.temporal, identity)
+        .await
+        .expect("connect");
+    avb_common::temporal::ensure_search_attributes(
+        &client,
+        "default",
+        avb_workflows::search::ALL_KEYWORDS,
+    )
+    .await
+    .expect("search attributes");
+    (server, config, client)
+}

@@ -131,6 +131,9 @@ impl TestSystem {
         config.auth.required = false;
         // Provisioned MCP servers run as local processes unless a test brings its own dockerd.
         config.provisioning.backend = "process".into();
+        // The reconciliation schedule is paused: tests trigger it (`reconcile_now`) so no run
+        // lands in the middle of what they measure.
+        config.provisioning.reconcile_every_secs = 0;
         if let Some(pg) = &postgres {
             config.database.url = Some(pg.url.clone());
         }
