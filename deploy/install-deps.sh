@@ -29,6 +29,8 @@ command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 # Docker Engine: the provisioning tests start their own private dockerd per test (root needed;
 # provisioning/tests/support/dockerd.rs); installing does not start anything here.
 command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
+# MQTT: the device tests start their own mosquitto (Zigbee2MQTT speaks MQTT).
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)
 # `ip` creates each test daemon's bridge.
 command -v ip >/dev/null || apt_pkgs+=(iproute2)
 if ((${#apt_pkgs[@]})); then
