@@ -75,6 +75,7 @@ async fn exercise(
         "list_jobs",
         "list_mcp_servers",
         "list_voices",
+        "smart_home_control",
     ];
     assert_eq!(
         tools,

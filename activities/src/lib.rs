@@ -2,6 +2,7 @@
 //! wrappers translate their errors into retryable / non-retryable failures.
 
 pub mod billing_activity;
+pub mod device_activity;
 pub mod echo_activity;
 pub mod provisioning_activity;
 pub mod reconcile_activity;

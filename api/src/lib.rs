@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod devices;
 pub mod error;
 pub mod health;
 pub mod jobs;

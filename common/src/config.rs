@@ -53,6 +53,7 @@ pub struct AvbConfig {
     pub database: DatabaseSettings,
     pub billing: BillingSettings,
     pub provisioning: ProvisioningSettings,
+    pub devices: crate::device_settings::DeviceSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -158,6 +159,7 @@ impl Default for AvbConfig {
             database: DatabaseSettings::default(),
             billing: BillingSettings::default(),
             provisioning: ProvisioningSettings::default(),
+            devices: crate::device_settings::DeviceSettings::default(),
         }
     }
 }
@@ -295,6 +297,11 @@ impl AvbConfig {
                 self.provisioning.quota_per_tenant =
                     u32::try_from(parse_u64()?).map_err(|e| bad(e.to_string()))?
             }
+            "AVB_MQTT_URL" => {
+                self.devices.mqtt_url = Some(value.into()).filter(|v: &String| !v.is_empty())
+            }
+            "AVB_Z2M_BASE_TOPIC" => self.devices.z2m_base_topic = value.into(),
+            "AVB_DEVICES_CONFIRM_SECS" => self.devices.confirm_secs = parse_u64()?,
             "AVB_PROVISIONING_BILLING_BLOCK_SECS" => {
                 self.provisioning.billing_block_secs = parse_u64()?
             }

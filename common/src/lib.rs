@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod billing_settings;
 pub mod config;
+pub mod device_settings;
 pub mod devserver;
 pub mod oidc_settings;
 pub mod provisioning_settings;

@@ -48,6 +48,7 @@ EXPECTED_TOOLS = {
     "get_job", "list_jobs", "cancel_job",
     "get_balance", "get_usage", "grant_credits",
     "create_mcp_server", "get_mcp_server", "list_mcp_servers", "delete_mcp_server",
+    "smart_home_control",
 }
 ONLINE_TEXT = "AgentVoiceBox Platform is ONLINE"
 SPEECH_TEXT = "Hello from the Python client."

@@ -134,6 +134,9 @@ impl TestSystem {
         // The reconciliation schedule is paused: tests trigger it (`reconcile_now`) so no run
         // lands in the middle of what they measure.
         config.provisioning.reconcile_every_secs = 0;
+        // Tests that expect a finished job in the tool result must not get a running handle
+        // because two cores are busy with other tests (tests/jobs.rs shortens it on purpose).
+        config.mcp.wait_budget_secs = 120;
         if let Some(pg) = &postgres {
             config.database.url = Some(pg.url.clone());
         }

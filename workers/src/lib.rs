@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use avb_activities::billing_activity::BillingActivities;
+use avb_activities::device_activity::DeviceActivities;
 use avb_activities::echo_activity::EchoActivities;
 use avb_activities::provisioning_activity::{ProvisioningActivities, backend_for};
 use avb_activities::reconcile_activity::ReconcileActivities;
@@ -17,6 +18,7 @@ use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
 use avb_store::Store;
+use avb_workflows::devices::DeviceCommandWorkflow;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::provision::BILLED_TOOL;
 use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
@@ -113,6 +115,7 @@ pub async fn run_workers(
                 .register_workflow::<ProvisionMcpServerWorkflow>()?
                 .register_workflow::<DeleteMcpServerWorkflow>()?
                 .register_workflow::<ReconcileMcpServersWorkflow>()?
+                .register_workflow::<DeviceCommandWorkflow>()?
                 // The echo activity shares the workflow queue so it is dispatched eagerly.
                 .register_activities(EchoActivities)
                 .build(),
@@ -164,6 +167,10 @@ pub async fn run_workers(
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
                     .build()
             }
+            queues::DEVICES => WorkerOptions::new(*q)
+                .register_activities(DeviceActivities::new(config.devices.clone()))
+                .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                .build(),
             other => {
                 // Device commands arrive with their issue; a worker asked to
                 // serve them now says so instead of polling a queue with nothing registered.

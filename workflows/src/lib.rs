@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod billing;
+pub mod devices;
 pub mod echo_workflow;
 pub mod errors;
 pub mod provision;

@@ -50,7 +50,12 @@ pub enum JobError {
 
 /// Start options every job shares: its id as the workflow id (never reused) and the search
 /// attributes that scope it to its tool and tenant (lists and the Temporal UI filter on them).
-fn job_start_options(tool: &str, tenant: &str, job_id: &str, eager: bool) -> WorkflowStartOptions {
+pub(crate) fn job_start_options(
+    tool: &str,
+    tenant: &str,
+    job_id: &str,
+    eager: bool,
+) -> WorkflowStartOptions {
     let attrs = SearchAttributes::new([
         search::TOOL.value_set(tool.to_string()),
         search::TENANT.value_set(tenant.to_string()),

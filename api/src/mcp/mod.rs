@@ -4,6 +4,7 @@
 //! `conformance-fixtures`, config `mcp.conformance_fixtures`).
 
 mod billing_tools;
+mod device_tools;
 mod echo_tools;
 #[cfg(feature = "conformance-fixtures")]
 mod fixtures;
@@ -84,7 +85,8 @@ impl AvbServer {
             + Self::echo_tools()
             + Self::job_tools()
             + Self::billing_tools()
-            + Self::server_tools();
+            + Self::server_tools()
+            + Self::device_tools();
         // Tools declare task support in their `_meta` under the extension's id.
         for name in tasks::TASK_TOOLS {
             if let Some(route) = tool_router.map.get_mut(*name) {
