@@ -3,7 +3,7 @@
 //! device failing at once, a broker restart survived, bad commands refused before anything is
 //! sent.
 
-#[path = "support_mosquitto.rs"]
+#[path = "support/mosquitto.rs"]
 mod support_mosquitto;
 
 use std::time::{Duration, Instant};

@@ -4,10 +4,11 @@
 //! REST 429 with `Retry-After`). With Redis (a real `redis-server` started here) two `avb serve`
 //! processes share the buckets, and a Redis outage fails open.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::TestSystem;
+use crate::support::mcp::{args, call, text_of};
+use crate::support::redis::RedisServer;
 use avb_common::devserver::free_port;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
@@ -18,9 +19,6 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::TestSystem;
-use support::mcp::{args, call, text_of};
-use support::redis::RedisServer;
 
 /// An MCP client that may declare the tasks extension.
 #[derive(Clone, Default)]

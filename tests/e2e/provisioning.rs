@@ -3,16 +3,15 @@
 //! `avb-demo-mcp` (process backend), each answers MCP `tools/list`; the record and its lifecycle
 //! events are there; `delete_mcp_server` removes every replica. Bad requests create nothing.
 
-mod support;
-
+use crate::support;
 use std::time::Duration;
 
+use crate::support::TestSystem;
+use crate::support::mcp::{call, text_of};
 use avb_provisioning::{ContainerBackend, ListFilter, ProcessBackend, list_tool_names};
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
-use support::TestSystem;
-use support::mcp::{call, text_of};
 
 fn demo_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary");

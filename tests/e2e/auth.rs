@@ -3,15 +3,13 @@
 //! follow or fetch the audio of tenant A's job — it is "not found", never "forbidden"; an MCP
 //! session (Streamable HTTP, legacy SSE, stdio) stays with the tenant whose key opened it.
 
-mod support;
-
+use crate::support::TestSystem;
+use crate::support::mcp::{call, keyed_session, text_of};
 use rmcp::model::ReadResourceRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::TestSystem;
-use support::mcp::{call, keyed_session, text_of};
 
 async fn session(system: &TestSystem, token: &str) -> RunningService<RoleClient, ()> {
     keyed_session(system.mcp_url(), token).await

@@ -3,16 +3,15 @@
 //! AGENT keys cannot; each tenant sees only its own account; an idempotency key grants once; bad
 //! input names the field and grants nothing.
 
-mod support;
-
+use crate::support;
+use crate::support::TestSystem;
+use crate::support::mcp::{call, keyed_session, text_of};
 use avb_store::Role;
 use rmcp::model::CallToolResult;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::TestSystem;
-use support::mcp::{call, keyed_session, text_of};
 
 type Session = RunningService<RoleClient, ()>;
 

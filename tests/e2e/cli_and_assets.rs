@@ -1,10 +1,9 @@
 //! The operator-facing edges: `avb speak` and the asset fetch script's verification.
 
-mod support;
-
+use crate::support;
 use std::process::Command;
 
-use support::{assets_dir, repo_root};
+use crate::support::{assets_dir, repo_root};
 
 #[test]
 fn speak_writes_a_wav_and_fails_with_a_message() {

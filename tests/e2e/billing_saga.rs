@@ -4,10 +4,10 @@
 //! shortfall; a cancelled or failed job gets its hold back; a billing worker killed between hold
 //! and settle settles exactly once after it is restarted.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::mcp::{call, keyed_session, text_of};
+use crate::support::{TEST_CREDITS, TestSystem, get_json, stored_wavs};
 use avb_store::{EntryKind, LedgerEntry, Role};
 use avb_workflows::billing::credits_for;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
@@ -15,8 +15,6 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolResult;
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
-use support::mcp::{call, keyed_session, text_of};
-use support::{TEST_CREDITS, TestSystem, get_json, stored_wavs};
 use temporalio_client::WorkflowFetchHistoryOptions;
 
 /// `generate_speech`'s default tariff: credits per 1 000 characters.

@@ -4,11 +4,9 @@
 //! the `conformance-fixtures` feature), a real Temporal dev server and workers behind it.
 //! Passes when exactly the scenarios in `tests/conformance/expected-failures.txt` fail.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{TestSystem, repo_root};
+use crate::support::{TestSystem, repo_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_conformance_suite_passes_but_for_listed_failures() {

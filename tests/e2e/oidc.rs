@@ -4,12 +4,12 @@
 //! time (Ed25519 and P-256; no private key is ever committed). Valid tokens act for their
 //! tenant and role; each failing check is a 401 with `error="invalid_token"` naming it.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::TestSystem;
+use crate::support::mcp::{call, text_of};
 use avb_common::config::OidcSettings;
 use axum::Json;
 use axum::extract::State;
@@ -23,8 +23,6 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::TestSystem;
-use support::mcp::{call, text_of};
 
 const AUDIENCE: &str = "avb";
 

@@ -3,10 +3,10 @@
 //! new worker, and the job completes exactly once. The Temporal dev server itself is killed and
 //! restarted (same SQLite file) mid-job, and the job still completes once.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::mcp::audio_of;
+use crate::support::{TestSystem, get_json, stored_wavs, wav_facts};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
     GetTaskParams, Implementation, TaskPayload,
@@ -15,8 +15,6 @@ use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::mcp::audio_of;
-use support::{TestSystem, get_json, stored_wavs, wav_facts};
 
 #[derive(Clone, Default)]
 struct TasksClient;

@@ -4,10 +4,15 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../provisioning/tests/support/dockerd.rs"]
+pub mod dockerd;
 pub mod mcp;
-#[path = "../../store/tests/store/support/pg.rs"]
+#[path = "../../../devices/tests/support/mosquitto.rs"]
+pub mod mosquitto;
+#[path = "../../../store/tests/store/support/pg.rs"]
 pub mod pg;
 pub mod redis;
+pub mod sse_client;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,7 +131,7 @@ impl TestSystem {
         config.http = listener.local_addr().expect("addr");
         let base_url = format!("http://{}", config.http);
         config.public_url = Some(base_url.clone());
-        // Most tests are about jobs, not keys: one local tenant, no tokens (tests/auth.rs turns
+        // Most tests are about jobs, not keys: one local tenant, no tokens (tests/e2e/auth.rs turns
         // authentication on).
         config.auth.required = false;
         // Provisioned MCP servers run as local processes unless a test brings its own dockerd.
@@ -135,7 +140,7 @@ impl TestSystem {
         // lands in the middle of what they measure.
         config.provisioning.reconcile_every_secs = 0;
         // Tests that expect a finished job in the tool result must not get a running handle
-        // because two cores are busy with other tests (tests/jobs.rs shortens it on purpose).
+        // because two cores are busy with other tests (tests/e2e/jobs.rs shortens it on purpose).
         config.mcp.wait_budget_secs = 120;
         if let Some(pg) = &postgres {
             config.database.url = Some(pg.url.clone());

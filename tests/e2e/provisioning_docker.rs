@@ -6,19 +6,16 @@
 //! mid-create (retried, visible in `get_mcp_server`, completes when it is back); the
 //! reconciliation schedule removing an orphan and reporting drift.
 
-#[path = "../provisioning/tests/support/dockerd.rs"]
-mod dockerd;
-mod support;
-
+use crate::support;
 use std::time::{Duration, Instant};
 
+use crate::support::TestSystem;
+use crate::support::dockerd::TestDockerd;
 use avb_common::config::AvbConfig;
 use avb_provisioning::{
     ContainerBackend, DockerBackend, DockerEndpoint, ListFilter, McpClient, list_tool_names,
 };
-use dockerd::TestDockerd;
 use serde_json::{Value, json};
-use support::TestSystem;
 
 /// Workflows, synthesis and billing in-process; provisioning where the test says.
 const ALL_BUT_PROVISIONING: &str = "avb-workflows,avb-tts,avb-billing";

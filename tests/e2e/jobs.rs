@@ -2,12 +2,12 @@
 //! resource and its subscriptions, REST list/cancel/events, and cancellation reaching the
 //! worker. Real Temporal dev server, workers and Kokoro model.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::mcp::{args, audio_of, call, text_of};
+use crate::support::{TestSystem, get_json, stored_wavs, wav_facts};
 use futures::StreamExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
@@ -18,8 +18,6 @@ use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::mcp::{args, audio_of, call, text_of};
-use support::{TestSystem, get_json, stored_wavs, wav_facts};
 
 #[derive(Clone, Default)]
 struct Client {

@@ -2,18 +2,14 @@
 //! `DeviceCommand` workflow whose activities on `avb-devices` talk to a real mosquitto where the
 //! Zigbee2MQTT-behaving simulator of a demo home answers (a simulator, not Zigbee hardware).
 
-mod support;
-#[path = "../devices/tests/support_mosquitto.rs"]
-mod support_mosquitto;
-
 use std::time::{Duration, Instant};
 
+use crate::support::TestSystem;
+use crate::support::mcp::{call, text_of};
+use crate::support::mosquitto::Mosquitto;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
-use support::TestSystem;
-use support::mcp::{call, text_of};
-use support_mosquitto::Mosquitto;
 
 #[tokio::test]
 async fn a_command_is_confirmed_by_the_devices_and_bad_or_offline_ones_fail_clearly() {

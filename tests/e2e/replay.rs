@@ -7,17 +7,15 @@
 //! reconciliation run) are recorded the same way, as `provision_mcp_server.json`,
 //! `delete_mcp_server.json` and `reconcile_mcp_servers.json`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{TestSystem, repo_root};
 use avb_api::jobs;
 use avb_store::EntryKind;
 use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
 use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
 use avb_workflows::speech::GenerateSpeechInput;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
-use support::{TestSystem, repo_root};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 

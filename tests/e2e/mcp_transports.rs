@@ -1,21 +1,18 @@
 //! `generate_speech` and friends over all three MCP transports, with rmcp's client, against the
 //! real Temporal dev server, workers and Kokoro model.
 
-#[path = "support/sse_client.rs"]
-mod sse_client;
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::mcp::{audio_of, call, text_of};
+use crate::support::sse_client;
+use crate::support::{TestSystem, wav_facts};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::mcp::{audio_of, call, text_of};
-use support::{TestSystem, wav_facts};
 
 #[derive(Clone, Default)]
 struct ProgressCounter(Arc<AtomicUsize>);

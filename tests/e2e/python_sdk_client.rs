@@ -1,11 +1,9 @@
 //! A second, independent client: the official Python MCP SDK (`pip install mcp`, installed by
 //! deploy/install-deps.sh) over stdio, legacy SSE and Streamable HTTP.
 
-mod support;
-
 use std::path::PathBuf;
 
-use support::{TestSystem, repo_root};
+use crate::support::{TestSystem, repo_root};
 
 fn python() -> PathBuf {
     let cache = std::env::var_os("AVB_CACHE_DIR")

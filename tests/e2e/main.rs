@@ -1,0 +1,21 @@
+//! The end-to-end suite: one test binary (one link, one 200 MB executable instead of sixteen),
+//! one module per area. Run one area with `cargo nextest run -E 'test(/^auth::/)'`.
+
+mod support;
+
+mod admin_cli;
+mod auth;
+mod billing;
+mod billing_saga;
+mod cli_and_assets;
+mod conformance;
+mod crashes;
+mod devices;
+mod jobs;
+mod mcp_transports;
+mod oidc;
+mod provisioning;
+mod provisioning_docker;
+mod python_sdk_client;
+mod rate_limits;
+mod replay;
