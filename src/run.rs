@@ -143,6 +143,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         config.temporal.address = server.addr.to_string();
         dev_server = Some(server);
     }
+    let demo_home = crate::demo_home::start(&mut config).await?;
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api_state(config.clone()).await?;
@@ -187,6 +188,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         ),
         None => println!("  Billing:               off (billing.enabled = false)"),
     }
+    for line in &demo_home.lines {
+        println!("  Smart home:            {line}");
+    }
     let http = serve_http(state, shutdown.clone());
     let queues = avb_workers::parse_queues(&["all".to_string()])?;
     let workers = avb_workers::run_workers(&runtime, worker_client, &config, &queues, {
@@ -194,6 +198,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         async move { s.cancelled().await }
     });
     let (http_result, worker_result) = tokio::join!(http, workers);
+    demo_home.stop().await;
     if let Some(server) = dev_server {
         server.stop().await;
     }

@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod ratelimit;
 pub mod rest;
 pub mod rest_billing;
+mod rest_devices;
 pub mod rest_jobs;
 pub mod rest_servers;
 pub mod servers;

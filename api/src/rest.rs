@@ -21,6 +21,7 @@ pub fn api_router(state: ApiState) -> Router {
         .merge(crate::rest_jobs::router())
         .merge(crate::rest_billing::router())
         .merge(crate::rest_servers::router())
+        .merge(crate::rest_devices::router())
         .route("/api/v2/audio/{job_id}", get(get_audio))
         .with_state(state)
 }

@@ -302,6 +302,23 @@ impl AvbConfig {
             }
             "AVB_Z2M_BASE_TOPIC" => self.devices.z2m_base_topic = value.into(),
             "AVB_DEVICES_CONFIRM_SECS" => self.devices.confirm_secs = parse_u64()?,
+            "AVB_APPROVAL_EXPIRY_SECS" => self.devices.approval_expiry_secs = parse_u64()?,
+            "AVB_Z2M_REQUIRE_APPROVAL" => {
+                self.devices.zigbee2mqtt.require_approval =
+                    crate::device_settings::ApprovalRule::parse(value).map_err(bad)?
+            }
+            "AVB_HA_URL" => {
+                self.devices.home_assistant.url =
+                    Some(value.into()).filter(|v: &String| !v.is_empty())
+            }
+            "AVB_HA_TOKEN" => {
+                self.devices.home_assistant.token =
+                    Some(value.into()).filter(|v: &String| !v.is_empty())
+            }
+            "AVB_HA_REQUIRE_APPROVAL" => {
+                self.devices.home_assistant.require_approval =
+                    crate::device_settings::ApprovalRule::parse(value).map_err(bad)?
+            }
             "AVB_PROVISIONING_BILLING_BLOCK_SECS" => {
                 self.provisioning.billing_block_secs = parse_u64()?
             }
@@ -446,6 +463,9 @@ impl AvbConfig {
             .validate()
             .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
         self.provisioning
+            .validate()
+            .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
+        self.devices
             .validate()
             .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
         Ok(())

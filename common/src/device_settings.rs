@@ -1,18 +1,143 @@
-//! `[devices]` settings: where the smart-home backends are.
+//! `[devices]` settings: where the smart-home backends are, and each backend's policy in the
+//! OpenVoice seed's shape (`enabled`, `allowed_tools`, `require_approval: always | never |
+//! {tool: always|never}`).
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+/// Every device tool, for policy checks (`allowed_tools`, per-tool `require_approval`).
+pub const DEVICE_TOOLS: &[&str] = &[
+    "list_devices",
+    "get_device_state",
+    "smart_home_control",
+    "call_service",
+];
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    Always,
+    Never,
+}
+
+/// `require_approval`: one mode for every tool, or a mode per tool (unlisted tools: never).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ApprovalRule {
+    All(ApprovalMode),
+    PerTool(BTreeMap<String, ApprovalMode>),
+}
+
+impl Default for ApprovalRule {
+    fn default() -> Self {
+        Self::All(ApprovalMode::Never)
+    }
+}
+
+impl ApprovalRule {
+    pub fn requires(&self, tool: &str) -> bool {
+        match self {
+            Self::All(mode) => *mode == ApprovalMode::Always,
+            Self::PerTool(map) => map.get(tool) == Some(&ApprovalMode::Always),
+        }
+    }
+
+    /// "always", "never" or "smart_home_control=always,…" (`AVB_*_REQUIRE_APPROVAL`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mode = |s: &str| match s.trim() {
+            "always" => Ok(ApprovalMode::Always),
+            "never" => Ok(ApprovalMode::Never),
+            other => Err(format!("{other:?}: use always or never")),
+        };
+        if !text.contains('=') {
+            return mode(text).map(Self::All);
+        }
+        let mut map = BTreeMap::new();
+        for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+            let (tool, m) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?}: use tool=always|never"))?;
+            map.insert(tool.trim().to_string(), mode(m)?);
+        }
+        Ok(Self::PerTool(map))
+    }
+}
+
+/// A backend's policy.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Zigbee2MqttPolicy {
+    pub enabled: bool,
+    pub require_approval: ApprovalRule,
+    /// Tools agents may use on this backend; unset: all.
+    pub allowed_tools: Option<Vec<String>>,
+}
+
+impl Default for Zigbee2MqttPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            require_approval: ApprovalRule::default(),
+            allowed_tools: None,
+        }
+    }
+}
+
+/// `[devices.home_assistant]`: the installation and its policy.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HomeAssistantSettings {
+    /// e.g. `http://homeassistant.local:8123` (`AVB_HA_URL`). Unset: no Home Assistant.
+    pub url: Option<String>,
+    /// A long-lived access token (`AVB_HA_TOKEN`; never logged).
+    pub token: Option<String>,
+    pub enabled: bool,
+    pub require_approval: ApprovalRule,
+    pub allowed_tools: Option<Vec<String>>,
+}
+
+impl Default for HomeAssistantSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            token: None,
+            enabled: true,
+            require_approval: ApprovalRule::default(),
+            allowed_tools: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for HomeAssistantSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HomeAssistantSettings")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("enabled", &self.enabled)
+            .field("require_approval", &self.require_approval)
+            .field("allowed_tools", &self.allowed_tools)
+            .finish()
+    }
+}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceSettings {
-    /// The MQTT broker Zigbee2MQTT uses, `mqtt://host:1883` (`AVB_MQTT_URL`). Unset, device
-    /// commands fail with a configuration error naming this key.
+    /// The MQTT broker Zigbee2MQTT uses, `mqtt://host:1883` (`AVB_MQTT_URL`). Unset, `avb dev`
+    /// runs the demo home (a simulator) and Zigbee2MQTT commands elsewhere fail with a
+    /// configuration error naming this key.
     pub mqtt_url: Option<String>,
     /// Zigbee2MQTT's base topic (`AVB_Z2M_BASE_TOPIC`).
     pub z2m_base_topic: String,
     /// How long a device gets to confirm a change before the step is retried
     /// (`AVB_DEVICES_CONFIRM_SECS`).
     pub confirm_secs: u64,
+    /// How long a command waits for a human's approval before it is rejected
+    /// (`AVB_APPROVAL_EXPIRY_SECS`).
+    pub approval_expiry_secs: u64,
+    pub zigbee2mqtt: Zigbee2MqttPolicy,
+    pub home_assistant: HomeAssistantSettings,
 }
 
 impl Default for DeviceSettings {
@@ -21,6 +146,170 @@ impl Default for DeviceSettings {
             mqtt_url: None,
             z2m_base_topic: "zigbee2mqtt".into(),
             confirm_secs: 5,
+            approval_expiry_secs: 900,
+            zigbee2mqtt: Zigbee2MqttPolicy::default(),
+            home_assistant: HomeAssistantSettings::default(),
         }
+    }
+}
+
+/// One backend's policy, whichever backend.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyView<'a> {
+    pub backend: &'static str,
+    pub enabled: bool,
+    pub require_approval: &'a ApprovalRule,
+    pub allowed_tools: Option<&'a [String]>,
+}
+
+impl PolicyView<'_> {
+    pub fn allows(&self, tool: &str) -> bool {
+        self.allowed_tools
+            .is_none_or(|tools| tools.iter().any(|t| t == tool))
+    }
+}
+
+impl DeviceSettings {
+    pub fn zigbee2mqtt_policy(&self) -> PolicyView<'_> {
+        PolicyView {
+            backend: "zigbee2mqtt",
+            enabled: self.zigbee2mqtt.enabled,
+            require_approval: &self.zigbee2mqtt.require_approval,
+            allowed_tools: self.zigbee2mqtt.allowed_tools.as_deref(),
+        }
+    }
+
+    pub fn home_assistant_policy(&self) -> PolicyView<'_> {
+        let ha = &self.home_assistant;
+        PolicyView {
+            backend: "home_assistant",
+            enabled: ha.enabled && ha.url.is_some(),
+            require_approval: &ha.require_approval,
+            allowed_tools: ha.allowed_tools.as_deref(),
+        }
+    }
+
+    /// `(key, message)` of the first bad setting.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let tools = |key: String, list: &[String]| {
+            list.iter()
+                .find(|t| !DEVICE_TOOLS.contains(&t.as_str()))
+                .map_or(Ok(()), |t| {
+                    Err((
+                        key,
+                        format!(
+                            "unknown tool {t:?}; device tools: {}",
+                            DEVICE_TOOLS.join(", ")
+                        ),
+                    ))
+                })
+        };
+        for (name, rule, allowed) in [
+            (
+                "zigbee2mqtt",
+                &self.zigbee2mqtt.require_approval,
+                &self.zigbee2mqtt.allowed_tools,
+            ),
+            (
+                "home_assistant",
+                &self.home_assistant.require_approval,
+                &self.home_assistant.allowed_tools,
+            ),
+        ] {
+            if let Some(list) = allowed {
+                tools(format!("devices.{name}.allowed_tools"), list)?;
+            }
+            if let ApprovalRule::PerTool(map) = rule {
+                let keys: Vec<String> = map.keys().cloned().collect();
+                tools(format!("devices.{name}.require_approval"), &keys)?;
+            }
+        }
+        if self.approval_expiry_secs == 0 {
+            return Err((
+                "devices.approval_expiry_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &self.home_assistant.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err((
+                    "devices.home_assistant.url".into(),
+                    format!("{url:?}: use http:// or https://"),
+                ));
+            }
+            if self
+                .home_assistant
+                .token
+                .as_deref()
+                .is_none_or(str::is_empty)
+            {
+                return Err((
+                    "devices.home_assistant.token".into(),
+                    "a url is set but no token: set AVB_HA_TOKEN to a long-lived access token"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(url) = &self.mqtt_url
+            && !(url.starts_with("mqtt://") || url.starts_with("tcp://"))
+        {
+            return Err((
+                "devices.mqtt_url".into(),
+                format!("{url:?}: use mqtt://host:port"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approval_rules_parse_from_toml_and_env() {
+        let s: DeviceSettings = toml::from_str(
+            "[zigbee2mqtt]\nrequire_approval = \"always\"\n[home_assistant]\n\
+             require_approval = { call_service = \"always\" }\n",
+        )
+        .expect("toml");
+        assert!(
+            s.zigbee2mqtt
+                .require_approval
+                .requires("smart_home_control")
+        );
+        assert!(s.home_assistant.require_approval.requires("call_service"));
+        assert!(
+            !s.home_assistant
+                .require_approval
+                .requires("get_device_state")
+        );
+        assert_eq!(
+            ApprovalRule::parse("smart_home_control=always"),
+            Ok(ApprovalRule::PerTool(
+                [("smart_home_control".to_string(), ApprovalMode::Always)].into()
+            ))
+        );
+        assert!(
+            ApprovalRule::parse("sometimes")
+                .expect_err("refused")
+                .contains("always or never")
+        );
+    }
+
+    #[test]
+    fn unknown_tools_and_missing_tokens_name_the_key() {
+        let mut s = DeviceSettings::default();
+        s.zigbee2mqtt.allowed_tools = Some(vec!["smart_home_control".into(), "dance".into()]);
+        let (key, msg) = s.validate().expect_err("refused");
+        assert_eq!(key, "devices.zigbee2mqtt.allowed_tools");
+        assert!(msg.contains("\"dance\""), "{msg}");
+        let mut s = DeviceSettings::default();
+        s.home_assistant.url = Some("http://127.0.0.1:8123".into());
+        let (key, _) = s.validate().expect_err("refused");
+        assert_eq!(key, "devices.home_assistant.token");
+        s.home_assistant.token = Some("t".into());
+        assert!(s.validate().is_ok());
+        assert!(!format!("{s:?}").contains("\"t\""), "token never printed");
     }
 }

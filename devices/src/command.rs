@@ -21,22 +21,22 @@ pub struct ControlInput {
     /// set_lights, turn_on, turn_off or set_temperature.
     pub action: String,
     /// A room, e.g. "living_room": every device of the right kind in it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
     /// One device by its name, e.g. "living_room/ceiling" (instead of a room).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     /// Lights: brightness in percent, 0 to 100.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brightness: Option<i64>,
     /// Lights: a colour name, e.g. "warm_white", "daylight", "red".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color: Option<String>,
     /// Lights: colour temperature in kelvin, 2000 to 6500.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color_temp: Option<i64>,
     /// Thermostats: target temperature in °C, 5 to 30.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
 }
 

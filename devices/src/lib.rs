@@ -1,9 +1,12 @@
 //! Smart-home devices for the `avb-devices` worker: Zigbee2MQTT over MQTT ([`z2m`]), the
 //! validation of agents' commands ([`command`], [`color`]) and a Zigbee2MQTT-behaving
-//! simulator of a demo home ([`sim`]; a simulator, not a Zigbee device).
+//! simulator of a demo home ([`sim`]; a simulator, not a Zigbee device); Home Assistant over
+//! its REST API ([`ha`]) and a simulator of that API ([`ha_sim`]).
 
 pub mod color;
 pub mod command;
+pub mod ha;
+pub mod ha_sim;
 pub mod model;
 pub mod mqtt;
 pub mod sim;
@@ -27,6 +30,9 @@ pub enum DeviceError {
     /// The broker or Zigbee2MQTT is not reachable: retried.
     #[error("{0}")]
     Unavailable(String),
+    /// Home Assistant answered 4xx: the request is wrong, repeating it will not help.
+    #[error("{message}")]
+    Refused { status: u16, message: String },
 }
 
 impl DeviceError {
@@ -45,6 +51,7 @@ impl DeviceError {
             DeviceError::Offline(_) => "DeviceOffline",
             DeviceError::NotConfirmed { .. } => "NotConfirmed",
             DeviceError::Unavailable(_) => "Unavailable",
+            DeviceError::Refused { .. } => "HomeAssistantRefused",
         }
     }
 }

@@ -79,6 +79,10 @@ struct SimDevice {
 pub struct Simulator {
     base: String,
     devices: Mutex<BTreeMap<String, SimDevice>>,
+    /// `/set` messages applied, per device (tests check a command ran exactly once).
+    sets: Mutex<BTreeMap<String, u32>>,
+    /// How long a device takes to report its new state (a slow radio).
+    reply_delay: Mutex<std::time::Duration>,
 }
 
 impl Simulator {
@@ -101,7 +105,41 @@ impl Simulator {
         Arc::new(Self {
             base: base.to_string(),
             devices: Mutex::new(devices),
+            sets: Mutex::new(BTreeMap::new()),
+            reply_delay: Mutex::new(std::time::Duration::ZERO),
         })
+    }
+
+    /// Devices report their new state `delay` after a `/set` (a slow radio).
+    pub fn set_reply_delay(&self, delay: std::time::Duration) {
+        *self
+            .reply_delay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = delay;
+    }
+
+    /// How many `/set` messages `name` has applied.
+    pub fn sets_received(&self, name: &str) -> u32 {
+        self.sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Runs this home against the broker at `url` until the task is aborted.
+    pub fn connect(
+        self: &Arc<Self>,
+        url: &str,
+    ) -> Result<tokio::task::JoinHandle<()>, DeviceError> {
+        let (_client, task) = mqtt::connect(
+            url,
+            &format!("avb-zigbee-sim-{}-{}", std::process::id(), self.base),
+            vec![format!("{}/#", self.base), format!("{}-sim/#", self.base)],
+            self.clone(),
+        )?;
+        Ok(task)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SimDevice>> {
@@ -273,22 +311,36 @@ impl Handler for Simulator {
                 return; // out of range: nothing answers
             }
             match (verb, body.as_object()) {
-                ("set", Some(set)) => Self::apply(d, set),
+                ("set", Some(set)) => {
+                    *self
+                        .sets
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(name.to_string())
+                        .or_default() += 1;
+                    Self::apply(d, set)
+                }
                 _ => d.state.clone(),
             }
         };
-        Self::publish(client, format!("{base}/{name}"), false, &reply).await;
+        let delay = *self
+            .reply_delay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let topic = format!("{base}/{name}");
+        if verb == "set" && !delay.is_zero() {
+            let client = client.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                Self::publish(&client, topic, false, &reply).await;
+            });
+            return;
+        }
+        Self::publish(client, topic, false, &reply).await;
     }
 }
 
 /// Runs the demo home against the broker at `url` until the task is dropped/aborted.
 pub fn run(url: &str, base: &str) -> Result<tokio::task::JoinHandle<()>, DeviceError> {
-    let sim = Simulator::demo(base);
-    let (_client, task) = mqtt::connect(
-        url,
-        &format!("avb-zigbee-sim-{}", std::process::id()),
-        vec![format!("{base}/#"), format!("{base}-sim/#")],
-        sim,
-    )?;
-    Ok(task)
+    Simulator::demo(base).connect(url)
 }

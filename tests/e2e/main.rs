@@ -10,6 +10,7 @@ mod billing_saga;
 mod cli_and_assets;
 mod conformance;
 mod crashes;
+mod device_approvals;
 mod devices;
 mod jobs;
 mod mcp_transports;

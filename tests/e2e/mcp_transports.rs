@@ -58,20 +58,25 @@ async fn exercise(
         .map(|t| t.name.to_string())
         .collect();
     let expected = [
+        "approve_job",
+        "call_service",
         "cancel_job",
         "create_mcp_server",
         "delete_mcp_server",
         "durable_echo",
         "generate_speech",
         "get_balance",
+        "get_device_state",
         "get_job",
         "get_mcp_server",
         "get_server_status",
         "get_usage",
         "grant_credits",
+        "list_devices",
         "list_jobs",
         "list_mcp_servers",
         "list_voices",
+        "reject_job",
         "smart_home_control",
     ];
     assert_eq!(

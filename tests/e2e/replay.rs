@@ -5,13 +5,15 @@
 //! must keep replaying (its input has no price, so no billing activities). The provisioning
 //! workflows (create with its billing saga, delete with its container-minute settlement, a
 //! reconciliation run) are recorded the same way, as `provision_mcp_server.json`,
-//! `delete_mcp_server.json` and `reconcile_mcp_servers.json`.
+//! `delete_mcp_server.json` and `reconcile_mcp_servers.json`, and a device command that waited
+//! for approval (search attribute, timer, signal) as `device_command_approved.json`.
 
 use std::time::Duration;
 
 use crate::support::{TestSystem, repo_root};
 use avb_api::jobs;
 use avb_store::EntryKind;
+use avb_workflows::devices::DeviceCommandWorkflow;
 use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
 use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
 use avb_workflows::speech::GenerateSpeechInput;
@@ -28,6 +30,8 @@ fn replayer() -> WorkflowReplayer {
         .register_workflow::<DeleteMcpServerWorkflow>()
         .expect("register")
         .register_workflow::<ReconcileMcpServersWorkflow>()
+        .expect("register")
+        .register_workflow::<DeviceCommandWorkflow>()
         .expect("register")
         .build();
     WorkflowReplayer::new(opts).expect("replayer")
@@ -185,4 +189,64 @@ async fn live_provisioning_histories_replay() {
         .expect("entries");
     assert_eq!(ledger_after, ledger_before, "replays charge nothing");
     system.stop().await;
+}
+
+#[tokio::test]
+async fn live_device_command_history_replays() {
+    use avb_common::device_settings::{ApprovalMode, ApprovalRule};
+    let broker = crate::support::mosquitto::Mosquitto::start();
+    let sim = avb_devices::sim::run(&broker.url(), "zigbee2mqtt").expect("simulator");
+    let url = broker.url();
+    let system = TestSystem::start_with(|c| {
+        c.devices.mqtt_url = Some(url);
+        c.devices.zigbee2mqtt.require_approval = ApprovalRule::All(ApprovalMode::Always);
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let pending: serde_json::Value = http
+        .post(format!("{}/api/v2/devices/control", system.base_url))
+        .json(&serde_json::json!({"action": "set_lights", "room": "bedroom", "color": "red"}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pending["status"], "input_required", "{pending}");
+    let job = pending["job_id"].as_str().expect("id").to_owned();
+    let digest = pending["pending_approval"]["digest"].clone();
+    let approved = http
+        .post(format!("{}/api/v2/jobs/{job}/approve", system.base_url))
+        .json(&serde_json::json!({ "digest": digest }))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(approved.status().as_u16(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = crate::support::get_json(&format!("{}/api/v2/jobs/{job}", system.base_url)).await;
+        if v["status"] == "completed" {
+            break;
+        }
+        assert!(
+            v["status"] == "input_required" || v["status"] == "running",
+            "{v}"
+        );
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let json = history_json(&system, &job).await;
+    replayer()
+        .replay_workflow(WorkflowHistory::from_json(&json).expect("parse"))
+        .await
+        .unwrap_or_else(|e| panic!("{job} does not replay: {e:?}"));
+    if std::env::var_os("AVB_RECORD_HISTORIES").is_some() {
+        std::fs::write(
+            repo_root().join("tests/histories/device_command_approved.json"),
+            &json,
+        )
+        .expect("record");
+    }
+    system.stop().await;
+    sim.abort();
 }

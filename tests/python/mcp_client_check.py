@@ -48,7 +48,8 @@ EXPECTED_TOOLS = {
     "get_job", "list_jobs", "cancel_job",
     "get_balance", "get_usage", "grant_credits",
     "create_mcp_server", "get_mcp_server", "list_mcp_servers", "delete_mcp_server",
-    "smart_home_control",
+    "smart_home_control", "call_service", "list_devices", "get_device_state",
+    "approve_job", "reject_job",
 }
 ONLINE_TEXT = "AgentVoiceBox Platform is ONLINE"
 SPEECH_TEXT = "Hello from the Python client."

@@ -18,7 +18,7 @@ use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
 use avb_store::Store;
-use avb_workflows::devices::DeviceCommandWorkflow;
+use avb_workflows::devices::{DeviceCommandWorkflow, DeviceReadWorkflow};
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::provision::BILLED_TOOL;
 use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
@@ -116,6 +116,7 @@ pub async fn run_workers(
                 .register_workflow::<DeleteMcpServerWorkflow>()?
                 .register_workflow::<ReconcileMcpServersWorkflow>()?
                 .register_workflow::<DeviceCommandWorkflow>()?
+                .register_workflow::<DeviceReadWorkflow>()?
                 // The echo activity shares the workflow queue so it is dispatched eagerly.
                 .register_activities(EchoActivities)
                 .build(),

@@ -7,5 +7,10 @@ pub const TOOL: SearchAttributeKey<String> = SearchAttributeKey::keyword("AvbToo
 /// The tenant that owns the job.
 pub const TENANT: SearchAttributeKey<String> = SearchAttributeKey::keyword("AvbTenant");
 
+/// What a running job waits for, when it waits for a person: `approval`.
+pub const AWAITING: SearchAttributeKey<String> = SearchAttributeKey::keyword("AvbAwaiting");
+/// `AvbAwaiting` of a job that no longer waits for anyone.
+pub const AWAITING_NOTHING: &str = "none";
+
 /// (name, type) of every custom attribute, for registration at start.
-pub const ALL_KEYWORDS: &[&str] = &["AvbTool", "AvbTenant"];
+pub const ALL_KEYWORDS: &[&str] = &["AvbTool", "AvbTenant", "AvbAwaiting"];

@@ -17,7 +17,12 @@ use super::view::{JobStatus, rfc3339};
 use crate::state::ApiState;
 
 /// Tools whose calls run as jobs.
-pub const JOB_TOOLS: &[&str] = &["generate_speech", "durable_echo"];
+pub const JOB_TOOLS: &[&str] = &[
+    "generate_speech",
+    "durable_echo",
+    "smart_home_control",
+    "call_service",
+];
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 
@@ -98,6 +103,19 @@ pub fn visibility_query(tenant: &str, f: &JobFilter) -> Result<String, ListError
             )
         })?;
         clauses.push(format!("ExecutionStatus = '{}'", s.visibility_name()));
+        match s {
+            JobStatus::InputRequired => {
+                clauses.push(format!("{} = 'approval'", search::AWAITING.name()));
+            }
+            JobStatus::Running => {
+                let name = search::AWAITING.name();
+                clauses.push(format!(
+                    "({name} IS NULL OR {name} = '{}')",
+                    search::AWAITING_NOTHING
+                ));
+            }
+            _ => {}
+        }
     }
     let since = parse_time("since", f.since.as_deref())?;
     let until = parse_time("until", f.until.as_deref())?;
@@ -203,7 +221,7 @@ fn summary(info: &WorkflowExecutionInfo, public_url: &str) -> Option<JobSummary>
         ProtoStatus::Canceled => JobStatus::Cancelled,
         ProtoStatus::Terminated => JobStatus::Terminated,
         ProtoStatus::TimedOut => JobStatus::TimedOut,
-        _ => JobStatus::Running,
+        _ => JobStatus::Running.with_awaiting(keyword(search::AWAITING.name()).as_deref()),
     };
     let time = |t: Option<(i64, i32)>| {
         let (secs, nanos) = t?;

@@ -55,6 +55,7 @@ impl GenerateSpeechOutput {
 pub enum JobOutput {
     Speech(SpeechArtifact),
     Echo(EchoOutput),
+    Device(avb_workflows::devices::DeviceCommandOutput),
 }
 
 impl JobOutput {
@@ -65,6 +66,9 @@ impl JobOutput {
                 serde_json::to_value(GenerateSpeechOutput::completed(job_id, a, public_url))
             }
             Self::Echo(o) => serde_json::to_value(o),
+            Self::Device(o) => {
+                serde_json::to_value(crate::devices::DeviceJobOutput::completed(job_id, o))
+            }
         };
         value.unwrap_or_default()
     }

@@ -1,6 +1,7 @@
 //! One job as callers see it (MCP `get_job`, tasks, `avb://jobs/{id}`, REST): looked up in
 //! Temporal by id, visible only to the tenant that started it.
 
+use avb_workflows::devices::DeviceCommandWorkflow;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::search;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
@@ -21,6 +22,8 @@ use crate::state::ApiState;
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Running,
+    /// Running, and waiting for a person (a command that needs approval).
+    InputRequired,
     Completed,
     Failed,
     Cancelled,
@@ -29,8 +32,9 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         Self::Running,
+        Self::InputRequired,
         Self::Completed,
         Self::Failed,
         Self::Cancelled,
@@ -52,7 +56,7 @@ impl JobStatus {
     /// The name Temporal visibility queries use (`ExecutionStatus = '...'`).
     pub fn visibility_name(self) -> &'static str {
         match self {
-            Self::Running => "Running",
+            Self::Running | Self::InputRequired => "Running",
             Self::Completed => "Completed",
             Self::Failed => "Failed",
             Self::Cancelled => "Canceled",
@@ -64,6 +68,7 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
+            Self::InputRequired => "input_required",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
@@ -77,7 +82,15 @@ impl JobStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        self != Self::Running
+        !matches!(self, Self::Running | Self::InputRequired)
+    }
+
+    /// A running job that tagged itself as waiting for a person (`AvbAwaiting`).
+    pub fn with_awaiting(self, awaiting: Option<&str>) -> Self {
+        match (self, awaiting) {
+            (Self::Running, Some("approval")) => Self::InputRequired,
+            (s, _) => s,
+        }
     }
 }
 
@@ -121,6 +134,10 @@ pub struct JobView {
     pub result: Option<serde_json::Value>,
     /// When failed, cancelled, terminated or timed out: why.
     pub error: Option<JobFailure>,
+    /// Device commands that need a person's approval: what is to be approved (the arguments
+    /// and their digest) and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_request: Option<crate::devices::PendingApproval>,
     pub status_url: String,
     pub resource_uri: String,
 }
@@ -186,7 +203,14 @@ pub async fn get_job(
         .search_attributes()
         .get(&search::TOOL)
         .unwrap_or_default();
-    let status = JobStatus::from_temporal(desc.status());
+    let awaiting = desc.search_attributes().get(&search::AWAITING);
+    let status = JobStatus::from_temporal(desc.status()).with_awaiting(awaiting.as_deref());
+    let approval_request = desc
+        .memo()
+        .get::<serde_json::Value>(crate::devices::APPROVAL_MEMO)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok());
     let outcome = if status.is_terminal() {
         Some(fetch_outcome(state, &tool, job_id).await)
     } else {
@@ -214,6 +238,7 @@ pub async fn get_job(
             .flatten(),
         result,
         error,
+        approval_request,
         status_url: status_url(&public_url, job_id),
         resource_uri: resource_uri(job_id),
         tool,
@@ -231,7 +256,7 @@ pub async fn cancel_job(
 ) -> Result<JobRecord, LookupError> {
     let mut record = get_job(state, tenant, job_id).await?;
     match record.view.status {
-        JobStatus::Running => {}
+        JobStatus::Running | JobStatus::InputRequired => {}
         JobStatus::Cancelled => return Ok(record),
         status => {
             return Err(LookupError::AlreadyFinished {
@@ -274,6 +299,13 @@ async fn fetch_outcome(state: &ApiState, tool: &str, job_id: &str) -> Result<Job
                 .await,
         )
         .map(JobOutput::Echo),
+        "smart_home_control" | "call_service" => map_result(
+            client
+                .get_workflow_handle::<DeviceCommandWorkflow>(job_id.to_string())
+                .get_result(opts())
+                .await,
+        )
+        .map(JobOutput::Device),
         other => Err(JobError::Temporal(format!("job of unknown tool '{other}'"))),
     }
 }

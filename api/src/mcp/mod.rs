@@ -86,7 +86,8 @@ impl AvbServer {
             + Self::job_tools()
             + Self::billing_tools()
             + Self::server_tools()
-            + Self::device_tools();
+            + Self::device_tools()
+            + Self::approval_tools();
         // Tools declare task support in their `_meta` under the extension's id.
         for name in tasks::TASK_TOOLS {
             if let Some(route) = tool_router.map.get_mut(*name) {
@@ -137,6 +138,11 @@ impl AvbServer {
     /// The caller's tenant; none (matching no job) on a server not bound to a caller.
     pub(crate) fn tenant(&self) -> &str {
         self.caller.get().map_or("", |c| c.tenant.as_str())
+    }
+
+    /// The caller this server acts for, if bound.
+    pub(crate) fn caller_of_session(&self) -> Option<Caller> {
+        self.caller.get().cloned()
     }
 
     /// The caller's role; none on a server not bound to a caller.

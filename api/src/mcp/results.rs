@@ -72,6 +72,14 @@ pub(crate) async fn job_result(
         Ok(JobOutput::Echo(out)) => {
             CallToolResult::structured(serde_json::to_value(out).unwrap_or_default())
         }
+        Ok(JobOutput::Device(out)) => {
+            let out = crate::devices::DeviceJobOutput::completed(job_id, &out);
+            let names: Vec<_> = out.devices.iter().map(|d| d.device.as_str()).collect();
+            structured(
+                format!("Job {job_id}: confirmed by {}", names.join(", ")),
+                &out,
+            )
+        }
         Err(e) => {
             let failure = failure_of(&e);
             let mut details = json!({ "job_id": job_id });

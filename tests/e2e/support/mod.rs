@@ -105,6 +105,10 @@ impl TestSystem {
             (None, Ok("sqlite") | Err(_)) => None,
             (None, Ok(other)) => panic!("AVB_TEST_DATABASE={other:?}: use sqlite or postgres"),
         };
+        // `AVB_LOG=…` shows the system's logs in a test's output (nextest --no-capture).
+        if std::env::var_os("AVB_LOG").is_some() {
+            avb_common::telemetry::init();
+        }
         let data_dir = tempfile::tempdir().expect("tmp data dir");
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
             .expect("link assets");
