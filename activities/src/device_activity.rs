@@ -108,6 +108,17 @@ impl DeviceActivities {
         HomeAssistant::new(url, token, Duration::from_secs(10)).map_err(device_error)
     }
 
+    /// The registry, with rooms from `devices.rooms` where configured.
+    fn devices_of(&self, home: &Zigbee2Mqtt) -> Vec<avb_devices::model::Device> {
+        let mut devices = home.devices();
+        for d in &mut devices {
+            if let Some(room) = self.settings.rooms.get(&d.name) {
+                d.room.clone_from(room);
+            }
+        }
+        devices
+    }
+
     fn confirm_wait(&self) -> Duration {
         Duration::from_secs(self.settings.confirm_secs.max(1))
     }
@@ -116,7 +127,7 @@ impl DeviceActivities {
         let input: ControlInput = serde_json::from_value(arguments)
             .map_err(|e| non_retryable(INVALID_INPUT, format!("arguments: {e}")))?;
         let home = self.zigbee().await?;
-        let planned = plan(&input, &home.devices())
+        let planned = plan(&input, &self.devices_of(&home))
             .map_err(|e| non_retryable(INVALID_INPUT, e.to_string()))?;
         Ok(planned
             .sets
@@ -171,7 +182,7 @@ impl DeviceActivities {
                 let mut devices = Vec::new();
                 if backends.contains(&Backend::Zigbee2mqtt) && self.settings.mqtt_url.is_some() {
                     let home = self.zigbee().await?;
-                    for d in home.devices() {
+                    for d in self.devices_of(&home) {
                         if room.as_ref().is_some_and(|r| *r != d.room) {
                             continue;
                         }

@@ -149,6 +149,12 @@ pub enum CommandOutcome {
     Waiting(DeviceJobOutput),
 }
 
+/// A started command job: its workflow, and what an approver must approve, if anyone must.
+pub struct StartedCommand {
+    pub job_id: String,
+    pub pending: Option<PendingApproval>,
+}
+
 /// Starts a device command job and waits for it up to the wait budget (not at all when it
 /// needs approval).
 pub async fn command(
@@ -157,6 +163,41 @@ pub async fn command(
     tool: &str,
     arguments: Value,
 ) -> Result<CommandOutcome, DeviceToolError> {
+    let StartedCommand { job_id, pending } = start_command(state, tenant, tool, arguments).await?;
+    let handle = state
+        .temporal
+        .get_workflow_handle::<DeviceCommandWorkflow>(job_id.clone());
+    if pending.is_some() {
+        return Ok(CommandOutcome::Waiting(DeviceJobOutput::waiting(
+            &job_id,
+            JobStatus::InputRequired.as_str(),
+            pending,
+        )));
+    }
+    match tokio::time::timeout(
+        state.config.wait_budget(),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    {
+        Ok(r) => Ok(CommandOutcome::Done(DeviceJobOutput::completed(
+            &job_id,
+            &map_result(r)?,
+        ))),
+        Err(_) => Ok(CommandOutcome::Waiting(DeviceJobOutput::waiting(
+            &job_id, "running", None,
+        ))),
+    }
+}
+
+/// Checks the backend's policy for `tool` and starts the command's workflow (as a task does:
+/// the caller follows the job).
+pub async fn start_command(
+    state: &ApiState,
+    tenant: &str,
+    tool: &str,
+    arguments: Value,
+) -> Result<StartedCommand, DeviceToolError> {
     let backend = COMMAND_TOOLS
         .iter()
         .find(|(t, _)| *t == tool)
@@ -213,33 +254,13 @@ pub async fn command(
         arguments,
         approval: gate,
     };
-    let handle = state
+    state
         .temporal
         .start_workflow(DeviceCommandWorkflow::run, job, options)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
     tracing::info!(job_id = %job_id, tool, tenant, approval = pending.is_some(), "device command started");
-    if pending.is_some() {
-        return Ok(CommandOutcome::Waiting(DeviceJobOutput::waiting(
-            &job_id,
-            JobStatus::InputRequired.as_str(),
-            pending,
-        )));
-    }
-    match tokio::time::timeout(
-        state.config.wait_budget(),
-        handle.get_result(WorkflowGetResultOptions::default()),
-    )
-    .await
-    {
-        Ok(r) => Ok(CommandOutcome::Done(DeviceJobOutput::completed(
-            &job_id,
-            &map_result(r)?,
-        ))),
-        Err(_) => Ok(CommandOutcome::Waiting(DeviceJobOutput::waiting(
-            &job_id, "running", None,
-        ))),
-    }
+    Ok(StartedCommand { job_id, pending })
 }
 
 /// `list_devices` / `get_device_state`, over every backend that offers the tool.

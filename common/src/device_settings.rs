@@ -136,6 +136,9 @@ pub struct DeviceSettings {
     /// How long a command waits for a human's approval before it is rejected
     /// (`AVB_APPROVAL_EXPIRY_SECS`).
     pub approval_expiry_secs: u64,
+    /// Rooms by Zigbee2MQTT friendly name, for devices whose name does not say it
+    /// (`"0x00158d0001a2b3c4" = "office"`); otherwise the part before `/` in the name.
+    pub rooms: BTreeMap<String, String>,
     pub zigbee2mqtt: Zigbee2MqttPolicy,
     pub home_assistant: HomeAssistantSettings,
 }
@@ -147,6 +150,7 @@ impl Default for DeviceSettings {
             z2m_base_topic: "zigbee2mqtt".into(),
             confirm_secs: 5,
             approval_expiry_secs: 900,
+            rooms: BTreeMap::new(),
             zigbee2mqtt: Zigbee2MqttPolicy::default(),
             home_assistant: HomeAssistantSettings::default(),
         }

@@ -120,6 +120,17 @@ impl Zigbee2Mqtt {
                 ))
             })?
             .map_err(|_| DeviceError::Unavailable("MQTT connection closed".into()))?;
+        // Ask every device for its state once, so lists show states before the first change.
+        for d in this.devices() {
+            if this.cached_state(&d.name).is_none() {
+                let field = match d.kind {
+                    crate::model::DeviceKind::Thermostat => "occupied_heating_setpoint",
+                    _ => "state",
+                };
+                let topic = format!("{base}/{}/get", d.name);
+                let _ = this.publish(topic, &serde_json::json!({ field: "" })).await;
+            }
+        }
         Ok(this)
     }
 

@@ -215,3 +215,99 @@ async fn commands_wait_for_a_human_and_run_only_as_approved() {
     system.stop().await;
     sim_task.abort();
 }
+
+#[derive(Clone, Default)]
+struct TasksClient;
+
+impl rmcp::ClientHandler for TasksClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("avb-approval-tests", "1"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_command_as_an_mcp_task_shows_input_required_until_approved() {
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolRequestParams, CallToolResponse, GetTaskParams, TaskPayload};
+    let broker = Mosquitto::start();
+    let sim = Simulator::demo("zigbee2mqtt");
+    let sim_task = sim.connect(&broker.url()).expect("simulator");
+    let url = broker.url();
+    let system = TestSystem::start_with(|c| {
+        c.devices.mqtt_url = Some(url);
+        c.devices.zigbee2mqtt.require_approval = ApprovalRule::All(ApprovalMode::Always);
+    })
+    .await;
+    let client = TasksClient
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            system.mcp_url(),
+        ))
+        .await
+        .expect("connect");
+    let args = json!({"action": "set_temperature", "room": "hallway", "temperature": 21.5});
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("smart_home_control")
+                .with_arguments(args.as_object().cloned().expect("object")),
+        )
+        .await
+        .expect("tools/call");
+    let CallToolResponse::Task(task) = response else {
+        panic!("expected a task, got {response:?}")
+    };
+    let id = task.task.task_id;
+    let get = || async {
+        client
+            .peer()
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .expect("tasks/get")
+            .task
+    };
+    let t = get().await;
+    assert!(
+        matches!(t.payload, TaskPayload::InputRequired { .. }),
+        "{:?}",
+        t.payload
+    );
+    let message = t.task.status_message.clone().unwrap_or_default();
+    let digest = arguments_digest("smart_home_control", &args);
+    assert!(message.contains(&digest), "{message}");
+    assert_eq!(sim.sets_received("hallway/thermostat"), 0);
+
+    // Approved (auth is off: the local operator is HUMAN) → the task completes.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/jobs/{id}/approve", system.base_url))
+        .json(&json!({ "digest": digest }))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(r.status().as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let result = loop {
+        let t = get().await;
+        if let TaskPayload::Completed { result } = t.payload {
+            break result;
+        }
+        assert!(Instant::now() < deadline, "{:?}", t.payload);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = &result["structuredContent"];
+    assert_eq!(
+        out["devices"][0]["state"]["occupied_heating_setpoint"], 21.5,
+        "{result:?}"
+    );
+    assert_eq!(
+        out["approval"]["by"], "local operator (authentication off)",
+        "{result:?}"
+    );
+    assert_eq!(sim.sets_received("hallway/thermostat"), 1);
+    client.cancel().await.ok();
+    system.stop().await;
+    sim_task.abort();
+}

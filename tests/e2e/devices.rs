@@ -104,6 +104,10 @@ async fn devices_are_listed_and_read_from_both_backends_and_home_assistant_calls
         c.devices.mqtt_url = Some(url);
         c.devices.home_assistant.url = Some(ha_url);
         c.devices.home_assistant.token = Some("ha-token".into());
+        // A device whose name does not say its room.
+        c.devices
+            .rooms
+            .insert("kitchen/coffee_plug".into(), "office".into());
     })
     .await;
     let client =
@@ -129,12 +133,29 @@ async fn devices_are_listed_and_read_from_both_backends_and_home_assistant_calls
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
+    let in_room = |r: rmcp::model::CallToolResult| -> Vec<String> {
+        r.structured_content.expect("structured")["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter_map(|d| d["name"].as_str().map(str::to_string))
+            .collect()
+    };
     let r = call(&client, "list_devices", json!({"room": "kitchen"})).await;
-    let kitchen = r.structured_content.expect("structured")["devices"]
-        .as_array()
-        .expect("devices")
-        .len();
-    assert_eq!(kitchen, 2);
+    assert_eq!(in_room(r), ["kitchen/ceiling"]);
+    let r = call(&client, "list_devices", json!({"room": "office"})).await;
+    assert_eq!(
+        in_room(r),
+        ["kitchen/coffee_plug"],
+        "devices.rooms places it"
+    );
+    let r = call(
+        &client,
+        "smart_home_control",
+        json!({"action": "turn_on", "room": "office"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
 
     // States, asked from the device or Home Assistant.
     let r = call(

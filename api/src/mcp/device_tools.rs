@@ -51,7 +51,7 @@ pub struct RejectInput {
     pub reason: Option<String>,
 }
 
-fn error_result(e: &DeviceToolError) -> CallToolResult {
+pub(crate) fn error_result(e: &DeviceToolError) -> CallToolResult {
     let (field, message) = match e {
         DeviceToolError::Invalid { field, message } => (Some(*field), message.clone()),
         DeviceToolError::Job(JobError::Failed { message, .. }) => (None, message.clone()),
@@ -64,6 +64,30 @@ fn error_result(e: &DeviceToolError) -> CallToolResult {
         _ => json!({}),
     };
     tool_error(e.kind(), field, &message, details)
+}
+
+/// The arguments of a device command sent as a task, checked like the direct call's.
+pub(crate) fn command_arguments(
+    request: &rmcp::model::CallToolRequestParams,
+) -> Result<Value, CallToolResult> {
+    let value = Value::Object(request.arguments.clone().unwrap_or_default());
+    let bad = |e: serde_json::Error| {
+        tool_error(
+            "InvalidInput",
+            None,
+            &format!("invalid arguments for {}: {e}", request.name),
+            json!({}),
+        )
+    };
+    if request.name == "call_service" {
+        let call: ServiceCall = serde_json::from_value(value).map_err(bad)?;
+        call.check()
+            .map_err(|e| tool_error("InvalidInput", Some(e.field), &e.message, json!({})))?;
+        Ok(serde_json::to_value(&call).unwrap_or_default())
+    } else {
+        let input: ControlInput = serde_json::from_value(value).map_err(bad)?;
+        Ok(serde_json::to_value(&input).unwrap_or_default())
+    }
 }
 
 fn command_result(outcome: Result<CommandOutcome, DeviceToolError>) -> CallToolResult {

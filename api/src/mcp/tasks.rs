@@ -22,7 +22,12 @@ use avb_workflows::echo_workflow::EchoInput;
 use avb_workflows::speech::GenerateSpeechInput;
 
 /// Tools that run as tasks when the client declares the tasks extension.
-pub const TASK_TOOLS: &[&str] = &["generate_speech", "durable_echo"];
+pub const TASK_TOOLS: &[&str] = &[
+    "generate_speech",
+    "durable_echo",
+    "smart_home_control",
+    "call_service",
+];
 /// Suggested `tasks/get` interval: speech chunks take a few hundred ms each.
 pub const POLL_INTERVAL_MS: u64 = 500;
 
@@ -91,6 +96,14 @@ impl AvbServer {
     ) -> Result<Task, rmcp::model::CallToolResult> {
         let state = &self.state;
         let tenant = self.tenant();
+        if matches!(request.name.as_ref(), "smart_home_control" | "call_service") {
+            let arguments = super::device_tools::command_arguments(request)?;
+            let started = crate::devices::start_command(state, tenant, &request.name, arguments)
+                .await
+                .map_err(|e| super::device_tools::error_result(&e))?;
+            tracing::info!(job_id = %started.job_id, tool = %request.name, tenant, "task started");
+            return Ok(new_task(&started.job_id));
+        }
         let started = if request.name == "generate_speech" {
             let input: GenerateSpeechInput = args(request)?;
             self.check_speech_input(&input)?;
@@ -124,6 +137,10 @@ impl AvbServer {
             .map_err(task_error)?;
         let task = task_of(&record.view);
         let payload = match (record.view.status, record.outcome) {
+            // A person (not the client) must approve: nothing for the client to answer.
+            (JobStatus::InputRequired, _) => TaskPayload::InputRequired {
+                input_requests: Default::default(),
+            },
             (JobStatus::Running, _) | (_, None) => TaskPayload::Working,
             (JobStatus::Cancelled, _) => TaskPayload::Cancelled,
             (_, Some(outcome)) => {
@@ -166,6 +183,14 @@ fn task_of(view: &JobView) -> Task {
         .unwrap_or_else(|| created.clone());
     let message = match (&view.progress, &view.error) {
         (_, Some(e)) => format!("{}: {}", e.kind, e.message),
+        _ if view.status == JobStatus::InputRequired => match &view.approval_request {
+            Some(a) => format!(
+                "waiting for a person's approval until {}: approve_job(job_id, digest {}) or \
+                 reject_job",
+                a.expires_at, a.digest
+            ),
+            None => "waiting for a person's approval".to_string(),
+        },
         (Some(p), None) if view.cancel_requested => format!("cancelling; {}", p.message),
         (Some(p), None) => p.message.clone(),
         (None, None) => view.status.as_str().to_string(),
