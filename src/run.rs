@@ -215,10 +215,15 @@ pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
     let caller = avb_api::auth::caller_for(&state, key.as_deref())
         .await
         .context("avb mcp acts for the tenant of the API key in AVB_API_KEY")?;
+    let upstreams = CancellationToken::new();
+    avb_api::start_upstreams(&state, upstreams.clone());
     let running = AvbServer::for_caller(state, caller)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP stdio handshake failed")?;
-    running.waiting().await?;
+    let quit = running.waiting().await;
+    // Stops the upstream sessions (and their stdio children) with the session.
+    upstreams.cancel();
+    quit?;
     Ok(())
 }

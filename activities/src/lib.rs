@@ -10,3 +10,4 @@ pub mod server_billing;
 pub mod server_events;
 pub mod speech_activity;
 pub mod tts;
+pub mod upstream_activity;

@@ -18,6 +18,7 @@ pub mod rest_jobs;
 pub mod rest_servers;
 pub mod servers;
 pub mod state;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -68,6 +69,7 @@ pub async fn run(
     state: ApiState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    start_upstreams(&state, shutdown.clone());
     let app = app(state, shutdown.clone());
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -75,6 +77,16 @@ pub async fn run(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+/// Keeps the upstream catalog current until `shutdown` (only when there is, or may come,
+/// something to mount: servers configured, or a config file that may add some).
+pub fn start_upstreams(state: &ApiState, shutdown: CancellationToken) {
+    let config = &state.config;
+    if !config.mcp_servers.is_empty() || config.source_file.is_some() {
+        let every = std::time::Duration::from_secs(config.mcp.upstream_check_secs);
+        tokio::spawn(state.upstreams.clone().run(every, shutdown));
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

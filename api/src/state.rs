@@ -27,6 +27,9 @@ pub struct ApiState {
     pub limiter: crate::ratelimit::RateLimiter,
     /// JWT bearer tokens of an OIDC issuer, when `[auth.oidc]` is set.
     pub oidc: Option<Arc<crate::oidc::OidcVerifier>>,
+    /// Upstream MCP servers and the tools mounted from them (`[mcp_servers]`); `run` keeps
+    /// the catalog current.
+    pub upstreams: Arc<avb_upstream::UpstreamHub>,
 }
 
 impl ApiState {
@@ -41,7 +44,9 @@ impl ApiState {
             Some(s) => Some(Arc::new(crate::oidc::OidcVerifier::new(s.clone())?)),
             None => None,
         };
+        let upstreams = crate::upstream::hub_for(&config);
         Ok(Self {
+            upstreams,
             oidc,
             temporal,
             artifacts,

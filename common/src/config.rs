@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+
+pub use crate::upstream_settings::UpstreamServer;
 
 pub use crate::billing_settings::{BillingSettings, Price};
 pub use crate::provisioning_settings::{ProvisioningSettings, TemplateSettings};
@@ -54,6 +58,12 @@ pub struct AvbConfig {
     pub billing: BillingSettings,
     pub provisioning: ProvisioningSettings,
     pub devices: crate::device_settings::DeviceSettings,
+    /// Upstream MCP servers mounted beside our tools (`crate::upstream_settings`).
+    pub mcp_servers: BTreeMap<String, UpstreamServer>,
+    /// The file this config came from (`AVB_CONFIG`): `[mcp_servers]` is re-read from it while
+    /// running.
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -142,6 +152,9 @@ pub struct McpSettings {
     /// completions named `test_*` / `test://`; `AVB_MCP_CONFORMANCE_FIXTURES`). Test-only:
     /// needs an `avb-api` built with the `conformance-fixtures` cargo feature, else start fails.
     pub conformance_fixtures: bool,
+    /// How often upstream MCP servers are checked (tools listed, down ones withdrawn) and the
+    /// config file re-read for `[mcp_servers]` changes (`AVB_UPSTREAM_CHECK_SECS`).
+    pub upstream_check_secs: u64,
 }
 
 impl Default for AvbConfig {
@@ -160,6 +173,8 @@ impl Default for AvbConfig {
             billing: BillingSettings::default(),
             provisioning: ProvisioningSettings::default(),
             devices: crate::device_settings::DeviceSettings::default(),
+            mcp_servers: BTreeMap::new(),
+            source_file: None,
         }
     }
 }
@@ -208,6 +223,7 @@ impl Default for McpSettings {
             allowed_origins: Vec::new(),
             wait_budget_secs: 25,
             conformance_fixtures: false,
+            upstream_check_secs: 5,
         }
     }
 }
@@ -237,6 +253,8 @@ impl std::fmt::Debug for AvbConfig {
             .field("database", &self.database)
             .field("billing", &self.billing)
             .field("provisioning", &self.provisioning)
+            .field("devices", &self.devices)
+            .field("mcp_servers", &self.mcp_servers)
             .finish()
     }
 }
@@ -250,20 +268,42 @@ impl AvbConfig {
     pub fn load_from(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let vars: Vec<(String, String)> = vars
-            .into_iter()
+        let all: Vec<(String, String)> = vars.into_iter().collect();
+        // `${VAR}` in [mcp_servers] may name any variable (a token, a port).
+        let lookup = |name: &str| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let vars: Vec<(String, String)> = all
+            .iter()
             .filter(|(k, _)| k.starts_with("AVB_") || k == "DATABASE_URL" || k == "REDIS_URL")
+            .cloned()
             .collect();
         let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let mut cfg = match get("AVB_CONFIG") {
-            Some(path) => Self::from_file(Path::new(&path))?,
+            Some(path) => Self {
+                source_file: Some(path.clone().into()),
+                ..Self::from_file(Path::new(&path))?
+            },
             None => Self::default(),
         };
         for (name, value) in &vars {
             cfg.apply_env(name, value)?;
         }
+        crate::upstream_settings::expand_env(&mut cfg.mcp_servers, &lookup)
+            .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// `[mcp_servers]` as the config file says now (variables expanded from the process
+    /// environment, validated); the error names the file and the key.
+    pub fn reload_mcp_servers(
+        path: &Path,
+    ) -> Result<BTreeMap<String, UpstreamServer>, ConfigError> {
+        let mut servers = Self::from_file(path)?.mcp_servers;
+        let lookup = |name: &str| std::env::var(name).ok();
+        crate::upstream_settings::expand_env(&mut servers, &lookup)
+            .and_then(|()| crate::upstream_settings::validate(&servers))
+            .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
+        Ok(servers)
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -286,6 +326,7 @@ impl AvbConfig {
         let parse_u64 = || value.parse::<u64>().map_err(|e| bad(e.to_string()));
         match name {
             "AVB_DATA_DIR" => self.data_dir = value.into(),
+            "AVB_UPSTREAM_CHECK_SECS" => self.mcp.upstream_check_secs = parse_u64()?,
             "AVB_AUTH_REQUIRED" => self.auth.required = parse_bool(value).map_err(bad)?,
             "AVB_PROVISIONING_BACKEND" => self.provisioning.backend = value.into(),
             "AVB_DOCKER_HOST" => self.provisioning.docker_host = Some(value.into()),
@@ -468,6 +509,14 @@ impl AvbConfig {
         self.devices
             .validate()
             .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
+        crate::upstream_settings::validate(&self.mcp_servers)
+            .map_err(|(key, message)| ConfigError::InvalidKey { key, message })?;
+        if self.mcp.upstream_check_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "mcp.upstream_check_secs",
+                message: "must be at least 1".into(),
+            });
+        }
         Ok(())
     }
 

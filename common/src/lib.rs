@@ -11,3 +11,4 @@ pub mod provisioning_settings;
 pub mod rate_limit_settings;
 pub mod telemetry;
 pub mod temporal;
+pub mod upstream_settings;

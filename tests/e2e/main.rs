@@ -20,3 +20,4 @@ mod provisioning_docker;
 mod python_sdk_client;
 mod rate_limits;
 mod replay;
+mod upstream;

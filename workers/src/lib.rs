@@ -15,6 +15,7 @@ use avb_activities::reconcile_activity::ReconcileActivities;
 use avb_activities::server_events::ServerEvents;
 use avb_activities::speech_activity::TtsActivities;
 use avb_activities::tts::{TtsConfig, TtsEngine};
+use avb_activities::upstream_activity::UpstreamActivities;
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
 use avb_store::Store;
@@ -25,6 +26,7 @@ use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkfl
 use avb_workflows::queues;
 use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
+use avb_workflows::upstream::UpstreamCallWorkflow;
 use futures::future::{FutureExt, LocalBoxFuture};
 use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -88,6 +90,28 @@ pub async fn open_store(config: &AvbConfig) -> anyhow::Result<Store> {
         .context("opening the database (DATABASE_URL, default $AVB_DATA_DIR/avb.db)")
 }
 
+/// The upstream sessions of this worker process: `[mcp_servers]` now, re-read from the config
+/// file when a call names a server it does not know yet.
+pub fn upstream_hub(config: &AvbConfig) -> Arc<avb_upstream::UpstreamHub> {
+    let hub = avb_upstream::UpstreamHub::new(
+        config.mcp_servers.clone(),
+        Some(config.data_dir.join("logs/upstreams")),
+        |_| false,
+    );
+    Arc::new(match reload_mcp_servers(config) {
+        Some(reload) => hub.with_reload(reload),
+        None => hub,
+    })
+}
+
+/// Re-reads `[mcp_servers]` from the config file, when the config came from one.
+pub fn reload_mcp_servers(config: &AvbConfig) -> Option<avb_upstream::Reload> {
+    let path = config.source_file.clone()?;
+    Some(Box::new(move || {
+        AvbConfig::reload_mcp_servers(&path).map_err(|e| e.to_string())
+    }))
+}
+
 /// Builds the workers for `queues` and runs them until `shutdown` resolves.
 pub async fn run_workers(
     runtime: &Runtime,
@@ -117,6 +141,7 @@ pub async fn run_workers(
                 .register_workflow::<ReconcileMcpServersWorkflow>()?
                 .register_workflow::<DeviceCommandWorkflow>()?
                 .register_workflow::<DeviceReadWorkflow>()?
+                .register_workflow::<UpstreamCallWorkflow>()?
                 // The echo activity shares the workflow queue so it is dispatched eagerly.
                 .register_activities(EchoActivities)
                 .build(),
@@ -170,6 +195,12 @@ pub async fn run_workers(
             }
             queues::DEVICES => WorkerOptions::new(*q)
                 .register_activities(DeviceActivities::new(config.devices.clone()))
+                .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                .build(),
+            queues::UPSTREAM => WorkerOptions::new(*q)
+                .register_activities(UpstreamActivities {
+                    hub: upstream_hub(config),
+                })
                 .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                 .build(),
             other => {

@@ -13,4 +13,5 @@ pub mod saga;
 pub mod search;
 pub mod speech;
 pub mod speech_workflow;
+pub mod upstream;
 pub mod voices;

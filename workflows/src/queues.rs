@@ -8,6 +8,8 @@ pub const TTS: &str = "avb-tts";
 pub const BILLING: &str = "avb-billing";
 pub const PROVISIONING: &str = "avb-provisioning";
 pub const DEVICES: &str = "avb-devices";
+/// Calls to upstream MCP servers (sessions and stdio children live on these workers).
+pub const UPSTREAM: &str = "avb-upstream";
 
 /// Every queue a worker can serve, in the order `avb worker --queues all` starts them.
-pub const ALL: &[&str] = &[WORKFLOWS, TTS, BILLING, PROVISIONING, DEVICES];
+pub const ALL: &[&str] = &[WORKFLOWS, TTS, BILLING, PROVISIONING, DEVICES, UPSTREAM];

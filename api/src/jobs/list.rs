@@ -86,10 +86,20 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ListError {
 pub fn visibility_query(tenant: &str, f: &JobFilter) -> Result<String, ListError> {
     let mut clauses = vec![format!("{} = '{}'", search::TENANT.name(), quote(tenant))];
     if let Some(tool) = &f.tool {
-        if !JOB_TOOLS.contains(&tool.as_str()) {
+        // A mounted upstream tool (`<namespace>_<tool>`) is a job tool too; its characters are
+        // checked, so the name is safe inside the quotes.
+        let mounted_name = tool.contains('_')
+            && tool.len() <= 128
+            && tool
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !JOB_TOOLS.contains(&tool.as_str()) && !mounted_name {
             return Err(invalid(
                 "tool",
-                format!("unknown job tool '{tool}'; valid: {}", JOB_TOOLS.join(", ")),
+                format!(
+                    "unknown job tool '{tool}'; valid: {}, or a mounted upstream tool                      (<server>_<tool>)",
+                    JOB_TOOLS.join(", ")
+                ),
             ));
         }
         clauses.push(format!("{} = '{tool}'", search::TOOL.name()));

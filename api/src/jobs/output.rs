@@ -56,6 +56,8 @@ pub enum JobOutput {
     Speech(SpeechArtifact),
     Echo(EchoOutput),
     Device(avb_workflows::devices::DeviceCommandOutput),
+    /// A mounted upstream tool's `CallToolResult`, as the upstream sent it.
+    Upstream(serde_json::Value),
 }
 
 impl JobOutput {
@@ -66,6 +68,7 @@ impl JobOutput {
                 serde_json::to_value(GenerateSpeechOutput::completed(job_id, a, public_url))
             }
             Self::Echo(o) => serde_json::to_value(o),
+            Self::Upstream(result) => Ok(result.clone()),
             Self::Device(o) => {
                 serde_json::to_value(crate::devices::DeviceJobOutput::completed(job_id, o))
             }

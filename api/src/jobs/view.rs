@@ -5,6 +5,7 @@ use avb_workflows::devices::DeviceCommandWorkflow;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::search;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
+use avb_workflows::upstream::UpstreamCallWorkflow;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_client::errors::WorkflowInteractionError;
@@ -306,7 +307,14 @@ async fn fetch_outcome(state: &ApiState, tool: &str, job_id: &str) -> Result<Job
                 .await,
         )
         .map(JobOutput::Device),
-        other => Err(JobError::Temporal(format!("job of unknown tool '{other}'"))),
+        // Every other job is a call of a tool mounted from an upstream server.
+        _ => map_result(
+            client
+                .get_workflow_handle::<UpstreamCallWorkflow>(job_id.to_string())
+                .get_result(opts())
+                .await,
+        )
+        .map(JobOutput::Upstream),
     }
 }
 

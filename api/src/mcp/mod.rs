@@ -16,16 +16,19 @@ mod speech_tools;
 pub mod sse;
 mod status_tools;
 pub mod tasks;
+mod upstream_tools;
+
+pub use upstream_tools::own_tool_names;
 
 use rmcp::ErrorData as McpError;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
-    Implementation, ListResourceTemplatesResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-    SubscriptionFilter, TASKS_EXTENSION_ID, UnsubscribeRequestParams,
+    Implementation, ListResourceTemplatesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, SubscriptionFilter, TASKS_EXTENSION_ID, UnsubscribeRequestParams,
 };
-use rmcp::service::{RequestContext, SubscriptionContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler, tool_handler};
 
 use std::borrow::Cow;
@@ -168,6 +171,7 @@ impl ServerHandler for AvbServer {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_resources()
             .enable_resources_subscribe()
             .enable_tasks()
@@ -195,6 +199,33 @@ impl ServerHandler for AvbServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         self.call_tool_or_task(request, context).await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut result = ListToolsResult::with_all_items(self.all_tools());
+        // Upstream tools come and go: clients of 2026-07-28 must not cache the list.
+        if context
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28)
+        {
+            result.ttl_ms = Some(0);
+        }
+        Ok(result)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.tool_router
+            .get(name)
+            .cloned()
+            .or_else(|| self.mounted(name).map(|t| t.definition))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.announce_tool_changes(context.peer);
     }
 
     async fn get_task(
@@ -249,12 +280,18 @@ impl ServerHandler for AvbServer {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(Self::job_subscription_filter(requested))
+        let mut accepted = Self::job_subscription_filter(requested);
+        accepted.tools_list_changed = requested.tools_list_changed.filter(|on| *on);
+        Some(accepted)
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let caller = self.request_caller(&context.request_context().extensions)?;
-        self.bound(caller).listen_jobs(context).await;
+        let server = self.bound(caller);
+        futures::join!(
+            server.listen_jobs(&context),
+            server.listen_tool_changes(&context)
+        );
         Ok(())
     }
 

@@ -180,7 +180,7 @@ impl AvbServer {
 
     /// Runs one `subscriptions/listen` stream: watches every accepted job until the client
     /// cancels the stream or all of them ended.
-    pub(crate) async fn listen_jobs(&self, context: SubscriptionContext) {
+    pub(crate) async fn listen_jobs(&self, context: &SubscriptionContext) {
         let uris = context
             .accepted()
             .resource_subscriptions

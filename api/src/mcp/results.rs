@@ -72,6 +72,15 @@ pub(crate) async fn job_result(
         Ok(JobOutput::Echo(out)) => {
             CallToolResult::structured(serde_json::to_value(out).unwrap_or_default())
         }
+        Ok(JobOutput::Upstream(value)) => match crate::upstream::result_of(value) {
+            Ok(result) => result,
+            Err(e) => tool_error(
+                "Unavailable",
+                None,
+                &e.to_string(),
+                json!({ "job_id": job_id }),
+            ),
+        },
         Ok(JobOutput::Device(out)) => {
             let out = crate::devices::DeviceJobOutput::completed(job_id, &out);
             let names: Vec<_> = out.devices.iter().map(|d| d.device.as_str()).collect();

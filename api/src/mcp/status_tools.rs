@@ -15,6 +15,8 @@ pub struct ServerStatus {
     pub message: String,
     pub version: String,
     pub components: Vec<ComponentHealth>,
+    /// Upstream MCP servers (`[mcp_servers]`): up, down (its tools withdrawn) or disabled.
+    pub upstreams: Vec<avb_upstream::UpstreamStatus>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -25,7 +27,8 @@ pub struct VoiceList {
 
 #[tool_router(router = status_tools, vis = "pub(crate)")]
 impl AvbServer {
-    /// Platform status: whether AgentVoiceBox is online, and each component's health.
+    /// Platform status: whether AgentVoiceBox is online, each component's health, and each
+    /// upstream MCP server whose tools are mounted here.
     #[tool(
         name = "get_server_status",
         annotations(read_only_hint = true, idempotent_hint = true)
@@ -54,6 +57,7 @@ impl AvbServer {
             message,
             version: env!("CARGO_PKG_VERSION").to_string(),
             components,
+            upstreams: self.state.upstreams.statuses(),
         })
     }
 

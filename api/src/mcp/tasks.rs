@@ -61,9 +61,10 @@ impl AvbServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.request_caller(&context.extensions)?;
+        let mounted = self.mounted(&request.name);
         // Every tools/call (direct or as a task) of a known tool takes a token of the caller's
         // bucket for that tool; unknown tools fall through to the router's error.
-        if self.tool_router.map.contains_key(request.name.as_ref())
+        if (mounted.is_some() || self.tool_router.map.contains_key(request.name.as_ref()))
             && let Err(limited) = self.state.limiter.check_tool(&caller, &request.name).await
         {
             tracing::info!(tool = %request.name, caller = %caller.rate_limit_id(), %limited, "tool call rate-limited");
@@ -76,6 +77,12 @@ impl AvbServer {
         }
         let server = self.bound(caller);
         let server = server.as_ref();
+        if let Some(tool) = mounted {
+            let result = server
+                .call_mounted(&request.name, &tool, request.arguments)
+                .await;
+            return Ok(CallToolResponse::Complete(result));
+        }
         let client_has_tasks = context
             .client_capabilities()
             .is_some_and(|caps| caps.supports_tasks());

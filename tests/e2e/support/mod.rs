@@ -13,6 +13,7 @@ pub mod mosquitto;
 pub mod pg;
 pub mod redis;
 pub mod sse_client;
+pub mod upstreams;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,72 @@
+//! `call_upstream_tool` on `avb-upstream`: calls a tool of an upstream MCP server through this
+//! worker's sessions and returns the upstream's result untouched. Retryability is decided here,
+//! by what went wrong: an upstream that refused the call (unknown tool, invalid arguments) fails
+//! at once; one that could not be reached is retried (the call never left); one that went away
+//! or timed out mid-call is retried only when the call may run twice.
+
+use std::sync::Arc;
+
+use avb_upstream::{UpstreamError, UpstreamHub};
+use avb_workflows::upstream::{
+    CALL_UPSTREAM_TOOL, UNKNOWN_SERVER, UPSTREAM_NOT_RETRIED, UPSTREAM_REFUSED, UpstreamCallRequest,
+};
+use serde_json::Value;
+use temporalio_macros::activities;
+use temporalio_sdk::ApplicationFailure;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+pub struct UpstreamActivities {
+    pub hub: Arc<UpstreamHub>,
+}
+
+fn non_retryable(kind: &str, message: String) -> ActivityError {
+    ActivityError::application(
+        ApplicationFailure::builder(message)
+            .type_name(kind.to_owned())
+            .non_retryable(true)
+            .build(),
+    )
+}
+
+/// How a failed call is reported to Temporal.
+fn call_failure(e: UpstreamError, request: &UpstreamCallRequest) -> ActivityError {
+    match &e {
+        UpstreamError::UnknownServer(_) | UpstreamError::Disabled { .. } => {
+            non_retryable(UNKNOWN_SERVER, e.to_string())
+        }
+        UpstreamError::Refused { .. } => non_retryable(UPSTREAM_REFUSED, e.to_string()),
+        _ if e.may_have_run() && !request.may_retry => non_retryable(
+            UPSTREAM_NOT_RETRIED,
+            format!(
+                "{e}. Not retried: {tool} may already have done its work, and it is not marked \
+                 read-only or idempotent (list it in mcp_servers.{server}.retry_tools to retry \
+                 it anyway)",
+                tool = request.tool,
+                server = request.server,
+            ),
+        ),
+        _ => ActivityError::from(anyhow::Error::new(e)),
+    }
+}
+
+#[activities]
+impl UpstreamActivities {
+    #[activity(name = CALL_UPSTREAM_TOOL)]
+    pub async fn call_upstream_tool(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: UpstreamCallRequest,
+    ) -> Result<Value, ActivityError> {
+        let attempt = ctx.info().attempt;
+        tracing::info!(server = %request.server, tool = %request.tool, attempt, "calling upstream tool");
+        let result = self
+            .hub
+            .call(&request.server, &request.tool, request.arguments.clone())
+            .await
+            .map_err(|e| {
+                tracing::warn!(server = %request.server, tool = %request.tool, attempt, error = %e, "upstream call failed");
+                call_failure(e, &request)
+            })?;
+        serde_json::to_value(&result).map_err(|e| ActivityError::from(anyhow::Error::new(e)))
+    }
+}

@@ -1,0 +1,123 @@
+//! Tools mounted from upstream MCP servers, beside our own: listed after ours, called through
+//! `crate::upstream` (durably by default), and announced with `notifications/tools/list_changed`
+//! whenever the catalog changes — on the session for clients of session protocols, on their
+//! `subscriptions/listen` stream for clients of 2026-07-28.
+
+use std::collections::HashSet;
+
+use avb_upstream::MountedTool;
+use rmcp::RoleServer;
+use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use rmcp::service::{Peer, SubscriptionContext};
+use serde_json::{Map, Value, json};
+
+use super::AvbServer;
+use super::results::tool_error;
+use crate::jobs::output::resource_uri;
+use crate::jobs::view::failure_of;
+use crate::upstream::{self, UpstreamOutcome};
+
+/// Names of AgentVoiceBox's own tools (an upstream tool never shadows one).
+pub fn own_tool_names() -> HashSet<String> {
+    AvbServer::product_tools()
+        .list_all()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+impl AvbServer {
+    /// Every tool an agent can call: ours, then the mounted ones.
+    pub(crate) fn all_tools(&self) -> Vec<Tool> {
+        let mut tools = self.tool_router.list_all();
+        tools.extend(self.state.upstreams.catalog().definitions().cloned());
+        tools
+    }
+
+    /// The mounted tool called `name`, unless it is one of ours.
+    pub(crate) fn mounted(&self, name: &str) -> Option<MountedTool> {
+        if self.tool_router.map.contains_key(name) {
+            return None;
+        }
+        self.state.upstreams.catalog().get(name).cloned()
+    }
+
+    /// Calls a mounted tool; the upstream's result comes back as it was sent.
+    pub(crate) async fn call_mounted(
+        &self,
+        name: &str,
+        tool: &MountedTool,
+        arguments: Option<Map<String, Value>>,
+    ) -> CallToolResult {
+        let where_ = json!({ "server": tool.server, "tool": tool.upstream_tool });
+        if tool.approval {
+            return tool_error(
+                "ApprovalRequired",
+                None,
+                &format!(
+                    "mcp_servers.{}.require_approval covers {}, and approving upstream calls is \
+                     not available yet; nothing was called",
+                    tool.server, tool.upstream_tool
+                ),
+                where_,
+            );
+        }
+        match upstream::call(&self.state, self.tenant(), name, tool, arguments).await {
+            Ok(UpstreamOutcome::Done(result)) => result,
+            Ok(UpstreamOutcome::Running(job_id)) => {
+                let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
+                    "{name} is still running as job {job_id}; follow it with get_job or the \
+                     resource {}",
+                    resource_uri(&job_id)
+                ))]);
+                r.structured_content = Some(json!({
+                    "job_id": job_id,
+                    "status": "running",
+                    "resource_uri": resource_uri(&job_id),
+                }));
+                r
+            }
+            Err(e) => {
+                let failure = failure_of(&e);
+                tool_error(&failure.kind, None, &failure.message, where_)
+            }
+        }
+    }
+
+    /// Tells a session-protocol client of every catalog change until it goes away.
+    pub(crate) fn announce_tool_changes(&self, peer: Peer<RoleServer>) {
+        if !self.state.upstreams.has_servers() && self.state.config.source_file.is_none() {
+            return;
+        }
+        let mut changes = self.state.upstreams.subscribe();
+        changes.mark_unchanged();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// One `subscriptions/listen` stream's share: tool list changes, if the client asked.
+    pub(crate) async fn listen_tool_changes(&self, context: &SubscriptionContext) {
+        if context.accepted().tools_list_changed != Some(true) {
+            return;
+        }
+        let mut changes = self.state.upstreams.subscribe();
+        changes.mark_unchanged();
+        let sink = context.sink().clone();
+        let announce = async {
+            while changes.changed().await.is_ok() {
+                if sink.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            () = context.cancelled() => {}
+            () = announce => {}
+        }
+    }
+}

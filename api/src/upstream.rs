@@ -1,0 +1,98 @@
+//! Calls of tools mounted from upstream MCP servers. On the durable path (the default) a call is
+//! a job: an `UpstreamCall` workflow (id `job_…`, tagged with the mounted tool and the tenant)
+//! whose activity on `avb-upstream` calls the upstream, with retries where a retry is safe. On the
+//! fast path (`durable = false` on the server) the api calls the upstream itself. Either way
+//! the agent gets the upstream's result exactly as it was sent.
+
+use std::sync::Arc;
+
+use avb_upstream::{MountedTool, UpstreamHub};
+use avb_workflows::upstream::{UpstreamCallJob, UpstreamCallRequest, UpstreamCallWorkflow};
+use rmcp::model::CallToolResult;
+use serde_json::{Map, Value};
+use temporalio_client::WorkflowGetResultOptions;
+
+use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
+use crate::state::ApiState;
+
+/// What a call of a mounted tool came to.
+pub enum UpstreamOutcome {
+    Done(CallToolResult),
+    /// The wait budget ran out first: follow the job.
+    Running(String),
+}
+
+/// The api's hub: the catalog agents see, kept current by `run_hub`.
+pub fn hub_for(config: &avb_common::config::AvbConfig) -> Arc<UpstreamHub> {
+    let own = crate::mcp::own_tool_names();
+    let hub = UpstreamHub::new(
+        config.mcp_servers.clone(),
+        Some(config.data_dir.join("logs/upstreams")),
+        move |name| own.contains(name),
+    );
+    Arc::new(match config.source_file.clone() {
+        Some(path) => hub.with_reload(Box::new(move || {
+            avb_common::config::AvbConfig::reload_mcp_servers(&path).map_err(|e| e.to_string())
+        })),
+        None => hub,
+    })
+}
+
+/// Calls `tool` with `arguments` for `tenant`.
+pub async fn call(
+    state: &ApiState,
+    tenant: &str,
+    name: &str,
+    tool: &MountedTool,
+    arguments: Option<Map<String, Value>>,
+) -> Result<UpstreamOutcome, JobError> {
+    let settings = state.upstreams.settings_of(&tool.server).ok_or_else(|| {
+        JobError::Start(format!("upstream {} is no longer configured", tool.server))
+    })?;
+    if !settings.durable {
+        return state
+            .upstreams
+            .call(&tool.server, &tool.upstream_tool, arguments)
+            .await
+            .map(UpstreamOutcome::Done)
+            .map_err(|e| JobError::Failed {
+                kind: Some(e.kind().to_string()),
+                message: e.to_string(),
+                details: None,
+            });
+    }
+    let job_id = new_job_id();
+    let options = job_start_options(name, tenant, &job_id, true);
+    let job = UpstreamCallJob {
+        tenant: tenant.to_string(),
+        mounted_as: name.to_string(),
+        request: UpstreamCallRequest {
+            server: tool.server.clone(),
+            tool: tool.upstream_tool.clone(),
+            arguments,
+            may_retry: tool.retry,
+        },
+        timeout_secs: settings.timeout,
+    };
+    let handle = state
+        .temporal
+        .start_workflow(UpstreamCallWorkflow::run, job, options)
+        .await
+        .map_err(|e| JobError::Start(e.to_string()))?;
+    tracing::info!(job_id = %job_id, tool = name, server = %tool.server, tenant, "upstream call started");
+    match tokio::time::timeout(
+        state.config.wait_budget(),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    {
+        Ok(r) => result_of(map_result(r)?).map(UpstreamOutcome::Done),
+        Err(_) => Ok(UpstreamOutcome::Running(job_id)),
+    }
+}
+
+/// The upstream's result, as the workflow stored it.
+pub fn result_of(value: Value) -> Result<CallToolResult, JobError> {
+    serde_json::from_value(value)
+        .map_err(|e| JobError::Temporal(format!("the upstream's result does not parse: {e}")))
+}

@@ -1,0 +1,114 @@
+//! Real upstream MCP servers for the aggregator's tests: npm's reference servers
+//! (`@modelcontextprotocol/server-everything`, `server-filesystem`), installed into the cache by
+//! `deploy/upstream_servers.sh`, run on the machine's Node — over stdio (started by avb) or over
+//! Streamable HTTP (started here, stoppable and restartable on the same port).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use avb_common::upstream_settings::UpstreamServer;
+
+/// `node_modules` holding both servers (installed on first use).
+pub fn node_modules() -> PathBuf {
+    let out = Command::new(super::repo_root().join("deploy/upstream_servers.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run deploy/upstream_servers.sh");
+    assert!(out.status.success(), "deploy/upstream_servers.sh failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+pub fn everything_js() -> String {
+    node_modules()
+        .join("@modelcontextprotocol/server-everything/dist/index.js")
+        .display()
+        .to_string()
+}
+
+pub fn filesystem_js() -> String {
+    node_modules()
+        .join("@modelcontextprotocol/server-filesystem/dist/index.js")
+        .display()
+        .to_string()
+}
+
+/// `[mcp_servers.x]` for server-everything over stdio.
+pub fn everything_stdio() -> UpstreamServer {
+    UpstreamServer {
+        command: Some("node".into()),
+        args: vec![everything_js(), "stdio".into()],
+        ..UpstreamServer::default()
+    }
+}
+
+/// `[mcp_servers.x]` for server-filesystem over stdio, serving `root`.
+pub fn filesystem_stdio(root: &std::path::Path) -> UpstreamServer {
+    UpstreamServer {
+        command: Some("node".into()),
+        args: vec![filesystem_js(), root.display().to_string()],
+        ..UpstreamServer::default()
+    }
+}
+
+/// server-everything over Streamable HTTP on a fixed loopback port; killed on drop.
+pub struct EverythingHttp {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl EverythingHttp {
+    pub fn start() -> Self {
+        let port = avb_common::devserver::free_port().expect("port");
+        let mut server = Self { port, child: None };
+        server.start_again();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// `[mcp_servers.x]` for this server.
+    pub fn settings(&self) -> UpstreamServer {
+        UpstreamServer {
+            server_url: Some(self.url()),
+            ..UpstreamServer::default()
+        }
+    }
+
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("node")
+            .args([&everything_js(), "streamableHttp"])
+            .env("PORT", self.port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn node (Debian nodejs; deploy/install-deps.sh)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server-everything did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills it (SIGKILL: no goodbye to its clients).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for EverythingHttp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

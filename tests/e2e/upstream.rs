@@ -1,0 +1,458 @@
+//! Upstream MCP servers mounted beside our tools (issue 8), against the real reference servers
+//! from npm (`server-everything` over stdio and Streamable HTTP, `server-filesystem` over stdio):
+//! names, filters and priority; results identical to a direct call; a server going down and
+//! coming back (tools withdrawn and restored, `notifications/tools/list_changed` sent); calls
+//! interrupted by a killed upstream; config changes without a restart; a bad config refused.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::TestSystem;
+use crate::support::mcp::text_of;
+use crate::support::upstreams::{
+    EverythingHttp, everything_js, everything_stdio, filesystem_js, filesystem_stdio,
+};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+const QUEUES: &str = "avb-workflows,avb-upstream";
+
+/// Counts `notifications/tools/list_changed`.
+#[derive(Clone, Default)]
+struct ListWatcher {
+    changes: Arc<AtomicUsize>,
+}
+
+impl ClientHandler for ListWatcher {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl ListWatcher {
+    fn seen(&self) -> usize {
+        self.changes.load(Ordering::SeqCst)
+    }
+}
+
+async fn session<H: ClientHandler>(
+    system: &TestSystem,
+    handler: H,
+) -> RunningService<RoleClient, H> {
+    handler
+        .serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+        .await
+        .expect("MCP session")
+}
+
+async fn call_tool<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    name: &str,
+    args: Value,
+) -> CallToolResult {
+    let args = args.as_object().cloned().expect("object");
+    client
+        .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args))
+        .await
+        .expect("tools/call answers")
+}
+
+async fn tool_names<H: ClientHandler>(client: &RunningService<RoleClient, H>) -> BTreeSet<String> {
+    client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+/// Polls tools/list until `ok` holds (the hub checks upstreams every second here).
+async fn wait_for_tools<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    what: &str,
+    ok: impl Fn(&BTreeSet<String>) -> bool,
+) -> BTreeSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let names = tool_names(client).await;
+        if ok(&names) {
+            return names;
+        }
+        assert!(Instant::now() < deadline, "{what}; tools now: {names:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stdio_client(args: Vec<String>) -> RunningService<RoleClient, ()> {
+    let cmd = tokio::process::Command::new("node").configure(|c| {
+        c.args(args);
+    });
+    ().serve(TokioChildProcess::new(cmd).expect("spawn node"))
+        .await
+        .expect("direct stdio session")
+}
+
+fn upstream_status(status: &CallToolResult, name: &str) -> Value {
+    let out = status.structured_content.clone().expect("structured");
+    out["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .find(|u| u["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no upstream {name} in {out}"))
+}
+
+#[tokio::test]
+async fn mounted_tools_are_namespaced_filtered_and_return_exactly_what_the_upstream_returns() {
+    let root = tempfile::tempdir().expect("tmp");
+    let root_path = root.path().canonicalize().expect("canonical");
+    std::fs::write(root_path.join("hello.txt"), "hello from disk\n").expect("write");
+    let fs_root = root_path.clone();
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            let mut everything = everything_stdio();
+            everything.allowed_tools = Some(
+                [
+                    "echo",
+                    "get-sum",
+                    "get-tiny-image",
+                    "get-structured-content",
+                ]
+                .map(String::from)
+                .to_vec(),
+            );
+            c.mcp_servers.insert("everything".into(), everything);
+            let mut files = filesystem_stdio(&fs_root);
+            files.allowed_tools = Some(
+                ["read_text_file", "write_file", "list_directory"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+            c.mcp_servers.insert("files".into(), files);
+        },
+        QUEUES,
+    )
+    .await;
+    let client = session(&system, ()).await;
+    let names = wait_for_tools(&client, "both upstreams mounted", |n| {
+        n.contains("everything_echo") && n.contains("files_read_text_file")
+    })
+    .await;
+    for expected in [
+        "everything_get-sum",
+        "everything_get-tiny-image",
+        "files_write_file",
+        "generate_speech",
+    ] {
+        assert!(names.contains(expected), "{expected} missing: {names:?}");
+    }
+    for filtered in [
+        "everything_get-env",
+        "files_move_file",
+        "echo",
+        "read_text_file",
+    ] {
+        assert!(!names.contains(filtered), "{filtered} listed: {names:?}");
+    }
+
+    // Through the aggregator (a durable job) and directly: the very same result.
+    let direct = stdio_client(vec![everything_js(), "stdio".into()]).await;
+    let direct_defs = direct.list_all_tools().await.expect("direct tools");
+    let mounted_defs = client.list_all_tools().await.expect("tools");
+    let sum_direct = direct_defs
+        .iter()
+        .find(|t| t.name == "get-sum")
+        .expect("get-sum");
+    let sum_mounted = mounted_defs
+        .iter()
+        .find(|t| t.name == "everything_get-sum")
+        .expect("everything_get-sum");
+    assert_eq!(sum_mounted.input_schema, sum_direct.input_schema);
+    assert_eq!(sum_mounted.annotations, sum_direct.annotations);
+    for (tool, args) in [
+        ("get-tiny-image", json!({})),
+        ("get-structured-content", json!({"location": "New York"})),
+        ("get-sum", json!({"a": 2, "b": 40})),
+        ("echo", json!({"message": "héllo, upstream"})),
+    ] {
+        let via = call_tool(&client, &format!("everything_{tool}"), args.clone()).await;
+        let want = call_tool(&direct, tool, args).await;
+        assert_eq!(
+            serde_json::to_value(&via).expect("json"),
+            serde_json::to_value(&want).expect("json"),
+            "{tool} through avb differs from the direct call"
+        );
+    }
+    let _ = direct.cancel().await;
+
+    // The filesystem server: a write lands on disk; a refused read comes back as the upstream's
+    // own error result, unchanged.
+    let target = root_path.join("written.txt");
+    let r = call_tool(
+        &client,
+        "files_write_file",
+        json!({"path": target.display().to_string(), "content": "written through avb"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("written"),
+        "written through avb"
+    );
+    let direct_fs = stdio_client(vec![filesystem_js(), root_path.display().to_string()]).await;
+    for path in [root_path.join("hello.txt"), "/etc/hostname".into()] {
+        let args = json!({"path": path.display().to_string()});
+        let via = call_tool(&client, "files_read_text_file", args.clone()).await;
+        let want = call_tool(&direct_fs, "read_text_file", args).await;
+        assert_eq!(
+            serde_json::to_value(&via).expect("json"),
+            serde_json::to_value(&want).expect("json"),
+            "read_text_file {path:?}"
+        );
+    }
+    let _ = direct_fs.cancel().await;
+
+    // Each call was a job, listed under its mounted name.
+    let jobs = call_tool(&client, "list_jobs", json!({"tool": "everything_get-sum"})).await;
+    let page = jobs.structured_content.clone().expect("structured");
+    let listed = page["jobs"].as_array().expect("jobs");
+    assert_eq!(listed.len(), 1, "{page}");
+    assert_eq!(listed[0]["status"], "completed", "{page}");
+
+    let status = call_tool(&client, "get_server_status", json!({})).await;
+    let everything = upstream_status(&status, "everything");
+    assert_eq!(everything["status"], "up", "{everything}");
+    assert_eq!(everything["tools"], 4, "{everything}");
+    drop(client);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn priority_decides_and_a_down_upstream_is_withdrawn_announced_and_restored() {
+    let mut http = EverythingHttp::start();
+    let remote_settings = http.settings();
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            // The same namespace twice: the remote server wins (priority 10 < 20) while it is
+            // up; the local one, which says who it is in its environment, takes over otherwise.
+            let mut remote = remote_settings;
+            remote.namespace = Some("everything".into());
+            remote.priority = 10;
+            remote.allowed_tools = Some(["get-env", "get-sum"].map(String::from).to_vec());
+            c.mcp_servers.insert("remote".into(), remote);
+            let mut local = everything_stdio();
+            local.priority = 20;
+            local.allowed_tools = Some(vec!["get-env".into()]);
+            local
+                .env
+                .insert("AVB_UPSTREAM_WHICH".into(), "the-local-one".into());
+            c.mcp_servers.insert("everything".into(), local);
+        },
+        QUEUES,
+    )
+    .await;
+    let watcher = ListWatcher::default();
+    let client = session(&system, watcher.clone()).await;
+    wait_for_tools(&client, "the remote server mounted", |n| {
+        n.contains("everything_get-sum") && n.contains("everything_get-env")
+    })
+    .await;
+    let env = text_of(&call_tool(&client, "everything_get-env", json!({})).await);
+    assert!(
+        !env.contains("the-local-one"),
+        "priority 10 serves get-env: {env}"
+    );
+    let status = call_tool(&client, "get_server_status", json!({})).await;
+    assert_eq!(upstream_status(&status, "remote")["tools"], 2);
+    assert_eq!(
+        upstream_status(&status, "everything")["tools"],
+        0,
+        "shadowed"
+    );
+
+    // Down: its tools are withdrawn (get-sum gone, get-env served by the local server), clients
+    // are told, and the status says why.
+    let before = watcher.seen();
+    http.kill();
+    wait_for_tools(&client, "get-sum withdrawn", |n| {
+        !n.contains("everything_get-sum") && n.contains("everything_get-env")
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watcher.seen() == before {
+        assert!(Instant::now() < deadline, "no tools/list_changed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let env = text_of(&call_tool(&client, "everything_get-env", json!({})).await);
+    assert!(env.contains("the-local-one"), "the fallback serves: {env}");
+    let status = call_tool(&client, "get_server_status", json!({})).await;
+    let remote = upstream_status(&status, "remote");
+    assert_eq!(remote["status"], "down", "{remote}");
+    assert!(
+        remote["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("remote")),
+        "{remote}"
+    );
+
+    // Back: restored and announced again.
+    let before = watcher.seen();
+    http.start_again();
+    wait_for_tools(&client, "get-sum restored", |n| {
+        n.contains("everything_get-sum")
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watcher.seen() == before {
+        assert!(Instant::now() < deadline, "no tools/list_changed on return");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let env = text_of(&call_tool(&client, "everything_get-env", json!({})).await);
+    assert!(!env.contains("the-local-one"), "remote again: {env}");
+    drop(client);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_killed_mid_call_is_retried_when_safe_and_fails_clearly_when_not() {
+    let mut http = EverythingHttp::start();
+    let settings = http.settings();
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            let mut sturdy = settings.clone();
+            sturdy.allowed_tools = Some(vec!["trigger-long-running-operation".into()]);
+            sturdy.timeout = 15;
+            // The same server, but its read-only/idempotent hints are not believed.
+            let mut fragile = sturdy.clone();
+            fragile.trust_hints = false;
+            c.mcp_servers.insert("sturdy".into(), sturdy);
+            c.mcp_servers.insert("fragile".into(), fragile);
+        },
+        QUEUES,
+    )
+    .await;
+    let client = Arc::new(session(&system, ()).await);
+    wait_for_tools(&client, "both mounted", |n| {
+        n.contains("sturdy_trigger-long-running-operation")
+            && n.contains("fragile_trigger-long-running-operation")
+    })
+    .await;
+    for (server, retried) in [("sturdy", true), ("fragile", false)] {
+        let name = format!("{server}_trigger-long-running-operation");
+        let call = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                call_tool(&client, &name, json!({"duration": 3, "steps": 3})).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        http.kill();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        http.start_again();
+        let r = call.await.expect("call task");
+        let text = text_of(&r);
+        if retried {
+            assert_ne!(r.is_error, Some(true), "{server}: {text}");
+            assert!(text.contains("Long running operation completed"), "{text}");
+        } else {
+            assert_eq!(r.is_error, Some(true), "{server}: {text}");
+            assert!(
+                text.contains("UpstreamNotRetried")
+                    && text.contains("mcp_servers.fragile.retry_tools"),
+                "{text}"
+            );
+        }
+        // Both mounted again before the next round.
+        wait_for_tools(&client, "remounted", |n| {
+            n.contains("fragile_trigger-long-running-operation")
+        })
+        .await;
+    }
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn config_file_changes_apply_without_a_restart_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("avb.toml");
+    let js = everything_js();
+    let write = |allowed: &str, extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[mcp_servers.everything]\ncommand = \"node\"\nargs = [{js:?}, \"stdio\"]\n\
+                 allowed_tools = [{allowed}]\n{extra}"
+            ),
+        )
+        .expect("write config");
+    };
+    write("\"echo\"", "");
+    let path = file.clone();
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            c.mcp_servers =
+                avb_common::config::AvbConfig::reload_mcp_servers(&path).expect("valid");
+            c.source_file = Some(path);
+        },
+        QUEUES,
+    )
+    .await;
+    let watcher = ListWatcher::default();
+    let client = session(&system, watcher.clone()).await;
+    wait_for_tools(&client, "echo mounted", |n| n.contains("everything_echo")).await;
+    assert!(!tool_names(&client).await.contains("everything_get-sum"));
+
+    let before = watcher.seen();
+    write("\"echo\", \"get-sum\"", "");
+    wait_for_tools(&client, "get-sum added by the edit", |n| {
+        n.contains("everything_get-sum")
+    })
+    .await;
+    let r = call_tool(&client, "everything_get-sum", json!({"a": 1, "b": 2})).await;
+    assert!(text_of(&r).contains('3'), "{}", text_of(&r));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watcher.seen() == before {
+        assert!(
+            Instant::now() < deadline,
+            "no tools/list_changed after the edit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A broken edit is refused: the running settings stay.
+    write("\"echo\"", "server_url = \"http://127.0.0.1:1/mcp\"\n");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let names = tool_names(&client).await;
+    assert!(
+        names.contains("everything_get-sum"),
+        "the bad edit changed the catalog: {names:?}"
+    );
+    drop(client);
+    system.stop().await;
+
+    // At start, the same mistake refuses to start, naming the key.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_avb"))
+        .arg("serve")
+        .env("AVB_CONFIG", &file)
+        .env("AVB_DATA_DIR", dir.path())
+        .output()
+        .await
+        .expect("run avb serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a bad config: {stderr}");
+    assert!(
+        stderr.contains("mcp_servers.everything.server_url") && stderr.contains("not both"),
+        "{stderr}"
+    );
+}

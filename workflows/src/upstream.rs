@@ -1,0 +1,103 @@
+//! `UpstreamCall`: one call of a tool mounted from an upstream MCP server, as a workflow. Its one
+//! activity on `avb-upstream` calls the upstream and returns the result exactly as the upstream
+//! sent it (text, images, audio, structured content). Whether a failure is tried again is decided
+//! by the activity: an upstream that could not be reached is always retried (nothing ran); one
+//! that went away mid-call is retried only for tools that may run twice (read-only or idempotent
+//! hints, or the server's `retry_tools`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{activity_definitions, workflow, workflow_methods};
+use temporalio_workflow::{ActivityOptions, WorkflowContext, WorkflowResult};
+
+use crate::errors::NON_RETRYABLE_KINDS;
+use crate::queues;
+
+pub const CALL_UPSTREAM_TOOL: &str = "call_upstream_tool";
+
+/// Failure kinds of upstream calls that do not heal on retry.
+pub const UPSTREAM_REFUSED: &str = "UpstreamRefused";
+pub const UPSTREAM_NOT_RETRIED: &str = "UpstreamNotRetried";
+pub const UNKNOWN_SERVER: &str = "UnknownServer";
+
+/// What the activity is asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamCallRequest {
+    pub server: String,
+    /// The tool's name on the upstream.
+    pub tool: String,
+    #[serde(default)]
+    pub arguments: Option<Map<String, Value>>,
+    /// The call may run twice: retry even when it may have reached the upstream.
+    pub may_retry: bool,
+}
+
+/// Workflow input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamCallJob {
+    pub tenant: String,
+    /// The mounted name the agent called (`<namespace>_<tool>`).
+    pub mounted_as: String,
+    pub request: UpstreamCallRequest,
+    /// The server's per-call timeout (seconds), for the activity's start-to-close timeout.
+    pub timeout_secs: u64,
+}
+
+pub struct UpstreamActivityDefs;
+
+#[activity_definitions]
+impl UpstreamActivityDefs {
+    /// Returns the upstream's `CallToolResult` as JSON.
+    #[activity(name = CALL_UPSTREAM_TOOL)]
+    pub fn call_upstream_tool(
+        request: UpstreamCallRequest,
+    ) -> Result<Value, temporalio_common::ActivityError> {
+        unimplemented!()
+    }
+}
+
+fn options(timeout_secs: u64) -> ActivityOptions {
+    // The pool's own timeout fires first and says which tool it was; this one only catches a
+    // worker that died mid-call.
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(timeout_secs + 30))
+        .task_queue(queues::UPSTREAM.to_string())
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(500))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(5))
+                .maximum_attempts(6)
+                .non_retryable_error_types(
+                    NON_RETRYABLE_KINDS
+                        .iter()
+                        .chain(&[UPSTREAM_REFUSED, UPSTREAM_NOT_RETRIED, UNKNOWN_SERVER])
+                        .map(|s| (*s).to_string()),
+                )
+                .build(),
+        )
+        .build()
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct UpstreamCallWorkflow;
+
+#[workflow_methods]
+impl UpstreamCallWorkflow {
+    #[run(name = "UpstreamCall")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        job: UpstreamCallJob,
+    ) -> WorkflowResult<Value> {
+        Ok(ctx
+            .execute_activity(
+                UpstreamActivityDefs::call_upstream_tool,
+                job.request,
+                options(job.timeout_secs),
+            )
+            .await?)
+    }
+}
