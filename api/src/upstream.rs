@@ -7,13 +7,19 @@
 use std::sync::Arc;
 
 use avb_upstream::{MountedTool, UpstreamHub};
-use avb_workflows::upstream::{UpstreamCallJob, UpstreamCallRequest, UpstreamCallWorkflow};
+use avb_workflows::upstream::{
+    BatchCall, BatchItem, UpstreamBatchJob, UpstreamBatchWorkflow, UpstreamCallJob,
+    UpstreamCallRequest, UpstreamCallWorkflow,
+};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 use temporalio_client::WorkflowGetResultOptions;
 
 use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
 use crate::state::ApiState;
+
+/// The tool (and job tool) name of batches.
+pub const BATCH_TOOL: &str = "batch_execute";
 
 /// What a call of a mounted tool came to.
 pub enum UpstreamOutcome {
@@ -95,4 +101,56 @@ pub async fn call(
 pub fn result_of(value: Value) -> Result<CallToolResult, JobError> {
     serde_json::from_value(value)
         .map_err(|e| JobError::Temporal(format!("the upstream's result does not parse: {e}")))
+}
+
+/// What a `batch_execute` came to.
+pub enum BatchOutcome {
+    Done(String, Vec<BatchItem>),
+    Running(String),
+}
+
+/// Runs `calls` (mounted name, tool, arguments) as one `UpstreamBatch` job for `tenant`.
+pub async fn batch(
+    state: &ApiState,
+    tenant: &str,
+    calls: Vec<(String, MountedTool, Option<Map<String, Value>>)>,
+) -> Result<BatchOutcome, JobError> {
+    let mut batch = Vec::with_capacity(calls.len());
+    for (name, tool, arguments) in calls {
+        let timeout_secs = state
+            .upstreams
+            .settings_of(&tool.server)
+            .map_or(30, |s| s.timeout);
+        batch.push(BatchCall {
+            mounted_as: name,
+            request: UpstreamCallRequest {
+                server: tool.server,
+                tool: tool.upstream_tool,
+                arguments,
+                may_retry: tool.retry,
+            },
+            timeout_secs,
+        });
+    }
+    let job_id = new_job_id();
+    let options = job_start_options(BATCH_TOOL, tenant, &job_id, true);
+    let job = UpstreamBatchJob {
+        tenant: tenant.to_string(),
+        calls: batch,
+    };
+    let handle = state
+        .temporal
+        .start_workflow(UpstreamBatchWorkflow::run, job, options)
+        .await
+        .map_err(|e| JobError::Start(e.to_string()))?;
+    tracing::info!(job_id = %job_id, tenant, "upstream batch started");
+    match tokio::time::timeout(
+        state.config.wait_budget(),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    {
+        Ok(r) => Ok(BatchOutcome::Done(job_id, map_result(r)?)),
+        Err(_) => Ok(BatchOutcome::Running(job_id)),
+    }
 }

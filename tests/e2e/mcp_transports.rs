@@ -59,6 +59,7 @@ async fn exercise(
         .collect();
     let expected = [
         "approve_job",
+        "batch_execute",
         "call_service",
         "cancel_job",
         "create_mcp_server",
@@ -77,6 +78,7 @@ async fn exercise(
         "list_mcp_servers",
         "list_voices",
         "reject_job",
+        "search_tools",
         "smart_home_control",
     ];
     assert_eq!(

@@ -227,6 +227,55 @@ async fn mounted_tools_are_namespaced_filtered_and_return_exactly_what_the_upstr
     assert_eq!(listed.len(), 1, "{page}");
     assert_eq!(listed[0]["status"], "completed", "{page}");
 
+    // search_tools finds mounted and own tools; batch_execute runs several calls as one job.
+    let found = call_tool(&client, "search_tools", json!({"query": "read file"})).await;
+    let found = found.structured_content.clone().expect("structured");
+    assert_eq!(found["tools"][0]["name"], "files_read_text_file", "{found}");
+    assert_eq!(found["tools"][0]["source"], "files", "{found}");
+    let found = call_tool(&client, "search_tools", json!({"query": "speech"})).await;
+    let found = found.structured_content.clone().expect("structured");
+    assert_eq!(found["tools"][0]["name"], "generate_speech", "{found}");
+    assert_eq!(found["tools"][0]["source"], "agentvoicebox", "{found}");
+    let batch = call_tool(
+        &client,
+        "batch_execute",
+        json!({"calls": [
+            {"tool": "everything_get-sum", "arguments": {"a": 1, "b": 2}},
+            {"tool": "files_read_text_file",
+             "arguments": {"path": root_path.join("hello.txt").display().to_string()}},
+            {"tool": "everything_echo", "arguments": {"message": "third"}},
+        ]}),
+    )
+    .await;
+    assert_ne!(batch.is_error, Some(true), "{}", text_of(&batch));
+    let out = batch.structured_content.clone().expect("structured");
+    let results = out["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3, "{out}");
+    assert!(results[0]["result"].to_string().contains('3'), "{out}");
+    assert!(
+        results[1]["result"].to_string().contains("hello from disk"),
+        "{out}"
+    );
+    assert!(results[2]["result"].to_string().contains("third"), "{out}");
+    let job = call_tool(&client, "get_job", json!({"job_id": out["job_id"]})).await;
+    let job = job.structured_content.clone().expect("structured");
+    assert_eq!(job["status"], "completed", "{job}");
+    for (calls, needle) in [
+        (json!([]), "calls: 0 calls; a batch has 1 to 20"),
+        (
+            json!([{"tool": "generate_speech"}]),
+            "calls[0].tool: generate_speech is AgentVoiceBox's own tool",
+        ),
+        (
+            json!([{"tool": "everything_get-env"}]),
+            "no mounted upstream tool is called \"everything_get-env\"",
+        ),
+    ] {
+        let r = call_tool(&client, "batch_execute", json!({ "calls": calls })).await;
+        assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
+        assert!(text_of(&r).contains(needle), "{}", text_of(&r));
+    }
+
     let status = call_tool(&client, "get_server_status", json!({})).await;
     let everything = upstream_status(&status, "everything");
     assert_eq!(everything["status"], "up", "{everything}");

@@ -50,6 +50,7 @@ EXPECTED_TOOLS = {
     "create_mcp_server", "get_mcp_server", "list_mcp_servers", "delete_mcp_server",
     "smart_home_control", "call_service", "list_devices", "get_device_state",
     "approve_job", "reject_job",
+    "search_tools", "batch_execute",
 }
 ONLINE_TEXT = "AgentVoiceBox Platform is ONLINE"
 SPEECH_TEXT = "Hello from the Python client."

@@ -26,7 +26,7 @@ use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkfl
 use avb_workflows::queues;
 use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
-use avb_workflows::upstream::UpstreamCallWorkflow;
+use avb_workflows::upstream::{UpstreamBatchWorkflow, UpstreamCallWorkflow};
 use futures::future::{FutureExt, LocalBoxFuture};
 use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -142,6 +142,7 @@ pub async fn run_workers(
                 .register_workflow::<DeviceCommandWorkflow>()?
                 .register_workflow::<DeviceReadWorkflow>()?
                 .register_workflow::<UpstreamCallWorkflow>()?
+                .register_workflow::<UpstreamBatchWorkflow>()?
                 // The echo activity shares the workflow queue so it is dispatched eagerly.
                 .register_activities(EchoActivities)
                 .build(),

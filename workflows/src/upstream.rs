@@ -101,3 +101,69 @@ impl UpstreamCallWorkflow {
             .await?)
     }
 }
+
+/// One call of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchCall {
+    pub mounted_as: String,
+    pub request: UpstreamCallRequest,
+    pub timeout_secs: u64,
+}
+
+/// `batch_execute`: several mounted tools' calls as one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamBatchJob {
+    pub tenant: String,
+    pub calls: Vec<BatchCall>,
+}
+
+/// One call's outcome, in the order of the batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BatchItem {
+    pub tool: String,
+    /// The upstream's `CallToolResult` (which may itself be an `isError` result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Why the call produced no result (the upstream refused it, or could not be reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct UpstreamBatchWorkflow;
+
+#[workflow_methods]
+impl UpstreamBatchWorkflow {
+    /// The calls one after the other (each with its own retries); one failing does not stop
+    /// the others.
+    #[run(name = "UpstreamBatch")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        job: UpstreamBatchJob,
+    ) -> WorkflowResult<Vec<BatchItem>> {
+        let mut items = Vec::with_capacity(job.calls.len());
+        for call in job.calls {
+            let outcome = ctx
+                .execute_activity(
+                    UpstreamActivityDefs::call_upstream_tool,
+                    call.request,
+                    options(call.timeout_secs),
+                )
+                .await;
+            items.push(match outcome {
+                Ok(result) => BatchItem {
+                    tool: call.mounted_as,
+                    result: Some(result),
+                    error: None,
+                },
+                Err(e) => BatchItem {
+                    tool: call.mounted_as,
+                    result: None,
+                    error: Some(e.to_string()),
+                },
+            });
+        }
+        Ok(items)
+    }
+}

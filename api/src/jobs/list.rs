@@ -22,6 +22,7 @@ pub const JOB_TOOLS: &[&str] = &[
     "durable_echo",
     "smart_home_control",
     "call_service",
+    "batch_execute",
 ];
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;

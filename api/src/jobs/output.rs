@@ -58,6 +58,8 @@ pub enum JobOutput {
     Device(avb_workflows::devices::DeviceCommandOutput),
     /// A mounted upstream tool's `CallToolResult`, as the upstream sent it.
     Upstream(serde_json::Value),
+    /// `batch_execute`: each call's outcome, in order.
+    Batch(Vec<avb_workflows::upstream::BatchItem>),
 }
 
 impl JobOutput {
@@ -69,6 +71,12 @@ impl JobOutput {
             }
             Self::Echo(o) => serde_json::to_value(o),
             Self::Upstream(result) => Ok(result.clone()),
+            Self::Batch(items) => Ok(serde_json::json!({
+                "job_id": job_id,
+                "status": "completed",
+                "results": items,
+                "resource_uri": resource_uri(job_id),
+            })),
             Self::Device(o) => {
                 serde_json::to_value(crate::devices::DeviceJobOutput::completed(job_id, o))
             }

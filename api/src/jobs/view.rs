@@ -5,7 +5,7 @@ use avb_workflows::devices::DeviceCommandWorkflow;
 use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::search;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
-use avb_workflows::upstream::UpstreamCallWorkflow;
+use avb_workflows::upstream::{UpstreamBatchWorkflow, UpstreamCallWorkflow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_client::errors::WorkflowInteractionError;
@@ -307,6 +307,13 @@ async fn fetch_outcome(state: &ApiState, tool: &str, job_id: &str) -> Result<Job
                 .await,
         )
         .map(JobOutput::Device),
+        crate::upstream::BATCH_TOOL => map_result(
+            client
+                .get_workflow_handle::<UpstreamBatchWorkflow>(job_id.to_string())
+                .get_result(opts())
+                .await,
+        )
+        .map(JobOutput::Batch),
         // Every other job is a call of a tool mounted from an upstream server.
         _ => map_result(
             client

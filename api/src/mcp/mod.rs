@@ -3,6 +3,7 @@
 //! Test builds can add the conformance suite's fixtures (`fixtures`, feature
 //! `conformance-fixtures`, config `mcp.conformance_fixtures`).
 
+mod aggregator_tools;
 mod billing_tools;
 mod device_tools;
 mod echo_tools;
@@ -90,7 +91,8 @@ impl AvbServer {
             + Self::billing_tools()
             + Self::server_tools()
             + Self::device_tools()
-            + Self::approval_tools();
+            + Self::approval_tools()
+            + Self::aggregator_tools();
         // Tools declare task support in their `_meta` under the extension's id.
         for name in tasks::TASK_TOOLS {
             if let Some(route) = tool_router.map.get_mut(*name) {

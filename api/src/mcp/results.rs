@@ -72,6 +72,10 @@ pub(crate) async fn job_result(
         Ok(JobOutput::Echo(out)) => {
             CallToolResult::structured(serde_json::to_value(out).unwrap_or_default())
         }
+        Ok(out @ JobOutput::Batch(_)) => {
+            let value = out.structured(job_id, &state.config.public_url());
+            structured(format!("Job {job_id}: batch completed"), &value)
+        }
         Ok(JobOutput::Upstream(value)) => match crate::upstream::result_of(value) {
             Ok(result) => result,
             Err(e) => tool_error(
