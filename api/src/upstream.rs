@@ -109,11 +109,14 @@ pub enum BatchOutcome {
     Running(String),
 }
 
-/// Runs `calls` (mounted name, tool, arguments) as one `UpstreamBatch` job for `tenant`.
+/// One call of a batch as the agent asked it: the mounted name, its tool, the arguments.
+pub type RequestedCall = (String, MountedTool, Option<Map<String, Value>>);
+
+/// Runs `calls` as one `UpstreamBatch` job for `tenant`.
 pub async fn batch(
     state: &ApiState,
     tenant: &str,
-    calls: Vec<(String, MountedTool, Option<Map<String, Value>>)>,
+    calls: Vec<RequestedCall>,
 ) -> Result<BatchOutcome, JobError> {
     let mut batch = Vec::with_capacity(calls.len());
     for (name, tool, arguments) in calls {
