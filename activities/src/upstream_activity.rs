@@ -61,7 +61,12 @@ impl UpstreamActivities {
         tracing::info!(server = %request.server, tool = %request.tool, attempt, "calling upstream tool");
         let result = self
             .hub
-            .call(&request.server, &request.tool, request.arguments.clone())
+            .call(
+                &request.server,
+                &request.tool,
+                request.arguments.clone(),
+                request.endpoint.as_deref(),
+            )
             .await
             .map_err(|e| {
                 tracing::warn!(server = %request.server, tool = %request.tool, attempt, error = %e, "upstream call failed");

@@ -80,10 +80,16 @@ pub async fn run(
 }
 
 /// Keeps the upstream catalog current until `shutdown` (only when there is, or may come,
-/// something to mount: servers configured, or a config file that may add some).
+/// something to mount: servers configured or provisioned, or a config file that may add some).
 pub fn start_upstreams(state: &ApiState, shutdown: CancellationToken) {
     let config = &state.config;
-    if !config.mcp_servers.is_empty() || config.source_file.is_some() {
+    // Servers provisioned by create_mcp_server mount for their tenants.
+    if let Some(store) = &state.store {
+        state
+            .upstreams
+            .set_provisioned_source(upstream::provisioned_source(store.clone()));
+    }
+    if state.upstreams.has_servers() || config.source_file.is_some() {
         let every = std::time::Duration::from_secs(config.mcp.upstream_check_secs);
         tokio::spawn(state.upstreams.clone().run(every, shutdown));
     }

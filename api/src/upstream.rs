@@ -58,7 +58,12 @@ pub async fn call(
     if !settings.durable {
         return state
             .upstreams
-            .call(&tool.server, &tool.upstream_tool, arguments)
+            .call(
+                &tool.server,
+                &tool.upstream_tool,
+                arguments,
+                state.upstreams.endpoint_of(&tool.server).as_deref(),
+            )
             .await
             .map(UpstreamOutcome::Done)
             .map_err(|e| JobError::Failed {
@@ -77,6 +82,7 @@ pub async fn call(
             tool: tool.upstream_tool.clone(),
             arguments,
             may_retry: tool.retry,
+            endpoint: state.upstreams.endpoint_of(&tool.server),
         },
         timeout_secs: settings.timeout,
     };
@@ -127,8 +133,9 @@ pub async fn batch(
         batch.push(BatchCall {
             mounted_as: name,
             request: UpstreamCallRequest {
-                server: tool.server,
+                server: tool.server.clone(),
                 tool: tool.upstream_tool,
+                endpoint: state.upstreams.endpoint_of(&tool.server),
                 arguments,
                 may_retry: tool.retry,
             },
@@ -156,4 +163,31 @@ pub async fn batch(
         Ok(r) => Ok(BatchOutcome::Done(job_id, map_result(r)?)),
         Err(_) => Ok(BatchOutcome::Running(job_id)),
     }
+}
+
+/// The running servers `create_mcp_server` provisioned (every tenant's), from the store.
+pub fn provisioned_source(store: avb_store::Store) -> avb_upstream::ProvisionedSource {
+    Box::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            let records = store
+                .servers(None, false, 1000)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(records
+                .into_iter()
+                .filter(|r| r.status == "running")
+                .filter_map(|r| {
+                    let endpoints: Vec<Value> = serde_json::from_str(&r.endpoints).ok()?;
+                    let url = endpoints.first()?.get("url")?.as_str()?.to_string();
+                    Some(avb_upstream::Provisioned {
+                        id: r.id,
+                        tenant: r.tenant,
+                        service_name: r.service_name,
+                        url,
+                    })
+                })
+                .collect())
+        })
+    })
 }

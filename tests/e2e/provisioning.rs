@@ -13,7 +13,7 @@ use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
 
-fn demo_binary() -> std::path::PathBuf {
+pub(crate) fn demo_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary");
     let path = exe
         .parent()

@@ -505,3 +505,48 @@ async fn config_file_changes_apply_without_a_restart_and_bad_ones_are_refused() 
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_provisioned_server_mounts_for_its_tenant_and_unmounts_on_delete() {
+    crate::provisioning::demo_binary();
+    let system = TestSystem::start_custom(
+        |c| c.mcp.upstream_check_secs = 1,
+        "avb-workflows,avb-provisioning,avb-billing,avb-upstream",
+    )
+    .await;
+    let watcher = ListWatcher::default();
+    let client = session(&system, watcher.clone()).await;
+    let r = call_tool(
+        &client,
+        "create_mcp_server",
+        json!({"service_name": "notes", "template": "demo",
+               "environment": {"ECHO_PREFIX": "hi: "}}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let id = r.structured_content.clone().expect("structured")["server_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    wait_for_tools(&client, "the provisioned server's tools mounted", |n| {
+        n.contains("notes_echo") && n.contains("notes_add")
+    })
+    .await;
+    let r = call_tool(&client, "notes_echo", json!({"message": "mounted"})).await;
+    assert_eq!(text_of(&r), "hi: mounted");
+    let status = call_tool(&client, "get_server_status", json!({})).await;
+    let notes = upstream_status(&status, "notes");
+    assert_eq!(notes["server_id"], id.as_str(), "{notes}");
+    assert_eq!(notes["status"], "up", "{notes}");
+
+    let before = watcher.seen();
+    let r = call_tool(&client, "delete_mcp_server", json!({"server_id": id})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    wait_for_tools(&client, "unmounted after delete", |n| {
+        !n.contains("notes_echo")
+    })
+    .await;
+    assert!(watcher.seen() > before, "no tools/list_changed on unmount");
+    drop(client);
+    system.stop().await;
+}

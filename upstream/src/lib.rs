@@ -10,10 +10,12 @@ pub mod catalog;
 pub mod pool;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use avb_common::upstream_settings::UpstreamServer;
+use avb_common::upstream_settings::{UpstreamServer, UpstreamTransport};
 use rmcp::model::{CallToolResult, Tool};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -25,27 +27,73 @@ pub use pool::{UpstreamError, UpstreamPool};
 /// Re-reads `[mcp_servers]` (e.g. from the config file); an error names the bad key.
 pub type Reload = Box<dyn Fn() -> Result<BTreeMap<String, UpstreamServer>, String> + Send + Sync>;
 
+/// A server provisioned by `create_mcp_server` that is running: mounted for its tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// `srv_…`: its name in the hub (service names repeat across tenants).
+    pub id: String,
+    pub tenant: String,
+    /// The namespace of its tools.
+    pub service_name: String,
+    /// The first replica's MCP endpoint.
+    pub url: String,
+}
+
+impl Provisioned {
+    fn settings(&self) -> UpstreamServer {
+        UpstreamServer {
+            server_url: Some(self.url.clone()),
+            namespace: Some(self.service_name.clone()),
+            description: Some(format!("provisioned server {}", self.service_name)),
+            ..UpstreamServer::default()
+        }
+    }
+}
+
+/// Lists the running provisioned servers of every tenant.
+pub type ProvisionedSource = Box<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Vec<Provisioned>, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// One server as `get_server_status` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct UpstreamStatus {
+    /// The server's name in `[mcp_servers]`, or a provisioned server's service name.
     pub name: String,
     /// `up`, `down` or `disabled`.
     pub status: String,
     pub transport: String,
-    /// Tools mounted from it now.
+    /// Tools it offers here (after `allowed_tools`; shadowed ones not counted).
     pub tools: usize,
+    /// For a provisioned server: its id (`srv_…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
     /// Why it is down.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// What the last check found.
+#[derive(Default, PartialEq)]
+struct Checked {
+    /// Tool lists of the servers that answered.
+    listed: BTreeMap<String, Vec<Tool>>,
+    /// Why the others did not.
+    errors: BTreeMap<String, String>,
+}
+
 pub struct UpstreamHub {
     pub pool: UpstreamPool,
     settings: RwLock<BTreeMap<String, UpstreamServer>>,
-    statuses: RwLock<BTreeMap<String, UpstreamStatus>>,
-    catalog: watch::Sender<Arc<Catalog>>,
+    provisioned: RwLock<BTreeMap<String, Provisioned>>,
+    checked: RwLock<Checked>,
+    /// Bumped whenever what any tenant sees may have changed.
+    version: watch::Sender<u64>,
     is_own_tool: Box<dyn Fn(&str) -> bool + Send + Sync>,
     reload: Option<Reload>,
+    provisioned_source: std::sync::OnceLock<ProvisionedSource>,
 }
 
 impl UpstreamHub {
@@ -58,10 +106,12 @@ impl UpstreamHub {
         Self {
             pool: UpstreamPool::new(log_dir),
             settings: RwLock::new(settings),
-            statuses: RwLock::default(),
-            catalog: watch::Sender::new(Arc::default()),
+            provisioned: RwLock::default(),
+            checked: RwLock::default(),
+            version: watch::Sender::new(0),
             is_own_tool: Box::new(is_own_tool),
             reload: None,
+            provisioned_source: std::sync::OnceLock::new(),
         }
     }
 
@@ -71,25 +121,85 @@ impl UpstreamHub {
         self
     }
 
+    /// Provisioned servers are looked up with `source` at every check (set once).
+    pub fn set_provisioned_source(&self, source: ProvisionedSource) {
+        let _ = self.provisioned_source.set(source);
+    }
+
     pub fn has_servers(&self) -> bool {
-        !read(&self.settings).is_empty()
+        !read(&self.settings).is_empty() || self.provisioned_source.get().is_some()
     }
 
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.borrow().clone()
+    /// The servers `tenant` sees: every configured one, and its own provisioned ones.
+    fn servers_for(&self, tenant: &str) -> BTreeMap<String, UpstreamServer> {
+        let mut servers = read(&self.settings).clone();
+        for (id, p) in read(&self.provisioned).iter() {
+            if p.tenant == tenant {
+                servers.insert(id.clone(), p.settings());
+            }
+        }
+        servers
     }
 
-    /// Changes whenever the set of mounted tools (or a definition) changes.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<Catalog>> {
-        self.catalog.subscribe()
+    /// The tools `tenant` sees mounted.
+    pub fn catalog_for(&self, tenant: &str) -> Catalog {
+        let servers = self.servers_for(tenant);
+        let checked = read(&self.checked);
+        catalog::mount(&servers, &checked.listed, &*self.is_own_tool)
     }
 
-    pub fn statuses(&self) -> Vec<UpstreamStatus> {
-        read(&self.statuses).values().cloned().collect()
+    /// Changes whenever the mounted tools (of any tenant) may have changed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
+    /// The servers `tenant` sees, and how they are.
+    pub fn statuses_for(&self, tenant: &str) -> Vec<UpstreamStatus> {
+        let servers = self.servers_for(tenant);
+        let catalog = catalog::mount(&servers, &read(&self.checked).listed, &*self.is_own_tool);
+        let checked = read(&self.checked);
+        let provisioned = read(&self.provisioned);
+        servers
+            .iter()
+            .map(|(name, s)| {
+                let (status, error) = if !s.enabled {
+                    ("disabled", None)
+                } else if let Some(e) = checked.errors.get(name) {
+                    ("down", Some(e.clone()))
+                } else if checked.listed.contains_key(name) {
+                    ("up", None)
+                } else {
+                    ("down", Some("not checked yet".to_string()))
+                };
+                let transport = match s.transport() {
+                    UpstreamTransport::Stdio => "stdio",
+                    UpstreamTransport::StreamableHttp => "streamable_http",
+                };
+                let p = provisioned.get(name);
+                UpstreamStatus {
+                    name: p.map_or(name.clone(), |p| p.service_name.clone()),
+                    status: status.into(),
+                    transport: transport.into(),
+                    tools: catalog.count_of(name),
+                    server_id: p.map(|p| p.id.clone()),
+                    error,
+                }
+            })
+            .collect()
+    }
+
+    /// A configured server's settings.
     pub fn settings_of(&self, server: &str) -> Option<UpstreamServer> {
-        read(&self.settings).get(server).cloned()
+        read(&self.settings).get(server).cloned().or_else(|| {
+            read(&self.provisioned)
+                .get(server)
+                .map(Provisioned::settings)
+        })
+    }
+
+    /// A provisioned server's endpoint (calls carry it to workers that never listed it).
+    pub fn endpoint_of(&self, server: &str) -> Option<String> {
+        read(&self.provisioned).get(server).map(|p| p.url.clone())
     }
 
     /// Applies changed settings from `reload`, if any; a bad change keeps the old settings.
@@ -109,93 +219,96 @@ impl UpstreamHub {
         }
     }
 
-    /// Lists every enabled server's tools, updates statuses and, when it changed, the catalog.
+    async fn refresh_provisioned(&self) {
+        let Some(source) = self.provisioned_source.get() else {
+            return;
+        };
+        match source().await {
+            Ok(list) => {
+                let new: BTreeMap<String, Provisioned> =
+                    list.into_iter().map(|p| (p.id.clone(), p)).collect();
+                *self.provisioned.write().unwrap_or_else(|e| e.into_inner()) = new;
+            }
+            // Keep the last known servers: a store hiccup must not unmount them.
+            Err(e) => tracing::warn!(error = %e, "cannot list provisioned MCP servers"),
+        }
+    }
+
+    /// Lists every enabled server's tools, and tells watchers when anything changed.
     pub async fn check_all(&self) {
         self.reload_settings();
-        let settings = read(&self.settings).clone();
+        self.refresh_provisioned().await;
+        let mut all = read(&self.settings).clone();
+        for (id, p) in read(&self.provisioned).iter() {
+            all.insert(id.clone(), p.settings());
+        }
         let listings =
-            futures::future::join_all(settings.iter().filter(|(_, s)| s.enabled).map(
+            futures::future::join_all(all.iter().filter(|(_, s)| s.enabled).map(
                 |(name, s)| async move { (name.clone(), self.pool.list_tools(name, s).await) },
             ))
             .await;
-        let mut listed: BTreeMap<String, Vec<Tool>> = BTreeMap::new();
-        let mut errors: BTreeMap<String, String> = BTreeMap::new();
+        let mut checked = Checked::default();
         for (name, outcome) in listings {
             match outcome {
                 Ok(tools) => {
-                    listed.insert(name, tools);
+                    checked.listed.insert(name, tools);
                 }
                 Err(e) => {
-                    errors.insert(name, e.to_string());
+                    checked.errors.insert(name, e.to_string());
                 }
             }
         }
-        // Servers no longer configured lose their sessions (a stdio child is stopped).
-        let gone: Vec<String> = read(&self.statuses)
-            .keys()
-            .filter(|n| !settings.contains_key(*n))
-            .cloned()
-            .collect();
+        // Servers no longer configured (or deleted) lose their sessions.
+        let gone: Vec<String> = {
+            let old = read(&self.checked);
+            old.listed
+                .keys()
+                .chain(old.errors.keys())
+                .filter(|n| !all.contains_key(*n))
+                .cloned()
+                .collect()
+        };
         for name in gone {
             self.pool.drop_session(&name).await;
         }
-        let catalog = catalog::mount(&settings, &listed, &*self.is_own_tool);
-        let statuses = settings
-            .iter()
-            .map(|(name, s)| {
-                let (status, error) = if !s.enabled {
-                    ("disabled", None)
-                } else if let Some(e) = errors.get(name) {
-                    ("down", Some(e.clone()))
-                } else {
-                    ("up", None)
-                };
-                let transport = match s.transport() {
-                    avb_common::upstream_settings::UpstreamTransport::Stdio => "stdio",
-                    avb_common::upstream_settings::UpstreamTransport::StreamableHttp => {
-                        "streamable_http"
-                    }
-                };
-                let st = UpstreamStatus {
-                    name: name.clone(),
-                    status: status.into(),
-                    transport: transport.into(),
-                    tools: catalog.count_of(name),
-                    error,
-                };
-                (name.clone(), st)
-            })
-            .collect::<BTreeMap<_, _>>();
-        {
-            let mut current = self.statuses.write().unwrap_or_else(|e| e.into_inner());
-            for (name, st) in &statuses {
-                if current.get(name).map(|c| &c.status) != Some(&st.status) {
-                    match &st.error {
-                        Some(e) => {
-                            tracing::warn!(server = %name, error = %e, "upstream down; its tools are withdrawn")
-                        }
-                        None => {
-                            tracing::info!(server = %name, status = %st.status, tools = st.tools, "upstream")
-                        }
-                    }
+        let changed = {
+            let mut current = self.checked.write().unwrap_or_else(|e| e.into_inner());
+            for (name, e) in &checked.errors {
+                if !current.errors.contains_key(name) {
+                    tracing::warn!(server = %name, error = %e, "upstream down; its tools are withdrawn");
                 }
             }
-            *current = statuses;
-        }
-        self.catalog.send_if_modified(|current| {
-            if **current == catalog {
-                return false;
+            for (name, tools) in &checked.listed {
+                if !current.listed.contains_key(name) {
+                    tracing::info!(server = %name, tools = tools.len(), "upstream up");
+                }
             }
-            *current = Arc::new(catalog);
-            true
-        });
+            let changed = *current != checked;
+            *current = checked;
+            changed
+        };
+        // Settings changes show up here too: a changed server is listed again above.
+        if changed {
+            self.version.send_modify(|v| *v += 1);
+        }
     }
 
     /// Checks every `every` and whenever an upstream reports changed tools, until `shutdown`;
     /// then closes every session.
     pub async fn run(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let mut last_settings = None;
         loop {
             self.check_all().await;
+            // A settings change that lists the same tools (a new filter, a new priority) still
+            // changes what agents see.
+            let now = (
+                read(&self.settings).clone(),
+                read(&self.provisioned).clone(),
+            );
+            if last_settings.as_ref().is_some_and(|l| *l != now) {
+                self.version.send_modify(|v| *v += 1);
+            }
+            last_settings = Some(now);
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(every) => {}
@@ -205,16 +318,22 @@ impl UpstreamHub {
         self.pool.close_all().await;
     }
 
-    /// Calls `tool` on `server` (reloading the settings once if the server is not known yet).
+    /// Calls `tool` on `server`. A worker that does not know the server re-reads its settings
+    /// once; a provisioned server is reached at `endpoint`.
     pub async fn call(
         &self,
         server: &str,
         tool: &str,
         arguments: Option<serde_json::Map<String, serde_json::Value>>,
+        endpoint: Option<&str>,
     ) -> Result<CallToolResult, UpstreamError> {
-        let settings = match self.settings_of(server) {
-            Some(s) => s,
-            None => {
+        let settings = match (self.settings_of(server), endpoint) {
+            (Some(s), _) => s,
+            (None, Some(url)) => UpstreamServer {
+                server_url: Some(url.to_string()),
+                ..UpstreamServer::default()
+            },
+            (None, None) => {
                 self.reload_settings();
                 self.settings_of(server)
                     .ok_or_else(|| UpstreamError::UnknownServer(server.into()))?
@@ -228,4 +347,48 @@ impl UpstreamHub {
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provisioned_server_is_mounted_for_its_tenant_only() {
+        let hub = UpstreamHub::new(BTreeMap::new(), None, |_| false);
+        let notes = |tenant: &str, id: &str| Provisioned {
+            id: id.into(),
+            tenant: tenant.into(),
+            service_name: "notes".into(),
+            url: format!("http://127.0.0.1:1/{id}"),
+        };
+        hub.provisioned.write().expect("lock").extend([
+            ("srv_a".to_string(), notes("tenant-a", "srv_a")),
+            ("srv_b".to_string(), notes("tenant-b", "srv_b")),
+        ]);
+        let tool = Tool::new("echo", "echoes", Arc::new(serde_json::Map::new()));
+        hub.checked.write().expect("lock").listed.extend([
+            ("srv_a".to_string(), vec![tool.clone()]),
+            ("srv_b".to_string(), vec![tool]),
+        ]);
+        let a = hub.catalog_for("tenant-a");
+        assert_eq!(
+            a.get("notes_echo").map(|t| t.server.as_str()),
+            Some("srv_a")
+        );
+        assert_eq!(a.tools.len(), 1, "tenant-b's server is not tenant-a's");
+        let b = hub.catalog_for("tenant-b");
+        assert_eq!(
+            b.get("notes_echo").map(|t| t.server.as_str()),
+            Some("srv_b")
+        );
+        assert!(hub.catalog_for("tenant-c").tools.is_empty());
+        let statuses = hub.statuses_for("tenant-a");
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(statuses[0].server_id.as_deref(), Some("srv_a"));
+        assert_eq!(
+            hub.endpoint_of("srv_b").as_deref(),
+            Some("http://127.0.0.1:1/srv_b")
+        );
+    }
 }

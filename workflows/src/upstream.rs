@@ -33,6 +33,9 @@ pub struct UpstreamCallRequest {
     pub arguments: Option<Map<String, Value>>,
     /// The call may run twice: retry even when it may have reached the upstream.
     pub may_retry: bool,
+    /// A provisioned server's MCP endpoint (workers know configured servers by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Workflow input.

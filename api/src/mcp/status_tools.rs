@@ -57,7 +57,7 @@ impl AvbServer {
             message,
             version: env!("CARGO_PKG_VERSION").to_string(),
             components,
-            upstreams: self.state.upstreams.statuses(),
+            upstreams: self.state.upstreams.statuses_for(self.tenant()),
         })
     }
 

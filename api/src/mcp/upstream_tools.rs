@@ -30,7 +30,13 @@ impl AvbServer {
     /// Every tool an agent can call: ours, then the mounted ones.
     pub(crate) fn all_tools(&self) -> Vec<Tool> {
         let mut tools = self.tool_router.list_all();
-        tools.extend(self.state.upstreams.catalog().definitions().cloned());
+        tools.extend(
+            self.state
+                .upstreams
+                .catalog_for(self.tenant())
+                .definitions()
+                .cloned(),
+        );
         tools
     }
 
@@ -39,7 +45,11 @@ impl AvbServer {
         if self.tool_router.map.contains_key(name) {
             return None;
         }
-        self.state.upstreams.catalog().get(name).cloned()
+        self.state
+            .upstreams
+            .catalog_for(self.tenant())
+            .get(name)
+            .cloned()
     }
 
     /// Calls a mounted tool; the upstream's result comes back as it was sent.
