@@ -34,7 +34,7 @@ fn start_mosquitto(port: u16) -> Broker {
     let conf = std::env::temp_dir().join(format!("avb-bench-mosquitto-{port}.conf"));
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"),
     )
     .expect("config");
     let child = std::process::Command::new("/usr/sbin/mosquitto")
@@ -62,6 +62,7 @@ impl Bare {
     async fn connect(port: u16) -> Self {
         let (client, mut events) =
             AsyncClient::new(MqttOptions::new("avb-bench-bare", "127.0.0.1", port), 64);
+        events.network_options.set_tcp_nodelay(true);
         client
             .subscribe(format!("zigbee2mqtt/{LAMP}"), QoS::AtLeastOnce)
             .await

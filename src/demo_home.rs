@@ -33,7 +33,7 @@ async fn start_mosquitto(
     let conf = data_dir.join("demo-mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"),
     )
     .with_context(|| format!("writing {}", conf.display()))?;
     let child = tokio::process::Command::new(program)

@@ -56,6 +56,8 @@ pub fn connect<H: Handler>(
     options.set_clean_session(true);
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut events) = AsyncClient::new(options, 256);
+    // Small messages, one at a time: Nagle's algorithm would hold each for a delayed ACK.
+    events.network_options.set_tcp_nodelay(true);
     let task_client = client.clone();
     let task = tokio::spawn(async move {
         loop {

@@ -6,7 +6,9 @@
 //! workflows (create with its billing saga, delete with its container-minute settlement, a
 //! reconciliation run) are recorded the same way, as `provision_mcp_server.json`,
 //! `delete_mcp_server.json` and `reconcile_mcp_servers.json`, and a device command that waited
-//! for approval (search attribute, timer, signal) as `device_command_approved.json`.
+//! for approval (search attribute, timer, signal) as `device_command_approved.json`. Calls of
+//! mounted upstream tools are recorded by `upstream.rs` (`upstream_call.json`,
+//! `upstream_batch.json`).
 
 use std::time::Duration;
 
@@ -18,10 +20,11 @@ use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkfl
 use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
 use avb_workflows::speech::GenerateSpeechInput;
 use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
+use avb_workflows::upstream::{UpstreamBatchWorkflow, UpstreamCallWorkflow};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
-fn replayer() -> WorkflowReplayer {
+pub(crate) fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
         .register_workflow::<GenerateSpeechWorkflow>()
         .expect("register")
@@ -32,6 +35,10 @@ fn replayer() -> WorkflowReplayer {
         .register_workflow::<ReconcileMcpServersWorkflow>()
         .expect("register")
         .register_workflow::<DeviceCommandWorkflow>()
+        .expect("register")
+        .register_workflow::<UpstreamCallWorkflow>()
+        .expect("register")
+        .register_workflow::<UpstreamBatchWorkflow>()
         .expect("register")
         .build();
     WorkflowReplayer::new(opts).expect("replayer")
@@ -116,7 +123,7 @@ async fn live_history_replays() {
     system.stop().await;
 }
 
-async fn history_json(system: &TestSystem, workflow_id: &str) -> Vec<u8> {
+pub(crate) async fn history_json(system: &TestSystem, workflow_id: &str) -> Vec<u8> {
     system
         .client
         .get_workflow_handle::<ProvisionMcpServerWorkflow>(workflow_id.to_string())

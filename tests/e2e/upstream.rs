@@ -226,6 +226,7 @@ async fn mounted_tools_are_namespaced_filtered_and_return_exactly_what_the_upstr
     let listed = page["jobs"].as_array().expect("jobs");
     assert_eq!(listed.len(), 1, "{page}");
     assert_eq!(listed[0]["status"], "completed", "{page}");
+    let call_id = listed[0]["job_id"].as_str().expect("job id").to_string();
 
     // search_tools finds mounted and own tools; batch_execute runs several calls as one job.
     let found = call_tool(&client, "search_tools", json!({"query": "read file"})).await;
@@ -260,6 +261,7 @@ async fn mounted_tools_are_namespaced_filtered_and_return_exactly_what_the_upstr
     let job = call_tool(&client, "get_job", json!({"job_id": out["job_id"]})).await;
     let job = job.structured_content.clone().expect("structured");
     assert_eq!(job["status"], "completed", "{job}");
+    let batch_id = out["job_id"].as_str().expect("job id").to_string();
     for (calls, needle) in [
         (json!([]), "calls: 0 calls; a batch has 1 to 20"),
         (
@@ -274,6 +276,29 @@ async fn mounted_tools_are_namespaced_filtered_and_return_exactly_what_the_upstr
         let r = call_tool(&client, "batch_execute", json!({ "calls": calls })).await;
         assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
         assert!(text_of(&r).contains(needle), "{}", text_of(&r));
+    }
+
+    // Both workflows replay (and are recorded for the replay suite with AVB_RECORD_HISTORIES).
+    for (id, file) in [
+        (&call_id, "upstream_call.json"),
+        (&batch_id, "upstream_batch.json"),
+    ] {
+        let json = crate::replay::history_json(&system, id).await;
+        crate::replay::replayer()
+            .replay_workflow(
+                temporalio_client::WorkflowHistory::from_json(&json).expect("history JSON"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{id} does not replay: {e:?}"));
+        if std::env::var_os("AVB_RECORD_HISTORIES").is_some() {
+            std::fs::write(
+                crate::support::repo_root()
+                    .join("tests/histories")
+                    .join(file),
+                &json,
+            )
+            .expect("record");
+        }
     }
 
     let status = call_tool(&client, "get_server_status", json!({})).await;

@@ -25,7 +25,7 @@ impl Mosquitto {
         let conf = std::env::temp_dir().join(format!("avb-mosquitto-{port}.conf"));
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"),
         )
         .expect("mosquitto config");
         let mut m = Self {
