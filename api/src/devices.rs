@@ -225,29 +225,12 @@ pub async fn start_command(
     }
     let job_id = new_job_id();
     let mut options = job_start_options(tool, tenant, &job_id, false);
-    let gate = p.require_approval.requires(tool).then(|| {
-        let secs = state.config.devices.approval_expiry_secs;
-        ApprovalGate {
-            expires_in_secs: secs,
-            expires_at: rfc3339(SystemTime::now() + Duration::from_secs(secs)),
-        }
-    });
-    let pending = gate.as_ref().map(|g| PendingApproval {
-        tool: tool.to_string(),
-        arguments: arguments.clone(),
-        digest: arguments_digest(tool, &arguments),
-        expires_at: g.expires_at.clone(),
-    });
-    if let Some(p) = &pending {
-        // Waiting for approval from the first moment (the workflow clears it once decided), so
-        // an approver can act before its first task ran.
-        if let Some(attrs) = options.search_attributes.as_mut() {
-            attrs.apply(search::AWAITING.value_set("approval".to_string()));
-        }
-        let mut memo = MemoValues::new();
-        memo.insert(APPROVAL_MEMO, serde_json::to_value(p).unwrap_or_default());
-        options.memo = Some(memo);
-    }
+    let (gate, pending) = if p.require_approval.requires(tool) {
+        let (gate, pending) = await_approval(state, tool, &arguments, &mut options);
+        (Some(gate), Some(pending))
+    } else {
+        (None, None)
+    };
     let job = DeviceCommandJob {
         tenant: tenant.to_owned(),
         tool: tool.to_owned(),
@@ -261,6 +244,39 @@ pub async fn start_command(
         .map_err(|e| JobError::Start(e.to_string()))?;
     tracing::info!(job_id = %job_id, tool, tenant, approval = pending.is_some(), "device command started");
     Ok(StartedCommand { job_id, pending })
+}
+
+/// Makes the job about to start wait for a human (device commands, mounted upstream tools):
+/// the gate the workflow waits at, and what approvers are shown (memo `approval`). The job is
+/// tagged as waiting from the first moment (the workflow clears it once decided), so an
+/// approver can act before its first task ran.
+pub(crate) fn await_approval(
+    state: &ApiState,
+    tool: &str,
+    arguments: &Value,
+    options: &mut WorkflowStartOptions,
+) -> (ApprovalGate, PendingApproval) {
+    let secs = state.config.devices.approval_expiry_secs;
+    let gate = ApprovalGate {
+        expires_in_secs: secs,
+        expires_at: rfc3339(SystemTime::now() + Duration::from_secs(secs)),
+    };
+    let pending = PendingApproval {
+        tool: tool.to_string(),
+        arguments: arguments.clone(),
+        digest: arguments_digest(tool, arguments),
+        expires_at: gate.expires_at.clone(),
+    };
+    if let Some(attrs) = options.search_attributes.as_mut() {
+        attrs.apply(search::AWAITING.value_set("approval".to_string()));
+    }
+    let mut memo = MemoValues::new();
+    memo.insert(
+        APPROVAL_MEMO,
+        serde_json::to_value(&pending).unwrap_or_default(),
+    );
+    options.memo = Some(memo);
+    (gate, pending)
 }
 
 /// `list_devices` / `get_device_state`, over every backend that offers the tool.

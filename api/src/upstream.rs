@@ -15,6 +15,7 @@ use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 use temporalio_client::WorkflowGetResultOptions;
 
+use crate::devices::PendingApproval;
 use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
 use crate::state::ApiState;
 
@@ -26,6 +27,8 @@ pub enum UpstreamOutcome {
     Done(CallToolResult),
     /// The wait budget ran out first: follow the job.
     Running(String),
+    /// The server's policy wants a human's approval first: nothing was called yet.
+    Waiting(String, PendingApproval),
 }
 
 /// The api's hub: the catalog agents see, kept current by `run_hub`.
@@ -55,7 +58,8 @@ pub async fn call(
     let settings = state.upstreams.settings_of(&tool.server).ok_or_else(|| {
         JobError::Start(format!("upstream {} is no longer configured", tool.server))
     })?;
-    if !settings.durable {
+    // A call that needs approval waits in a workflow: never the fast path.
+    if !settings.durable && !tool.approval {
         return state
             .upstreams
             .call(
@@ -73,7 +77,14 @@ pub async fn call(
             });
     }
     let job_id = new_job_id();
-    let options = job_start_options(name, tenant, &job_id, true);
+    let mut options = job_start_options(name, tenant, &job_id, !tool.approval);
+    let (approval, pending) = if tool.approval {
+        let arguments = Value::Object(arguments.clone().unwrap_or_default());
+        let (gate, pending) = crate::devices::await_approval(state, name, &arguments, &mut options);
+        (Some(gate), Some(pending))
+    } else {
+        (None, None)
+    };
     let job = UpstreamCallJob {
         tenant: tenant.to_string(),
         mounted_as: name.to_string(),
@@ -85,13 +96,17 @@ pub async fn call(
             endpoint: state.upstreams.endpoint_of(&tool.server),
         },
         timeout_secs: settings.timeout,
+        approval,
     };
     let handle = state
         .temporal
         .start_workflow(UpstreamCallWorkflow::run, job, options)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
-    tracing::info!(job_id = %job_id, tool = name, server = %tool.server, tenant, "upstream call started");
+    tracing::info!(job_id = %job_id, tool = name, server = %tool.server, tenant, approval = pending.is_some(), "upstream call started");
+    if let Some(pending) = pending {
+        return Ok(UpstreamOutcome::Waiting(job_id, pending));
+    }
     match tokio::time::timeout(
         state.config.wait_budget(),
         handle.get_result(WorkflowGetResultOptions::default()),

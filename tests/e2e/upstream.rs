@@ -575,3 +575,92 @@ async fn a_provisioned_server_mounts_for_its_tenant_and_unmounts_on_delete() {
     drop(client);
     system.stop().await;
 }
+
+/// Polls the REST job view until it is no longer waiting or running.
+async fn finished_job(system: &TestSystem, job: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = crate::support::get_json(&format!("{}/api/v2/jobs/{job}", system.base_url)).await;
+        if v["status"] != "input_required" && v["status"] != "running" {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mounted_tool_that_needs_approval_runs_only_once_a_human_approves_its_arguments() {
+    use avb_common::upstream_settings::{ApprovalMode, ApprovalRule};
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            let mut everything = everything_stdio();
+            everything.allowed_tools = Some(["get-sum", "echo"].map(String::from).to_vec());
+            everything.require_approval =
+                ApprovalRule::PerTool([("get-sum".to_string(), ApprovalMode::Always)].into());
+            c.mcp_servers.insert("everything".into(), everything);
+        },
+        QUEUES,
+    )
+    .await;
+    let client = session(&system, ()).await;
+    wait_for_tools(&client, "mounted", |n| n.contains("everything_get-sum")).await;
+    // echo is not covered: it runs at once.
+    let r = call_tool(&client, "everything_echo", json!({"message": "free"})).await;
+    assert!(text_of(&r).contains("free"), "{}", text_of(&r));
+
+    let http = reqwest::Client::new();
+    let mut outcomes = Vec::new();
+    for decision in ["approve", "reject", "approve-other-arguments"] {
+        let r = call_tool(&client, "everything_get-sum", json!({"a": 20, "b": 22})).await;
+        let out = r.structured_content.clone().expect("structured");
+        assert_eq!(out["status"], "input_required", "{out}");
+        let job = out["job_id"].as_str().expect("job").to_string();
+        let digest = out["pending_approval"]["digest"].as_str().expect("digest");
+        let waiting = finished_job_or_waiting(&system, &job).await;
+        assert_eq!(waiting["status"], "input_required", "{waiting}");
+        let (path, body) = match decision {
+            "approve" => ("approve", json!({ "digest": digest })),
+            "reject" => ("reject", json!({ "reason": "not today" })),
+            _ => (
+                "approve",
+                json!({ "digest": avb_workflows::devices::arguments_digest(
+                    "everything_get-sum", &json!({"a": 20, "b": 23})) }),
+            ),
+        };
+        let sent = http
+            .post(format!("{}/api/v2/jobs/{job}/{path}", system.base_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("decide");
+        assert_eq!(sent.status().as_u16(), 200, "{decision}");
+        outcomes.push(finished_job(&system, &job).await);
+    }
+    assert_eq!(outcomes[0]["status"], "completed", "{}", outcomes[0]);
+    assert!(
+        outcomes[0]["result"].to_string().contains("42"),
+        "{}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1]["status"], "failed", "{}", outcomes[1]);
+    assert_eq!(
+        outcomes[1]["error"]["kind"], "ApprovalRejected",
+        "{}",
+        outcomes[1]
+    );
+    assert_eq!(outcomes[2]["status"], "failed", "{}", outcomes[2]);
+    assert_eq!(
+        outcomes[2]["error"]["kind"], "ApprovalMismatch",
+        "{}",
+        outcomes[2]
+    );
+    drop(client);
+    system.stop().await;
+}
+
+/// The job view right after start (it may not have run its first task yet).
+async fn finished_job_or_waiting(system: &TestSystem, job: &str) -> Value {
+    crate::support::get_json(&format!("{}/api/v2/jobs/{job}", system.base_url)).await
+}

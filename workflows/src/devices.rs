@@ -239,6 +239,53 @@ fn refused(kind: &str, message: String) -> WorkflowTermination {
         .into()
 }
 
+/// What a human's decision (none: nobody decided before the expiry) means for a job waiting at
+/// `gate` to run `tool` with `arguments`: the decision, when it approves exactly these arguments;
+/// otherwise the failure that ends the job, with nothing done.
+pub fn judge_decision(
+    decision: Option<ApprovalDecision>,
+    gate: &ApprovalGate,
+    tool: &str,
+    arguments: &Value,
+) -> Result<ApprovalDecision, WorkflowTermination> {
+    let Some(decision) = decision else {
+        return Err(refused(
+            APPROVAL_EXPIRED,
+            format!(
+                "rejected: nobody approved the command before it expired at {}; nothing \
+                 was sent",
+                gate.expires_at
+            ),
+        ));
+    };
+    if !decision.approved {
+        let why = decision
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        return Err(refused(
+            APPROVAL_REJECTED,
+            format!(
+                "rejected by {} at {}{why}; nothing was sent",
+                decision.by, decision.at
+            ),
+        ));
+    }
+    let digest = arguments_digest(tool, arguments);
+    if decision.digest != digest {
+        return Err(refused(
+            APPROVAL_MISMATCH,
+            format!(
+                "{} approved arguments with digest {}, but this command's arguments have \
+                 digest {digest}; not executed",
+                decision.by, decision.digest
+            ),
+        ));
+    }
+    Ok(decision)
+}
+
 #[workflow]
 #[derive(Default)]
 pub struct DeviceCommandWorkflow {
@@ -301,42 +348,8 @@ impl DeviceCommandWorkflow {
         ctx.upsert_search_attributes([
             search::AWAITING.value_set(search::AWAITING_NOTHING.to_string())
         ]);
-        let Some(decision) = ctx.state(|s| s.decision.clone()).filter(|_| decided) else {
-            return Err(refused(
-                APPROVAL_EXPIRED,
-                format!(
-                    "rejected: nobody approved the command before it expired at {}; nothing \
-                     was sent",
-                    gate.expires_at
-                ),
-            ));
-        };
-        if !decision.approved {
-            let why = decision
-                .reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
-            return Err(refused(
-                APPROVAL_REJECTED,
-                format!(
-                    "rejected by {} at {}{why}; nothing was sent",
-                    decision.by, decision.at
-                ),
-            ));
-        }
-        let digest = arguments_digest(&job.tool, &job.arguments);
-        if decision.digest != digest {
-            return Err(refused(
-                APPROVAL_MISMATCH,
-                format!(
-                    "{} approved arguments with digest {}, but this command's arguments have \
-                     digest {digest}; not executed",
-                    decision.by, decision.digest
-                ),
-            ));
-        }
-        Ok(decision)
+        let decision = ctx.state(|s| s.decision.clone()).filter(|_| decided);
+        judge_decision(decision, gate, &job.tool, &job.arguments)
     }
 
     /// A human's decision; the first one counts.

@@ -3,7 +3,8 @@
 //! sent it (text, images, audio, structured content). Whether a failure is tried again is decided
 //! by the activity: an upstream that could not be reached is always retried (nothing ran); one
 //! that went away mid-call is retried only for tools that may run twice (read-only or idempotent
-//! hints, or the server's `retry_tools`).
+//! hints, or the server's `retry_tools`). Where the server's `require_approval` covers the tool,
+//! the workflow first waits for a human's decision on the exact arguments, as device commands do.
 
 use std::time::Duration;
 
@@ -11,10 +12,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
-use temporalio_workflow::{ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_workflow::{
+    ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult, select,
+};
 
+use crate::devices::{ApprovalDecision, ApprovalGate, judge_decision};
 use crate::errors::NON_RETRYABLE_KINDS;
-use crate::queues;
+use crate::{queues, search};
 
 pub const CALL_UPSTREAM_TOOL: &str = "call_upstream_tool";
 
@@ -47,6 +51,10 @@ pub struct UpstreamCallJob {
     pub request: UpstreamCallRequest,
     /// The server's per-call timeout (seconds), for the activity's start-to-close timeout.
     pub timeout_secs: u64,
+    /// Set when the server's `require_approval` covers the tool: nothing is called before a
+    /// human approves these very arguments (signal `decide_approval`, as for device commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalGate>,
 }
 
 pub struct UpstreamActivityDefs;
@@ -86,7 +94,9 @@ fn options(timeout_secs: u64) -> ActivityOptions {
 
 #[workflow]
 #[derive(Default)]
-pub struct UpstreamCallWorkflow;
+pub struct UpstreamCallWorkflow {
+    decision: Option<ApprovalDecision>,
+}
 
 #[workflow_methods]
 impl UpstreamCallWorkflow {
@@ -95,6 +105,23 @@ impl UpstreamCallWorkflow {
         ctx: &mut WorkflowContext<Self>,
         job: UpstreamCallJob,
     ) -> WorkflowResult<Value> {
+        if let Some(gate) = &job.approval {
+            ctx.upsert_search_attributes([search::AWAITING.value_set("approval".to_string())]);
+            let decided = {
+                let mut decision = ctx.wait_condition(|s| s.decision.is_some());
+                let mut expiry = ctx.timer(Duration::from_secs(gate.expires_in_secs));
+                select! {
+                    r = decision => { r?; true }
+                    _ = expiry => false,
+                }
+            };
+            ctx.upsert_search_attributes([
+                search::AWAITING.value_set(search::AWAITING_NOTHING.to_string())
+            ]);
+            let decision = ctx.state(|s| s.decision.clone()).filter(|_| decided);
+            let arguments = Value::Object(job.request.arguments.clone().unwrap_or_default());
+            judge_decision(decision, gate, &job.mounted_as, &arguments)?;
+        }
         Ok(ctx
             .execute_activity(
                 UpstreamActivityDefs::call_upstream_tool,
@@ -102,6 +129,18 @@ impl UpstreamCallWorkflow {
                 options(job.timeout_secs),
             )
             .await?)
+    }
+
+    /// A human's decision; the first one counts.
+    #[signal(name = "decide_approval")]
+    pub fn decide_approval(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        decision: ApprovalDecision,
+    ) {
+        if self.decision.is_none() {
+            self.decision = Some(decision);
+        }
     }
 }
 

@@ -60,20 +60,21 @@ impl AvbServer {
         arguments: Option<Map<String, Value>>,
     ) -> CallToolResult {
         let where_ = json!({ "server": tool.server, "tool": tool.upstream_tool });
-        if tool.approval {
-            return tool_error(
-                "ApprovalRequired",
-                None,
-                &format!(
-                    "mcp_servers.{}.require_approval covers {}, and approving upstream calls is \
-                     not available yet; nothing was called",
-                    tool.server, tool.upstream_tool
-                ),
-                where_,
-            );
-        }
         match upstream::call(&self.state, self.tenant(), name, tool, arguments).await {
             Ok(UpstreamOutcome::Done(result)) => result,
+            Ok(UpstreamOutcome::Waiting(job_id, pending)) => {
+                let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
+                    "{name} waits for a human's approval as job {job_id} (digest {}, expires                      {}); nothing was called yet. A HUMAN key approves with approve_job.",
+                    pending.digest, pending.expires_at
+                ))]);
+                r.structured_content = Some(json!({
+                    "job_id": job_id,
+                    "status": "input_required",
+                    "pending_approval": pending,
+                    "resource_uri": resource_uri(&job_id),
+                }));
+                r
+            }
             Ok(UpstreamOutcome::Running(job_id)) => {
                 let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
                     "{name} is still running as job {job_id}; follow it with get_job or the \
