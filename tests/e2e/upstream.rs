@@ -664,3 +664,56 @@ async fn a_mounted_tool_that_needs_approval_runs_only_once_a_human_approves_its_
 async fn finished_job_or_waiting(system: &TestSystem, job: &str) -> Value {
     crate::support::get_json(&format!("{}/api/v2/jobs/{job}", system.base_url)).await
 }
+
+#[tokio::test]
+async fn a_second_avb_mounts_as_an_upstream() {
+    let peer = TestSystem::start_custom(|_| {}, "avb-workflows").await;
+    let peer_url = peer.mcp_url();
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            c.mcp_servers.insert(
+                "peer".into(),
+                avb_common::upstream_settings::UpstreamServer {
+                    server_url: Some(peer_url),
+                    allowed_tools: Some(["list_voices", "durable_echo"].map(String::from).to_vec()),
+                    description: Some("another AgentVoiceBox".into()),
+                    ..Default::default()
+                },
+            );
+        },
+        QUEUES,
+    )
+    .await;
+    let client = session(&system, ()).await;
+    wait_for_tools(&client, "the peer's tools mounted", |n| {
+        n.contains("peer_list_voices") && n.contains("peer_durable_echo")
+    })
+    .await;
+    let direct = session(&peer, ()).await;
+    let via = call_tool(&client, "peer_list_voices", json!({})).await;
+    let want = call_tool(&direct, "list_voices", json!({})).await;
+    assert_eq!(
+        serde_json::to_value(&via).expect("json"),
+        serde_json::to_value(&want).expect("json")
+    );
+    // A durable call through two AgentVoiceBoxes: a job here, a job there.
+    let r = call_tool(
+        &client,
+        "peer_durable_echo",
+        json!({"message": "twice durable"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(
+        serde_json::to_string(&r)
+            .expect("json")
+            .contains("twice durable"),
+        "{}",
+        text_of(&r)
+    );
+    drop(client);
+    drop(direct);
+    system.stop().await;
+    peer.stop().await;
+}
