@@ -83,6 +83,7 @@ async fn main() {
     let data = tempfile::tempdir().expect("tmp");
     let (server, mut config, client) = support::dev_setup(data.path(), "bench-upstream").await;
     config.rate_limits.enabled = false;
+    config.billing.enabled = false;
     config.auth.required = false;
     config.mcp.upstream_check_secs = 1;
     for (name, durable) in [("durable", true), ("fast", false)] {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use avb_common::device_settings::PolicyView;
 use avb_store::Role;
+use avb_workflows::billing::BillingPlan;
 use avb_workflows::devices::{
     ApprovalDecision, ApprovalGate, Backend, DeviceCommandJob, DeviceCommandOutput,
     DeviceCommandWorkflow, DeviceReadJob, DeviceReadWorkflow, ReadRequest, arguments_digest,
@@ -231,11 +232,17 @@ pub async fn start_command(
     } else {
         (None, None)
     };
+    // One command, at the tool's tariff (call_service has none: Home Assistant is free).
+    let billing = state.config.billing.price_of(tool).and_then(|price| {
+        let plan = BillingPlan::new(tool, &price.unit, 1, price.credits_per_1000);
+        (plan.credits > 0).then_some(plan)
+    });
     let job = DeviceCommandJob {
         tenant: tenant.to_owned(),
         tool: tool.to_owned(),
         arguments,
         approval: gate,
+        billing,
     };
     state
         .temporal

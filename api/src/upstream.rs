@@ -18,6 +18,7 @@ use temporalio_client::WorkflowGetResultOptions;
 use crate::devices::PendingApproval;
 use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
 use crate::state::ApiState;
+use avb_workflows::billing::BillingPlan;
 
 /// The tool (and job tool) name of batches.
 pub const BATCH_TOOL: &str = "batch_execute";
@@ -97,6 +98,7 @@ pub async fn call(
         },
         timeout_secs: settings.timeout,
         approval,
+        billing: call_price(state, name, settings.credits_per_call, 1),
     };
     let handle = state
         .temporal
@@ -116,6 +118,21 @@ pub async fn call(
         Ok(r) => result_of(map_result(r)?).map(UpstreamOutcome::Done),
         Err(_) => Ok(UpstreamOutcome::Running(job_id)),
     }
+}
+
+/// What `calls` calls priced at `credits_per_call` cost, when billing is on.
+fn call_price(
+    state: &ApiState,
+    tool: &str,
+    credits_per_call: i64,
+    calls: i64,
+) -> Option<BillingPlan> {
+    if !state.config.billing.enabled || credits_per_call <= 0 {
+        return None;
+    }
+    let mut plan = BillingPlan::new(tool, "call", calls, credits_per_call.saturating_mul(1000));
+    plan.credits = credits_per_call.saturating_mul(calls);
+    Some(plan)
 }
 
 /// The upstream's result, as the workflow stored it.
@@ -140,11 +157,13 @@ pub async fn batch(
     calls: Vec<RequestedCall>,
 ) -> Result<BatchOutcome, JobError> {
     let mut batch = Vec::with_capacity(calls.len());
+    let mut total = 0i64;
     for (name, tool, arguments) in calls {
-        let timeout_secs = state
+        let (timeout_secs, credits) = state
             .upstreams
             .settings_of(&tool.server)
-            .map_or(30, |s| s.timeout);
+            .map_or((30, 0), |s| (s.timeout, s.credits_per_call));
+        total = total.saturating_add(credits);
         batch.push(BatchCall {
             mounted_as: name,
             request: UpstreamCallRequest {
@@ -155,13 +174,20 @@ pub async fn batch(
                 may_retry: tool.retry,
             },
             timeout_secs,
+            credits,
         });
     }
     let job_id = new_job_id();
     let options = job_start_options(BATCH_TOOL, tenant, &job_id, true);
+    let billing = (state.config.billing.enabled && total > 0).then(|| {
+        let mut plan = BillingPlan::new(BATCH_TOOL, "call", batch.len() as i64, 0);
+        plan.credits = total;
+        plan
+    });
     let job = UpstreamBatchJob {
         tenant: tenant.to_string(),
         calls: batch,
+        billing,
     };
     let handle = state
         .temporal

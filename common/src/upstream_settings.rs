@@ -56,6 +56,9 @@ pub struct UpstreamServer {
     /// Believe the server's read-only / idempotent tool hints when deciding whether to retry
     /// (MCP calls them untrusted unless the server is): `false` retries only `retry_tools`.
     pub trust_hints: bool,
+    /// Credits one call of any of this server's tools costs (0: free). Charged through the
+    /// ledger like every job, on the durable path only.
+    pub credits_per_call: i64,
     /// Calls run as durable jobs (a workflow on `avb-upstream`, retried, visible in Temporal).
     /// `false`: the fast path, the api calls the upstream itself (no job, no retry).
     pub durable: bool,
@@ -81,6 +84,7 @@ impl Default for UpstreamServer {
             retry_tools: Vec::new(),
             durable: true,
             trust_hints: true,
+            credits_per_call: 0,
         }
     }
 }
@@ -222,6 +226,15 @@ pub fn validate(servers: &BTreeMap<String, UpstreamServer>) -> Result<(), (Strin
             return Err((
                 key("authorization"),
                 "only for remote servers (server_url); pass secrets to a local one in env".into(),
+            ));
+        }
+        if s.credits_per_call < 0 {
+            return Err((key("credits_per_call"), "must not be negative".into()));
+        }
+        if s.credits_per_call > 0 && !s.durable {
+            return Err((
+                key("credits_per_call"),
+                "priced calls are charged through their job: set durable = true".into(),
             ));
         }
         if s.timeout == 0 {

@@ -58,6 +58,11 @@ async fn commands_wait_for_a_human_and_run_only_as_approved() {
     .await;
     let store = system.store.as_ref().expect("store");
     let tenant = store.create_tenant("home").await.expect("tenant");
+    // Commands are billed (one credit each at the default tariff).
+    store
+        .grant(&tenant.id, 100, "approvals-test-credits", "test")
+        .await
+        .expect("grant");
     let agent = store
         .create_key(&tenant.id, avb_store::Role::Agent, "assistant")
         .await

@@ -24,6 +24,8 @@ async fn a_command_is_confirmed_by_the_devices_and_bad_or_offline_ones_fail_clea
             .await
             .expect("connect");
 
+    let before = available_credits(&client).await;
+
     // The seed's example: the living room lights to 30 %, warm white.
     let r = call(
         &client,
@@ -84,9 +86,19 @@ async fn a_command_is_confirmed_by_the_devices_and_bad_or_offline_ones_fail_clea
         text_of(&r)
     );
     assert!(started.elapsed() < Duration::from_secs(5), "not retried");
+    // Billing: the confirmed command cost one credit (the default tariff); the refused and the
+    // failed ones nothing.
+    assert_eq!(available_credits(&client).await, before - 1);
     client.cancel().await.ok();
     system.stop().await;
     sim.abort();
+}
+
+async fn available_credits(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) -> i64 {
+    let b = call(client, "get_balance", json!({})).await;
+    let b = b.structured_content.clone().expect("structured");
+    assert_eq!(b["held"], 0, "nothing stays held: {b}");
+    b["available"].as_i64().expect("available")
 }
 
 #[tokio::test]

@@ -717,3 +717,50 @@ async fn a_second_avb_mounts_as_an_upstream() {
     system.stop().await;
     peer.stop().await;
 }
+
+async fn available<H: ClientHandler>(client: &RunningService<RoleClient, H>) -> i64 {
+    let b = call_tool(client, "get_balance", json!({})).await;
+    let b = b.structured_content.clone().expect("structured");
+    assert_eq!(b["held"], 0, "{b}");
+    b["available"].as_i64().expect("available")
+}
+
+#[tokio::test]
+async fn priced_upstream_calls_are_charged_once_through_the_ledger() {
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            let mut everything = everything_stdio();
+            everything.allowed_tools = Some(["get-sum", "echo"].map(String::from).to_vec());
+            everything.credits_per_call = 5;
+            c.mcp_servers.insert("everything".into(), everything);
+        },
+        "avb-workflows,avb-upstream,avb-billing",
+    )
+    .await;
+    let client = session(&system, ()).await;
+    wait_for_tools(&client, "mounted", |n| n.contains("everything_get-sum")).await;
+    let start = available(&client).await;
+    let r = call_tool(&client, "everything_get-sum", json!({"a": 1, "b": 1})).await;
+    assert!(text_of(&r).contains('2'), "{}", text_of(&r));
+    assert_eq!(available(&client).await, start - 5, "one call, 5 credits");
+    let r = call_tool(
+        &client,
+        "batch_execute",
+        json!({"calls": [
+            {"tool": "everything_get-sum", "arguments": {"a": 1, "b": 2}},
+            {"tool": "everything_echo", "arguments": {"message": "paid"}},
+        ]}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_eq!(available(&client).await, start - 15, "two more calls");
+    let usage = call_tool(&client, "get_usage", json!({})).await;
+    let usage = serde_json::to_string(&usage.structured_content).expect("json");
+    assert!(
+        usage.contains("everything_get-sum") && usage.contains("batch_execute"),
+        "{usage}"
+    );
+    drop(client);
+    system.stop().await;
+}

@@ -22,8 +22,10 @@ use temporalio_workflow::{
     select,
 };
 
+use crate::billing::BillingPlan;
 use crate::errors::NON_RETRYABLE_KINDS;
 use crate::queues;
+use crate::saga::Saga;
 use crate::search;
 
 pub const PLAN_DEVICE_COMMAND: &str = "plan_device_command";
@@ -70,6 +72,10 @@ pub struct DeviceCommandJob {
     /// Set when policy requires a human's approval before anything is sent.
     #[serde(default)]
     pub approval: Option<ApprovalGate>,
+    /// The price, when billing is on: held once the command is valid (and approved), charged
+    /// when every device confirmed, returned when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<BillingPlan>,
 }
 
 /// What `plan_device_command` is asked.
@@ -314,6 +320,13 @@ impl DeviceCommandWorkflow {
             Some(gate) => Some(Self::await_approval(ctx, &job, gate).await?),
             None => None,
         };
+        let saga = match &job.billing {
+            Some(plan) => {
+                let job_id = ctx.workflow_id().to_owned();
+                Some(Saga::hold(ctx, &job.tenant, &job_id, plan).await?)
+            }
+            None => None,
+        };
         let mut devices = Vec::new();
         for set in sets {
             let done = ctx
@@ -322,8 +335,19 @@ impl DeviceCommandWorkflow {
                     set,
                     options(Duration::from_secs(30), 6),
                 )
-                .await?;
-            devices.push(done);
+                .await;
+            match done {
+                Ok(d) => devices.push(d),
+                Err(e) => {
+                    if let Some(saga) = saga {
+                        saga.release(ctx, &e.to_string()).await?;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        if let Some(saga) = saga {
+            saga.settle(ctx).await?;
         }
         Ok(DeviceCommandOutput { devices, approval })
     }

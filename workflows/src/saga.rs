@@ -87,6 +87,17 @@ impl Saga {
         Ok(())
     }
 
+    /// Charges `credits` of the hold (at most what was held; the rest goes back): for jobs
+    /// whose parts can fail on their own (a batch).
+    pub async fn settle_actual<W>(
+        mut self,
+        ctx: &WorkflowContext<W>,
+        credits: i64,
+    ) -> Result<(), WorkflowTermination> {
+        self.plan.credits = credits.clamp(0, self.plan.credits);
+        self.settle(ctx).await
+    }
+
     /// Returns the hold (the work failed or was cancelled).
     pub async fn release<W>(
         self,

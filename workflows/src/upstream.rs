@@ -5,6 +5,8 @@
 //! that went away mid-call is retried only for tools that may run twice (read-only or idempotent
 //! hints, or the server's `retry_tools`). Where the server's `require_approval` covers the tool,
 //! the workflow first waits for a human's decision on the exact arguments, as device commands do.
+//! A priced call (`credits_per_call`) holds its credits first and is charged only when the
+//! upstream answered.
 
 use std::time::Duration;
 
@@ -16,8 +18,10 @@ use temporalio_workflow::{
     ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult, select,
 };
 
+use crate::billing::BillingPlan;
 use crate::devices::{ApprovalDecision, ApprovalGate, judge_decision};
 use crate::errors::NON_RETRYABLE_KINDS;
+use crate::saga::Saga;
 use crate::{queues, search};
 
 pub const CALL_UPSTREAM_TOOL: &str = "call_upstream_tool";
@@ -55,6 +59,10 @@ pub struct UpstreamCallJob {
     /// human approves these very arguments (signal `decide_approval`, as for device commands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalGate>,
+    /// The price (the server's `credits_per_call`), when billing is on: held before the call,
+    /// charged when the upstream answered, returned when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<BillingPlan>,
 }
 
 pub struct UpstreamActivityDefs;
@@ -122,13 +130,31 @@ impl UpstreamCallWorkflow {
             let arguments = Value::Object(job.request.arguments.clone().unwrap_or_default());
             judge_decision(decision, gate, &job.mounted_as, &arguments)?;
         }
-        Ok(ctx
+        let saga = match &job.billing {
+            Some(plan) => {
+                let job_id = ctx.workflow_id().to_owned();
+                Some(Saga::hold(ctx, &job.tenant, &job_id, plan).await?)
+            }
+            None => None,
+        };
+        let outcome = ctx
             .execute_activity(
                 UpstreamActivityDefs::call_upstream_tool,
                 job.request,
                 options(job.timeout_secs),
             )
-            .await?)
+            .await;
+        match (outcome, saga) {
+            (Ok(result), Some(saga)) => {
+                saga.settle(ctx).await?;
+                Ok(result)
+            }
+            (Err(e), Some(saga)) => {
+                saga.release(ctx, &e.to_string()).await?;
+                Err(e.into())
+            }
+            (outcome, None) => Ok(outcome?),
+        }
     }
 
     /// A human's decision; the first one counts.
@@ -150,6 +176,9 @@ pub struct BatchCall {
     pub mounted_as: String,
     pub request: UpstreamCallRequest,
     pub timeout_secs: u64,
+    /// What this call costs (charged only when it produced a result).
+    #[serde(default)]
+    pub credits: i64,
 }
 
 /// `batch_execute`: several mounted tools' calls as one job.
@@ -157,6 +186,10 @@ pub struct BatchCall {
 pub struct UpstreamBatchJob {
     pub tenant: String,
     pub calls: Vec<BatchCall>,
+    /// Every call's price, held before the first; only the calls that produced a result are
+    /// charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<BillingPlan>,
 }
 
 /// One call's outcome, in the order of the batch.
@@ -184,7 +217,15 @@ impl UpstreamBatchWorkflow {
         ctx: &mut WorkflowContext<Self>,
         job: UpstreamBatchJob,
     ) -> WorkflowResult<Vec<BatchItem>> {
+        let saga = match &job.billing {
+            Some(plan) => {
+                let job_id = ctx.workflow_id().to_owned();
+                Some(Saga::hold(ctx, &job.tenant, &job_id, plan).await?)
+            }
+            None => None,
+        };
         let mut items = Vec::with_capacity(job.calls.len());
+        let mut used = 0;
         for call in job.calls {
             let outcome = ctx
                 .execute_activity(
@@ -193,6 +234,9 @@ impl UpstreamBatchWorkflow {
                     options(call.timeout_secs),
                 )
                 .await;
+            if outcome.is_ok() {
+                used += call.credits;
+            }
             items.push(match outcome {
                 Ok(result) => BatchItem {
                     tool: call.mounted_as,
@@ -205,6 +249,9 @@ impl UpstreamBatchWorkflow {
                     error: Some(e.to_string()),
                 },
             });
+        }
+        if let Some(saga) = saga {
+            saga.settle_actual(ctx, used).await?;
         }
         Ok(items)
     }
