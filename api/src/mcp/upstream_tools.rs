@@ -17,6 +17,9 @@ use crate::jobs::output::resource_uri;
 use crate::jobs::view::failure_of;
 use crate::upstream::{self, UpstreamOutcome};
 
+/// How often a session's tool-change watcher checks that its session is still there.
+const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Names of AgentVoiceBox's own tools (an upstream tool never shadows one).
 pub fn own_tool_names() -> HashSet<String> {
     AvbServer::product_tools()
@@ -103,9 +106,17 @@ impl AvbServer {
         let mut changes = self.state.upstreams.subscribe();
         changes.mark_unchanged();
         tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                if peer.notify_tool_list_changed().await.is_err() {
-                    break;
+            loop {
+                // Wakes now and then to notice a session that ended without another change.
+                match tokio::time::timeout(SESSION_CHECK, changes.changed()).await {
+                    Ok(Ok(())) => {
+                        if peer.notify_tool_list_changed().await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Err(_)) => break,
+                    Err(_) if peer.is_transport_closed() => break,
+                    Err(_) => {}
                 }
             }
         });
