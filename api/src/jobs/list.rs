@@ -166,6 +166,20 @@ pub async fn list_jobs(
     tenant: &str,
     f: &JobFilter,
 ) -> Result<JobPage, ListError> {
+    // A tool name that is not ours must be one mounted for this tenant now.
+    if let Some(tool) = &f.tool
+        && !JOB_TOOLS.contains(&tool.as_str())
+        && state.upstreams.catalog_for(tenant).get(tool).is_none()
+    {
+        return Err(invalid(
+            "tool",
+            format!(
+                "unknown job tool '{tool}'; valid: {}, or a mounted upstream tool \
+                 (<server>_<tool>, see tools/list)",
+                JOB_TOOLS.join(", ")
+            ),
+        ));
+    }
     let query = visibility_query(tenant, f)?;
     let page_size = f.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
