@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::non_retryable;
 use avb_store::{Store, StoreError, Usage};
 use avb_workflows::billing::{
     HOLD_CREDITS, HoldCredits, InsufficientCreditsDetails, LedgerReceipt, RELEASE_CREDITS,
@@ -16,15 +17,6 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 pub struct BillingActivities {
     pub store: Store,
-}
-
-fn non_retryable(kind: &str, message: String) -> ActivityError {
-    ActivityError::application(
-        ApplicationFailure::builder(message)
-            .type_name(kind.to_owned())
-            .non_retryable(true)
-            .build(),
-    )
 }
 
 /// Store errors that will not heal become non-retryable ledger conflicts; the rest retry.

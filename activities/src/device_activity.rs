@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::non_retryable;
 use avb_common::device_settings::DeviceSettings;
 use avb_devices::DeviceError;
 use avb_devices::command::{ControlInput, confirms, plan};
@@ -19,21 +20,11 @@ use avb_workflows::devices::{
 use avb_workflows::errors::{CONFIGURATION_ERROR, INVALID_INPUT};
 use serde_json::{Value, json};
 use temporalio_macros::activities;
-use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 pub struct DeviceActivities {
     pub settings: DeviceSettings,
     home: tokio::sync::OnceCell<Arc<Zigbee2Mqtt>>,
-}
-
-fn non_retryable(kind: &str, message: String) -> ActivityError {
-    ActivityError::application(
-        ApplicationFailure::builder(message)
-            .type_name(kind.to_owned())
-            .non_retryable(true)
-            .build(),
-    )
 }
 
 fn device_error(e: DeviceError) -> ActivityError {

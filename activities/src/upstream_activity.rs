@@ -6,26 +6,17 @@
 
 use std::sync::Arc;
 
+use crate::non_retryable;
 use avb_upstream::{UpstreamError, UpstreamHub};
 use avb_workflows::upstream::{
     CALL_UPSTREAM_TOOL, UNKNOWN_SERVER, UPSTREAM_NOT_RETRIED, UPSTREAM_REFUSED, UpstreamCallRequest,
 };
 use serde_json::Value;
 use temporalio_macros::activities;
-use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 pub struct UpstreamActivities {
     pub hub: Arc<UpstreamHub>,
-}
-
-fn non_retryable(kind: &str, message: String) -> ActivityError {
-    ActivityError::application(
-        ApplicationFailure::builder(message)
-            .type_name(kind.to_owned())
-            .non_retryable(true)
-            .build(),
-    )
 }
 
 /// How a failed call is reported to Temporal.
