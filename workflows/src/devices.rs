@@ -15,18 +15,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use temporalio_common::RetryPolicy;
-use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
 use temporalio_workflow::{
-    ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult, WorkflowTermination,
-    select,
+    ActivityExecutionError, ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult,
 };
 
+use crate::approval::{AwaitsApproval, await_approval};
 use crate::billing::BillingPlan;
 use crate::errors::NON_RETRYABLE_KINDS;
 use crate::queues;
 use crate::saga::Saga;
-use crate::search;
 
 pub const PLAN_DEVICE_COMMAND: &str = "plan_device_command";
 pub const SEND_DEVICE_COMMAND: &str = "send_device_command";
@@ -237,65 +235,35 @@ fn options(timeout: Duration, attempts: u32) -> ActivityOptions {
         .build()
 }
 
-fn refused(kind: &str, message: String) -> WorkflowTermination {
-    ApplicationFailure::builder(message)
-        .type_name(kind.to_owned())
-        .non_retryable(true)
-        .build()
-        .into()
-}
-
-/// What a human's decision (none: nobody decided before the expiry) means for a job waiting at
-/// `gate` to run `tool` with `arguments`: the decision, when it approves exactly these arguments;
-/// otherwise the failure that ends the job, with nothing done.
-pub fn judge_decision(
-    decision: Option<ApprovalDecision>,
-    gate: &ApprovalGate,
-    tool: &str,
-    arguments: &Value,
-) -> Result<ApprovalDecision, WorkflowTermination> {
-    let Some(decision) = decision else {
-        return Err(refused(
-            APPROVAL_EXPIRED,
-            format!(
-                "rejected: nobody approved the command before it expired at {}; nothing \
-                 was sent",
-                gate.expires_at
-            ),
-        ));
-    };
-    if !decision.approved {
-        let why = decision
-            .reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        return Err(refused(
-            APPROVAL_REJECTED,
-            format!(
-                "rejected by {} at {}{why}; nothing was sent",
-                decision.by, decision.at
-            ),
-        ));
-    }
-    let digest = arguments_digest(tool, arguments);
-    if decision.digest != digest {
-        return Err(refused(
-            APPROVAL_MISMATCH,
-            format!(
-                "{} approved arguments with digest {}, but this command's arguments have \
-                 digest {digest}; not executed",
-                decision.by, decision.digest
-            ),
-        ));
-    }
-    Ok(decision)
-}
-
 #[workflow]
 #[derive(Default)]
 pub struct DeviceCommandWorkflow {
     decision: Option<ApprovalDecision>,
+}
+
+/// Sends each device its change, in order; the first that fails stops the rest.
+async fn send_all<W>(
+    ctx: &WorkflowContext<W>,
+    sets: Vec<DeviceSet>,
+) -> Result<Vec<DeviceResult>, ActivityExecutionError> {
+    let mut devices = Vec::with_capacity(sets.len());
+    for set in sets {
+        let done = ctx
+            .execute_activity(
+                DeviceActivityDefs::send_device_command,
+                set,
+                options(Duration::from_secs(30), 6),
+            )
+            .await?;
+        devices.push(done);
+    }
+    Ok(devices)
+}
+
+impl AwaitsApproval for DeviceCommandWorkflow {
+    fn decision(&self) -> Option<&ApprovalDecision> {
+        self.decision.as_ref()
+    }
 }
 
 #[workflow_methods]
@@ -317,63 +285,14 @@ impl DeviceCommandWorkflow {
             )
             .await?;
         let approval = match &job.approval {
-            Some(gate) => Some(Self::await_approval(ctx, &job, gate).await?),
+            Some(gate) => Some(await_approval(ctx, gate, &job.tool, &job.arguments).await?),
             None => None,
         };
-        let saga = match &job.billing {
-            Some(plan) => {
-                let job_id = ctx.workflow_id().to_owned();
-                Some(Saga::hold(ctx, &job.tenant, &job_id, plan).await?)
-            }
-            None => None,
-        };
-        let mut devices = Vec::new();
-        for set in sets {
-            let done = ctx
-                .execute_activity(
-                    DeviceActivityDefs::send_device_command,
-                    set,
-                    options(Duration::from_secs(30), 6),
-                )
-                .await;
-            match done {
-                Ok(d) => devices.push(d),
-                Err(e) => {
-                    if let Some(saga) = saga {
-                        saga.release(ctx, &e.to_string()).await?;
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
-        if let Some(saga) = saga {
-            saga.settle(ctx).await?;
-        }
+        let job_id = ctx.workflow_id().to_owned();
+        let saga = Saga::hold_if_priced(ctx, &job.tenant, &job_id, job.billing.as_ref()).await?;
+        let sent = send_all(ctx, sets).await;
+        let devices = Saga::conclude(saga, ctx, sent).await??;
         Ok(DeviceCommandOutput { devices, approval })
-    }
-
-    /// Waits for `decide_approval` or the expiry; only an approval of these very arguments
-    /// lets the command run. While waiting the job is tagged `AvbAwaiting = approval`.
-    async fn await_approval(
-        ctx: &mut WorkflowContext<Self>,
-        job: &DeviceCommandJob,
-        gate: &ApprovalGate,
-    ) -> WorkflowResult<ApprovalDecision> {
-        ctx.upsert_search_attributes([search::AWAITING.value_set("approval".to_string())]);
-        let decided = {
-            let mut decision = ctx.wait_condition(|s| s.decision.is_some());
-            let mut expiry = ctx.timer(Duration::from_secs(gate.expires_in_secs));
-            select! {
-                r = decision => { r?; true }
-                _ = expiry => false,
-            }
-        };
-        // Not `value_unset`: the server refuses the SDK's encoding of an unset keyword.
-        ctx.upsert_search_attributes([
-            search::AWAITING.value_set(search::AWAITING_NOTHING.to_string())
-        ]);
-        let decision = ctx.state(|s| s.decision.clone()).filter(|_| decided);
-        judge_decision(decision, gate, &job.tool, &job.arguments)
     }
 
     /// A human's decision; the first one counts.

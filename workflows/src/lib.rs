@@ -1,6 +1,7 @@
 //! Contracts (tool inputs and outputs, task queues, error kinds) and deterministic workflow
 //! code. No I/O crates here: the api and the workers both depend on this crate.
 
+pub mod approval;
 pub mod artifact;
 pub mod billing;
 pub mod devices;

@@ -45,6 +45,34 @@ fn billing_options() -> ActivityOptions {
 }
 
 impl Saga {
+    /// Holds `plan`'s credits when the job has a price (`None`: billing is off or it is free).
+    pub async fn hold_if_priced<W>(
+        ctx: &WorkflowContext<W>,
+        tenant: &str,
+        job_id: &str,
+        plan: Option<&BillingPlan>,
+    ) -> Result<Option<Saga>, WorkflowTermination> {
+        match plan {
+            Some(plan) => Ok(Some(Self::hold(ctx, tenant, job_id, plan).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the saga by the work's `outcome`: settled when it succeeded, released (with the
+    /// failure as the reason) when it failed; nothing to do without a hold. Returns the outcome.
+    pub async fn conclude<W, T, E: std::fmt::Display>(
+        saga: Option<Saga>,
+        ctx: &WorkflowContext<W>,
+        outcome: Result<T, E>,
+    ) -> Result<Result<T, E>, WorkflowTermination> {
+        match (saga, &outcome) {
+            (Some(saga), Ok(_)) => saga.settle(ctx).await?,
+            (Some(saga), Err(e)) => saga.release(ctx, &e.to_string()).await?,
+            (None, _) => {}
+        }
+        Ok(outcome)
+    }
+
     /// Holds the plan's credits for `job_id`. Fails the job with `InsufficientCredits` (nothing
     /// held) when the balance is too small.
     pub async fn hold<W>(

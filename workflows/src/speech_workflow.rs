@@ -72,10 +72,8 @@ impl GenerateSpeechWorkflow {
                     .build(),
             )
             .build();
-        let saga = match &job.billing {
-            Some(plan) => Some(Saga::hold(ctx, &job.tenant, &job.job_id, plan).await?),
-            None => None,
-        };
+        let saga =
+            Saga::hold_if_priced(ctx, &job.tenant, &job.job_id, job.billing.as_ref()).await?;
         if ctx.cancellation_token().is_cancelled() {
             // Cancelled while the hold was being taken: give it back, run nothing.
             if let Some(saga) = saga {

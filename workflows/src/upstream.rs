@@ -14,15 +14,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
-use temporalio_workflow::{
-    ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult, select,
-};
+use temporalio_workflow::{ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult};
 
+use crate::approval::{AwaitsApproval, await_approval};
 use crate::billing::BillingPlan;
-use crate::devices::{ApprovalDecision, ApprovalGate, judge_decision};
+use crate::devices::{ApprovalDecision, ApprovalGate};
 use crate::errors::NON_RETRYABLE_KINDS;
+use crate::queues;
 use crate::saga::Saga;
-use crate::{queues, search};
 
 pub const CALL_UPSTREAM_TOOL: &str = "call_upstream_tool";
 
@@ -106,6 +105,12 @@ pub struct UpstreamCallWorkflow {
     decision: Option<ApprovalDecision>,
 }
 
+impl AwaitsApproval for UpstreamCallWorkflow {
+    fn decision(&self) -> Option<&ApprovalDecision> {
+        self.decision.as_ref()
+    }
+}
+
 #[workflow_methods]
 impl UpstreamCallWorkflow {
     #[run(name = "UpstreamCall")]
@@ -114,29 +119,11 @@ impl UpstreamCallWorkflow {
         job: UpstreamCallJob,
     ) -> WorkflowResult<Value> {
         if let Some(gate) = &job.approval {
-            ctx.upsert_search_attributes([search::AWAITING.value_set("approval".to_string())]);
-            let decided = {
-                let mut decision = ctx.wait_condition(|s| s.decision.is_some());
-                let mut expiry = ctx.timer(Duration::from_secs(gate.expires_in_secs));
-                select! {
-                    r = decision => { r?; true }
-                    _ = expiry => false,
-                }
-            };
-            ctx.upsert_search_attributes([
-                search::AWAITING.value_set(search::AWAITING_NOTHING.to_string())
-            ]);
-            let decision = ctx.state(|s| s.decision.clone()).filter(|_| decided);
             let arguments = Value::Object(job.request.arguments.clone().unwrap_or_default());
-            judge_decision(decision, gate, &job.mounted_as, &arguments)?;
+            await_approval(ctx, gate, &job.mounted_as, &arguments).await?;
         }
-        let saga = match &job.billing {
-            Some(plan) => {
-                let job_id = ctx.workflow_id().to_owned();
-                Some(Saga::hold(ctx, &job.tenant, &job_id, plan).await?)
-            }
-            None => None,
-        };
+        let job_id = ctx.workflow_id().to_owned();
+        let saga = Saga::hold_if_priced(ctx, &job.tenant, &job_id, job.billing.as_ref()).await?;
         let outcome = ctx
             .execute_activity(
                 UpstreamActivityDefs::call_upstream_tool,
@@ -144,17 +131,7 @@ impl UpstreamCallWorkflow {
                 options(job.timeout_secs),
             )
             .await;
-        match (outcome, saga) {
-            (Ok(result), Some(saga)) => {
-                saga.settle(ctx).await?;
-                Ok(result)
-            }
-            (Err(e), Some(saga)) => {
-                saga.release(ctx, &e.to_string()).await?;
-                Err(e.into())
-            }
-            (outcome, None) => Ok(outcome?),
-        }
+        Ok(Saga::conclude(saga, ctx, outcome).await??)
     }
 
     /// A human's decision; the first one counts.
@@ -217,13 +194,8 @@ impl UpstreamBatchWorkflow {
         ctx: &mut WorkflowContext<Self>,
         job: UpstreamBatchJob,
     ) -> WorkflowResult<Vec<BatchItem>> {
-        let saga = match &job.billing {
-            Some(plan) => {
-                let job_id = ctx.workflow_id().to_owned();
-                Some(Saga::hold(ctx, &job.tenant, &job_id, plan).await?)
-            }
-            None => None,
-        };
+        let job_id = ctx.workflow_id().to_owned();
+        let saga = Saga::hold_if_priced(ctx, &job.tenant, &job_id, job.billing.as_ref()).await?;
         let mut items = Vec::with_capacity(job.calls.len());
         let mut used = 0;
         for call in job.calls {

@@ -1,0 +1,101 @@
+//! Waiting for a human: a job whose policy requires approval waits for the `decide_approval`
+//! signal or its expiry, tagged `AvbAwaiting = approval` meanwhile, and runs only when the
+//! decision approves the digest of its very arguments. Device commands and upstream calls share
+//! this; each keeps the first decision in its own state.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use temporalio_common::error::ApplicationFailure;
+use temporalio_workflow::{WorkflowContext, WorkflowResult, WorkflowTermination, select};
+
+use crate::devices::{
+    APPROVAL_EXPIRED, APPROVAL_MISMATCH, APPROVAL_REJECTED, ApprovalDecision, ApprovalGate,
+    arguments_digest,
+};
+use crate::search;
+
+/// A workflow that takes `decide_approval`: where it keeps the decision.
+pub trait AwaitsApproval {
+    fn decision(&self) -> Option<&ApprovalDecision>;
+}
+
+/// Waits for a decision or the expiry of `gate`; returns the decision when it approves exactly
+/// `tool` with `arguments`, else the failure that ends the job with nothing done.
+pub async fn await_approval<W: AwaitsApproval>(
+    ctx: &mut WorkflowContext<W>,
+    gate: &ApprovalGate,
+    tool: &str,
+    arguments: &Value,
+) -> WorkflowResult<ApprovalDecision> {
+    ctx.upsert_search_attributes([search::AWAITING.value_set("approval".to_string())]);
+    let decided = {
+        let mut decision = ctx.wait_condition(|s| s.decision().is_some());
+        let mut expiry = ctx.timer(Duration::from_secs(gate.expires_in_secs));
+        select! {
+            r = decision => { r?; true }
+            _ = expiry => false,
+        }
+    };
+    // Not `value_unset`: the server refuses the SDK's encoding of an unset keyword.
+    ctx.upsert_search_attributes(
+        [search::AWAITING.value_set(search::AWAITING_NOTHING.to_string())],
+    );
+    let decision = ctx.state(|s| s.decision().cloned()).filter(|_| decided);
+    judge_decision(decision, gate, tool, arguments)
+}
+
+fn refused(kind: &str, message: String) -> WorkflowTermination {
+    ApplicationFailure::builder(message)
+        .type_name(kind.to_owned())
+        .non_retryable(true)
+        .build()
+        .into()
+}
+
+/// What a human's decision (none: nobody decided before the expiry) means for a job waiting at
+/// `gate` to run `tool` with `arguments`: the decision, when it approves exactly these arguments;
+/// otherwise the failure that ends the job, with nothing done.
+pub fn judge_decision(
+    decision: Option<ApprovalDecision>,
+    gate: &ApprovalGate,
+    tool: &str,
+    arguments: &Value,
+) -> Result<ApprovalDecision, WorkflowTermination> {
+    let Some(decision) = decision else {
+        return Err(refused(
+            APPROVAL_EXPIRED,
+            format!(
+                "rejected: nobody approved the command before it expired at {}; nothing \
+                 was sent",
+                gate.expires_at
+            ),
+        ));
+    };
+    if !decision.approved {
+        let why = decision
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        return Err(refused(
+            APPROVAL_REJECTED,
+            format!(
+                "rejected by {} at {}{why}; nothing was sent",
+                decision.by, decision.at
+            ),
+        ));
+    }
+    let digest = arguments_digest(tool, arguments);
+    if decision.digest != digest {
+        return Err(refused(
+            APPROVAL_MISMATCH,
+            format!(
+                "{} approved arguments with digest {}, but this command's arguments have \
+                 digest {digest}; not executed",
+                decision.by, decision.digest
+            ),
+        ));
+    }
+    Ok(decision)
+}
