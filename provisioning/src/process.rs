@@ -438,8 +438,21 @@ impl ContainerBackend for ProcessBackend {
     }
 
     async fn remove_replica(&self, server_id: &str, replica: u32) -> Result<(), ProvisionError> {
-        for found in self.find(server_id, replica).await? {
-            self.stop(found.pid).await?;
+        let mut pids: Vec<u32> = self
+            .find(server_id, replica)
+            .await?
+            .iter()
+            .map(|f| f.pid)
+            .collect();
+        // Also a child of ours so new that the scan could not see its labels yet.
+        for (pid, tracked) in lock(&self.children).iter() {
+            let r = &tracked.replica;
+            if r.server_id == server_id && r.replica == replica && !pids.contains(pid) {
+                pids.push(*pid);
+            }
+        }
+        for pid in pids {
+            self.stop(pid).await?;
         }
         lock(&self.exited).remove(&(server_id.to_string(), replica));
         Ok(())
@@ -483,6 +496,17 @@ impl ContainerBackend for ProcessBackend {
             })
             .filter_map(Found::to_managed)
             .collect();
+        // A child spawned a moment ago may not have exec'd yet: its /proc environ is still ours,
+        // without the labels the scan looks for. Our own running children are listed anyway.
+        for tracked in lock(&self.children).values() {
+            let r = &tracked.replica;
+            if !out
+                .iter()
+                .any(|o| o.server_id == r.server_id && o.replica == r.replica)
+            {
+                out.push(r.clone());
+            }
+        }
         for exited in lock(&self.exited).values() {
             if !out
                 .iter()

