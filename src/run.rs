@@ -191,12 +191,16 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     for line in &demo_home.lines {
         println!("  Smart home:            {line}");
     }
+    let shared = avb_workers::Shared {
+        upstream_pool: Some(state.upstreams.pool.clone()),
+    };
     let http = serve_http(state, shutdown.clone());
     let queues = avb_workers::parse_queues(&["all".to_string()])?;
-    let workers = avb_workers::run_workers(&runtime, worker_client, &config, &queues, {
-        let s = shutdown.clone();
-        async move { s.cancelled().await }
-    });
+    let workers =
+        avb_workers::run_workers_sharing(&runtime, worker_client, &config, &queues, &shared, {
+            let s = shutdown.clone();
+            async move { s.cancelled().await }
+        });
     let (http_result, worker_result) = tokio::join!(http, workers);
     demo_home.stop().await;
     if let Some(server) = dev_server {

@@ -1,6 +1,7 @@
 //! `[mcp_servers.<name>]`: upstream MCP servers AgentVoiceBox mounts beside its own tools, in the
 //! OpenVoice seed's shape. A server is either a local program spoken to over stdio (`command`,
-//! `args`, `env`) or a remote Streamable HTTP endpoint (`server_url`, `authorization`). Values may
+//! `args`, `env`) or a remote endpoint (`server_url`, `authorization`) speaking Streamable HTTP
+//! or, with `transport = "sse"`, the legacy HTTP+SSE transport. Values may
 //! name environment variables as `${VAR}`; they are expanded when the config is loaded, and a
 //! missing variable refuses the start naming the key. Authorization values are never printed.
 
@@ -23,6 +24,8 @@ pub enum UpstreamMode {
 pub enum UpstreamTransport {
     Stdio,
     StreamableHttp,
+    /// The legacy HTTP+SSE transport (protocol 2024-11-05): GET an event stream, POST messages.
+    Sse,
 }
 
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -62,7 +65,14 @@ pub struct UpstreamServer {
     /// Calls run as durable jobs (a workflow on `avb-upstream`, retried, visible in Temporal).
     /// `false`: the fast path, the api calls the upstream itself (no job, no retry).
     pub durable: bool,
+    /// Sessions kept open with this server (1-16): calls go to the least busy one. A stdio
+    /// server gets one child process per session, so a server that handles one request at a time
+    /// can run `pool_size` calls at once.
+    pub pool_size: usize,
 }
+
+/// The most sessions one upstream may have.
+pub const MAX_POOL_SIZE: usize = 16;
 
 impl Default for UpstreamServer {
     fn default() -> Self {
@@ -85,6 +95,7 @@ impl Default for UpstreamServer {
             durable: true,
             trust_hints: true,
             credits_per_call: 0,
+            pool_size: 1,
         }
     }
 }
@@ -108,6 +119,7 @@ impl std::fmt::Debug for UpstreamServer {
             )
             .field("timeout", &self.timeout)
             .field("durable", &self.durable)
+            .field("pool_size", &self.pool_size)
             .finish()
     }
 }
@@ -116,9 +128,23 @@ impl UpstreamServer {
     pub fn transport(&self) -> UpstreamTransport {
         if self.command.is_some() {
             UpstreamTransport::Stdio
+        } else if self.transport == Some(UpstreamTransport::Sse) {
+            UpstreamTransport::Sse
         } else {
             UpstreamTransport::StreamableHttp
         }
+    }
+
+    /// Whether `other` reaches the same server the same way: sessions opened with one serve the
+    /// other (a change of policy — priority, filters, approval, price — keeps them open).
+    pub fn same_connection(&self, other: &Self) -> bool {
+        self.command == other.command
+            && self.args == other.args
+            && self.env == other.env
+            && self.server_url == other.server_url
+            && self.authorization == other.authorization
+            && self.transport() == other.transport()
+            && self.pool_size == other.pool_size
     }
 
     /// The prefix of this server's mounted tools.
@@ -176,7 +202,7 @@ pub fn validate(servers: &BTreeMap<String, UpstreamServer>) -> Result<(), (Strin
                 return Err((
                     format!("mcp_servers.{name}"),
                     "set command (a local stdio server) or server_url (a remote Streamable HTTP \
-                     server)"
+                     or SSE server)"
                         .into(),
                 ));
             }
@@ -210,7 +236,7 @@ pub fn validate(servers: &BTreeMap<String, UpstreamServer>) -> Result<(), (Strin
                 if stdio {
                     "a server with a command speaks stdio".into()
                 } else {
-                    "a server with a server_url speaks streamable_http".into()
+                    "a server with a server_url speaks streamable_http or sse".into()
                 },
             ));
         }
@@ -239,6 +265,12 @@ pub fn validate(servers: &BTreeMap<String, UpstreamServer>) -> Result<(), (Strin
         }
         if s.timeout == 0 {
             return Err((key("timeout"), "must be at least 1 (seconds)".into()));
+        }
+        if !(1..=MAX_POOL_SIZE).contains(&s.pool_size) {
+            return Err((
+                key("pool_size"),
+                format!("{}: must be 1 to {MAX_POOL_SIZE} (sessions)", s.pool_size),
+            ));
         }
     }
     Ok(())
@@ -317,6 +349,11 @@ mod tests {
         assert_eq!(ha.transport(), UpstreamTransport::StreamableHttp);
         assert!(ha.offers("get_state") && !ha.offers("call_service"));
         assert_eq!(servers["filesystem"].priority, 200);
+        let legacy =
+            parse("[old]\nserver_url = \"http://h/sse\"\ntransport = \"sse\"\npool_size = 4\n");
+        assert_eq!(validate(&legacy), Ok(()));
+        assert_eq!(legacy["old"].transport(), UpstreamTransport::Sse);
+        assert_eq!(legacy["old"].pool_size, 4);
         let shown = format!("{servers:?}");
         assert!(!shown.contains("Bearer t"), "{shown}");
     }
@@ -349,6 +386,18 @@ mod tests {
             (
                 "[a]\ncommand = \"x\"\nnamespace = \"A B\"\n",
                 "mcp_servers.a.namespace",
+            ),
+            (
+                "[a]\ncommand = \"x\"\ntransport = \"sse\"\n",
+                "mcp_servers.a.transport",
+            ),
+            (
+                "[a]\ncommand = \"x\"\npool_size = 0\n",
+                "mcp_servers.a.pool_size",
+            ),
+            (
+                "[a]\nserver_url = \"http://h\"\npool_size = 17\n",
+                "mcp_servers.a.pool_size",
             ),
         ];
         for (text, key) in cases {

@@ -21,3 +21,4 @@ mod python_sdk_client;
 mod rate_limits;
 mod replay;
 mod upstream;
+mod upstream_sessions;

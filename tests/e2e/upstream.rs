@@ -20,7 +20,7 @@ use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioC
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
-const QUEUES: &str = "avb-workflows,avb-upstream";
+pub(crate) const QUEUES: &str = "avb-workflows,avb-upstream";
 
 /// Counts `notifications/tools/list_changed`.
 #[derive(Clone, Default)]
@@ -40,7 +40,7 @@ impl ListWatcher {
     }
 }
 
-async fn session<H: ClientHandler>(
+pub(crate) async fn session<H: ClientHandler>(
     system: &TestSystem,
     handler: H,
 ) -> RunningService<RoleClient, H> {
@@ -50,7 +50,7 @@ async fn session<H: ClientHandler>(
         .expect("MCP session")
 }
 
-async fn call_tool<H: ClientHandler>(
+pub(crate) async fn call_tool<H: ClientHandler>(
     client: &RunningService<RoleClient, H>,
     name: &str,
     args: Value,
@@ -73,7 +73,7 @@ async fn tool_names<H: ClientHandler>(client: &RunningService<RoleClient, H>) ->
 }
 
 /// Polls tools/list until `ok` holds (the hub checks upstreams every second here).
-async fn wait_for_tools<H: ClientHandler>(
+pub(crate) async fn wait_for_tools<H: ClientHandler>(
     client: &RunningService<RoleClient, H>,
     what: &str,
     ok: impl Fn(&BTreeSet<String>) -> bool,
@@ -98,7 +98,7 @@ async fn stdio_client(args: Vec<String>) -> RunningService<RoleClient, ()> {
         .expect("direct stdio session")
 }
 
-fn upstream_status(status: &CallToolResult, name: &str) -> Value {
+pub(crate) fn upstream_status(status: &CallToolResult, name: &str) -> Value {
     let out = status.structured_content.clone().expect("structured");
     out["upstreams"]
         .as_array()
@@ -669,9 +669,20 @@ async fn finished_job_or_waiting(system: &TestSystem, job: &str) -> Value {
 async fn a_second_avb_mounts_as_an_upstream() {
     let peer = TestSystem::start_custom(|_| {}, "avb-workflows").await;
     let peer_url = peer.mcp_url();
+    let peer_sse_url = peer.sse_url();
     let system = TestSystem::start_custom(
         |c| {
             c.mcp.upstream_check_secs = 1;
+            // The same peer over the legacy HTTP+SSE transport too.
+            c.mcp_servers.insert(
+                "legacy".into(),
+                avb_common::upstream_settings::UpstreamServer {
+                    server_url: Some(peer_sse_url),
+                    transport: Some(avb_common::upstream_settings::UpstreamTransport::Sse),
+                    allowed_tools: Some(vec!["list_voices".into()]),
+                    ..Default::default()
+                },
+            );
             c.mcp_servers.insert(
                 "peer".into(),
                 avb_common::upstream_settings::UpstreamServer {
@@ -687,16 +698,21 @@ async fn a_second_avb_mounts_as_an_upstream() {
     .await;
     let client = session(&system, ()).await;
     wait_for_tools(&client, "the peer's tools mounted", |n| {
-        n.contains("peer_list_voices") && n.contains("peer_durable_echo")
+        n.contains("peer_list_voices")
+            && n.contains("peer_durable_echo")
+            && n.contains("legacy_list_voices")
     })
     .await;
     let direct = session(&peer, ()).await;
-    let via = call_tool(&client, "peer_list_voices", json!({})).await;
     let want = call_tool(&direct, "list_voices", json!({})).await;
-    assert_eq!(
-        serde_json::to_value(&via).expect("json"),
-        serde_json::to_value(&want).expect("json")
-    );
+    for name in ["peer_list_voices", "legacy_list_voices"] {
+        let via = call_tool(&client, name, json!({})).await;
+        assert_eq!(
+            serde_json::to_value(&via).expect("json"),
+            serde_json::to_value(&want).expect("json"),
+            "{name}"
+        );
+    }
     // A durable call through two AgentVoiceBoxes: a job here, a job there.
     let r = call_tool(
         &client,

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod pool;
+pub mod sse_transport;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -85,7 +86,8 @@ struct Checked {
 }
 
 pub struct UpstreamHub {
-    pub pool: UpstreamPool,
+    /// Shared by the api's hub and the upstream worker's when both run in one process.
+    pub pool: Arc<UpstreamPool>,
     settings: RwLock<BTreeMap<String, UpstreamServer>>,
     provisioned: RwLock<BTreeMap<String, Provisioned>>,
     checked: RwLock<Checked>,
@@ -104,7 +106,7 @@ impl UpstreamHub {
         is_own_tool: impl Fn(&str) -> bool + Send + Sync + 'static,
     ) -> Self {
         Self {
-            pool: UpstreamPool::new(log_dir),
+            pool: Arc::new(UpstreamPool::new(log_dir)),
             settings: RwLock::new(settings),
             provisioned: RwLock::default(),
             checked: RwLock::default(),
@@ -118,6 +120,12 @@ impl UpstreamHub {
     /// Settings changes are read with `reload` at every check.
     pub fn with_reload(mut self, reload: Reload) -> Self {
         self.reload = Some(reload);
+        self
+    }
+
+    /// Uses `pool`'s sessions (another hub's in this process) instead of its own.
+    pub fn with_pool(mut self, pool: Arc<UpstreamPool>) -> Self {
+        self.pool = pool;
         self
     }
 
@@ -174,6 +182,7 @@ impl UpstreamHub {
                 let transport = match s.transport() {
                     UpstreamTransport::Stdio => "stdio",
                     UpstreamTransport::StreamableHttp => "streamable_http",
+                    UpstreamTransport::Sse => "sse",
                 };
                 let p = provisioned.get(name);
                 UpstreamStatus {

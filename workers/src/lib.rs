@@ -90,18 +90,29 @@ pub async fn open_store(config: &AvbConfig) -> anyhow::Result<Store> {
         .context("opening the database (DATABASE_URL, default $AVB_DATA_DIR/avb.db)")
 }
 
-/// The upstream sessions of this worker process: `[mcp_servers]` now, re-read from the config
-/// file when a call names a server it does not know yet.
-pub fn upstream_hub(config: &AvbConfig) -> Arc<avb_upstream::UpstreamHub> {
-    let hub = avb_upstream::UpstreamHub::new(
+/// The upstream servers of this worker process: `[mcp_servers]` now, re-read from the config
+/// file when a call names a server it does not know yet. Sessions are `shared`'s pool when the
+/// api runs in this process too (one stdio child per session, not one for each side).
+pub fn upstream_hub(config: &AvbConfig, shared: &Shared) -> Arc<avb_upstream::UpstreamHub> {
+    let mut hub = avb_upstream::UpstreamHub::new(
         config.mcp_servers.clone(),
         Some(config.data_dir.join("logs/upstreams")),
         |_| false,
     );
+    if let Some(pool) = &shared.upstream_pool {
+        hub = hub.with_pool(pool.clone());
+    }
     Arc::new(match reload_mcp_servers(config) {
         Some(reload) => hub.with_reload(reload),
         None => hub,
     })
+}
+
+/// What the workers share with an api running in the same process (`avb dev`).
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// The api's upstream MCP sessions.
+    pub upstream_pool: Option<Arc<avb_upstream::UpstreamPool>>,
 }
 
 /// Re-reads `[mcp_servers]` from the config file, when the config came from one.
@@ -118,6 +129,26 @@ pub async fn run_workers(
     client: Client,
     config: &AvbConfig,
     queue_names: &[&'static str],
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_workers_sharing(
+        runtime,
+        client,
+        config,
+        queue_names,
+        &Shared::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run_workers`], using what an api in this process already has (`shared`).
+pub async fn run_workers_sharing(
+    runtime: &Runtime,
+    client: Client,
+    config: &AvbConfig,
+    queue_names: &[&'static str],
+    shared: &Shared,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut workers = Vec::new();
@@ -200,7 +231,7 @@ pub async fn run_workers(
                 .build(),
             queues::UPSTREAM => WorkerOptions::new(*q)
                 .register_activities(UpstreamActivities {
-                    hub: upstream_hub(config),
+                    hub: upstream_hub(config, shared),
                 })
                 .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                 .build(),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avb_common::upstream_settings::UpstreamServer;
+use avb_common::upstream_settings::{UpstreamServer, UpstreamTransport};
 
 /// `node_modules` holding both servers (installed on first use).
 pub fn node_modules() -> PathBuf {
@@ -51,28 +51,46 @@ pub fn filesystem_stdio(root: &std::path::Path) -> UpstreamServer {
     }
 }
 
-/// server-everything over Streamable HTTP on a fixed loopback port; killed on drop.
+/// server-everything over Streamable HTTP (or the legacy HTTP+SSE transport) on a fixed
+/// loopback port; killed on drop.
 pub struct EverythingHttp {
     pub port: u16,
+    /// `streamableHttp` or `sse` (server-everything's own names).
+    mode: &'static str,
     child: Option<Child>,
 }
 
 impl EverythingHttp {
     pub fn start() -> Self {
+        Self::start_mode("streamableHttp")
+    }
+
+    /// Speaking only the legacy HTTP+SSE transport (GET /sse, POST /message).
+    pub fn start_sse() -> Self {
+        Self::start_mode("sse")
+    }
+
+    fn start_mode(mode: &'static str) -> Self {
         let port = avb_common::devserver::free_port().expect("port");
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            mode,
+            child: None,
+        };
         server.start_again();
         server
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
+        let path = if self.mode == "sse" { "sse" } else { "mcp" };
+        format!("http://127.0.0.1:{}/{path}", self.port)
     }
 
     /// `[mcp_servers.x]` for this server.
     pub fn settings(&self) -> UpstreamServer {
         UpstreamServer {
             server_url: Some(self.url()),
+            transport: (self.mode == "sse").then_some(UpstreamTransport::Sse),
             ..UpstreamServer::default()
         }
     }
@@ -80,7 +98,7 @@ impl EverythingHttp {
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "already running");
         let child = Command::new("node")
-            .args([&everything_js(), "streamableHttp"])
+            .args([everything_js().as_str(), self.mode])
             .env("PORT", self.port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -89,7 +107,21 @@ impl EverythingHttp {
             .expect("spawn node (Debian nodejs; deploy/install-deps.sh)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            // Listening could be someone else on our port (taken while ours was down): ours must
+            // still be running.
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(
+                exited.is_none(),
+                "server-everything exited at start ({exited:?}): port {} taken?",
+                self.port
+            );
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
                 "server-everything did not listen"
