@@ -667,7 +667,9 @@ async fn finished_job_or_waiting(system: &TestSystem, job: &str) -> Value {
 
 #[tokio::test]
 async fn a_second_avb_mounts_as_an_upstream() {
-    let peer = TestSystem::start_custom(|_| {}, "avb-workflows").await;
+    // With the conformance fixtures: tools whose results are audio and embedded resources.
+    let peer =
+        TestSystem::start_custom(|c| c.mcp.conformance_fixtures = true, "avb-workflows").await;
     let peer_url = peer.mcp_url();
     let peer_sse_url = peer.sse_url();
     let system = TestSystem::start_custom(
@@ -687,7 +689,16 @@ async fn a_second_avb_mounts_as_an_upstream() {
                 "peer".into(),
                 avb_common::upstream_settings::UpstreamServer {
                     server_url: Some(peer_url),
-                    allowed_tools: Some(["list_voices", "durable_echo"].map(String::from).to_vec()),
+                    allowed_tools: Some(
+                        [
+                            "list_voices",
+                            "durable_echo",
+                            "test_audio_content",
+                            "test_embedded_resource",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                    ),
                     description: Some("another AgentVoiceBox".into()),
                     ..Default::default()
                 },
@@ -711,6 +722,20 @@ async fn a_second_avb_mounts_as_an_upstream() {
             serde_json::to_value(&via).expect("json"),
             serde_json::to_value(&want).expect("json"),
             "{name}"
+        );
+    }
+    // Audio and embedded resources pass through unchanged too.
+    for tool in ["test_audio_content", "test_embedded_resource"] {
+        let via = call_tool(&client, &format!("peer_{tool}"), json!({})).await;
+        let want = call_tool(&direct, tool, json!({})).await;
+        assert!(
+            want.content.first().is_some_and(|c| c.as_text().is_none()),
+            "{tool}: {want:?}"
+        );
+        assert_eq!(
+            serde_json::to_value(&via).expect("json"),
+            serde_json::to_value(&want).expect("json"),
+            "{tool}"
         );
     }
     // A durable call through two AgentVoiceBoxes: a job here, a job there.
