@@ -224,6 +224,48 @@ mod tests {
         }
     }
 
+    /// A one-shot HTTP server that answers the GET with `body` as an event stream and keeps the
+    /// connection open; returns its stream URL.
+    async fn serve_once(body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = [0u8; 2048];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+            let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        });
+        format!("http://{addr}/sse")
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_on_another_origin_is_refused() {
+        let url = serve_once("event: endpoint\ndata: http://127.0.0.2:9/message\n\n").await;
+        let Err(e) = SseClientTransport::connect(&url, None).await else {
+            panic!("connected to a foreign endpoint");
+        };
+        assert!(e.to_string().contains("not on the stream's origin"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_relative_endpoint_resolves_against_the_stream() {
+        let url = serve_once("event: endpoint\ndata: /message?sessionId=7\n\n").await;
+        let transport = SseClientTransport::connect(&url, None)
+            .await
+            .expect("connects");
+        assert_eq!(
+            transport.post_url.as_str(),
+            url.replace("/sse", "/message?sessionId=7")
+        );
+    }
+
     #[test]
     fn events_split_across_chunks_and_line_endings() {
         let stream = b"event: endpoint\r\ndata: /message?sessionId=1\r\n\r\n: ping\n\n\
