@@ -17,7 +17,13 @@ use crate::search;
 
 /// A workflow that takes `decide_approval`: where it keeps the decision.
 pub trait AwaitsApproval {
+    fn decision_slot(&mut self) -> &mut Option<ApprovalDecision>;
     fn decision(&self) -> Option<&ApprovalDecision>;
+
+    /// The body of the `decide_approval` signal: the first decision counts.
+    fn record_decision(&mut self, decision: ApprovalDecision) {
+        self.decision_slot().get_or_insert(decision);
+    }
 }
 
 /// Waits for a decision or the expiry of `gate`; returns the decision when it approves exactly

@@ -261,6 +261,9 @@ async fn send_all<W>(
 }
 
 impl AwaitsApproval for DeviceCommandWorkflow {
+    fn decision_slot(&mut self) -> &mut Option<ApprovalDecision> {
+        &mut self.decision
+    }
     fn decision(&self) -> Option<&ApprovalDecision> {
         self.decision.as_ref()
     }
@@ -302,9 +305,7 @@ impl DeviceCommandWorkflow {
         _ctx: &mut SyncWorkflowContext<Self>,
         decision: ApprovalDecision,
     ) {
-        if self.decision.is_none() {
-            self.decision = Some(decision);
-        }
+        self.record_decision(decision);
     }
 }
 

@@ -106,6 +106,9 @@ pub struct UpstreamCallWorkflow {
 }
 
 impl AwaitsApproval for UpstreamCallWorkflow {
+    fn decision_slot(&mut self) -> &mut Option<ApprovalDecision> {
+        &mut self.decision
+    }
     fn decision(&self) -> Option<&ApprovalDecision> {
         self.decision.as_ref()
     }
@@ -141,9 +144,7 @@ impl UpstreamCallWorkflow {
         _ctx: &mut SyncWorkflowContext<Self>,
         decision: ApprovalDecision,
     ) {
-        if self.decision.is_none() {
-            self.decision = Some(decision);
-        }
+        self.record_decision(decision);
     }
 }
 
