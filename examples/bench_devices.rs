@@ -11,12 +11,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use avb_api::ApiState;
 use avb_devices::sim::Simulator;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use support::{mcp_client, numeric_flags, summary, tool_call};
-use tokio_util::sync::CancellationToken;
 
 const LAMP: &str = "living_room/floor_lamp";
 
@@ -121,24 +119,11 @@ async fn main() {
     // The command path alone (billing adds a hold and a settle; see "Billing").
     config.billing.enabled = false;
     config.auth.required = false;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    config.http = listener.local_addr().expect("addr");
-    let mcp_url = format!("http://{}/mcp", config.http);
-    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("runtime");
-    let shutdown = CancellationToken::new();
-    let state = ApiState::new(client.clone(), config.clone()).expect("state");
-    let api = tokio::spawn(avb_api::run(listener, state, shutdown.clone()));
-    let stop = shutdown.clone();
     let queues = [
         avb_workflows::queues::WORKFLOWS,
         avb_workflows::queues::DEVICES,
     ];
-    let workers = avb_workers::run_workers(&runtime, client.clone(), &config, &queues, async {
-        stop.cancelled().await
-    });
-    let bench = async {
+    support::with_api_and_workers(config, client, &queues, |mcp_url| async move {
         let mcp = mcp_client(&mcp_url).await;
         let mut bare = Bare::connect(port).await;
         let command = |pct: u64| {
@@ -175,11 +160,8 @@ async fn main() {
             a99 / b99
         );
         mcp.cancel().await.ok();
-        shutdown.cancel();
-    };
-    let (w, ()) = tokio::join!(workers, bench);
-    w.expect("workers");
-    api.await.expect("api").expect("api serves");
+    })
+    .await;
     server.stop().await;
     sim_task.abort();
 }

@@ -13,14 +13,12 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avb_api::ApiState;
 use avb_common::upstream_settings::UpstreamServer;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
 use support::{mcp_client, numeric_flags, summary};
-use tokio_util::sync::CancellationToken;
 
 struct Node(std::process::Child);
 
@@ -97,24 +95,11 @@ async fn main() {
             },
         );
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    config.http = listener.local_addr().expect("addr");
-    let mcp_url = format!("http://{}/mcp", config.http);
-    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("runtime");
-    let shutdown = CancellationToken::new();
-    let state = ApiState::new(client.clone(), config.clone()).expect("state");
-    let api = tokio::spawn(avb_api::run(listener, state, shutdown.clone()));
-    let stop = shutdown.clone();
     let queues = [
         avb_workflows::queues::WORKFLOWS,
         avb_workflows::queues::UPSTREAM,
     ];
-    let workers = avb_workers::run_workers(&runtime, client.clone(), &config, &queues, async {
-        stop.cancelled().await
-    });
-    let bench = async {
+    support::with_api_and_workers(config, client, &queues, |mcp_url| async move {
         let avb = mcp_client(&mcp_url).await;
         let direct = ()
             .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
@@ -168,10 +153,7 @@ async fn main() {
         );
         avb.cancel().await.ok();
         direct.cancel().await.ok();
-        shutdown.cancel();
-    };
-    let (w, ()) = tokio::join!(workers, bench);
-    w.expect("workers");
-    api.await.expect("api").expect("api serves");
+    })
+    .await;
     server.stop().await;
 }

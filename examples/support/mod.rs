@@ -119,3 +119,33 @@ pub async fn dev_setup(
     .expect("search attributes");
     (server, config, client)
 }
+
+/// Runs the api (on a loopback port) and the workers for `queues` in this process, hands the
+/// MCP endpoint to `bench`, and stops both once it returns.
+pub async fn with_api_and_workers<Fut: std::future::Future<Output = ()>>(
+    mut config: avb_common::config::AvbConfig,
+    client: temporalio_client::Client,
+    queues: &[&'static str],
+    bench: impl FnOnce(String) -> Fut,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    config.http = listener.local_addr().expect("addr");
+    let mcp_url = format!("http://{}/mcp", config.http);
+    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("runtime");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let state = avb_api::ApiState::new(client.clone(), config.clone()).expect("state");
+    let api = tokio::spawn(avb_api::run(listener, state, shutdown.clone()));
+    let workers = avb_workers::run_workers(&runtime, client, &config, queues, {
+        let stop = shutdown.clone();
+        async move { stop.cancelled().await }
+    });
+    let bench = async {
+        bench(mcp_url).await;
+        shutdown.cancel();
+    };
+    let (w, ()) = tokio::join!(workers, bench);
+    w.expect("workers");
+    api.await.expect("api").expect("api serves");
+}
