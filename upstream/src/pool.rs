@@ -166,13 +166,7 @@ impl UpstreamPool {
                 server = name,
                 "upstream settings changed; reopening its sessions"
             );
-            connections.retain(|(n, _), c| {
-                let keep = n != name;
-                if !keep {
-                    close(c);
-                }
-                keep
-            });
+            close_all_of(&mut connections, name);
         }
         let usable = |slot: usize| {
             connections
@@ -395,13 +389,7 @@ impl UpstreamPool {
 
     /// Forgets all of `name`'s sessions (closing them): the next use opens new ones.
     pub async fn drop_session(&self, name: &str) {
-        self.connections.lock().await.retain(|(n, _), c| {
-            let keep = n != name;
-            if !keep {
-                close(c);
-            }
-            keep
-        });
+        close_all_of(&mut *self.connections.lock().await, name);
     }
 
     /// Sessions open with `name` now.
@@ -420,6 +408,17 @@ impl UpstreamPool {
             close(&c);
         }
     }
+}
+
+/// Closes and forgets every session with `name`.
+fn close_all_of(connections: &mut HashMap<(String, usize), Arc<Connection>>, name: &str) {
+    connections.retain(|(n, _), c| {
+        let keep = n != name;
+        if !keep {
+            close(c);
+        }
+        keep
+    });
 }
 
 /// Ends a session in the background; a stdio child is killed when its transport drops.
