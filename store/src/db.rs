@@ -53,7 +53,7 @@ impl WriteTx {
     }
 }
 
-/// Passes over the migrations when concurrent starters race on a SQLite file.
+/// Passes over the WAL switch and the migrations when concurrent starters race on a SQLite file.
 const SQLITE_MIGRATE_ATTEMPTS: u64 = 10;
 
 impl Store {
@@ -81,11 +81,19 @@ impl Store {
                 let url = target.url;
                 if !target.in_memory {
                     // WAL is a property of the file; switching needs an exclusive lock that
-                    // busy_timeout cannot wait for, so do it once, before the pool exists.
-                    let options: AnyConnectOptions = url.parse()?;
-                    let mut conn = options.connect().await?;
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.close().await?;
+                    // busy_timeout cannot wait for, so do it once, before the pool exists —
+                    // and again when another starter held the file at that moment.
+                    let mut attempt = 1;
+                    loop {
+                        match enable_wal(&url).await {
+                            Ok(()) => break,
+                            Err(e) if attempt < SQLITE_MIGRATE_ATTEMPTS && is_sqlite_busy(&e) => {
+                                attempt += 1;
+                                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                 }
                 pool_options = pool_options.after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -196,6 +204,13 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
 }
 
 /// SQLITE_BUSY (5) or SQLITE_LOCKED (6), including their extended codes.
+async fn enable_wal(url: &str) -> Result<(), sqlx::Error> {
+    let options: AnyConnectOptions = url.parse()?;
+    let mut conn = options.connect().await?;
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.close().await
+}
+
 fn is_sqlite_busy(e: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = e else {
         return false;
