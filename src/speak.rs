@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use avb_activities::tts::model::GraphForm;
 use avb_activities::tts::wav::encode_wav;
 use avb_activities::tts::{TtsConfig, TtsEngine};
 use avb_workflows::speech::GenerateSpeechInput;
@@ -35,6 +36,10 @@ pub struct SpeakArgs {
     /// the sessions finish together).
     #[arg(long)]
     chunk_tokens: Option<usize>,
+    /// Run the model file's graph as it is, without running its integer convolutions as int8
+    /// matrix products (same audio, slower; for comparisons).
+    #[arg(long)]
+    original_graph: bool,
     /// Data directory holding assets/ (see deploy/fetch_assets.py).
     #[arg(long, env = "AVB_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -58,6 +63,7 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
     if let Some(n) = args.chunk_tokens {
         config.max_chunk_tokens = n;
     }
+    config.rewrite_convs = !args.original_graph;
     let engine = TtsEngine::load(config)?;
     let loaded = t0.elapsed();
     let req = GenerateSpeechInput {
@@ -75,6 +81,10 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
     let wav = encode_wav(&audio.samples, audio.sample_rate)?;
     std::fs::write(&args.out, wav).with_context(|| format!("writing {}", args.out.display()))?;
     let secs = audio.duration_secs();
+    let graph = match engine.graph_form() {
+        GraphForm::Original => "original".to_string(),
+        GraphForm::ConvsAsInt8MatMul(r) => format!("{} convs as int8 matmul", r.convs_rewritten),
+    };
     if args.json {
         eprintln!(
             "{}",
@@ -85,6 +95,7 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
                 "first_audio_secs": first_audio.map(|d| d.as_secs_f64()),
                 "chunks": audio.chunks,
                 "rtf": secs / synth.as_secs_f64(),
+                "graph": graph,
             })
         );
     } else {

@@ -10,7 +10,7 @@ use avb_workflows::speech::{DEFAULT_MAX_TEXT_CHARS, GenerateSpeechInput};
 use super::assets::TtsAssets;
 use super::error::TtsError;
 use super::feed::ChunkFeed;
-use super::model::{KokoroModel, SAMPLE_RATE, SessionSlot};
+use super::model::{GraphForm, KokoroModel, SAMPLE_RATE, SessionSlot};
 use super::phonemes::Phonemizer;
 use super::text::{normalize, split_sentences};
 use super::tokens::{Boundary, MAX_CHUNK_TOKENS, Piece, Vocab, pack, split_sentence};
@@ -39,6 +39,9 @@ pub struct TtsConfig {
     /// Token budget of the first chunk, kept small so the first audio comes early.
     pub first_chunk_tokens: usize,
     pub max_chunk_tokens: usize,
+    /// Run the graph's 1-D integer convolutions as int8 matrix products where that is exact
+    /// (`onnx_graph::conv_rewrite`); the audio is bit-identical either way.
+    pub rewrite_convs: bool,
 }
 
 impl TtsConfig {
@@ -75,6 +78,7 @@ impl TtsConfig {
             espeak_program: "espeak-ng".into(),
             first_chunk_tokens: 16,
             max_chunk_tokens: MAX_CHUNK_TOKENS,
+            rewrite_convs: true,
         }
     }
 }
@@ -140,6 +144,7 @@ impl TtsEngine {
             config.intra_threads,
             config.sessions,
             config.lead_threads,
+            config.rewrite_convs,
         )?;
         let phonemizer = Phonemizer::new(&config.espeak_program);
         Ok(Self {
@@ -153,6 +158,11 @@ impl TtsEngine {
 
     pub fn config(&self) -> &TtsConfig {
         &self.config
+    }
+
+    /// Which form of the model graph the sessions run.
+    pub fn graph_form(&self) -> GraphForm {
+        self.model.graph_form()
     }
 
     pub fn voices(&self) -> Vec<VoiceInfo> {

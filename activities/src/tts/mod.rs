@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod feed;
 pub mod model;
+pub mod onnx_graph;
 pub mod phonemes;
 pub mod text;
 pub mod tokens;

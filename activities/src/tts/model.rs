@@ -7,6 +7,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::error::TtsError;
+use super::onnx_graph::{RewriteReport, int8_matmul_is_exact, rewrite_convs_as_int8_matmul};
 use super::voices::STYLE_DIM;
 
 pub const SAMPLE_RATE: u32 = 24_000;
@@ -48,6 +49,16 @@ pub struct KokoroModel {
     /// A session with more threads for the first chunk, which runs alone: one-thread sessions
     /// in parallel give the best throughput, but the first audio wants every core.
     lead: Option<Mutex<Session>>,
+    graph: GraphForm,
+}
+
+/// Which form of the graph the sessions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphForm {
+    /// The model file as it is.
+    Original,
+    /// 1-D integer convolutions run as int8 matrix products (`onnx_graph::conv_rewrite`).
+    ConvsAsInt8MatMul(RewriteReport),
 }
 
 /// Which session runs a chunk.
@@ -66,16 +77,65 @@ impl KokoroModel {
         intra_threads: usize,
         sessions: usize,
         lead_threads: usize,
+        rewrite_convs: bool,
     ) -> Result<Self, TtsError> {
+        let bytes = std::fs::read(model)
+            .map_err(|e| TtsError::Config(format!("cannot read model {}: {e}", model.display())))?;
+        let (bytes, graph) = Self::prepare_graph(bytes, rewrite_convs, model);
+        let load = |threads, spinning| {
+            Self::load_session(lib, model, &bytes, threads, spinning).map(Mutex::new)
+        };
         let sessions = (0..sessions.max(1))
-            .map(|_| Self::load_session(lib, model, intra_threads, true).map(Mutex::new))
+            .map(|_| load(intra_threads, true))
             .collect::<Result<Vec<_>, _>>()?;
         let lead = (lead_threads > 0)
-            .then(|| Self::load_session(lib, model, lead_threads, false).map(Mutex::new))
+            .then(|| load(lead_threads, false))
             .transpose()?;
-        let model = Self { sessions, lead };
+        let model = Self {
+            sessions,
+            lead,
+            graph,
+        };
         model.warm_up()?;
         Ok(model)
+    }
+
+    /// The graph the sessions will run: rewritten when asked for and exact on this CPU, else
+    /// the file as it is. A rewrite that fails leaves the original graph (slower, same audio).
+    fn prepare_graph(bytes: Vec<u8>, rewrite_convs: bool, model: &Path) -> (Vec<u8>, GraphForm) {
+        if !rewrite_convs {
+            return (bytes, GraphForm::Original);
+        }
+        if !int8_matmul_is_exact() {
+            tracing::info!(
+                "CPU without AVX-512 VNNI: running {} as it is (its int8 convolution rewrite \
+                 would not be bit-exact here)",
+                model.display()
+            );
+            return (bytes, GraphForm::Original);
+        }
+        match rewrite_convs_as_int8_matmul(&bytes) {
+            Ok((rewritten, report)) if report.convs_rewritten > 0 => {
+                tracing::info!(
+                    convs_rewritten = report.convs_rewritten,
+                    convs_kept = report.convs_kept,
+                    "model convolutions run as int8 matrix products"
+                );
+                (rewritten, GraphForm::ConvsAsInt8MatMul(report))
+            }
+            Ok(_) => (bytes, GraphForm::Original),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot rewrite the convolutions of {}: {e}; running it as it is",
+                    model.display()
+                );
+                (bytes, GraphForm::Original)
+            }
+        }
+    }
+
+    pub fn graph_form(&self) -> GraphForm {
+        self.graph
     }
 
     pub fn has_lead(&self) -> bool {
@@ -105,6 +165,7 @@ impl KokoroModel {
     fn load_session(
         lib: &Path,
         model: &Path,
+        bytes: &[u8],
         intra_threads: usize,
         spinning: bool,
     ) -> Result<Session, TtsError> {
@@ -121,7 +182,7 @@ impl KokoroModel {
             // from the one-thread sessions working after it.
             .with_intra_op_spinning(spinning)
             .map_err(|e| config(e.into()))?;
-        builder.commit_from_file(model).map_err(config)
+        builder.commit_from_memory(bytes).map_err(config)
     }
 
     /// Runs the graph on one chunk: `tokens` without padding (≤ 510), the voice's style row for
