@@ -92,7 +92,12 @@ for whatever the day might bring.
 """
 
 TEXTS = {"short": SHORT_TEXT, "long": LONG_TEXT}
-ENGINES = ("rust", "python")
+ENGINES = ["rust", "python"]
+# With --also-original-graph: avb speak --original-graph, to show what the int8 convolution
+# rewrite (activities/src/tts/onnx_graph) is worth on its own.
+RUST_ORIGINAL = "rust-original"
+LABELS = {"rust": "Rust `avb speak`", RUST_ORIGINAL: "Rust `avb speak --original-graph`",
+          "python": "kokoro-onnx"}
 GOAL_RTF_RATIO_LONG = 1.2
 GOAL_FIRST_AUDIO_LONG = 1.0
 
@@ -262,6 +267,15 @@ def summarize(results: dict) -> dict:
             "first_audio_ratio": ratio(r["first_audio_secs"], p["first_audio_secs"]),
             "rss_ratio": ratio(r["peak_rss_mb"], p["peak_rss_mb"]),
         }
+        if RUST_ORIGINAL in med:
+            o = med[RUST_ORIGINAL]
+            summary[name]["original_graph"] = {
+                "rtf_ratio": ratio(o["rtf"], p["rtf"]),
+                "cpu_per_audio_ratio": ratio(o["cpu_per_audio"], p["cpu_per_audio"]),
+                "first_audio_ratio": ratio(o["first_audio_secs"], p["first_audio_secs"]),
+                "rss_ratio": ratio(o["peak_rss_mb"], p["peak_rss_mb"]),
+                "rewrite_speedup": ratio(r["rtf"], o["rtf"]),
+            }
     return summary
 
 
@@ -305,6 +319,11 @@ def render_text(summary: dict, meta: dict) -> str:
             f"CPU-s/audio-s {fmt(s['cpu_per_audio_ratio'], '.2f', 'x')} (lower is better)   "
             f"first audio {fmt(s['first_audio_ratio'], '.2f', 'x')}   "
             f"peak RSS {fmt(s['rss_ratio'], '.2f', 'x')}")
+    for name, s in summary.items():
+        if "original_graph" in s:
+            o = s["original_graph"]
+            lines.append(f"  {name:5s}  original graph: RTF {fmt(o['rtf_ratio'], '.2f', 'x')} of Python; "
+                         f"the rewrite is worth {fmt(o['rewrite_speedup'], '.2f', 'x')} RTF")
     lines.append("")
     lines.append("goals:")
     lines += [f"  {g}: {v}" for g, v in goals(summary)]
@@ -325,7 +344,7 @@ def render_markdown(summary: dict, meta: dict) -> str:
     out.append("|---|---|" + "---:|" * len(cols))
     for name, s in summary.items():
         for e in ENGINES:
-            label = "Rust `avb speak`" if e == "rust" else "kokoro-onnx"
+            label = LABELS[e]
             m = s["median"][e]
             out.append(f"| {name} ({meta['chars'][name]} chars) | {label} | "
                        + " | ".join(fmt(m[k], f) for _, k, f in cols) + " |")
@@ -333,9 +352,16 @@ def render_markdown(summary: dict, meta: dict) -> str:
                 "First audio Rust/Py (↓) | Peak RSS Rust/Py (↓) |",
             "|---|---:|---:|---:|---:|"]
     for name, s in summary.items():
-        out.append(f"| {name} | {fmt(s['rtf_ratio'], '.2f', '×')} | "
-                   f"{fmt(s['cpu_per_audio_ratio'], '.2f', '×')} | "
-                   f"{fmt(s['first_audio_ratio'], '.2f', '×')} | {fmt(s['rss_ratio'], '.2f', '×')} |")
+        for label, x in [(name, s), (f"{name}, original graph", s.get("original_graph"))]:
+            if x is None:
+                continue
+            out.append(f"| {label} | {fmt(x['rtf_ratio'], '.2f', '×')} | "
+                       f"{fmt(x['cpu_per_audio_ratio'], '.2f', '×')} | "
+                       f"{fmt(x['first_audio_ratio'], '.2f', '×')} | {fmt(x['rss_ratio'], '.2f', '×')} |")
+    speedups = [f"{name} {fmt(s['original_graph']['rewrite_speedup'], '.2f', '×')}"
+                for name, s in summary.items() if "original_graph" in s]
+    if speedups:
+        out += ["", "RTF with the int8 convolution rewrite / without (same binary): " + ", ".join(speedups)]
     out += ["", "Goals:"]
     out += [f"- {g}: {v}" for g, v in goals(summary)]
     for w in meta["warnings"]:
@@ -366,6 +392,8 @@ def main() -> int:
                     help="kokoro-onnx call: create() (default) or create_stream(); see kokoro_onnx_ref.py")
     ap.add_argument("--warmup", type=int, default=0,
                     help="untimed runs of each engine on the short text first (default 0)")
+    ap.add_argument("--also-original-graph", action="store_true",
+                    help="also run avb speak --original-graph (no int8 convolution rewrite), interleaved")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table (for BENCHMARKS.md)")
     ap.add_argument("--save-json", type=Path, default=None, help="write every run and the summary here")
     ap.add_argument("--keep-wavs", type=Path, default=None, help="keep the WAVs of the last rep in this dir")
@@ -373,6 +401,8 @@ def main() -> int:
 
     if args.quick:
         args.reps, args.texts = 1, "short"
+    if args.also_original_graph:
+        ENGINES.append(RUST_ORIGINAL)
     names = [t.strip() for t in args.texts.split(",") if t.strip()]
     for n in names:
         if n not in TEXTS:
@@ -416,12 +446,13 @@ def main() -> int:
 
     def cmd_for(engine: str, name: str) -> list[str]:
         wav = str(wav_dir / f"{name}-{engine}.wav")
-        if engine == "rust":
+        if engine in ("rust", RUST_ORIGINAL):
             sessions = max(1, args.rust_sessions)
             threads = max(1, args.threads // sessions)
             return [str(avb), "speak", "-", "--voice", args.voice, "--out", wav,
                     "--threads", str(threads), "--sessions", str(sessions),
-                    "--data-dir", str(data_dir), "--json"]
+                    "--data-dir", str(data_dir), "--json"] + (
+                        ["--original-graph"] if engine == RUST_ORIGINAL else [])
         return [str(py), str(HELPER), "-", "--model", str(model), "--voices", str(voices_npz),
                 "--voice", args.voice, "--threads", str(args.threads), "--api", args.py_api,
                 "--out", wav]
@@ -442,7 +473,7 @@ def main() -> int:
                 results[name][engine].append(r)
                 if engine == "python":
                     py_versions = {k: r.get(k) for k in ("kokoro_onnx", "onnxruntime")}
-                log(f"rep {rep + 1}/{args.reps} {name:5s} {engine:6s}: synth {r['synth_secs']:.2f}s "
+                log(f"rep {rep + 1}/{args.reps} {name:5s} {engine:13s}: synth {r['synth_secs']:.2f}s "
                     f"audio {r['audio_secs']:.2f}s RTF {fmt(r['rtf'])} "
                     f"first {fmt(r['first_audio_secs'], '.3f')}s CPU {r['cpu_secs']:.2f}s "
                     f"RSS {r['peak_rss_mb']:.0f}MB")

@@ -82,8 +82,9 @@ impl KokoroModel {
         let bytes = std::fs::read(model)
             .map_err(|e| TtsError::Config(format!("cannot read model {}: {e}", model.display())))?;
         let (bytes, graph) = Self::prepare_graph(bytes, rewrite_convs, model);
+        let name = model.display().to_string();
         let load = |threads, spinning| {
-            Self::load_session(lib, model, &bytes, threads, spinning).map(Mutex::new)
+            session_from_memory(lib, &name, &bytes, threads, spinning).map(Mutex::new)
         };
         let sessions = (0..sessions.max(1))
             .map(|_| load(intra_threads, true))
@@ -162,29 +163,6 @@ impl KokoroModel {
         self.sessions.len()
     }
 
-    fn load_session(
-        lib: &Path,
-        model: &Path,
-        bytes: &[u8],
-        intra_threads: usize,
-        spinning: bool,
-    ) -> Result<Session, TtsError> {
-        let env = environment(lib)?;
-        let config =
-            |e: ort::Error| TtsError::Config(format!("cannot load model {}: {e}", model.display()));
-        let mut builder = Session::builder(env)
-            .map_err(config)?
-            .with_intra_threads(intra_threads.max(1))
-            .map_err(|e| config(e.into()))?
-            .with_inter_threads(1)
-            .map_err(|e| config(e.into()))?
-            // The lead session's idle pool threads must not spin: they would steal the cores
-            // from the one-thread sessions working after it.
-            .with_intra_op_spinning(spinning)
-            .map_err(|e| config(e.into()))?;
-        builder.commit_from_memory(bytes).map_err(config)
-    }
-
     /// Runs the graph on one chunk: `tokens` without padding (≤ 510), the voice's style row for
     /// that token count, and the speed factor. Returns 24 kHz mono samples.
     pub fn infer(
@@ -219,4 +197,28 @@ impl KokoroModel {
             .map_err(inference)?;
         Ok(audio.to_vec())
     }
+}
+
+/// A session over an ONNX model held in memory (`name` says which, for errors), on the ONNX
+/// Runtime library `lib` (loaded once per process). Also used by tests running small graphs.
+pub fn session_from_memory(
+    lib: &Path,
+    name: &str,
+    bytes: &[u8],
+    intra_threads: usize,
+    spinning: bool,
+) -> Result<Session, TtsError> {
+    let env = environment(lib)?;
+    let config = |e: ort::Error| TtsError::Config(format!("cannot load model {name}: {e}"));
+    let mut builder = Session::builder(env)
+        .map_err(config)?
+        .with_intra_threads(intra_threads.max(1))
+        .map_err(|e| config(e.into()))?
+        .with_inter_threads(1)
+        .map_err(|e| config(e.into()))?
+        // The lead session's idle pool threads must not spin: they would steal the cores
+        // from the one-thread sessions working after it.
+        .with_intra_op_spinning(spinning)
+        .map_err(|e| config(e.into()))?;
+    builder.commit_from_memory(bytes).map_err(config)
 }

@@ -1,0 +1,138 @@
+//! Tiny ONNX models built byte by byte, to run one `ConvInteger` on the real ONNX Runtime.
+
+use avb_activities::tts::onnx_graph::wire::Writer;
+
+const DT_UINT8: u64 = 2;
+const DT_INT32: u64 = 6;
+
+/// One 1-D `ConvInteger` over input `x` [1, channels, length] (uint8) with uint8 weights.
+#[derive(Debug, Clone)]
+pub struct ConvSpec {
+    pub channels: usize,
+    pub filters: usize,
+    pub kernel: usize,
+    pub dilation: i64,
+    pub pads: [i64; 2],
+    pub stride: i64,
+    pub group: i64,
+    pub length: usize,
+    pub x_zero_point: u8,
+    /// `None`: the node has no weight zero point input (zero).
+    pub w_zero_point: Option<u8>,
+    pub opset: u64,
+}
+
+impl ConvSpec {
+    pub fn new(channels: usize, filters: usize, kernel: usize) -> Self {
+        Self {
+            channels,
+            filters,
+            kernel,
+            dilation: 1,
+            pads: [0, 0],
+            stride: 1,
+            group: 1,
+            length: 40,
+            x_zero_point: 131,
+            w_zero_point: Some(120),
+            opset: 20,
+        }
+    }
+}
+
+/// Deterministic bytes covering the whole 0..=255 range.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+fn tensor(name: &str, data_type: u64, dims: &[usize], raw: &[u8]) -> Vec<u8> {
+    let mut w = Writer::default();
+    for d in dims {
+        w.varint(1, *d as u64);
+    }
+    w.varint(2, data_type).string(8, name).bytes(9, raw);
+    w.finish()
+}
+
+fn value_info(name: &str, data_type: u64, dims: Option<&[usize]>) -> Vec<u8> {
+    let mut tensor_type = Writer::default();
+    tensor_type.varint(1, data_type);
+    if let Some(dims) = dims {
+        let mut shape = Writer::default();
+        for d in dims {
+            let mut dim = Writer::default();
+            dim.varint(1, *d as u64);
+            shape.bytes(1, &dim.finish());
+        }
+        tensor_type.bytes(2, &shape.finish());
+    }
+    let mut ty = Writer::default();
+    ty.bytes(1, &tensor_type.finish());
+    let mut w = Writer::default();
+    w.string(1, name).bytes(2, &ty.finish());
+    w.finish()
+}
+
+fn ints(name: &str, values: &[i64]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.string(1, name);
+    for v in values {
+        w.varint(8, *v as u64);
+    }
+    w.varint(20, 7);
+    w.finish()
+}
+
+fn int(name: &str, value: i64) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.string(1, name).varint(3, value as u64).varint(20, 2);
+    w.finish()
+}
+
+/// The model, and the weights it holds (`[filters, channels / group, kernel]`).
+pub fn conv_model(spec: &ConvSpec, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let per_group = spec.channels / spec.group as usize;
+    let weights = bytes(spec.filters * per_group * spec.kernel, seed);
+    let mut node = Writer::default();
+    node.string(1, "x").string(1, "w").string(1, "zx");
+    if spec.w_zero_point.is_some() {
+        node.string(1, "zw");
+    }
+    node.string(2, "y")
+        .string(3, "conv")
+        .string(4, "ConvInteger");
+    node.bytes(5, &ints("kernel_shape", &[spec.kernel as i64]));
+    node.bytes(5, &ints("dilations", &[spec.dilation]));
+    node.bytes(5, &ints("pads", &spec.pads));
+    node.bytes(5, &ints("strides", &[spec.stride]));
+    node.bytes(5, &int("group", spec.group));
+    let mut graph = Writer::default();
+    graph.bytes(1, &node.finish()).string(2, "one_conv");
+    let w_dims = [spec.filters, per_group, spec.kernel];
+    graph.bytes(5, &tensor("w", DT_UINT8, &w_dims, &weights));
+    graph.bytes(5, &tensor("zx", DT_UINT8, &[], &[spec.x_zero_point]));
+    if let Some(zw) = spec.w_zero_point {
+        graph.bytes(5, &tensor("zw", DT_UINT8, &[], &[zw]));
+    }
+    let x_dims = [1, spec.channels, spec.length];
+    graph.bytes(11, &value_info("x", DT_UINT8, Some(&x_dims)));
+    graph.bytes(12, &value_info("y", DT_INT32, None));
+    let mut opset = Writer::default();
+    opset.string(1, "").varint(2, spec.opset);
+    let mut model = Writer::default();
+    model
+        .varint(1, 8)
+        .bytes(8, &opset.finish())
+        .bytes(7, &graph.finish());
+    (model.finish(), weights)
+}
