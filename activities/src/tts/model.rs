@@ -83,22 +83,39 @@ impl KokoroModel {
             .map_err(|e| TtsError::Config(format!("cannot read model {}: {e}", model.display())))?;
         let (bytes, graph) = Self::prepare_graph(bytes, rewrite_convs, model);
         let name = model.display().to_string();
-        let load = |threads, spinning| {
-            session_from_memory(lib, &name, &bytes, threads, spinning).map(Mutex::new)
-        };
-        let sessions = (0..sessions.max(1))
-            .map(|_| load(intra_threads, true))
-            .collect::<Result<Vec<_>, _>>()?;
-        let lead = (lead_threads > 0)
-            .then(|| load(lead_threads, false))
-            .transpose()?;
-        let model = Self {
-            sessions,
+        // (threads, spinning) of each session; the lead session, if any, last.
+        let mut wanted = vec![(intra_threads, true); sessions.max(1)];
+        if lead_threads > 0 {
+            wanted.push((lead_threads, false));
+        }
+        // Building a session is mostly single-threaded graph work: build them side by side.
+        let mut loaded = std::thread::scope(|scope| {
+            let builders: Vec<_> = wanted
+                .iter()
+                .map(|&(threads, spinning)| {
+                    let (name, bytes) = (&name, &bytes);
+                    scope.spawn(move || {
+                        let mut session = session_from_memory(lib, name, bytes, threads, spinning)?;
+                        warm_up(&mut session)?;
+                        Ok(Mutex::new(session))
+                    })
+                })
+                .collect();
+            builders
+                .into_iter()
+                .map(|b| {
+                    b.join().unwrap_or_else(|_| {
+                        Err(TtsError::Config(format!("loading {name} panicked")))
+                    })
+                })
+                .collect::<Result<Vec<_>, TtsError>>()
+        })?;
+        let lead = (lead_threads > 0).then(|| loaded.remove(loaded.len() - 1));
+        Ok(Self {
+            sessions: loaded,
             lead,
             graph,
-        };
-        model.warm_up()?;
-        Ok(model)
+        })
     }
 
     /// The graph the sessions will run: rewritten when asked for and exact on this CPU, else
@@ -143,22 +160,6 @@ impl KokoroModel {
         self.lead.is_some()
     }
 
-    /// One short inference per session at load: ONNX Runtime sizes its arenas and picks kernels
-    /// on the first run, which would otherwise land on the first chunk of the first job and
-    /// delay its audio.
-    fn warm_up(&self) -> Result<(), TtsError> {
-        // "həlˈO" (hello) in Kokoro's vocabulary; any valid ids would do.
-        let tokens = [50, 83, 54, 156, 31];
-        let style = vec![0.0_f32; STYLE_DIM];
-        for i in 0..self.sessions.len() {
-            self.infer(SessionSlot::Pool(i), &tokens, &style, 1.0)?;
-        }
-        if self.has_lead() {
-            self.infer(SessionSlot::Lead, &tokens, &style, 1.0)?;
-        }
-        Ok(())
-    }
-
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }
@@ -172,15 +173,6 @@ impl KokoroModel {
         style: &[f32],
         speed: f32,
     ) -> Result<Vec<f32>, TtsError> {
-        let inference = |e: ort::Error| TtsError::Inference(e.to_string());
-        let mut padded = Vec::with_capacity(tokens.len() + 2);
-        padded.push(0);
-        padded.extend_from_slice(tokens);
-        padded.push(0);
-        let n = padded.len();
-        let tokens = Tensor::from_array(([1usize, n], padded)).map_err(inference)?;
-        let style = Tensor::from_array(([1usize, STYLE_DIM], style.to_vec())).map_err(inference)?;
-        let speed = Tensor::from_array(([1usize], vec![speed])).map_err(inference)?;
         let session = match (slot, &self.lead) {
             (SessionSlot::Lead, Some(lead)) => lead,
             (SessionSlot::Lead, None) => &self.sessions[0],
@@ -189,14 +181,44 @@ impl KokoroModel {
         let mut session = session.lock().map_err(|_| {
             TtsError::Inference("session mutex poisoned by an earlier panic".into())
         })?;
-        let outputs = session
-            .run(ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed])
-            .map_err(inference)?;
-        let (_, audio) = outputs["audio"]
-            .try_extract_tensor::<f32>()
-            .map_err(inference)?;
-        Ok(audio.to_vec())
+        run_graph(&mut session, tokens, style, speed)
     }
+}
+
+/// Runs the graph on one chunk: `tokens` without padding (≤ 510), the voice's style row for
+/// that token count, and the speed factor. Returns 24 kHz mono samples.
+fn run_graph(
+    session: &mut Session,
+    tokens: &[i64],
+    style: &[f32],
+    speed: f32,
+) -> Result<Vec<f32>, TtsError> {
+    let inference = |e: ort::Error| TtsError::Inference(e.to_string());
+    let mut padded = Vec::with_capacity(tokens.len() + 2);
+    padded.push(0);
+    padded.extend_from_slice(tokens);
+    padded.push(0);
+    let n = padded.len();
+    let tokens = Tensor::from_array(([1usize, n], padded)).map_err(inference)?;
+    let style = Tensor::from_array(([1usize, STYLE_DIM], style.to_vec())).map_err(inference)?;
+    let speed = Tensor::from_array(([1usize], vec![speed])).map_err(inference)?;
+    let outputs = session
+        .run(ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed])
+        .map_err(inference)?;
+    let (_, audio) = outputs["audio"]
+        .try_extract_tensor::<f32>()
+        .map_err(inference)?;
+    Ok(audio.to_vec())
+}
+
+/// One short inference per session at load: ONNX Runtime sizes its arenas and picks kernels on
+/// the first run, which would otherwise land on the first chunk of the first job and delay its
+/// audio.
+fn warm_up(session: &mut Session) -> Result<(), TtsError> {
+    // "həlˈO" (hello) in Kokoro's vocabulary; any valid ids would do.
+    let tokens = [50, 83, 54, 156, 31];
+    let style = vec![0.0_f32; STYLE_DIM];
+    run_graph(session, &tokens, &style, 1.0).map(drop)
 }
 
 /// A session over an ONNX model held in memory (`name` says which, for errors), on the ONNX
