@@ -26,6 +26,9 @@ Usage:
   python3 bench/tts_bench.py --reps 3 --threads 2          # the full benchmark
   python3 bench/tts_bench.py --quick                        # 1 rep, short text only
   python3 bench/tts_bench.py --reps 3 --threads 2 --markdown  # table for BENCHMARKS.md
+  python3 bench/tts_bench.py --reps 3 --threads 2 --rust-sessions 2 --also-original-graph
+      # the engine's default layout, plus `avb speak --original-graph` (the same binary without
+      # the int8 convolution rewrite) interleaved, to show what that rewrite is worth
 
 The venv lives at $AVB_CACHE_DIR/bench-venv (default ~/.cache/avb/bench-venv) and
 is created on first use (pip install kokoro-onnx==0.6.1 onnxruntime==1.32.0); the

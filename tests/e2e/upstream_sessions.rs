@@ -14,21 +14,24 @@ use crate::upstream::{QUEUES, call_tool, session, upstream_status, wait_for_tool
 use rmcp::ServiceExt;
 use serde_json::json;
 
-/// Processes (of any parent) whose environment holds `AVB_TEST_MARK=<mark>`.
-fn processes_marked(mark: &str) -> usize {
+/// Pids of processes (of any parent) whose environment holds `AVB_TEST_MARK=<mark>`.
+fn pids_marked(mark: &str) -> Vec<u32> {
     let needle = format!("AVB_TEST_MARK={mark}");
     std::fs::read_dir("/proc")
         .expect("/proc")
         .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            env.split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+                .then_some(pid)
         })
-        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
-        .filter(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
-        .count()
+        .collect()
+}
+
+fn processes_marked(mark: &str) -> usize {
+    pids_marked(mark).len()
 }
 
 #[tokio::test]
@@ -167,6 +170,16 @@ async fn a_pool_spreads_concurrent_calls_and_the_worker_uses_the_apis_sessions()
         3,
         "never more than pool_size"
     );
+    let status = call_tool(&client, "get_server_status", json!({})).await;
+    let pooled = upstream_status(&status, "pooled");
+    assert_eq!(
+        (
+            pooled["pool_size"].as_u64(),
+            pooled["open_sessions"].as_u64()
+        ),
+        (Some(3), Some(3)),
+        "{pooled}"
+    );
 
     // A durable call runs on the worker; the api keeps checking the same server: one child.
     let r = call_tool(&client, "single_get-sum", json!({"a": 2, "b": 3})).await;
@@ -182,6 +195,71 @@ async fn a_pool_spreads_concurrent_calls_and_the_worker_uses_the_apis_sessions()
     let deadline = Instant::now() + Duration::from_secs(10);
     while processes_marked(&pooled_mark) + processes_marked(&single_mark) > 0 {
         assert!(Instant::now() < deadline, "children outlived the system");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_upstream_start_does_not_hold_up_calls_to_other_upstreams() {
+    let mark = format!("slow-{}", std::process::id());
+    // server-everything behind a shell that waits 6 s first, every time it is started.
+    let mut slow = everything_stdio();
+    let program = slow.command.replace("sh".into()).expect("node");
+    let mut args = vec![
+        "-c".to_string(),
+        r#"sleep 6; exec "$0" "$@""#.into(),
+        program,
+    ];
+    args.append(&mut slow.args);
+    slow.args = args;
+    slow.env.insert("AVB_TEST_MARK".into(), mark.clone());
+    slow.allowed_tools = Some(vec!["echo".into()]);
+    let mut fast = everything_stdio();
+    fast.durable = false;
+    fast.allowed_tools = Some(vec!["echo".into()]);
+    let system = TestSystem::start_custom(
+        |c| {
+            c.mcp.upstream_check_secs = 1;
+            c.mcp_servers.insert("slow".into(), slow);
+            c.mcp_servers.insert("fast".into(), fast);
+        },
+        QUEUES,
+    )
+    .await;
+    let client = session(&system, ()).await;
+    wait_for_tools(&client, "both mounted", |n| {
+        n.contains("slow_echo") && n.contains("fast_echo")
+    })
+    .await;
+
+    // The slow server's process goes away; the next check (every second) starts it again,
+    // which takes 6 s. Calls to the other server must not wait for that.
+    for pid in pids_marked(&mark) {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        processes_marked(&mark) > 0,
+        "the check is starting the slow server again"
+    );
+    let started = Instant::now();
+    let r = call_tool(&client, "fast_echo", json!({"message": "not held up"})).await;
+    let took = started.elapsed();
+    assert!(text_of(&r).contains("not held up"), "{}", text_of(&r));
+    assert!(
+        took < Duration::from_secs(2),
+        "a call to another upstream took {took:?} while the slow one was starting"
+    );
+    drop(client);
+    system.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_marked(&mark) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow server outlived the system"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -66,6 +66,10 @@ pub struct UpstreamStatus {
     /// `up`, `down` or `disabled`.
     pub status: String,
     pub transport: String,
+    /// Sessions it may have open at once (`pool_size`).
+    pub pool_size: usize,
+    /// Sessions open with it now in this process (they open on first need and under load).
+    pub open_sessions: usize,
     /// Tools it offers here (after `allowed_tools`; shadowed ones not counted).
     pub tools: usize,
     /// For a provisioned server: its id (`srv_…`).
@@ -189,6 +193,8 @@ impl UpstreamHub {
                     name: p.map_or(name.clone(), |p| p.service_name.clone()),
                     status: status.into(),
                     transport: transport.into(),
+                    pool_size: s.pool_size.max(1),
+                    open_sessions: self.pool.open_sessions(name),
                     tools: catalog.count_of(name),
                     server_id: p.map(|p| p.id.clone()),
                     error,
@@ -278,7 +284,7 @@ impl UpstreamHub {
                 .collect()
         };
         for name in gone {
-            self.pool.drop_session(&name).await;
+            self.pool.drop_session(&name);
         }
         let changed = {
             let mut current = self.checked.write().unwrap_or_else(|e| e.into_inner());
@@ -324,7 +330,7 @@ impl UpstreamHub {
                 () = self.pool.tools_changed.notified() => {}
             }
         }
-        self.pool.close_all().await;
+        self.pool.close_all();
     }
 
     /// Calls `tool` on `server`. A worker that does not know the server re-reads its settings

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use avb_common::upstream_settings::{UpstreamServer, UpstreamTransport};
@@ -102,33 +103,82 @@ impl ClientHandler for UpstreamClient {
 }
 
 struct Connection {
-    settings: UpstreamServer,
     service: RunningService<RoleClient, UpstreamClient>,
-    /// Calls in flight on this session: a new call goes to the least busy session.
-    in_flight: AtomicUsize,
 }
 
-impl Connection {
-    fn usable(&self, settings: &UpstreamServer) -> bool {
-        self.settings.same_connection(settings) && !self.service.is_transport_closed()
+/// One place in a server's pool: its session, if open, and the calls on it.
+#[derive(Default)]
+struct Slot {
+    connection: StdMutex<Option<Arc<Connection>>>,
+    /// Calls on this slot, counted from the moment one picks it (before the session is open), so
+    /// concurrent calls spread over the slots instead of queuing behind one that is opening.
+    in_flight: AtomicUsize,
+    /// Held while this slot's session is being opened (never during a call), so one caller
+    /// opens it and the others on this slot wait for that; other slots and servers do not.
+    opening: Mutex<()>,
+    /// Set when the server's settings changed or it was dropped: a session that an opener
+    /// finishes on a retired slot serves that call only.
+    retired: AtomicBool,
+}
+
+impl Slot {
+    fn open_connection(&self) -> Option<Arc<Connection>> {
+        let connection = lock(&self.connection);
+        connection
+            .as_ref()
+            .filter(|c| !c.service.is_transport_closed())
+            .cloned()
+    }
+
+    /// Closes the session (if any) and keeps it from being used again.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        if let Some(c) = lock(&self.connection).take() {
+            close(&c);
+        }
     }
 }
 
-/// A call's hold on a session (counted in its `in_flight` until dropped).
+/// A server's sessions, for the settings they were opened with.
+struct ServerSlots {
+    settings: UpstreamServer,
+    slots: Vec<Arc<Slot>>,
+}
+
+/// A call's claim on a slot, counted in its `in_flight` until dropped.
+struct Claim {
+    index: usize,
+    slot: Arc<Slot>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A call's hold on an open session.
 struct InFlight {
-    slot: usize,
+    claim: Claim,
     connection: Arc<Connection>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.connection.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.claim.slot.retired.load(Ordering::Relaxed) {
+            close(&self.connection);
+        }
     }
 }
 
-/// Sessions with the upstream servers: `pool_size` of them per server, by (name, slot).
+/// The pool's maps are only held for a few instructions, never across an await.
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sessions with the upstream servers: `pool_size` of them per server.
 pub struct UpstreamPool {
-    connections: Mutex<HashMap<(String, usize), Arc<Connection>>>,
+    servers: StdMutex<HashMap<String, ServerSlots>>,
     /// Where stdio children's stderr goes (`<dir>/<server>.log`); none: discarded.
     log_dir: Option<PathBuf>,
     /// Notified when any upstream says its tools changed.
@@ -138,14 +188,54 @@ pub struct UpstreamPool {
 impl UpstreamPool {
     pub fn new(log_dir: Option<PathBuf>) -> Self {
         Self {
-            connections: Mutex::default(),
+            servers: StdMutex::default(),
             log_dir,
             tools_changed: Arc::default(),
         }
     }
 
-    /// Session `slot` of `name` (`None`: the least busy one), opened now if it is not open, it
-    /// broke, or the server's settings changed (then all its sessions are closed).
+    /// Picks slot `slot` of `name` (`None`: the least busy one) and counts the call on it. A
+    /// server whose settings changed gets new slots (its sessions are closed).
+    fn claim(&self, name: &str, settings: &UpstreamServer, slot: Option<usize>) -> Claim {
+        let mut servers = lock(&self.servers);
+        let current = servers
+            .get(name)
+            .is_some_and(|s| s.settings.same_connection(settings));
+        if !current {
+            if let Some(old) = servers.remove(name) {
+                tracing::info!(
+                    server = name,
+                    "upstream settings changed; reopening its sessions"
+                );
+                old.slots.iter().for_each(|s| s.retire());
+            }
+            let slots = (0..settings.pool_size.max(1))
+                .map(|_| Arc::default())
+                .collect();
+            servers.insert(
+                name.to_string(),
+                ServerSlots {
+                    settings: settings.clone(),
+                    slots,
+                },
+            );
+        }
+        let slots = &servers[name].slots;
+        // Ties go to the lowest slot: sessions beyond the first open only under load.
+        let index = slot
+            .unwrap_or_else(|| {
+                (0..slots.len())
+                    .min_by_key(|&i| slots[i].in_flight.load(Ordering::Relaxed))
+                    .unwrap_or(0)
+            })
+            .min(slots.len() - 1);
+        let slot = slots[index].clone();
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Claim { index, slot }
+    }
+
+    /// A session on slot `slot` of `name` (`None`: the least busy one), opened now if it is not
+    /// open or it broke. Opening holds only that slot: calls to other slots and servers go on.
     async fn session(
         &self,
         name: &str,
@@ -157,55 +247,33 @@ impl UpstreamPool {
                 server: name.into(),
             });
         }
-        let mut connections = self.connections.lock().await;
-        let changed = connections
-            .iter()
-            .any(|((n, _), c)| n == name && !c.settings.same_connection(settings));
-        if changed {
+        let claim = self.claim(name, settings, slot);
+        if let Some(connection) = claim.slot.open_connection() {
+            return Ok(InFlight { claim, connection });
+        }
+        let slot = claim.slot.clone();
+        let _opening = slot.opening.lock().await;
+        // Another call on this slot may have opened it while we waited.
+        if let Some(connection) = claim.slot.open_connection() {
+            return Ok(InFlight { claim, connection });
+        }
+        if let Some(old) = lock(&claim.slot.connection).take() {
             tracing::info!(
                 server = name,
-                "upstream settings changed; reopening its sessions"
+                slot = claim.index,
+                "upstream session closed; reopening"
             );
-            close_all_of(&mut connections, name);
+            close(&old);
         }
-        let usable = |slot: usize| {
-            connections
-                .get(&(name.to_string(), slot))
-                .filter(|c| c.usable(settings))
-        };
-        // Ties go to the lowest slot: sessions beyond the first open only under load.
-        let slot = slot.unwrap_or_else(|| {
-            (0..settings.pool_size.max(1))
-                .min_by_key(|&s| usable(s).map_or(0, |c| c.in_flight.load(Ordering::Relaxed)))
-                .unwrap_or(0)
-        });
-        let connection = match usable(slot) {
-            Some(c) => c.clone(),
-            None => {
-                if let Some(old) = connections.remove(&(name.to_string(), slot)) {
-                    tracing::info!(server = name, slot, "upstream session closed; reopening");
-                    close(&old);
-                }
-                let service = tokio::time::timeout(CONNECT_TIMEOUT, self.open(name, settings))
-                    .await
-                    .map_err(|_| UpstreamError::Unreachable {
-                        server: name.into(),
-                        message: format!(
-                            "no MCP initialize within {} s",
-                            CONNECT_TIMEOUT.as_secs()
-                        ),
-                    })??;
-                let c = Arc::new(Connection {
-                    settings: settings.clone(),
-                    service,
-                    in_flight: AtomicUsize::new(0),
-                });
-                connections.insert((name.to_string(), slot), c.clone());
-                c
-            }
-        };
-        connection.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok(InFlight { slot, connection })
+        let service = tokio::time::timeout(CONNECT_TIMEOUT, self.open(name, settings))
+            .await
+            .map_err(|_| UpstreamError::Unreachable {
+                server: name.into(),
+                message: format!("no MCP initialize within {} s", CONNECT_TIMEOUT.as_secs()),
+            })??;
+        let connection = Arc::new(Connection { service });
+        *lock(&claim.slot.connection) = Some(connection.clone());
+        Ok(InFlight { claim, connection })
     }
 
     async fn open(
@@ -317,14 +385,14 @@ impl UpstreamPool {
         match tokio::time::timeout(timeout, c.service.peer().list_all_tools()).await {
             Ok(Ok(tools)) => Ok(tools),
             Ok(Err(e)) => {
-                self.drop_slot(name, &held).await;
+                self.drop_slot(&held);
                 Err(UpstreamError::Unreachable {
                     server: name.into(),
                     message: format!("tools/list failed: {e}"),
                 })
             }
             Err(_) => {
-                self.drop_slot(name, &held).await;
+                self.drop_slot(&held);
                 Err(UpstreamError::Unreachable {
                     server: name.into(),
                     message: format!("tools/list took over {} s", timeout.as_secs()),
@@ -355,7 +423,7 @@ impl UpstreamPool {
                 message: e.message.to_string(),
             }),
             Ok(Err(e)) => {
-                self.drop_slot(name, &held).await;
+                self.drop_slot(&held);
                 Err(UpstreamError::ConnectionLost {
                     server: name.into(),
                     tool: tool.into(),
@@ -364,7 +432,7 @@ impl UpstreamPool {
             }
             Err(_) => {
                 // A session that let a call hang is not trusted with the next one.
-                self.drop_slot(name, &held).await;
+                self.drop_slot(&held);
                 Err(UpstreamError::Timeout {
                     server: name.into(),
                     tool: tool.into(),
@@ -374,51 +442,42 @@ impl UpstreamPool {
         }
     }
 
-    /// Forgets the session `held` is on, if it is still that slot's: the next use opens a new one.
-    async fn drop_slot(&self, name: &str, held: &InFlight) {
-        let mut connections = self.connections.lock().await;
-        let key = (name.to_string(), held.slot);
-        if connections
-            .get(&key)
+    /// Forgets the session `held` is on, if it is still its slot's: the next use opens a new one.
+    fn drop_slot(&self, held: &InFlight) {
+        let mut connection = lock(&held.claim.slot.connection);
+        if connection
+            .as_ref()
             .is_some_and(|c| Arc::ptr_eq(c, &held.connection))
-            && let Some(c) = connections.remove(&key)
         {
-            close(&c);
+            close(&held.connection);
+            *connection = None;
         }
     }
 
     /// Forgets all of `name`'s sessions (closing them): the next use opens new ones.
-    pub async fn drop_session(&self, name: &str) {
-        close_all_of(&mut *self.connections.lock().await, name);
+    pub fn drop_session(&self, name: &str) {
+        if let Some(server) = lock(&self.servers).remove(name) {
+            server.slots.iter().for_each(|s| s.retire());
+        }
     }
 
     /// Sessions open with `name` now.
-    pub async fn open_sessions(&self, name: &str) -> usize {
-        self.connections
-            .lock()
-            .await
-            .iter()
-            .filter(|((n, _), c)| n == name && !c.service.is_transport_closed())
-            .count()
+    pub fn open_sessions(&self, name: &str) -> usize {
+        lock(&self.servers).get(name).map_or(0, |server| {
+            let open = server
+                .slots
+                .iter()
+                .filter(|s| s.open_connection().is_some());
+            open.count()
+        })
     }
 
     /// Closes every session (stdio children are stopped).
-    pub async fn close_all(&self) {
-        for (_, c) in self.connections.lock().await.drain() {
-            close(&c);
+    pub fn close_all(&self) {
+        for (_, server) in lock(&self.servers).drain() {
+            server.slots.iter().for_each(|s| s.retire());
         }
     }
-}
-
-/// Closes and forgets every session with `name`.
-fn close_all_of(connections: &mut HashMap<(String, usize), Arc<Connection>>, name: &str) {
-    connections.retain(|(n, _), c| {
-        let keep = n != name;
-        if !keep {
-            close(c);
-        }
-        keep
-    });
 }
 
 /// Ends a session in the background; a stdio child is killed when its transport drops.
