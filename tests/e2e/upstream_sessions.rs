@@ -249,7 +249,7 @@ async fn a_slow_upstream_start_does_not_hold_up_calls_to_other_upstreams() {
     let took = started.elapsed();
     assert!(text_of(&r).contains("not held up"), "{}", text_of(&r));
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(3),
         "a call to another upstream took {took:?} while the slow one was starting"
     );
     drop(client);

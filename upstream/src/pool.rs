@@ -247,33 +247,44 @@ impl UpstreamPool {
                 server: name.into(),
             });
         }
-        let claim = self.claim(name, settings, slot);
-        if let Some(connection) = claim.slot.open_connection() {
+        loop {
+            let claim = self.claim(name, settings, slot);
+            if let Some(connection) = claim.slot.open_connection() {
+                return Ok(InFlight { claim, connection });
+            }
+            let cell = claim.slot.clone();
+            // A failed open is not remembered: the next caller waiting here tries again (each
+            // attempt bounded by CONNECT_TIMEOUT), as a retried call would.
+            let _opening = cell.opening.lock().await;
+            if cell.retired.load(Ordering::Relaxed) {
+                // The server's settings changed while we waited: take a slot of its new pool.
+                continue;
+            }
+            // Another call on this slot may have opened it while we waited.
+            if let Some(connection) = cell.open_connection() {
+                return Ok(InFlight { claim, connection });
+            }
+            if let Some(old) = lock(&cell.connection).take() {
+                tracing::info!(
+                    server = name,
+                    slot = claim.index,
+                    "upstream session closed; reopening"
+                );
+                close(&old);
+            }
+            let service = tokio::time::timeout(CONNECT_TIMEOUT, self.open(name, settings))
+                .await
+                .map_err(|_| UpstreamError::Unreachable {
+                    server: name.into(),
+                    message: format!("no MCP initialize within {} s", CONNECT_TIMEOUT.as_secs()),
+                })??;
+            let connection = Arc::new(Connection { service });
+            // Retired meanwhile: this call keeps the session to itself, closed when it ends.
+            if !cell.retired.load(Ordering::Relaxed) {
+                *lock(&cell.connection) = Some(connection.clone());
+            }
             return Ok(InFlight { claim, connection });
         }
-        let slot = claim.slot.clone();
-        let _opening = slot.opening.lock().await;
-        // Another call on this slot may have opened it while we waited.
-        if let Some(connection) = claim.slot.open_connection() {
-            return Ok(InFlight { claim, connection });
-        }
-        if let Some(old) = lock(&claim.slot.connection).take() {
-            tracing::info!(
-                server = name,
-                slot = claim.index,
-                "upstream session closed; reopening"
-            );
-            close(&old);
-        }
-        let service = tokio::time::timeout(CONNECT_TIMEOUT, self.open(name, settings))
-            .await
-            .map_err(|_| UpstreamError::Unreachable {
-                server: name.into(),
-                message: format!("no MCP initialize within {} s", CONNECT_TIMEOUT.as_secs()),
-            })??;
-        let connection = Arc::new(Connection { service });
-        *lock(&claim.slot.connection) = Some(connection.clone());
-        Ok(InFlight { claim, connection })
     }
 
     async fn open(

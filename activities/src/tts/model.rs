@@ -70,7 +70,9 @@ pub enum SessionSlot {
 
 impl KokoroModel {
     /// `sessions` independent sessions of `intra_threads` threads each (both at least 1), and a
-    /// lead session of `lead_threads` threads unless that is 0.
+    /// lead session of `lead_threads` threads unless that is 0. With `rewrite_convs`, the
+    /// sessions run the rewritten graph where that is exact; if it cannot be made or loaded,
+    /// they run the file as it is (slower, same audio) and a warning says why.
     pub fn load(
         lib: &Path,
         model: &Path,
@@ -79,77 +81,30 @@ impl KokoroModel {
         lead_threads: usize,
         rewrite_convs: bool,
     ) -> Result<Self, TtsError> {
-        let bytes = std::fs::read(model)
-            .map_err(|e| TtsError::Config(format!("cannot read model {}: {e}", model.display())))?;
-        let (bytes, graph) = Self::prepare_graph(bytes, rewrite_convs, model);
         let name = model.display().to_string();
         // (threads, spinning) of each session; the lead session, if any, last.
         let mut wanted = vec![(intra_threads, true); sessions.max(1)];
         if lead_threads > 0 {
             wanted.push((lead_threads, false));
         }
-        // Building a session is mostly single-threaded graph work: build them side by side.
-        let mut loaded = std::thread::scope(|scope| {
-            let builders: Vec<_> = wanted
-                .iter()
-                .map(|&(threads, spinning)| {
-                    let (name, bytes) = (&name, &bytes);
-                    scope.spawn(move || {
-                        let mut session = session_from_memory(lib, name, bytes, threads, spinning)?;
-                        warm_up(&mut session)?;
-                        Ok(Mutex::new(session))
-                    })
-                })
-                .collect();
-            builders
-                .into_iter()
-                .map(|b| {
-                    b.join().unwrap_or_else(|_| {
-                        Err(TtsError::Config(format!("loading {name} panicked")))
-                    })
-                })
-                .collect::<Result<Vec<_>, TtsError>>()
-        })?;
-        let lead = (lead_threads > 0).then(|| loaded.remove(loaded.len() - 1));
-        Ok(Self {
-            sessions: loaded,
-            lead,
-            graph,
-        })
-    }
-
-    /// The graph the sessions will run: rewritten when asked for and exact on this CPU, else
-    /// the file as it is. A rewrite that fails leaves the original graph (slower, same audio).
-    fn prepare_graph(bytes: Vec<u8>, rewrite_convs: bool, model: &Path) -> (Vec<u8>, GraphForm) {
-        if !rewrite_convs {
-            return (bytes, GraphForm::Original);
-        }
-        if !int8_matmul_is_exact() {
-            tracing::info!(
-                "CPU without AVX-512 VNNI: running {} as it is (its int8 convolution rewrite \
-                 would not be bit-exact here)",
-                model.display()
-            );
-            return (bytes, GraphForm::Original);
-        }
-        match rewrite_convs_as_int8_matmul(&bytes) {
-            Ok((rewritten, report)) if report.convs_rewritten > 0 => {
-                tracing::info!(
-                    convs_rewritten = report.convs_rewritten,
-                    convs_kept = report.convs_kept,
-                    "model convolutions run as int8 matrix products"
-                );
-                (rewritten, GraphForm::ConvsAsInt8MatMul(report))
+        let assemble = |mut loaded: Vec<Mutex<Session>>, graph| {
+            let lead = (lead_threads > 0).then(|| loaded.remove(loaded.len() - 1));
+            Self {
+                sessions: loaded,
+                lead,
+                graph,
             }
-            Ok(_) => (bytes, GraphForm::Original),
-            Err(e) => {
-                tracing::warn!(
-                    "cannot rewrite the convolutions of {}: {e}; running it as it is",
-                    model.display()
-                );
-                (bytes, GraphForm::Original)
+        };
+        if rewrite_convs && let Some((bytes, report)) = rewritten_graph(model)? {
+            match load_sessions(lib, &name, GraphSource::Memory(&bytes), &wanted) {
+                Ok(loaded) => return Ok(assemble(loaded, GraphForm::ConvsAsInt8MatMul(report))),
+                Err(e) => tracing::warn!(
+                    "the rewritten graph of {name} does not load ({e}); running the model as it is"
+                ),
             }
         }
+        let loaded = load_sessions(lib, &name, GraphSource::File(model), &wanted)?;
+        Ok(assemble(loaded, GraphForm::Original))
     }
 
     pub fn graph_form(&self) -> GraphForm {
@@ -183,6 +138,68 @@ impl KokoroModel {
         })?;
         run_graph(&mut session, tokens, style, speed)
     }
+}
+
+/// The model with its convolutions rewritten (`onnx_graph::conv_rewrite`), when that is exact
+/// on this CPU and changes anything; `None`: run the file as it is.
+fn rewritten_graph(model: &Path) -> Result<Option<(Vec<u8>, RewriteReport)>, TtsError> {
+    if !int8_matmul_is_exact() {
+        tracing::info!(
+            "CPU without AVX-512 VNNI: running {} as it is (its int8 convolution rewrite would \
+             not be bit-exact here)",
+            model.display()
+        );
+        return Ok(None);
+    }
+    let bytes = std::fs::read(model)
+        .map_err(|e| TtsError::Config(format!("cannot read model {}: {e}", model.display())))?;
+    match rewrite_convs_as_int8_matmul(&bytes) {
+        Ok((rewritten, report)) if report.convs_rewritten > 0 => {
+            tracing::info!(
+                convs_rewritten = report.convs_rewritten,
+                convs_kept = report.convs_kept,
+                "model convolutions run as int8 matrix products"
+            );
+            Ok(Some((rewritten, report)))
+        }
+        Ok(_) => Ok(None),
+        Err(e) => {
+            tracing::warn!(
+                "cannot rewrite the convolutions of {}: {e}; running it as it is",
+                model.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Builds and warms up one session per `(threads, spinning)`, side by side: building a session
+/// is mostly single-threaded graph work.
+fn load_sessions(
+    lib: &Path,
+    name: &str,
+    source: GraphSource<'_>,
+    wanted: &[(usize, bool)],
+) -> Result<Vec<Mutex<Session>>, TtsError> {
+    std::thread::scope(|scope| {
+        let builders: Vec<_> = wanted
+            .iter()
+            .map(|&(threads, spinning)| {
+                scope.spawn(move || {
+                    let mut session = session(lib, name, source, threads, spinning)?;
+                    warm_up(&mut session)?;
+                    Ok(Mutex::new(session))
+                })
+            })
+            .collect();
+        builders
+            .into_iter()
+            .map(|b| {
+                b.join()
+                    .unwrap_or_else(|_| Err(TtsError::Config(format!("loading {name} panicked"))))
+            })
+            .collect()
+    })
 }
 
 /// Runs the graph on one chunk: `tokens` without padding (≤ 510), the voice's style row for
@@ -221,12 +238,21 @@ fn warm_up(session: &mut Session) -> Result<(), TtsError> {
     run_graph(session, &tokens, &style, 1.0).map(drop)
 }
 
-/// A session over an ONNX model held in memory (`name` says which, for errors), on the ONNX
-/// Runtime library `lib` (loaded once per process). Also used by tests running small graphs.
-pub fn session_from_memory(
+/// Where a session's graph comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum GraphSource<'a> {
+    /// The model file (external data files beside it are found).
+    File(&'a Path),
+    /// Bytes of a whole model, e.g. a rewritten graph.
+    Memory(&'a [u8]),
+}
+
+/// A session over `source` (`name` says which model, for errors), on the ONNX Runtime library
+/// `lib` (loaded once per process). Also used by tests running small graphs of their own.
+pub fn session(
     lib: &Path,
     name: &str,
-    bytes: &[u8],
+    source: GraphSource<'_>,
     intra_threads: usize,
     spinning: bool,
 ) -> Result<Session, TtsError> {
@@ -242,5 +268,9 @@ pub fn session_from_memory(
         // from the one-thread sessions working after it.
         .with_intra_op_spinning(spinning)
         .map_err(|e| config(e.into()))?;
-    builder.commit_from_memory(bytes).map_err(config)
+    match source {
+        GraphSource::File(path) => builder.commit_from_file(path),
+        GraphSource::Memory(bytes) => builder.commit_from_memory(bytes),
+    }
+    .map_err(config)
 }

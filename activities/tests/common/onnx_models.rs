@@ -16,7 +16,8 @@ pub struct ConvSpec {
     pub stride: i64,
     pub group: i64,
     pub length: usize,
-    pub x_zero_point: u8,
+    /// `None`: the node has no input zero point (zero).
+    pub x_zero_point: Option<u8>,
     /// `None`: the node has no weight zero point input (zero).
     pub w_zero_point: Option<u8>,
     pub opset: u64,
@@ -33,7 +34,7 @@ impl ConvSpec {
             stride: 1,
             group: 1,
             length: 40,
-            x_zero_point: 131,
+            x_zero_point: Some(131),
             w_zero_point: Some(120),
             opset: 20,
         }
@@ -99,34 +100,55 @@ fn int(name: &str, value: i64) -> Vec<u8> {
     w.finish()
 }
 
-/// The model, and the weights it holds (`[filters, channels / group, kernel]`).
-pub fn conv_model(spec: &ConvSpec, seed: u64) -> (Vec<u8>, Vec<u8>) {
+/// A model of one convolution (output `y0`).
+pub fn conv_model(spec: &ConvSpec, seed: u64) -> Vec<u8> {
+    convs_model(spec, &[spec.stride], seed)
+}
+
+/// A model of one convolution per entry of `strides`, all over input `x` with the same weights,
+/// outputs `y0`, `y1`, …, nodes `conv0`, `conv1`, ….
+pub fn convs_model(spec: &ConvSpec, strides: &[i64], seed: u64) -> Vec<u8> {
     let per_group = spec.channels / spec.group as usize;
     let weights = bytes(spec.filters * per_group * spec.kernel, seed);
-    let mut node = Writer::default();
-    node.string(1, "x").string(1, "w").string(1, "zx");
-    if spec.w_zero_point.is_some() {
-        node.string(1, "zw");
-    }
-    node.string(2, "y")
-        .string(3, "conv")
-        .string(4, "ConvInteger");
-    node.bytes(5, &ints("kernel_shape", &[spec.kernel as i64]));
-    node.bytes(5, &ints("dilations", &[spec.dilation]));
-    node.bytes(5, &ints("pads", &spec.pads));
-    node.bytes(5, &ints("strides", &[spec.stride]));
-    node.bytes(5, &int("group", spec.group));
     let mut graph = Writer::default();
-    graph.bytes(1, &node.finish()).string(2, "one_conv");
+    for (i, stride) in strides.iter().enumerate() {
+        let mut node = Writer::default();
+        node.string(1, "x").string(1, "w");
+        node.string(
+            1,
+            if spec.x_zero_point.is_some() {
+                "zx"
+            } else {
+                ""
+            },
+        );
+        if spec.w_zero_point.is_some() {
+            node.string(1, "zw");
+        }
+        node.string(2, &format!("y{i}"))
+            .string(3, &format!("conv{i}"))
+            .string(4, "ConvInteger");
+        node.bytes(5, &ints("kernel_shape", &[spec.kernel as i64]));
+        node.bytes(5, &ints("dilations", &[spec.dilation]));
+        node.bytes(5, &ints("pads", &spec.pads));
+        node.bytes(5, &ints("strides", &[*stride]));
+        node.bytes(5, &int("group", spec.group));
+        graph.bytes(1, &node.finish());
+    }
+    graph.string(2, "convs");
     let w_dims = [spec.filters, per_group, spec.kernel];
     graph.bytes(5, &tensor("w", DT_UINT8, &w_dims, &weights));
-    graph.bytes(5, &tensor("zx", DT_UINT8, &[], &[spec.x_zero_point]));
+    if let Some(zx) = spec.x_zero_point {
+        graph.bytes(5, &tensor("zx", DT_UINT8, &[], &[zx]));
+    }
     if let Some(zw) = spec.w_zero_point {
         graph.bytes(5, &tensor("zw", DT_UINT8, &[], &[zw]));
     }
     let x_dims = [1, spec.channels, spec.length];
     graph.bytes(11, &value_info("x", DT_UINT8, Some(&x_dims)));
-    graph.bytes(12, &value_info("y", DT_INT32, None));
+    for i in 0..strides.len() {
+        graph.bytes(12, &value_info(&format!("y{i}"), DT_INT32, None));
+    }
     let mut opset = Writer::default();
     opset.string(1, "").varint(2, spec.opset);
     let mut model = Writer::default();
@@ -134,5 +156,5 @@ pub fn conv_model(spec: &ConvSpec, seed: u64) -> (Vec<u8>, Vec<u8>) {
         .varint(1, 8)
         .bytes(8, &opset.finish())
         .bytes(7, &graph.finish());
-    (model.finish(), weights)
+    model.finish()
 }

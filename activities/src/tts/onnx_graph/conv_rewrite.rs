@@ -144,6 +144,8 @@ struct Conv<'a> {
     output: &'a str,
     dilation: i64,
     pads: [i64; 2],
+    /// `kernel_shape`, when given: must match the weights.
+    kernel: Option<i64>,
 }
 
 /// The fields of a `ConvInteger` node if it is a stride-1, ungrouped 1-D convolution with
@@ -171,7 +173,7 @@ fn as_plain_conv<'a>(node: &[Field<'a>]) -> Result<Option<Conv<'a>>, WireError> 
     if inputs.len() < 2 || inputs[1].is_empty() || outputs.len() != 1 {
         return Ok(None);
     }
-    let (mut dilation, mut pads) = (1, [0, 0]);
+    let (mut dilation, mut pads, mut kernel) = (1, [0, 0], None);
     for attr in node
         .iter()
         .filter(|f| f.number == 5)
@@ -192,29 +194,28 @@ fn as_plain_conv<'a>(node: &[Field<'a>]) -> Result<Option<Conv<'a>>, WireError> 
                 let s = attr.iter().find(|f| f.number == 4).and_then(Field::string);
                 matches!(s, None | Some("NOTSET"))
             }
-            "dilations" if ints.len() == 1 => {
+            // Values ONNX Runtime would refuse are left for it to refuse.
+            "dilations" if ints.len() == 1 && ints[0] >= 1 => {
                 dilation = ints[0];
                 true
             }
-            "pads" if ints.len() == 2 => {
+            "pads" if ints.len() == 2 && ints.iter().all(|p| *p >= 0) => {
                 pads = [ints[0], ints[1]];
                 true
             }
-            "kernel_shape" => ints.len() == 1,
+            "kernel_shape" if ints.len() == 1 => {
+                kernel = Some(ints[0]);
+                true
+            }
             _ => false,
         };
         if !plain {
             return Ok(None);
         }
     }
-    let name = node
-        .iter()
-        .find(|f| f.number == 3)
-        .and_then(Field::string)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(outputs[0]);
     Ok(Some(Conv {
-        name: format!("{PREFIX}{name}"),
+        // Named after the output, which is unique in a valid graph (node names need not be).
+        name: format!("{PREFIX}{}", outputs[0]),
         x: inputs[0],
         weight: inputs[1],
         x_zero_point: inputs.get(2).copied().unwrap_or(""),
@@ -222,6 +223,7 @@ fn as_plain_conv<'a>(node: &[Field<'a>]) -> Result<Option<Conv<'a>>, WireError> 
         output: outputs[0],
         dilation,
         pads,
+        kernel,
     }))
 }
 
@@ -337,6 +339,67 @@ impl Additions {
     }
 }
 
+/// Names of graph inputs (field 11); a weight listed there may be overridden at run time.
+fn graph_inputs<'a>(graph: &[Field<'a>]) -> Result<HashSet<&'a str>, WireError> {
+    let mut names = HashSet::new();
+    for f in graph.iter().filter(|f| f.number == 11) {
+        let info = fields(f.bytes().unwrap_or_default())?;
+        names.extend(info.iter().find(|f| f.number == 1).and_then(Field::string));
+    }
+    Ok(names)
+}
+
+/// Values known to be uint8: outputs 0 and 2 of `DynamicQuantizeLinear` (how Kokoro feeds its
+/// convolutions), and graph inputs or value infos declared uint8 (uint8 initializers are added
+/// by the caller). The rewrite's exactness
+/// argument is about unsigned activations, so a convolution over anything else is kept.
+fn uint8_values<'a>(
+    graph: &[Field<'a>],
+    nodes: &[Vec<Field<'a>>],
+) -> Result<HashSet<&'a str>, WireError> {
+    let mut names = HashSet::new();
+    for node in nodes {
+        if node
+            .iter()
+            .any(|f| f.number == 4 && f.string() == Some("DynamicQuantizeLinear"))
+        {
+            let outputs: Vec<&str> = node
+                .iter()
+                .filter(|f| f.number == 2)
+                .filter_map(Field::string)
+                .collect();
+            names.extend(
+                [outputs.first(), outputs.get(2)]
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            );
+        }
+    }
+    for f in graph.iter().filter(|f| matches!(f.number, 11 | 13)) {
+        let info = fields(f.bytes().unwrap_or_default())?;
+        let name = info.iter().find(|f| f.number == 1).and_then(Field::string);
+        let elem_type = match info.iter().find(|f| f.number == 2).and_then(Field::bytes) {
+            Some(ty) => match fields(ty)?
+                .iter()
+                .find(|f| f.number == 1)
+                .and_then(Field::bytes)
+            {
+                Some(tensor) => fields(tensor)?
+                    .iter()
+                    .find(|f| f.number == 1)
+                    .and_then(Field::varint),
+                None => None,
+            },
+            None => None,
+        };
+        if let (Some(name), Some(DT_UINT8)) = (name, elem_type) {
+            names.insert(name);
+        }
+    }
+    Ok(names)
+}
+
 fn default_opset(model: &[Field<'_>]) -> Result<Option<u64>, WireError> {
     for f in model.iter().filter(|f| f.number == 8) {
         let opset = fields(f.bytes().unwrap_or_default())?;
@@ -414,15 +477,28 @@ pub fn rewrite_convs_as_int8_matmul(
         }
     }
 
+    let overridable = graph_inputs(&graph)?;
+    let mut unsigned = uint8_values(&graph, &nodes)?;
+    unsigned.extend(initializers.iter().filter_map(|(name, t)| {
+        let data_type = t.iter().find(|f| f.number == 2).and_then(Field::varint);
+        (data_type == Some(DT_UINT8)).then_some(*name)
+    }));
+
     let mut report = RewriteReport::default();
     let mut additions = Additions::default();
     let mut replaced: HashMap<usize, Vec<Vec<u8>>> = HashMap::new();
     let mut rewritten_reads: HashMap<&str, usize> = HashMap::new();
     for (index, node) in nodes.iter().enumerate() {
-        let Some(conv) = as_plain_conv(node)? else {
-            let is_conv = node
-                .iter()
-                .any(|f| f.number == 4 && f.string() == Some("ConvInteger"));
+        let is_conv = node
+            .iter()
+            .any(|f| f.number == 4 && f.string() == Some("ConvInteger"));
+        let conv = as_plain_conv(node)?.filter(|c| {
+            unsigned.contains(c.x)
+                && (c.x_zero_point.is_empty() || unsigned.contains(c.x_zero_point))
+                && !overridable.contains(c.weight)
+                && !overridable.contains(c.w_zero_point)
+        });
+        let Some(conv) = conv else {
             report.convs_kept += usize::from(is_conv);
             continue;
         };
@@ -446,7 +522,10 @@ pub fn rewrite_convs_as_int8_matmul(
             report.convs_kept += 1;
             continue;
         };
-        if weight.dims.len() != 3 || weight.dims.iter().any(|d| *d <= 0) {
+        if weight.dims.len() != 3
+            || weight.dims.iter().any(|d| *d <= 0)
+            || conv.kernel.is_some_and(|k| k != weight.dims[2])
+        {
             report.convs_kept += 1;
             continue;
         }
