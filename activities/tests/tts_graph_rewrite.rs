@@ -6,7 +6,7 @@ mod common;
 mod onnx_models;
 
 use avb_activities::tts::model::{GraphForm, GraphSource, session};
-use avb_activities::tts::onnx_graph::wire::{Field, fields};
+use avb_activities::tts::onnx_graph::wire::{Field, fields, first};
 use avb_activities::tts::onnx_graph::{
     RewriteError, RewriteReport, int8_matmul_is_exact, rewrite_convs_as_int8_matmul,
 };
@@ -36,46 +36,30 @@ fn run_conv(model: &[u8], spec: &ConvSpec, x: &[u8]) -> Vec<i32> {
     run_convs(model, spec, x, 1).remove(0)
 }
 
-/// Op types of the main graph's nodes, in order.
-fn op_types(model: &[u8]) -> Vec<String> {
+/// For each field `number` of the main graph (nodes: 1, initializers: 5), its string field `key`
+/// (a node's op type: 4, an initializer's name: 8).
+fn graph_strings(model: &[u8], number: u32, key: u32) -> Vec<String> {
     let model = fields(model).expect("model");
-    let graph = model
-        .iter()
-        .find(|f| f.number == 7)
-        .and_then(Field::bytes)
-        .expect("graph");
+    let graph = first(&model, 7).and_then(Field::bytes).expect("graph");
     let graph = fields(graph).expect("graph fields");
     graph
         .iter()
-        .filter(|f| f.number == 1)
+        .filter(|f| f.number == number)
         .map(|f| {
-            let node = fields(f.bytes().expect("node")).expect("node fields");
-            let op = node.iter().find(|f| f.number == 4).and_then(Field::string);
-            op.expect("op_type").to_string()
+            let message = fields(f.bytes().expect("message")).expect("message fields");
+            let value = first(&message, key).and_then(Field::string);
+            value.expect("string field").to_string()
         })
         .collect()
 }
 
+/// Op types of the main graph's nodes, in order.
+fn op_types(model: &[u8]) -> Vec<String> {
+    graph_strings(model, 1, 4)
+}
+
 fn initializer_names(model: &[u8]) -> Vec<String> {
-    let model = fields(model).expect("model");
-    let graph = model
-        .iter()
-        .find(|f| f.number == 7)
-        .and_then(Field::bytes)
-        .expect("graph");
-    let graph = fields(graph).expect("graph fields");
-    graph
-        .iter()
-        .filter(|f| f.number == 5)
-        .map(|f| {
-            let tensor = fields(f.bytes().expect("tensor")).expect("tensor fields");
-            let name = tensor
-                .iter()
-                .find(|f| f.number == 8)
-                .and_then(Field::string);
-            name.expect("name").to_string()
-        })
-        .collect()
+    graph_strings(model, 5, 8)
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Tiny ONNX models built byte by byte, to run one `ConvInteger` on the real ONNX Runtime.
 
+use avb_activities::tts::onnx_graph::proto::{
+    DT_INT32, DT_UINT8, int_attribute, ints_attribute, node_proto, tensor_proto,
+};
 use avb_activities::tts::onnx_graph::wire::Writer;
-
-const DT_UINT8: u64 = 2;
-const DT_INT32: u64 = 6;
 
 /// One 1-D `ConvInteger` over input `x` [1, channels, length] (uint8) with uint8 weights.
 #[derive(Debug, Clone)]
@@ -56,15 +56,6 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn tensor(name: &str, data_type: u64, dims: &[usize], raw: &[u8]) -> Vec<u8> {
-    let mut w = Writer::default();
-    for d in dims {
-        w.varint(1, *d as u64);
-    }
-    w.varint(2, data_type).string(8, name).bytes(9, raw);
-    w.finish()
-}
-
 fn value_info(name: &str, data_type: u64, dims: Option<&[usize]>) -> Vec<u8> {
     let mut tensor_type = Writer::default();
     tensor_type.varint(1, data_type);
@@ -84,22 +75,6 @@ fn value_info(name: &str, data_type: u64, dims: Option<&[usize]>) -> Vec<u8> {
     w.finish()
 }
 
-fn ints(name: &str, values: &[i64]) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.string(1, name);
-    for v in values {
-        w.varint(8, *v as u64);
-    }
-    w.varint(20, 7);
-    w.finish()
-}
-
-fn int(name: &str, value: i64) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.string(1, name).varint(3, value as u64).varint(20, 2);
-    w.finish()
-}
-
 /// A model of one convolution (output `y0`).
 pub fn conv_model(spec: &ConvSpec, seed: u64) -> Vec<u8> {
     convs_model(spec, &[spec.stride], seed)
@@ -112,37 +87,39 @@ pub fn convs_model(spec: &ConvSpec, strides: &[i64], seed: u64) -> Vec<u8> {
     let weights = bytes(spec.filters * per_group * spec.kernel, seed);
     let mut graph = Writer::default();
     for (i, stride) in strides.iter().enumerate() {
-        let mut node = Writer::default();
-        node.string(1, "x").string(1, "w");
-        node.string(
-            1,
+        let mut inputs = vec![
+            "x",
+            "w",
             if spec.x_zero_point.is_some() {
                 "zx"
             } else {
                 ""
             },
-        );
+        ];
         if spec.w_zero_point.is_some() {
-            node.string(1, "zw");
+            inputs.push("zw");
         }
-        node.string(2, &format!("y{i}"))
-            .string(3, &format!("conv{i}"))
-            .string(4, "ConvInteger");
-        node.bytes(5, &ints("kernel_shape", &[spec.kernel as i64]));
-        node.bytes(5, &ints("dilations", &[spec.dilation]));
-        node.bytes(5, &ints("pads", &spec.pads));
-        node.bytes(5, &ints("strides", &[*stride]));
-        node.bytes(5, &int("group", spec.group));
-        graph.bytes(1, &node.finish());
+        let attrs = [
+            ints_attribute("kernel_shape", &[spec.kernel as i64]),
+            ints_attribute("dilations", &[spec.dilation]),
+            ints_attribute("pads", &spec.pads),
+            ints_attribute("strides", &[*stride]),
+            int_attribute("group", spec.group),
+        ];
+        let (output, name) = (format!("y{i}"), format!("conv{i}"));
+        graph.bytes(
+            1,
+            &node_proto("ConvInteger", &name, &inputs, &[&output], &attrs),
+        );
     }
     graph.string(2, "convs");
-    let w_dims = [spec.filters, per_group, spec.kernel];
-    graph.bytes(5, &tensor("w", DT_UINT8, &w_dims, &weights));
+    let w_dims = [spec.filters, per_group, spec.kernel].map(|d| d as i64);
+    graph.bytes(5, &tensor_proto("w", DT_UINT8, &w_dims, &weights));
     if let Some(zx) = spec.x_zero_point {
-        graph.bytes(5, &tensor("zx", DT_UINT8, &[], &[zx]));
+        graph.bytes(5, &tensor_proto("zx", DT_UINT8, &[], &[zx]));
     }
     if let Some(zw) = spec.w_zero_point {
-        graph.bytes(5, &tensor("zw", DT_UINT8, &[], &[zw]));
+        graph.bytes(5, &tensor_proto("zw", DT_UINT8, &[], &[zw]));
     }
     let x_dims = [1, spec.channels, spec.length];
     graph.bytes(11, &value_info("x", DT_UINT8, Some(&x_dims)));

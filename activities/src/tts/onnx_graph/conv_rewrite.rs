@@ -24,16 +24,14 @@ use std::collections::{HashMap, HashSet};
 
 use thiserror::Error;
 
-use super::wire::{Field, Value, WireError, Writer, fields, repeated_i64};
+use super::proto::{
+    DT_INT8, DT_INT64, DT_UINT8, int_attribute, ints_attribute, node_proto, tensor_proto,
+};
+use super::wire::{Field, Value, WireError, Writer, fields, first, repeated_i64, strings};
 
 /// Prefix of every name the rewrite adds, so it can never clash with the model's own.
 const PREFIX: &str = "avb_conv_rewrite/";
 
-const DT_UINT8: u64 = 2;
-const DT_INT8: u64 = 3;
-const DT_INT64: u64 = 7;
-const ATTR_INT: u64 = 2;
-const ATTR_INTS: u64 = 7;
 /// The default ONNX opset must have `Pad` with tensor inputs (11) for the nodes we add.
 const MIN_OPSET: u64 = 11;
 
@@ -62,10 +60,7 @@ struct U8Tensor {
 }
 
 fn u8_tensor(tensor: &[Field<'_>]) -> Result<Option<U8Tensor>, WireError> {
-    let data_type = tensor
-        .iter()
-        .find(|f| f.number == 2)
-        .and_then(Field::varint);
+    let data_type = first(tensor, 2).and_then(Field::varint);
     // data_location 1 = EXTERNAL: the bytes live in another file.
     let external = tensor
         .iter()
@@ -74,7 +69,7 @@ fn u8_tensor(tensor: &[Field<'_>]) -> Result<Option<U8Tensor>, WireError> {
         return Ok(None);
     }
     let dims = repeated_i64(tensor, 1)?;
-    let data = match tensor.iter().find(|f| f.number == 9).and_then(Field::bytes) {
+    let data = match first(tensor, 9).and_then(Field::bytes) {
         Some(raw) => raw.to_vec(),
         // Without raw_data, uint8 values are stored one per int32_data entry.
         None => repeated_i64(tensor, 5)?
@@ -84,54 +79,6 @@ fn u8_tensor(tensor: &[Field<'_>]) -> Result<Option<U8Tensor>, WireError> {
     };
     let expected: i64 = dims.iter().product();
     Ok((usize::try_from(expected) == Ok(data.len())).then_some(U8Tensor { dims, data }))
-}
-
-fn tensor_proto(name: &str, data_type: u64, dims: &[i64], raw: &[u8]) -> Vec<u8> {
-    let mut w = Writer::default();
-    for d in dims {
-        w.varint(1, *d as u64);
-    }
-    w.varint(2, data_type).string(8, name).bytes(9, raw);
-    w.finish()
-}
-
-fn ints_attribute(name: &str, values: &[i64]) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.string(1, name);
-    for v in values {
-        w.varint(8, *v as u64);
-    }
-    w.varint(20, ATTR_INTS);
-    w.finish()
-}
-
-fn int_attribute(name: &str, value: i64) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.string(1, name)
-        .varint(3, value as u64)
-        .varint(20, ATTR_INT);
-    w.finish()
-}
-
-fn node_proto(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attrs: &[Vec<u8>],
-) -> Vec<u8> {
-    let mut w = Writer::default();
-    for i in inputs {
-        w.string(1, i);
-    }
-    for o in outputs {
-        w.string(2, o);
-    }
-    w.string(3, name).string(4, op);
-    for a in attrs {
-        w.bytes(5, a);
-    }
-    w.finish()
 }
 
 /// A `ConvInteger` node we can rewrite, with what the new nodes need.
@@ -151,25 +98,13 @@ struct Conv<'a> {
 /// The fields of a `ConvInteger` node if it is a stride-1, ungrouped 1-D convolution with
 /// explicit (or no) padding; `None` for any other node.
 fn as_plain_conv<'a>(node: &[Field<'a>]) -> Result<Option<Conv<'a>>, WireError> {
-    let op = node.iter().find(|f| f.number == 4).and_then(Field::string);
-    let domain = node
-        .iter()
-        .find(|f| f.number == 7)
-        .and_then(Field::string)
-        .unwrap_or("");
+    let op = first(node, 4).and_then(Field::string);
+    let domain = first(node, 7).and_then(Field::string).unwrap_or("");
     if op != Some("ConvInteger") || !matches!(domain, "" | "ai.onnx") {
         return Ok(None);
     }
-    let inputs: Vec<&str> = node
-        .iter()
-        .filter(|f| f.number == 1)
-        .filter_map(Field::string)
-        .collect();
-    let outputs: Vec<&str> = node
-        .iter()
-        .filter(|f| f.number == 2)
-        .filter_map(Field::string)
-        .collect();
+    let inputs = strings(node, 1);
+    let outputs = strings(node, 2);
     if inputs.len() < 2 || inputs[1].is_empty() || outputs.len() != 1 {
         return Ok(None);
     }
@@ -180,18 +115,14 @@ fn as_plain_conv<'a>(node: &[Field<'a>]) -> Result<Option<Conv<'a>>, WireError> 
         .filter_map(Field::bytes)
     {
         let attr = fields(attr)?;
-        let name = attr
-            .iter()
-            .find(|f| f.number == 1)
-            .and_then(Field::string)
-            .unwrap_or("");
-        let int = attr.iter().find(|f| f.number == 3).and_then(Field::varint);
+        let name = first(&attr, 1).and_then(Field::string).unwrap_or("");
+        let int = first(&attr, 3).and_then(Field::varint);
         let ints = repeated_i64(&attr, 8)?;
         let plain = match name {
             "group" => int == Some(1),
             "strides" => ints.iter().all(|s| *s == 1),
             "auto_pad" => {
-                let s = attr.iter().find(|f| f.number == 4).and_then(Field::string);
+                let s = first(&attr, 4).and_then(Field::string);
                 matches!(s, None | Some("NOTSET"))
             }
             // Values ONNX Runtime would refuse are left for it to refuse.
@@ -339,20 +270,20 @@ impl Additions {
     }
 }
 
-/// Names of graph inputs (field 11); a weight listed there may be overridden at run time.
-fn graph_inputs<'a>(graph: &[Field<'a>]) -> Result<HashSet<&'a str>, WireError> {
-    let mut names = HashSet::new();
-    for f in graph.iter().filter(|f| f.number == 11) {
+/// Names of the graph's value infos numbered `number`: inputs (11) or outputs (12).
+fn value_info_names<'a>(graph: &[Field<'a>], number: u32) -> Result<Vec<&'a str>, WireError> {
+    let mut names = Vec::new();
+    for f in graph.iter().filter(|f| f.number == number) {
         let info = fields(f.bytes().unwrap_or_default())?;
-        names.extend(info.iter().find(|f| f.number == 1).and_then(Field::string));
+        names.extend(first(&info, 1).and_then(Field::string));
     }
     Ok(names)
 }
 
 /// Values known to be uint8: outputs 0 and 2 of `DynamicQuantizeLinear` (how Kokoro feeds its
 /// convolutions), and graph inputs or value infos declared uint8 (uint8 initializers are added
-/// by the caller). The rewrite's exactness
-/// argument is about unsigned activations, so a convolution over anything else is kept.
+/// by the caller). The rewrite's exactness argument is about unsigned activations, so a
+/// convolution over anything else is kept.
 fn uint8_values<'a>(
     graph: &[Field<'a>],
     nodes: &[Vec<Field<'a>>],
@@ -363,11 +294,7 @@ fn uint8_values<'a>(
             .iter()
             .any(|f| f.number == 4 && f.string() == Some("DynamicQuantizeLinear"))
         {
-            let outputs: Vec<&str> = node
-                .iter()
-                .filter(|f| f.number == 2)
-                .filter_map(Field::string)
-                .collect();
+            let outputs = strings(node, 2);
             names.extend(
                 [outputs.first(), outputs.get(2)]
                     .into_iter()
@@ -378,17 +305,10 @@ fn uint8_values<'a>(
     }
     for f in graph.iter().filter(|f| matches!(f.number, 11 | 13)) {
         let info = fields(f.bytes().unwrap_or_default())?;
-        let name = info.iter().find(|f| f.number == 1).and_then(Field::string);
-        let elem_type = match info.iter().find(|f| f.number == 2).and_then(Field::bytes) {
-            Some(ty) => match fields(ty)?
-                .iter()
-                .find(|f| f.number == 1)
-                .and_then(Field::bytes)
-            {
-                Some(tensor) => fields(tensor)?
-                    .iter()
-                    .find(|f| f.number == 1)
-                    .and_then(Field::varint),
+        let name = first(&info, 1).and_then(Field::string);
+        let elem_type = match first(&info, 2).and_then(Field::bytes) {
+            Some(ty) => match first(&fields(ty)?, 1).and_then(Field::bytes) {
+                Some(tensor) => first(&fields(tensor)?, 1).and_then(Field::varint),
                 None => None,
             },
             None => None,
@@ -403,13 +323,9 @@ fn uint8_values<'a>(
 fn default_opset(model: &[Field<'_>]) -> Result<Option<u64>, WireError> {
     for f in model.iter().filter(|f| f.number == 8) {
         let opset = fields(f.bytes().unwrap_or_default())?;
-        let domain = opset
-            .iter()
-            .find(|f| f.number == 1)
-            .and_then(Field::string)
-            .unwrap_or("");
+        let domain = first(&opset, 1).and_then(Field::string).unwrap_or("");
         if matches!(domain, "" | "ai.onnx") {
-            return Ok(opset.iter().find(|f| f.number == 2).and_then(Field::varint));
+            return Ok(first(&opset, 2).and_then(Field::varint));
         }
     }
     Ok(None)
@@ -421,23 +337,19 @@ pub fn rewrite_convs_as_int8_matmul(
     model: &[u8],
 ) -> Result<(Vec<u8>, RewriteReport), RewriteError> {
     let model_fields = fields(model)?;
-    let graph_field = model_fields
-        .iter()
-        .find(|f| f.number == 7)
-        .ok_or(RewriteError::NoGraph)?;
+    let graph_field = first(&model_fields, 7).ok_or(RewriteError::NoGraph)?;
     let graph = fields(graph_field.bytes().ok_or(RewriteError::NoGraph)?)?;
     if default_opset(&model_fields)?.is_none_or(|v| v < MIN_OPSET) {
         return Ok((model.to_vec(), RewriteReport::default()));
     }
     let mut initializers: HashMap<&str, Vec<Field<'_>>> = HashMap::new();
-    for f in graph.iter().filter(|f| f.number == 5) {
+    // Which graph field holds which initializer, to leave dropped ones out when writing.
+    let mut initializer_at: HashMap<usize, &str> = HashMap::new();
+    for (index, f) in graph.iter().enumerate().filter(|(_, f)| f.number == 5) {
         let tensor = fields(f.bytes().unwrap_or_default())?;
-        if let Some(name) = tensor
-            .iter()
-            .find(|f| f.number == 8)
-            .and_then(Field::string)
-        {
+        if let Some(name) = first(&tensor, 8).and_then(Field::string) {
             initializers.insert(name, tensor);
+            initializer_at.insert(index, name);
         }
     }
     let nodes: Vec<Vec<Field<'_>>> = graph
@@ -470,17 +382,15 @@ pub fn rewrite_convs_as_int8_matmul(
             }
         }
     }
-    for f in graph.iter().filter(|f| f.number == 12) {
-        let name = fields(f.bytes().unwrap_or_default())?;
-        if let Some(n) = name.iter().find(|f| f.number == 1).and_then(Field::string) {
-            *reads.entry(n).or_default() += 1;
-        }
+    for name in value_info_names(&graph, 12)? {
+        *reads.entry(name).or_default() += 1;
     }
 
-    let overridable = graph_inputs(&graph)?;
+    // A weight listed among the graph inputs may be overridden at run time.
+    let overridable: HashSet<&str> = value_info_names(&graph, 11)?.into_iter().collect();
     let mut unsigned = uint8_values(&graph, &nodes)?;
     unsigned.extend(initializers.iter().filter_map(|(name, t)| {
-        let data_type = t.iter().find(|f| f.number == 2).and_then(Field::varint);
+        let data_type = first(t, 2).and_then(Field::varint);
         (data_type == Some(DT_UINT8)).then_some(*name)
     }));
 
@@ -547,7 +457,7 @@ pub fn rewrite_convs_as_int8_matmul(
 
     let mut g = Writer::default();
     let mut node_index = 0;
-    for f in &graph {
+    for (index, f) in graph.iter().enumerate() {
         match f.number {
             1 => {
                 if let Some(new_nodes) = replaced.get(&node_index) {
@@ -559,16 +469,9 @@ pub fn rewrite_convs_as_int8_matmul(
                 }
                 node_index += 1;
             }
-            5 => {
-                let tensor = fields(f.bytes().unwrap_or_default())?;
-                let name = tensor
-                    .iter()
-                    .find(|f| f.number == 8)
-                    .and_then(Field::string);
-                if !name.is_some_and(|n| dropped.contains(n)) {
-                    g.raw(f);
-                }
-            }
+            5 if initializer_at
+                .get(&index)
+                .is_some_and(|name| dropped.contains(name)) => {}
             _ => {
                 g.raw(f);
             }

@@ -2,6 +2,7 @@
 //! single output bit.
 
 pub mod conv_rewrite;
+pub mod proto;
 pub mod wire;
 
 pub use conv_rewrite::{RewriteError, RewriteReport, rewrite_convs_as_int8_matmul};

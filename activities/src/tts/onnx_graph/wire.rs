@@ -108,6 +108,20 @@ pub fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, WireError> {
     Ok(out)
 }
 
+/// The first field numbered `number`.
+pub fn first<'f, 'a>(fields: &'f [Field<'a>], number: u32) -> Option<&'f Field<'a>> {
+    fields.iter().find(|f| f.number == number)
+}
+
+/// Every string field numbered `number`, in order.
+pub fn strings<'a>(fields: &[Field<'a>], number: u32) -> Vec<&'a str> {
+    fields
+        .iter()
+        .filter(|f| f.number == number)
+        .filter_map(Field::string)
+        .collect()
+}
+
 /// A repeated int64 field, whether written packed (one length-delimited run) or one per tag.
 pub fn repeated_i64(fields: &[Field<'_>], number: u32) -> Result<Vec<i64>, WireError> {
     let mut out = Vec::new();
