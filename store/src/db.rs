@@ -54,7 +54,28 @@ impl WriteTx {
 }
 
 /// Passes over the WAL switch and the migrations when concurrent starters race on a SQLite file.
-const SQLITE_MIGRATE_ATTEMPTS: u64 = 10;
+const SQLITE_RACE_ATTEMPTS: u64 = 10;
+
+/// Runs `op` until it succeeds, `lost_race` says its error is not another starter of the same
+/// SQLite file getting there first, or `SQLITE_RACE_ATTEMPTS` passes are spent (backing off).
+async fn retry_sqlite_race<T, E, Fut>(
+    mut op: impl FnMut() -> Fut,
+    lost_race: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < SQLITE_RACE_ATTEMPTS && lost_race(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
 
 impl Store {
     /// Connects to `url` (`sqlite://PATH[?…]`, `sqlite::memory:`, `postgres://…`) and applies
@@ -83,17 +104,7 @@ impl Store {
                     // WAL is a property of the file; switching needs an exclusive lock that
                     // busy_timeout cannot wait for, so do it once, before the pool exists —
                     // and again when another starter held the file at that moment.
-                    let mut attempt = 1;
-                    loop {
-                        match enable_wal(&url).await {
-                            Ok(()) => break,
-                            Err(e) if attempt < SQLITE_MIGRATE_ATTEMPTS && is_sqlite_busy(&e) => {
-                                attempt += 1;
-                                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
+                    retry_sqlite_race(|| enable_wal(&url), is_sqlite_busy).await?;
                 }
                 pool_options = pool_options.after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -121,17 +132,9 @@ impl Store {
         // SQLite has no migration lock: another process (or pool) starting at the same moment
         // may apply a migration first, and ours then fails on it (rolled back). The next pass
         // sees it applied; with several migrations and several starters that can take a few.
-        let mut attempt = 1;
-        loop {
-            match MIGRATOR.run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                Err(_) if self.backend == Backend::Sqlite && attempt < SQLITE_MIGRATE_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let sqlite = self.backend == Backend::Sqlite;
+        retry_sqlite_race(|| MIGRATOR.run(&self.pool), |_| sqlite).await?;
+        Ok(())
     }
 
     /// The URL of a SQLite database file at `path` (created on connect).
@@ -203,7 +206,7 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
     }
 }
 
-/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), including their extended codes.
+/// Switches the SQLite file at `url` to WAL journaling.
 async fn enable_wal(url: &str) -> Result<(), sqlx::Error> {
     let options: AnyConnectOptions = url.parse()?;
     let mut conn = options.connect().await?;
@@ -211,6 +214,7 @@ async fn enable_wal(url: &str) -> Result<(), sqlx::Error> {
     conn.close().await
 }
 
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), including their extended codes.
 fn is_sqlite_busy(e: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = e else {
         return false;

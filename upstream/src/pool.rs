@@ -145,6 +145,13 @@ struct ServerSlots {
     slots: Vec<Arc<Slot>>,
 }
 
+impl ServerSlots {
+    /// Closes all of the server's sessions and keeps its slots from being used again.
+    fn retire(&self) {
+        self.slots.iter().for_each(|s| s.retire());
+    }
+}
+
 /// A call's claim on a slot, counted in its `in_flight` until dropped.
 struct Claim {
     index: usize,
@@ -207,7 +214,7 @@ impl UpstreamPool {
                     server = name,
                     "upstream settings changed; reopening its sessions"
                 );
-                old.slots.iter().for_each(|s| s.retire());
+                old.retire();
             }
             let slots = (0..settings.pool_size.max(1))
                 .map(|_| Arc::default())
@@ -468,7 +475,7 @@ impl UpstreamPool {
     /// Forgets all of `name`'s sessions (closing them): the next use opens new ones.
     pub fn drop_session(&self, name: &str) {
         if let Some(server) = lock(&self.servers).remove(name) {
-            server.slots.iter().for_each(|s| s.retire());
+            server.retire();
         }
     }
 
@@ -486,7 +493,7 @@ impl UpstreamPool {
     /// Closes every session (stdio children are stopped).
     pub fn close_all(&self) {
         for (_, server) in lock(&self.servers).drain() {
-            server.slots.iter().for_each(|s| s.retire());
+            server.retire();
         }
     }
 }
