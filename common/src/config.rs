@@ -137,10 +137,9 @@ pub struct TtsSettings {
     pub lead_threads: Option<usize>,
     pub max_text_chars: usize,
     pub espeak_program: String,
-    /// Run the model's 1-D integer convolutions as int8 matrix products: bit-identical audio,
-    /// 1.33-1.47x the RTF of the file as it is (BENCHMARKS.md, 2026-12-03), used only on CPUs where
-    /// it is exact (AVX-512 VNNI)
-    /// (`AVB_TTS_REWRITE_CONVS`, default true; BENCHMARKS.md).
+    /// Run the model's 1-D integer convolutions as int8 matrix products: bit-identical audio at
+    /// 1.33-1.47x the RTF of the file as it is (BENCHMARKS.md), used only on CPUs where it is
+    /// exact, with AVX-512 VNNI (`AVB_TTS_REWRITE_CONVS`, default true).
     pub rewrite_convs: bool,
 }
 

@@ -34,6 +34,15 @@ fn processes_marked(mark: &str) -> usize {
     pids_marked(mark).len()
 }
 
+/// Waits (10 s at most) until no process carries any of `marks`: `what` outlived the system.
+async fn assert_all_gone(marks: &[&str], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while marks.iter().map(|m| processes_marked(m)).sum::<usize>() > 0 {
+        assert!(Instant::now() < deadline, "{what} outlived the system");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_legacy_sse_upstream_mounts_answers_like_a_direct_call_and_returns_after_a_restart() {
     let mut legacy = EverythingHttp::start_sse();
@@ -192,11 +201,7 @@ async fn a_pool_spreads_concurrent_calls_and_the_worker_uses_the_apis_sessions()
     );
     drop(client);
     system.stop().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while processes_marked(&pooled_mark) + processes_marked(&single_mark) > 0 {
-        assert!(Instant::now() < deadline, "children outlived the system");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_all_gone(&[&pooled_mark, &single_mark], "children").await;
 }
 
 #[tokio::test]
@@ -254,12 +259,5 @@ async fn a_slow_upstream_start_does_not_hold_up_calls_to_other_upstreams() {
     );
     drop(client);
     system.stop().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while processes_marked(&mark) > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the slow server outlived the system"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_all_gone(&[&mark], "the slow server").await;
 }
