@@ -10,7 +10,7 @@ use avb_workflows::billing::{
     HOLD_CREDITS, HoldCredits, InsufficientCreditsDetails, LedgerReceipt, RELEASE_CREDITS,
     ReleaseCredits, SETTLE_CREDITS, SettleCredits,
 };
-use avb_workflows::errors::{INSUFFICIENT_CREDITS, LEDGER_CONFLICT, UNKNOWN_TENANT};
+use avb_workflows::errors::ErrorKind;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -24,7 +24,7 @@ fn to_activity_error(e: StoreError) -> ActivityError {
     if e.is_retryable() {
         ActivityError::from(anyhow::Error::new(e))
     } else {
-        non_retryable(LEDGER_CONFLICT, e.to_string())
+        non_retryable(ErrorKind::LedgerConflict, e.to_string())
     }
 }
 
@@ -50,7 +50,7 @@ impl BillingActivities {
             .map_err(to_activity_error)?
             .ok_or_else(|| {
                 non_retryable(
-                    UNKNOWN_TENANT,
+                    ErrorKind::UnknownTenant,
                     format!("no tenant named {:?} in the store", input.tenant),
                 )
             })?;
@@ -77,7 +77,7 @@ impl BillingActivities {
                 tracing::info!(job_id = %input.job_id, tenant = %input.tenant, needed, balance, "insufficient credits; job refused");
                 Err(ActivityError::application(
                     ApplicationFailure::builder(details.message())
-                        .type_name(INSUFFICIENT_CREDITS.to_owned())
+                        .type_name(ErrorKind::InsufficientCredits.as_str().to_owned())
                         .non_retryable(true)
                         .details(details)
                         .build(),

@@ -17,7 +17,7 @@ use avb_workflows::devices::{
     Backend, DeviceResult, DeviceSet, PLAN_DEVICE_COMMAND, PlanRequest, READ_DEVICES, ReadRequest,
     SEND_DEVICE_COMMAND,
 };
-use avb_workflows::errors::{CONFIGURATION_ERROR, INVALID_INPUT};
+use avb_workflows::errors::ErrorKind;
 use serde_json::{Value, json};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -32,8 +32,12 @@ fn device_error(e: DeviceError) -> ActivityError {
         ActivityError::from(anyhow::Error::new(e))
     } else {
         let kind = match &e {
-            DeviceError::Config(_) => CONFIGURATION_ERROR,
-            other => other.kind(),
+            DeviceError::Config(_) => ErrorKind::ConfigurationError,
+            DeviceError::UnknownDevice(_) => ErrorKind::UnknownDevice,
+            DeviceError::Offline(_) => ErrorKind::DeviceOffline,
+            DeviceError::Refused { .. } => ErrorKind::HomeAssistantRefused,
+            DeviceError::NotConfirmed { .. } => ErrorKind::NotConfirmed,
+            DeviceError::Unavailable(_) => ErrorKind::Unavailable,
         };
         non_retryable(kind, e.to_string())
     }
@@ -71,7 +75,7 @@ impl DeviceActivities {
     async fn zigbee(&self) -> Result<Arc<Zigbee2Mqtt>, ActivityError> {
         let Some(url) = self.settings.mqtt_url.clone() else {
             return Err(non_retryable(
-                CONFIGURATION_ERROR,
+                ErrorKind::ConfigurationError,
                 "no Zigbee2MQTT configured: set devices.mqtt_url (AVB_MQTT_URL)".into(),
             ));
         };
@@ -90,7 +94,7 @@ impl DeviceActivities {
         let ha = &self.settings.home_assistant;
         let (Some(url), Some(token)) = (&ha.url, &ha.token) else {
             return Err(non_retryable(
-                CONFIGURATION_ERROR,
+                ErrorKind::ConfigurationError,
                 "no Home Assistant configured: set devices.home_assistant.url and .token \
                  (AVB_HA_URL, AVB_HA_TOKEN)"
                     .into(),
@@ -116,10 +120,10 @@ impl DeviceActivities {
 
     async fn plan_control(&self, arguments: Value) -> Result<Vec<DeviceSet>, ActivityError> {
         let input: ControlInput = serde_json::from_value(arguments)
-            .map_err(|e| non_retryable(INVALID_INPUT, format!("arguments: {e}")))?;
+            .map_err(|e| non_retryable(ErrorKind::InvalidInput, format!("arguments: {e}")))?;
         let home = self.zigbee().await?;
         let planned = plan(&input, &self.devices_of(&home))
-            .map_err(|e| non_retryable(INVALID_INPUT, e.to_string()))?;
+            .map_err(|e| non_retryable(ErrorKind::InvalidInput, e.to_string()))?;
         Ok(planned
             .sets
             .into_iter()
@@ -133,12 +137,12 @@ impl DeviceActivities {
 
     async fn plan_service(&self, arguments: Value) -> Result<Vec<DeviceSet>, ActivityError> {
         let call: ServiceCall = serde_json::from_value(arguments)
-            .map_err(|e| non_retryable(INVALID_INPUT, format!("arguments: {e}")))?;
+            .map_err(|e| non_retryable(ErrorKind::InvalidInput, format!("arguments: {e}")))?;
         call.check()
-            .map_err(|e| non_retryable(INVALID_INPUT, e.to_string()))?;
+            .map_err(|e| non_retryable(ErrorKind::InvalidInput, e.to_string()))?;
         match self.home_assistant()?.state(&call.entity_id).await {
             Err(DeviceError::UnknownDevice(id)) => Err(non_retryable(
-                INVALID_INPUT,
+                ErrorKind::InvalidInput,
                 format!("entity_id: Home Assistant has no entity {id:?}"),
             )),
             Err(e) => Err(device_error(e)),
@@ -207,7 +211,7 @@ impl DeviceActivities {
                 }
                 if !backends.contains(&Backend::Zigbee2mqtt) {
                     return Err(non_retryable(
-                        "UnknownDevice",
+                        ErrorKind::UnknownDevice,
                         format!("unknown device {device:?}"),
                     ));
                 }
@@ -235,7 +239,7 @@ impl DeviceActivities {
             "smart_home_control" => self.plan_control(request.arguments).await,
             "call_service" => self.plan_service(request.arguments).await,
             other => Err(non_retryable(
-                INVALID_INPUT,
+                ErrorKind::InvalidInput,
                 format!("{other:?} is not a device command tool"),
             )),
         }
@@ -251,7 +255,7 @@ impl DeviceActivities {
             Backend::Zigbee2mqtt => self.send_zigbee(&input, ctx.info().attempt).await?,
             Backend::HomeAssistant => {
                 let call: ServiceCall = serde_json::from_value(input.set.clone())
-                    .map_err(|e| non_retryable(INVALID_INPUT, format!("service call: {e}")))?;
+                    .map_err(|e| non_retryable(ErrorKind::InvalidInput, format!("service call: {e}")))?;
                 self.home_assistant()?
                     .call_service(&call)
                     .await

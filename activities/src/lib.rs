@@ -12,15 +12,10 @@ pub mod speech_activity;
 pub mod tts;
 pub mod upstream_activity;
 
-use temporalio_sdk::ApplicationFailure;
+use avb_workflows::errors::ErrorKind;
 use temporalio_sdk::activities::ActivityError;
 
 /// A failure Temporal must not retry, of type `kind` (retryability is decided by type).
-pub(crate) fn non_retryable(kind: &str, message: String) -> ActivityError {
-    ActivityError::application(
-        ApplicationFailure::builder(message)
-            .type_name(kind.to_owned())
-            .non_retryable(true)
-            .build(),
-    )
+pub(crate) fn non_retryable(kind: ErrorKind, message: String) -> ActivityError {
+    ActivityError::application(kind.failure(message))
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::non_retryable;
 use avb_upstream::{UpstreamError, UpstreamHub};
+use avb_workflows::errors::ErrorKind;
 use avb_workflows::upstream::{
-    CALL_UPSTREAM_TOOL, UNKNOWN_SERVER, UPSTREAM_NOT_RETRIED, UPSTREAM_REFUSED, UpstreamCallRequest,
+    CALL_UPSTREAM_TOOL, UpstreamCallRequest,
 };
 use serde_json::Value;
 use temporalio_macros::activities;
@@ -23,11 +24,11 @@ pub struct UpstreamActivities {
 fn call_failure(e: UpstreamError, request: &UpstreamCallRequest) -> ActivityError {
     match &e {
         UpstreamError::UnknownServer(_) | UpstreamError::Disabled { .. } => {
-            non_retryable(UNKNOWN_SERVER, e.to_string())
+            non_retryable(ErrorKind::UnknownServer, e.to_string())
         }
-        UpstreamError::Refused { .. } => non_retryable(UPSTREAM_REFUSED, e.to_string()),
+        UpstreamError::Refused { .. } => non_retryable(ErrorKind::UpstreamRefused, e.to_string()),
         _ if e.may_have_run() && !request.may_retry => non_retryable(
-            UPSTREAM_NOT_RETRIED,
+            ErrorKind::UpstreamNotRetried,
             format!(
                 "{e}. Not retried: {tool} may already have done its work, and it is not marked \
                  read-only or idempotent (list it in mcp_servers.{server}.retry_tools to retry \

@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use temporalio_common::error::ApplicationFailure;
 use temporalio_workflow::{WorkflowContext, WorkflowResult, WorkflowTermination, select};
 
 use crate::devices::{
-    APPROVAL_EXPIRED, APPROVAL_MISMATCH, APPROVAL_REJECTED, ApprovalDecision, ApprovalGate,
+    ApprovalDecision, ApprovalGate,
     arguments_digest,
 };
+use crate::errors::ErrorKind;
 use crate::search;
 
 /// A workflow that takes `decide_approval`: where it keeps the decision.
@@ -51,12 +51,8 @@ pub async fn await_approval<W: AwaitsApproval>(
     judge_decision(decision, gate, tool, arguments)
 }
 
-fn refused(kind: &str, message: String) -> WorkflowTermination {
-    ApplicationFailure::builder(message)
-        .type_name(kind.to_owned())
-        .non_retryable(true)
-        .build()
-        .into()
+fn refused(kind: ErrorKind, message: String) -> WorkflowTermination {
+    kind.failure(message).into()
 }
 
 /// What a human's decision (none: nobody decided before the expiry) means for a job waiting at
@@ -70,7 +66,7 @@ pub fn judge_decision(
 ) -> Result<ApprovalDecision, WorkflowTermination> {
     let Some(decision) = decision else {
         return Err(refused(
-            APPROVAL_EXPIRED,
+            ErrorKind::ApprovalExpired,
             format!(
                 "rejected: nobody approved the command before it expired at {}; nothing \
                  was sent",
@@ -85,7 +81,7 @@ pub fn judge_decision(
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         return Err(refused(
-            APPROVAL_REJECTED,
+            ErrorKind::ApprovalRejected,
             format!(
                 "rejected by {} at {}{why}; nothing was sent",
                 decision.by, decision.at
@@ -95,7 +91,7 @@ pub fn judge_decision(
     let digest = arguments_digest(tool, arguments);
     if decision.digest != digest {
         return Err(refused(
-            APPROVAL_MISMATCH,
+            ErrorKind::ApprovalMismatch,
             format!(
                 "{} approved arguments with digest {}, but this command's arguments have \
                  digest {digest}; not executed",

@@ -22,18 +22,13 @@ use temporalio_workflow::{
 
 use crate::approval::{AwaitsApproval, await_approval};
 use crate::billing::BillingPlan;
-use crate::errors::NON_RETRYABLE_KINDS;
+use crate::errors::ErrorKind;
 use crate::queues;
 use crate::saga::Saga;
 
 pub const PLAN_DEVICE_COMMAND: &str = "plan_device_command";
 pub const SEND_DEVICE_COMMAND: &str = "send_device_command";
 pub const READ_DEVICES: &str = "read_devices";
-
-/// Failure kinds of an approval that did not lead to execution.
-pub const APPROVAL_REJECTED: &str = "ApprovalRejected";
-pub const APPROVAL_EXPIRED: &str = "ApprovalExpired";
-pub const APPROVAL_MISMATCH: &str = "ApprovalMismatch";
 
 /// Which backend a tool's devices live on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -229,7 +224,7 @@ fn options(timeout: Duration, attempts: u32) -> ActivityOptions {
                 .backoff_coefficient(2.0)
                 .maximum_interval(Duration::from_secs(5))
                 .maximum_attempts(attempts)
-                .non_retryable_error_types(NON_RETRYABLE_KINDS.iter().map(|s| (*s).to_string()))
+                .non_retryable_error_types(ErrorKind::non_retryable_names())
                 .build(),
         )
         .build()

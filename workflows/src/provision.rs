@@ -17,7 +17,7 @@ use temporalio_workflow::{
 };
 
 use crate::billing::BillingPlan;
-use crate::errors::NON_RETRYABLE_KINDS;
+use crate::errors::ErrorKind;
 use crate::queues;
 use crate::saga::Saga;
 
@@ -192,7 +192,7 @@ fn options(start_to_close: Duration, heartbeat: Option<Duration>) -> ActivityOpt
                 .backoff_coefficient(2.0)
                 .maximum_interval(Duration::from_secs(15))
                 .maximum_attempts(20)
-                .non_retryable_error_types(NON_RETRYABLE_KINDS.iter().map(|s| (*s).to_string()))
+                .non_retryable_error_types(ErrorKind::non_retryable_names())
                 .build(),
         );
     match heartbeat {

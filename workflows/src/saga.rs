@@ -16,7 +16,7 @@ use crate::billing::{
     BillingActivityDefs, BillingPlan, HoldCredits, ReleaseCredits, SagaStep, SettleCredits,
     ledger_key,
 };
-use crate::errors::NON_RETRYABLE_KINDS;
+use crate::errors::ErrorKind;
 use crate::queues;
 
 /// A hold taken for one job: settle or release it exactly once.
@@ -38,7 +38,7 @@ fn billing_options() -> ActivityOptions {
                 .initial_interval(Duration::from_millis(500))
                 .backoff_coefficient(2.0)
                 .maximum_interval(Duration::from_secs(10))
-                .non_retryable_error_types(NON_RETRYABLE_KINDS.iter().map(|s| (*s).to_string()))
+                .non_retryable_error_types(ErrorKind::non_retryable_names())
                 .build(),
         )
         .build()

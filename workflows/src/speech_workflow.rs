@@ -12,7 +12,7 @@ use temporalio_workflow::{
 };
 
 use crate::billing::BillingPlan;
-use crate::errors::NON_RETRYABLE_KINDS;
+use crate::errors::ErrorKind;
 use crate::queues;
 use crate::saga::Saga;
 use crate::speech::{GenerateSpeechInput, SpeechArtifact, SynthesizeSpeech};
@@ -68,7 +68,7 @@ impl GenerateSpeechWorkflow {
                     .backoff_coefficient(2.0)
                     .maximum_interval(Duration::from_secs(30))
                     .maximum_attempts(5)
-                    .non_retryable_error_types(NON_RETRYABLE_KINDS.iter().map(|s| (*s).to_string()))
+                    .non_retryable_error_types(ErrorKind::non_retryable_names())
                     .build(),
             )
             .build();

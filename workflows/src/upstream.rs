@@ -19,16 +19,13 @@ use temporalio_workflow::{ActivityOptions, SyncWorkflowContext, WorkflowContext,
 use crate::approval::{AwaitsApproval, await_approval};
 use crate::billing::BillingPlan;
 use crate::devices::{ApprovalDecision, ApprovalGate};
-use crate::errors::NON_RETRYABLE_KINDS;
+use crate::errors::ErrorKind;
 use crate::queues;
 use crate::saga::Saga;
 
 pub const CALL_UPSTREAM_TOOL: &str = "call_upstream_tool";
 
 /// Failure kinds of upstream calls that do not heal on retry.
-pub const UPSTREAM_REFUSED: &str = "UpstreamRefused";
-pub const UPSTREAM_NOT_RETRIED: &str = "UpstreamNotRetried";
-pub const UNKNOWN_SERVER: &str = "UnknownServer";
 
 /// What the activity is asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,12 +85,7 @@ fn options(timeout_secs: u64) -> ActivityOptions {
                 .backoff_coefficient(2.0)
                 .maximum_interval(Duration::from_secs(5))
                 .maximum_attempts(6)
-                .non_retryable_error_types(
-                    NON_RETRYABLE_KINDS
-                        .iter()
-                        .chain(&[UPSTREAM_REFUSED, UPSTREAM_NOT_RETRIED, UNKNOWN_SERVER])
-                        .map(|s| (*s).to_string()),
-                )
+                .non_retryable_error_types(ErrorKind::non_retryable_names())
                 .build(),
         )
         .build()
