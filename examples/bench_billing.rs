@@ -260,7 +260,7 @@ async fn main() {
     let (server, config, client) = support::dev_setup(data.path(), "bench-billing").await;
     let postgres = pg::PgServer::start().await;
     let mut pg_config = config.clone();
-    pg_config.database.url = Some(postgres.url.clone());
+    pg_config.database.url = Some(postgres.url.clone().into());
 
     println!(
         "(a) billing sagas (hold + settle), {} concurrent callers, {} rounds of {} s:",

@@ -20,7 +20,7 @@ mod dockerd;
 use std::time::{Duration, Instant};
 
 use avb_api::ApiState;
-use avb_common::provisioning_settings::DEMO_IMAGE;
+use avb_common::config::provisioning::DEMO_IMAGE;
 use avb_provisioning::wait_until_mcp_ready;
 use dockerd::TestDockerd;
 use futures::future::join_all;

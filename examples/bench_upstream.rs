@@ -13,7 +13,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avb_common::upstream_settings::UpstreamServer;
+use avb_common::config::UpstreamServer;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};

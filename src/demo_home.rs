@@ -94,7 +94,7 @@ pub async fn start(config: &mut AvbConfig) -> anyhow::Result<DemoHome> {
                 "demo home: simulated Home Assistant REST API at {url}"
             ));
             ha.url = Some(url);
-            ha.token = Some(token);
+            ha.token = Some(token.into());
         }
     }
     Ok(home)

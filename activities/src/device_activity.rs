@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::non_retryable;
-use avb_common::device_settings::DeviceSettings;
+use avb_common::config::DeviceSettings;
 use avb_devices::DeviceError;
 use avb_devices::command::{ControlInput, confirms, plan};
 use avb_devices::ha::{HomeAssistant, ServiceCall};
@@ -100,7 +100,7 @@ impl DeviceActivities {
                     .into(),
             ));
         };
-        HomeAssistant::new(url, token, Duration::from_secs(10)).map_err(device_error)
+        HomeAssistant::new(url, token.expose(), Duration::from_secs(10)).map_err(device_error)
     }
 
     /// The registry, with rooms from `devices.rooms` where configured.

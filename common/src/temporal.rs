@@ -13,7 +13,7 @@ use temporalio_common::protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest,
 };
 
-use crate::config::TemporalConfig;
+use crate::config::{Secret, TemporalConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemporalError {
@@ -44,7 +44,7 @@ pub async fn connect(cfg: &TemporalConfig, identity: &str) -> Result<Client, Tem
     let opts = ConnectionOptions::new(url(cfg)?)
         .identity(format!("{identity}@{}", std::process::id()))
         .connect_timeout(Duration::from_secs(5))
-        .maybe_api_key(cfg.api_key.clone())
+        .maybe_api_key(cfg.api_key.clone().map(Secret::into_inner))
         .maybe_tls_options(cfg.tls.then(TlsOptions::default))
         .build();
     let conn = Connection::connect(opts)

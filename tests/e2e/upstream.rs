@@ -591,7 +591,7 @@ async fn finished_job(system: &TestSystem, job: &str) -> Value {
 
 #[tokio::test]
 async fn a_mounted_tool_that_needs_approval_runs_only_once_a_human_approves_its_arguments() {
-    use avb_common::upstream_settings::{ApprovalMode, ApprovalRule};
+    use avb_common::config::{ApprovalMode, ApprovalRule};
     let system = TestSystem::start_custom(
         |c| {
             c.mcp.upstream_check_secs = 1;
@@ -678,16 +678,16 @@ async fn a_second_avb_mounts_as_an_upstream() {
             // The same peer over the legacy HTTP+SSE transport too.
             c.mcp_servers.insert(
                 "legacy".into(),
-                avb_common::upstream_settings::UpstreamServer {
+                avb_common::config::UpstreamServer {
                     server_url: Some(peer_sse_url),
-                    transport: Some(avb_common::upstream_settings::UpstreamTransport::Sse),
+                    transport: Some(avb_common::config::UpstreamTransport::Sse),
                     allowed_tools: Some(vec!["list_voices".into()]),
                     ..Default::default()
                 },
             );
             c.mcp_servers.insert(
                 "peer".into(),
-                avb_common::upstream_settings::UpstreamServer {
+                avb_common::config::UpstreamServer {
                     server_url: Some(peer_url),
                     allowed_tools: Some(
                         [

@@ -123,13 +123,13 @@ async fn a_pool_spreads_concurrent_calls_and_the_worker_uses_the_apis_sessions()
             pooled.allowed_tools = Some(vec!["trigger-long-running-operation".into()]);
             pooled
                 .env
-                .insert("AVB_TEST_MARK".into(), pooled_mark.clone());
+                .insert("AVB_TEST_MARK".into(), pooled_mark.clone().into());
             // Durable: the worker calls it, the api checks it; one session between them.
             let mut single = everything_stdio();
             single.allowed_tools = Some(vec!["get-sum".into()]);
             single
                 .env
-                .insert("AVB_TEST_MARK".into(), single_mark.clone());
+                .insert("AVB_TEST_MARK".into(), single_mark.clone().into());
             c.mcp_servers.insert("pooled".into(), pooled);
             c.mcp_servers.insert("single".into(), single);
         },
@@ -217,7 +217,7 @@ async fn a_slow_upstream_start_does_not_hold_up_calls_to_other_upstreams() {
     ];
     args.append(&mut slow.args);
     slow.args = args;
-    slow.env.insert("AVB_TEST_MARK".into(), mark.clone());
+    slow.env.insert("AVB_TEST_MARK".into(), mark.clone().into());
     slow.allowed_tools = Some(vec!["echo".into()]);
     let mut fast = everything_stdio();
     fast.durable = false;

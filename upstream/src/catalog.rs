@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use avb_common::upstream_settings::UpstreamServer;
+use avb_common::config::UpstreamServer;
 use rmcp::model::Tool;
 use serde::Serialize;
 

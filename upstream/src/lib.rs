@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use avb_common::upstream_settings::{UpstreamServer, UpstreamTransport};
+use avb_common::config::{UpstreamServer, UpstreamTransport};
 use rmcp::model::{CallToolResult, Tool};
 use serde::Serialize;
 use tokio::sync::watch;

@@ -10,7 +10,7 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use avb_common::upstream_settings::{UpstreamServer, UpstreamTransport};
+use avb_common::config::{UpstreamServer, UpstreamTransport};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, Implementation, Tool};
 use rmcp::service::{NotificationContext, RunningService, ServiceError};
 use rmcp::transport::common::client_side_sse::NeverRetry;
@@ -308,7 +308,7 @@ impl UpstreamPool {
         };
         let url = s.server_url.as_deref().unwrap_or_default();
         let authorization = match &s.authorization {
-            Some(auth) => Some(auth.parse::<http::HeaderValue>().map_err(|_| {
+            Some(auth) => Some(auth.expose().parse::<http::HeaderValue>().map_err(|_| {
                 unreachable(format!(
                     "mcp_servers.{name}.authorization is not a valid header value"
                 ))
@@ -341,7 +341,8 @@ impl UpstreamPool {
                 // rmcp adds the Bearer scheme itself; other schemes go as they are.
                 match s
                     .authorization
-                    .as_deref()
+                    .as_ref()
+                    .map(|a| a.expose().as_str())
                     .map(|a| (a.strip_prefix("Bearer "), a))
                 {
                     Some((Some(token), _)) => config = config.auth_header(token),
@@ -366,7 +367,9 @@ impl UpstreamPool {
     fn spawn(&self, name: &str, s: &UpstreamServer) -> Result<TokioChildProcess, UpstreamError> {
         let command = s.command.as_deref().unwrap_or_default();
         let cmd = tokio::process::Command::new(command).configure(|c| {
-            c.args(&s.args).envs(&s.env).kill_on_drop(true);
+            c.args(&s.args)
+                .envs(s.env.iter().map(|(k, v)| (k, v.expose())))
+                .kill_on_drop(true);
         });
         let stderr = match &self.log_dir {
             Some(dir) => std::fs::create_dir_all(dir)

@@ -162,7 +162,7 @@ impl TestSystem {
         // because two cores are busy with other tests (tests/e2e/jobs.rs shortens it on purpose).
         config.mcp.wait_budget_secs = 120;
         if let Some(pg) = &postgres {
-            config.database.url = Some(pg.url.clone());
+            config.database.url = Some(pg.url.clone().into());
         }
         tweak(&mut config);
 
@@ -341,7 +341,7 @@ impl TestSystem {
             ),
         ];
         if let Some(url) = &self.config.database.url {
-            env.push(("DATABASE_URL".into(), url.clone()));
+            env.push(("DATABASE_URL".into(), url.expose().clone()));
         }
         env
     }

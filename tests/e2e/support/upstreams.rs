@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avb_common::upstream_settings::{UpstreamServer, UpstreamTransport};
+use avb_common::config::{UpstreamServer, UpstreamTransport};
 
 /// `node_modules` holding both servers (installed on first use).
 pub fn node_modules() -> PathBuf {

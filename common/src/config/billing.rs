@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::env::{EnvVar, parse_bool, parse_uint};
+
 /// Tools with work to pay for, and what they are measured in.
 pub const BILLED_TOOLS: &[(&str, &str)] = &[
     ("generate_speech", "character"),
@@ -52,6 +54,25 @@ impl Default for BillingSettings {
         }
     }
 }
+
+pub const ENV: &[EnvVar<BillingSettings>] = &[
+    EnvVar::new(
+        "AVB_BILLING_ENABLED",
+        "charge jobs through the ledger (default true)",
+        |b, v| {
+            b.enabled = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_BILLING_DEV_CREDITS",
+        "credits `avb dev` grants the local tenant on its first start (default 100000)",
+        |b, v| {
+            b.dev_credits = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+];
 
 impl BillingSettings {
     /// The price of `tool` when billing is on and the tool has one.

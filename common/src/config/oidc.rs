@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use super::env::{EnvVar, non_empty, parse_uint};
+
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OidcSettings {
@@ -44,6 +46,74 @@ impl Default for OidcSettings {
         }
     }
 }
+
+/// Applied to `[auth.oidc]`, which the first of these variables creates.
+pub const ENV: &[EnvVar<OidcSettings>] = &[
+    EnvVar::new(
+        "AVB_OIDC_ISSUER",
+        "the iss JWTs must carry, an http(s) URL; turns JWT bearer tokens on",
+        |o, v| {
+            o.issuer = v.trim_end_matches('/').into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_OIDC_AUDIENCE",
+        "the aud JWTs must contain, e.g. the client id",
+        |o, v| {
+            o.audience = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_OIDC_JWKS_URL",
+        "where the signing keys are (default from the issuer's discovery document)",
+        |o, v| {
+            o.jwks_url = non_empty(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_OIDC_TENANT_CLAIM",
+        "claim naming the tenant (default tenant)",
+        |o, v| {
+            o.tenant_claim = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_OIDC_ROLE_CLAIM",
+        "claim with the role, HUMAN or AGENT (default role)",
+        |o, v| {
+            o.role_claim = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_OIDC_JWKS_CACHE_SECS",
+        "keys are fetched again after this long (default 3600)",
+        |o, v| {
+            o.jwks_cache_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_OIDC_JWKS_MIN_REFETCH_SECS",
+        "an unknown key id refetches the keys at most this often (default 10)",
+        |o, v| {
+            o.jwks_min_refetch_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_OIDC_LEEWAY_SECS",
+        "clock skew allowed on exp and nbf (default 30)",
+        |o, v| {
+            o.leeway_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+];
 
 fn is_http_url(s: &str) -> bool {
     (s.starts_with("https://") || s.starts_with("http://")) && s.len() > "https://".len()

@@ -1,10 +1,13 @@
-//! `[devices]` settings: where the smart-home backends are, and each backend's policy in the
-//! OpenVoice seed's shape (`enabled`, `allowed_tools`, `require_approval: always | never |
+//! `[devices]` settings: where the smart-home backends are, and each backend's policy in
+//! OpenVoice's shape (`enabled`, `allowed_tools`, `require_approval: always | never |
 //! {tool: always|never}`).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use super::Secret;
+use super::env::{EnvVar, non_empty, parse_uint};
 
 /// Every device tool, for policy checks (`allowed_tools`, per-tool `require_approval`).
 pub const DEVICE_TOOLS: &[&str] = &[
@@ -85,13 +88,13 @@ impl Default for Zigbee2MqttPolicy {
 }
 
 /// `[devices.home_assistant]`: the installation and its policy.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HomeAssistantSettings {
     /// e.g. `http://homeassistant.local:8123` (`AVB_HA_URL`). Unset: no Home Assistant.
     pub url: Option<String>,
     /// A long-lived access token (`AVB_HA_TOKEN`; never logged).
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
     pub enabled: bool,
     pub require_approval: ApprovalRule,
     pub allowed_tools: Option<Vec<String>>,
@@ -106,18 +109,6 @@ impl Default for HomeAssistantSettings {
             require_approval: ApprovalRule::default(),
             allowed_tools: None,
         }
-    }
-}
-
-impl std::fmt::Debug for HomeAssistantSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HomeAssistantSettings")
-            .field("url", &self.url)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("enabled", &self.enabled)
-            .field("require_approval", &self.require_approval)
-            .field("allowed_tools", &self.allowed_tools)
-            .finish()
     }
 }
 
@@ -156,6 +147,73 @@ impl Default for DeviceSettings {
         }
     }
 }
+
+pub const ENV: &[EnvVar<DeviceSettings>] = &[
+    EnvVar::new(
+        "AVB_MQTT_URL",
+        "the MQTT broker Zigbee2MQTT uses, mqtt://host:1883 (unset: the demo home in avb dev)",
+        |d, v| {
+            d.mqtt_url = non_empty(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_Z2M_BASE_TOPIC",
+        "Zigbee2MQTT's base topic (default zigbee2mqtt)",
+        |d, v| {
+            d.z2m_base_topic = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_DEVICES_CONFIRM_SECS",
+        "how long a device has to confirm a change before the step is retried (default 5)",
+        |d, v| {
+            d.confirm_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_APPROVAL_EXPIRY_SECS",
+        "how long a command waits for a human's approval (default 900)",
+        |d, v| {
+            d.approval_expiry_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_Z2M_REQUIRE_APPROVAL",
+        "Zigbee2MQTT commands needing approval: always, never or tool=always,…",
+        |d, v| {
+            d.zigbee2mqtt.require_approval = ApprovalRule::parse(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_HA_URL",
+        "Home Assistant, e.g. http://homeassistant.local:8123 (unset: none)",
+        |d, v| {
+            d.home_assistant.url = non_empty(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_HA_TOKEN",
+        "a Home Assistant long-lived access token; never printed",
+        |d, v| {
+            d.home_assistant.token = non_empty(v).map(Secret::new);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_HA_REQUIRE_APPROVAL",
+        "Home Assistant commands needing approval: always, never or tool=always,…",
+        |d, v| {
+            d.home_assistant.require_approval = ApprovalRule::parse(v)?;
+            Ok(())
+        },
+    ),
+];
 
 /// One backend's policy, whichever backend.
 #[derive(Clone, Copy, Debug)]
@@ -244,8 +302,8 @@ impl DeviceSettings {
             if self
                 .home_assistant
                 .token
-                .as_deref()
-                .is_none_or(str::is_empty)
+                .as_ref()
+                .is_none_or(|t| t.expose().is_empty())
             {
                 return Err((
                     "devices.home_assistant.token".into(),

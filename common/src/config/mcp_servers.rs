@@ -1,17 +1,19 @@
-//! `[mcp_servers.<name>]`: upstream MCP servers AgentVoiceBox mounts beside its own tools, in the
-//! OpenVoice seed's shape. A server is either a local program spoken to over stdio (`command`,
+//! `[mcp_servers.<name>]`: upstream MCP servers AgentVoiceBox mounts beside its own tools, in
+//! OpenVoice's shape. A server is either a local program spoken to over stdio (`command`,
 //! `args`, `env`) or a remote endpoint (`server_url`, `authorization`) speaking Streamable HTTP
 //! or, with `transport = "sse"`, the legacy HTTP+SSE transport. Values may
 //! name environment variables as `${VAR}`; they are expanded when the config is loaded, and a
-//! missing variable refuses the start naming the key. Authorization values are never printed.
+//! missing variable refuses the start naming the key. Authorization and environment values are
+//! never printed.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use crate::device_settings::{ApprovalMode, ApprovalRule};
+use super::Secret;
+use super::devices::ApprovalRule;
 
-/// `mode` in the seed: `client` (we start the program) or `native` (a remote server).
+/// `mode` in OpenVoice's shape: `client` (we start the program) or `native` (a remote server).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamMode {
@@ -28,11 +30,11 @@ pub enum UpstreamTransport {
     Sse,
 }
 
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamServer {
     pub enabled: bool,
-    /// Lower wins when two servers offer a tool under the same name (seed default 100).
+    /// Lower wins when two servers offer a tool under the same name (OpenVoice's default 100).
     pub priority: i64,
     /// Tools of this server that are offered (by their upstream name); unset: all.
     pub allowed_tools: Option<Vec<String>>,
@@ -44,13 +46,14 @@ pub struct UpstreamServer {
     /// Optional, checked against the other keys when given.
     pub mode: Option<UpstreamMode>,
     pub transport: Option<UpstreamTransport>,
-    /// stdio: the program and its arguments; `env` is added to the program's environment.
+    /// stdio: the program and its arguments; `env` is added to the program's environment (its
+    /// values are often secrets: only their names are printed).
     pub command: Option<String>,
     pub args: Vec<String>,
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, Secret<String>>,
     /// remote: the Streamable HTTP endpoint and the `Authorization` header value.
     pub server_url: Option<String>,
-    pub authorization: Option<String>,
+    pub authorization: Option<Secret<String>>,
     /// Seconds one tool call may take upstream before it counts as failed.
     pub timeout: u64,
     /// Tools retried after a failure although they do not declare themselves read-only or
@@ -97,30 +100,6 @@ impl Default for UpstreamServer {
             credits_per_call: 0,
             pool_size: 1,
         }
-    }
-}
-
-impl std::fmt::Debug for UpstreamServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamServer")
-            .field("enabled", &self.enabled)
-            .field("priority", &self.priority)
-            .field("allowed_tools", &self.allowed_tools)
-            .field("require_approval", &self.require_approval)
-            .field("namespace", &self.namespace)
-            .field("command", &self.command)
-            .field("args", &self.args)
-            // Environment values are often secrets: only their names are shown.
-            .field("env", &self.env.keys().collect::<Vec<_>>())
-            .field("server_url", &self.server_url)
-            .field(
-                "authorization",
-                &self.authorization.as_ref().map(|_| "<redacted>"),
-            )
-            .field("timeout", &self.timeout)
-            .field("durable", &self.durable)
-            .field("pool_size", &self.pool_size)
-            .finish()
     }
 }
 
@@ -291,13 +270,13 @@ pub fn expand_env(
             one(key(&format!("args[{i}]")), v)?;
         }
         for (k, v) in s.env.iter_mut() {
-            one(key(&format!("env.{k}")), v)?;
+            one(key(&format!("env.{k}")), v.expose_mut())?;
         }
         if let Some(v) = s.server_url.as_mut() {
             one(key("server_url"), v)?;
         }
         if let Some(v) = s.authorization.as_mut() {
-            one(key("authorization"), v)?;
+            one(key("authorization"), v.expose_mut())?;
         }
     }
     Ok(())
@@ -335,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_shape_parses_and_validates() {
+    fn the_openvoice_shape_parses_and_validates() {
         let servers = parse(
             "[filesystem]\nmode = \"client\"\ntransport = \"stdio\"\ncommand = \"npx\"\n\
              args = [\"-y\", \"server-filesystem\", \"/tmp\"]\nenv = { MCP_DEBUG = \"1\" }\n\
@@ -423,7 +402,10 @@ mod tests {
             Some("http://h:8080/mcp")
         );
         assert_eq!(
-            servers["remote"].authorization.as_deref(),
+            servers["remote"]
+                .authorization
+                .as_ref()
+                .map(|a| a.expose().as_str()),
             Some("Bearer s3cret")
         );
         let mut servers = parse("[local]\ncommand = \"x\"\nenv = { KEY = \"${NOPE}\" }\n");

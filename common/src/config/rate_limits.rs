@@ -1,10 +1,12 @@
-//! `[rate_limits]` and `[redis]` settings: token buckets per API key and per tool (MCP), and per
-//! key (REST under `/api/v2`). With `redis.url` set, every api process shares the buckets in
+//! `[rate_limits]`: token buckets per API key and per tool (MCP), and per key (REST under
+//! `/api/v2`). With `redis.url` set (module `redis`), every api process shares the buckets in
 //! Redis; otherwise each process keeps its own.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use super::env::{EnvVar, parse_bool, parse_uint};
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -33,6 +35,41 @@ impl Default for RateLimitSettings {
         }
     }
 }
+
+pub const ENV: &[EnvVar<RateLimitSettings>] = &[
+    EnvVar::new(
+        "AVB_RATE_LIMITS_ENABLED",
+        "enforce the rate limits (default true)",
+        |r, v| {
+            r.enabled = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_RATE_LIMITS_PER_KEY_PER_MINUTE",
+        "REST requests, and calls of each tool, per minute per API key (default 600)",
+        |r, v| {
+            r.per_key_per_minute = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_RATE_LIMITS_BURST",
+        "how many requests may come at once before the rate applies (default 100)",
+        |r, v| {
+            r.burst = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_RATE_LIMITS_TOOLS",
+        "per-tool limits per minute per key, tool=n,… (e.g. generate_speech=60)",
+        |r, v| {
+            r.tools = RateLimitSettings::parse_tools(v)?;
+            Ok(())
+        },
+    ),
+];
 
 /// One token bucket's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,41 +152,6 @@ impl RateLimitSettings {
     }
 }
 
-#[derive(Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisSettings {
-    /// `REDIS_URL` (or `AVB_REDIS_URL`): `redis://[:password@]host:port[/db]`. Unset, rate
-    /// limits are kept in each process. May hold a password: never printed.
-    pub url: Option<String>,
-}
-
-impl std::fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = self
-            .url
-            .as_deref()
-            .map(|u| u.split(':').next().unwrap_or(""));
-        f.debug_struct("RedisSettings")
-            .field("url", &scheme.map(|s| format!("{s}://<redacted>")))
-            .finish()
-    }
-}
-
-/// URL schemes the `redis` crate connects with.
-const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
-
-impl RedisSettings {
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        match self.url.as_deref() {
-            Some(u) if !REDIS_SCHEMES.iter().any(|s| u.starts_with(s)) => Err((
-                "redis.url",
-                format!("must start with one of {}", REDIS_SCHEMES.join(", ")),
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,18 +188,5 @@ mod tests {
         assert!(RateLimitSettings::parse_tools("get_job").is_err());
         let e = RateLimitSettings::parse_tools("get_job=x").expect_err("not a number");
         assert!(e.contains("get_job"), "{e}");
-    }
-
-    #[test]
-    fn redis_url_is_redacted_and_checked() {
-        let r = RedisSettings {
-            url: Some("redis://:hunter2@cache:6379/0".into()),
-        };
-        assert!(!format!("{r:?}").contains("hunter2"));
-        assert!(r.validate().is_ok());
-        let bad = RedisSettings {
-            url: Some("http://cache".into()),
-        };
-        assert_eq!(bad.validate().map_err(|e| e.0), Err("redis.url"));
     }
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::env::{EnvVar, parse_uint};
+
 /// The template every installation has: the bundled `avb-demo-mcp` server (tools `echo`, `add`).
 pub const DEMO_TEMPLATE: &str = "demo";
 /// The demo image: built from `avb-demo-mcp` by the docker backend the first time it is missing
@@ -100,6 +102,57 @@ impl Default for ProvisioningSettings {
         }
     }
 }
+
+pub const ENV: &[EnvVar<ProvisioningSettings>] = &[
+    EnvVar::new(
+        "AVB_PROVISIONING_BACKEND",
+        "what runs provisioned MCP servers: auto, docker or process (default auto)",
+        |p, v| {
+            p.backend = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_DOCKER_HOST",
+        "Docker Engine endpoint, unix:// or tcp:// (default DOCKER_HOST, else the local socket)",
+        |p, v| {
+            p.docker_host = Some(v.into());
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_MAX_REPLICAS",
+        "most replicas one provisioned server may have (default 5)",
+        |p, v| {
+            p.max_replicas = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_QUOTA",
+        "most provisioned servers one tenant may have (default 10)",
+        |p, v| {
+            p.quota_per_tenant = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_RECONCILE_SECS",
+        "how often records and the engine are reconciled; 0 = never (default 300)",
+        |p, v| {
+            p.reconcile_every_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_BILLING_BLOCK_SECS",
+        "container time is prepaid in blocks this long (default 3600)",
+        |p, v| {
+            p.billing_block_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+];
 
 impl ProvisioningSettings {
     /// Checks the settings; the error names the offending key.

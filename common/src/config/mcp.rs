@@ -1,0 +1,89 @@
+//! `[mcp]`: who may reach `/mcp`, how long a tool call waits for its job, and how often the
+//! upstream MCP servers are looked at.
+
+use serde::Deserialize;
+
+use super::env::{EnvVar, parse_bool, parse_uint, split_list};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpSettings {
+    /// Host headers accepted on /mcp (DNS-rebinding protection). Loopback names by default.
+    pub allowed_hosts: Vec<String>,
+    /// Origins accepted from browsers; empty = no Origin check.
+    pub allowed_origins: Vec<String>,
+    /// How long a tool call waits for its workflow before answering with a job handle.
+    pub wait_budget_secs: u64,
+    /// Serve the MCP conformance suite's fixtures (tools, resources, prompts, logging,
+    /// completions named `test_*` / `test://`; `AVB_MCP_CONFORMANCE_FIXTURES`). Test-only:
+    /// needs an `avb-api` built with the `conformance-fixtures` cargo feature, else start fails.
+    pub conformance_fixtures: bool,
+    /// How often upstream MCP servers are checked (tools listed, down ones withdrawn) and the
+    /// config file re-read for `[mcp_servers]` changes (`AVB_UPSTREAM_CHECK_SECS`).
+    pub upstream_check_secs: u64,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            wait_budget_secs: 25,
+            conformance_fixtures: false,
+            upstream_check_secs: 5,
+        }
+    }
+}
+
+pub const ENV: &[EnvVar<McpSettings>] = &[
+    EnvVar::new(
+        "AVB_MCP_ALLOWED_HOSTS",
+        "Host headers accepted on /mcp, comma-separated (default the loopback names)",
+        |m, v| {
+            m.allowed_hosts = split_list(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_MCP_ALLOWED_ORIGINS",
+        "browser Origins accepted, comma-separated (default none checked)",
+        |m, v| {
+            m.allowed_origins = split_list(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_WAIT_BUDGET_SECS",
+        "how long a tool call waits for its job before answering with a handle (default 25)",
+        |m, v| {
+            m.wait_budget_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_MCP_CONFORMANCE_FIXTURES",
+        "serve the MCP conformance suite's fixtures (test builds only; default false)",
+        |m, v| {
+            m.conformance_fixtures = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_UPSTREAM_CHECK_SECS",
+        "how often upstream MCP servers are checked and [mcp_servers] re-read (default 5)",
+        |m, v| {
+            m.upstream_check_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+];
+
+impl McpSettings {
+    /// Checks the settings; the error is (key, message).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.upstream_check_secs == 0 {
+            return Err(("mcp.upstream_check_secs", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
