@@ -21,7 +21,7 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
-use avb_api::jobs;
+use avb_api::speech;
 use avb_common::config::AvbConfig;
 use avb_store::{Store, Usage};
 use avb_workflows::billing::BillingPlan;
@@ -222,13 +222,13 @@ async fn speech_overhead(client: &Client, config: &AvbConfig, pairs: u64) -> (f6
         for i in 0..=(pairs * 2) {
             let billed = i % 2 == 0;
             let billing = billed
-                .then(|| jobs::speech_billing(&config.billing, &request))
+                .then(|| speech::speech_billing(&config.billing, &request))
                 .flatten();
             let t = Instant::now();
-            let (_, handle) = jobs::start_speech(client, "local", request.clone(), billing)
+            let (_, handle) = speech::start_speech(client, "local", request.clone(), billing)
                 .await
                 .expect("start");
-            jobs::wait_speech(&handle, Duration::from_secs(120), |_| Box::pin(async {}))
+            speech::wait_speech(&handle, Duration::from_secs(120))
                 .await
                 .expect("speech")
                 .expect("in time");

@@ -16,7 +16,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use avb_api::{ApiState, jobs};
+use avb_api::{ApiState, echo};
 use avb_common::config::AvbConfig;
 use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoInput};
 use rmcp::model::{
@@ -88,7 +88,7 @@ async fn raw_durable_calls(client: &Client, n: usize, seconds: u64, eager: bool)
                 let input = EchoInput {
                     message: "ping".into(),
                 };
-                jobs::run_echo(&client, "bench", input, eager, true)
+                echo::run_echo(&client, "bench", input, eager, true)
                     .await
                     .expect("raw echo");
                 count += 1;

@@ -16,7 +16,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use avb_api::{ApiState, jobs};
+use avb_api::{ApiState, echo};
 use avb_common::config::AvbConfig;
 use avb_common::devserver::{DevServer, DevServerOptions, free_port};
 use avb_common::temporal;
@@ -120,7 +120,7 @@ async fn durable_scenario(
         };
         // Warm up both paths (connections, caches, worker pollers).
         for _ in 0..20 {
-            jobs::run_echo(&api_client, "bench", input(), s.eager, s.local)
+            echo::run_echo(&api_client, "bench", input(), s.eager, s.local)
                 .await
                 .expect("raw echo");
         }
@@ -133,7 +133,7 @@ async fn durable_scenario(
         // Interleaved so drift in the server affects both equally.
         for _ in 0..calls {
             let t = Instant::now();
-            jobs::run_echo(&api_client, "bench", input(), s.eager, s.local)
+            echo::run_echo(&api_client, "bench", input(), s.eager, s.local)
                 .await
                 .expect("raw echo");
             raw.push(t.elapsed().as_secs_f64() * 1e3);

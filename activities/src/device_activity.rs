@@ -254,8 +254,9 @@ impl DeviceActivities {
         let state = match input.backend {
             Backend::Zigbee2mqtt => self.send_zigbee(&input, ctx.info().attempt).await?,
             Backend::HomeAssistant => {
-                let call: ServiceCall = serde_json::from_value(input.set.clone())
-                    .map_err(|e| non_retryable(ErrorKind::InvalidInput, format!("service call: {e}")))?;
+                let call: ServiceCall = serde_json::from_value(input.set.clone()).map_err(|e| {
+                    non_retryable(ErrorKind::InvalidInput, format!("service call: {e}"))
+                })?;
                 self.home_assistant()?
                     .call_service(&call)
                     .await

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use crate::non_retryable;
 use avb_upstream::{UpstreamError, UpstreamHub};
 use avb_workflows::errors::ErrorKind;
-use avb_workflows::upstream::{
-    CALL_UPSTREAM_TOOL, UpstreamCallRequest,
-};
+use avb_workflows::upstream::{CALL_UPSTREAM_TOOL, UpstreamCallRequest};
 use serde_json::Value;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};

@@ -1,24 +1,34 @@
-//! The api: MCP over Streamable HTTP (`/mcp`), legacy HTTP+SSE and stdio, plus REST status. The
-//! app is a plain `Router` (testable without a socket); `run` serves it until shutdown.
+//! The api: MCP over Streamable HTTP (`/mcp`), legacy HTTP+SSE and stdio, plus REST. The app is
+//! a plain `Router` (testable without a socket); `run` serves it until shutdown.
+//!
+//! # Layout
+//! - `core/`: the state hub, auth (API keys, OIDC), rate limits, health, metrics, and the one
+//!   error type (`core::problem::Problem`, rendered to REST and MCP alike).
+//! - `jobs/`: durable jobs whatever their tool: the `DurableTool` trait and its registry type
+//!   (`jobs::durable`), views, lists, following, the job tools and REST. No family names.
+//! - `registry.rs`: the durable tools, one line per family.
+//! - one folder per family, each with its service code, MCP tools and REST routes:
+//!   `speech/`, `echo/`, `billing/`, `approval/`, `devices/`, `servers/`, `upstream/`
+//!   (mounted tools, `search_tools`, `batch_execute`), `status/`.
+//! - `mcp/`: protocol plumbing (the server, tasks, resources, legacy SSE); no tool bodies.
+//! - `rest.rs`: the families' routers merged, and the probes.
 
-pub mod auth;
+pub mod approval;
 pub mod billing;
+pub mod core;
 pub mod devices;
-pub mod error;
-pub mod health;
+pub mod echo;
 pub mod jobs;
 pub mod mcp;
-pub mod metrics;
-pub mod oidc;
-pub mod ratelimit;
+pub mod registry;
 pub mod rest;
-pub mod rest_billing;
-mod rest_devices;
-pub mod rest_jobs;
-pub mod rest_servers;
 pub mod servers;
-pub mod state;
+pub mod speech;
+pub mod status;
 pub mod upstream;
+
+// The shared parts by their short names (`crate::state::ApiState`, …).
+pub use crate::core::{auth, health, metrics, oidc, ratelimit, state};
 
 use std::sync::Arc;
 

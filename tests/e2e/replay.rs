@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use crate::support::{TestSystem, repo_root};
-use avb_api::jobs;
+use avb_api::speech;
 use avb_store::EntryKind;
 use avb_workflows::devices::DeviceCommandWorkflow;
 use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
@@ -72,11 +72,11 @@ async fn live_history_replays() {
         voice_id: "af_heart".into(),
         speed: 1.0,
     };
-    let plan = jobs::speech_billing(&system.config.billing, &req).expect("speech is billed");
-    let (job_id, handle) = jobs::start_speech(&system.client, "local", req, Some(plan))
+    let plan = speech::speech_billing(&system.config.billing, &req).expect("speech is billed");
+    let (job_id, handle) = speech::start_speech(&system.client, "local", req, Some(plan))
         .await
         .expect("start");
-    let artifact = jobs::wait_speech(&handle, Duration::from_secs(120), |_| Box::pin(async {}))
+    let artifact = speech::wait_speech(&handle, Duration::from_secs(120))
         .await
         .expect("job succeeds")
         .expect("within budget");

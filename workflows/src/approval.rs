@@ -8,10 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use temporalio_workflow::{WorkflowContext, WorkflowResult, WorkflowTermination, select};
 
-use crate::devices::{
-    ApprovalDecision, ApprovalGate,
-    arguments_digest,
-};
+use crate::devices::{ApprovalDecision, ApprovalGate, arguments_digest};
 use crate::errors::ErrorKind;
 use crate::search;
 
@@ -100,4 +97,19 @@ pub fn judge_decision(
         ));
     }
     Ok(decision)
+}
+
+/// Memo key of a job's approval request (what approvers are shown).
+pub const APPROVAL_MEMO: &str = "approval";
+
+// Set by the api as the job's memo when the job starts waiting; read back by every view of it.
+/// What an approver is shown and must name.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct PendingApproval {
+    pub tool: String,
+    pub arguments: Value,
+    /// Pass this to `approve_job`: the approval covers exactly these arguments.
+    pub digest: String,
+    /// RFC 3339: unapproved by then, the command is rejected.
+    pub expires_at: String,
 }

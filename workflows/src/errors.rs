@@ -131,7 +131,9 @@ impl ErrorKind {
 
     /// The names of [`Self::non_retryable`], as retry policies take them.
     pub fn non_retryable_names() -> Vec<String> {
-        Self::non_retryable().map(|k| k.as_str().to_string()).collect()
+        Self::non_retryable()
+            .map(|k| k.as_str().to_string())
+            .collect()
     }
 
     /// An application failure of this kind (non-retryable unless the kind heals on retry):

@@ -25,8 +25,6 @@ use crate::saga::Saga;
 
 pub const CALL_UPSTREAM_TOOL: &str = "call_upstream_tool";
 
-/// Failure kinds of upstream calls that do not heal on retry.
-
 /// What the activity is asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamCallRequest {

@@ -16,14 +16,6 @@ use super::output::{resource_uri, status_url};
 use super::view::{JobStatus, rfc3339};
 use crate::state::ApiState;
 
-/// Tools whose calls run as jobs.
-pub const JOB_TOOLS: &[&str] = &[
-    "generate_speech",
-    "durable_echo",
-    "smart_home_control",
-    "call_service",
-    "batch_execute",
-];
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 
@@ -75,6 +67,16 @@ pub enum ListError {
     Unavailable(String),
 }
 
+impl From<ListError> for crate::core::problem::Problem {
+    fn from(e: ListError) -> Self {
+        use crate::core::problem::Problem;
+        match e {
+            ListError::InvalidFilter { field, message } => Problem::invalid(field, message),
+            ListError::Unavailable(_) => Problem::unavailable(e.to_string()),
+        }
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> ListError {
     ListError::InvalidFilter {
         field,
@@ -84,7 +86,11 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ListError {
 
 /// The visibility query for a tenant and filter; every value is checked, so nothing from the
 /// caller reaches the query unvalidated.
-pub fn visibility_query(tenant: &str, f: &JobFilter) -> Result<String, ListError> {
+pub fn visibility_query(
+    tenant: &str,
+    f: &JobFilter,
+    job_tools: &[&str],
+) -> Result<String, ListError> {
     let mut clauses = vec![format!("{} = '{}'", search::TENANT.name(), quote(tenant))];
     if let Some(tool) = &f.tool {
         // A mounted upstream tool (`<namespace>_<tool>`) is a job tool too; its characters are
@@ -94,12 +100,12 @@ pub fn visibility_query(tenant: &str, f: &JobFilter) -> Result<String, ListError
             && tool
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !JOB_TOOLS.contains(&tool.as_str()) && !mounted_name {
+        if !job_tools.contains(&tool.as_str()) && !mounted_name {
             return Err(invalid(
                 "tool",
                 format!(
                     "unknown job tool '{tool}'; valid: {}, or a mounted upstream tool                      (<server>_<tool>)",
-                    JOB_TOOLS.join(", ")
+                    job_tools.join(", ")
                 ),
             ));
         }
@@ -166,9 +172,10 @@ pub async fn list_jobs(
     tenant: &str,
     f: &JobFilter,
 ) -> Result<JobPage, ListError> {
+    let job_tools = state.tools.job_tools();
     // A tool name that is not ours must be one mounted for this tenant now.
     if let Some(tool) = &f.tool
-        && !JOB_TOOLS.contains(&tool.as_str())
+        && !job_tools.contains(&tool.as_str())
         && state.upstreams.catalog_for(tenant).get(tool).is_none()
     {
         return Err(invalid(
@@ -176,11 +183,11 @@ pub async fn list_jobs(
             format!(
                 "unknown job tool '{tool}'; valid: {}, or a mounted upstream tool \
                  (<server>_<tool>, see tools/list)",
-                JOB_TOOLS.join(", ")
+                job_tools.join(", ")
             ),
         ));
     }
-    let query = visibility_query(tenant, f)?;
+    let query = visibility_query(tenant, f, &job_tools)?;
     let page_size = f.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(invalid(
@@ -283,6 +290,14 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    const JOB_TOOLS: [&str; 5] = [
+        "generate_speech",
+        "durable_echo",
+        "smart_home_control",
+        "call_service",
+        "batch_execute",
+    ];
+
     #[test]
     fn query_has_tenant_and_checked_filters() {
         let f = JobFilter {
@@ -292,7 +307,7 @@ mod tests {
             ..JobFilter::default()
         };
         assert_eq!(
-            visibility_query("t1", &f).expect("query"),
+            visibility_query("t1", &f, &JOB_TOOLS).expect("query"),
             "AvbTenant = 't1' AND AvbTool = 'generate_speech' AND ExecutionStatus = 'Canceled' \
              AND StartTime >= '2026-11-23T10:00:00Z'"
         );
@@ -332,7 +347,7 @@ mod tests {
             ),
         ];
         for (f, field) in cases {
-            match visibility_query("t", &f) {
+            match visibility_query("t", &f, &JOB_TOOLS) {
                 Err(ListError::InvalidFilter { field: got, .. }) => assert_eq!(got, field),
                 other => panic!("{field}: expected an invalid filter, got {other:?}"),
             }
@@ -341,7 +356,7 @@ mod tests {
 
     #[test]
     fn tenant_is_quoted_and_tokens_roundtrip() {
-        let q = visibility_query("a'b", &JobFilter::default()).expect("query");
+        let q = visibility_query("a'b", &JobFilter::default(), &JOB_TOOLS).expect("query");
         assert_eq!(q, r"AvbTenant = 'a\'b'");
         let token = vec![0u8, 1, 254, 255];
         assert_eq!(decode_hex(&encode_hex(&token)), Some(token));

@@ -1,24 +1,29 @@
-//! Durable jobs on Temporal: start a tool's workflow, follow its progress, fetch its result.
+//! Durable jobs on Temporal, whatever tool started them: start options, waiting with progress,
+//! the finished job's raw result, failures, views, lists and the REST surface. Nothing here
+//! knows a tool family: what a job of a tool means is its family's [`durable::DurableTool`].
 
+pub mod durable;
 pub mod follow;
 pub mod list;
 pub mod output;
+pub mod rest;
+pub mod tools;
 pub mod view;
 
 use std::time::Duration;
 
-use avb_common::config::BillingSettings;
-use avb_workflows::billing::BillingPlan;
 use avb_workflows::queues;
 use avb_workflows::search;
-use avb_workflows::speech::{GenerateSpeechInput, SpeechArtifact, SpeechProgress};
-use avb_workflows::speech_workflow::{GenerateSpeechJob, GenerateSpeechWorkflow};
+use serde_json::{Value, json};
 use temporalio_client::errors::WorkflowGetResultError;
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowExecutionDescription, WorkflowGetResultOptions,
-    WorkflowHandle, WorkflowIdConflictPolicy, WorkflowStartOptions,
+    UntypedWorkflow, WorkflowDescribeOptions, WorkflowExecutionDescription,
+    WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowStartOptions,
 };
 use temporalio_common::search_attributes::SearchAttributes;
+
+use crate::core::problem::{ErrorKind, Problem};
+use crate::state::ApiState;
 
 /// Unguessable job id (= workflow id): 122 random bits.
 pub fn new_job_id() -> String {
@@ -67,93 +72,7 @@ pub(crate) fn job_start_options(
         .build()
 }
 
-pub type SpeechHandle = WorkflowHandle<Client, GenerateSpeechWorkflow>;
-
-/// What a speech job costs under `billing`: its characters at the `generate_speech` tariff;
-/// none when billing is off or speech is free.
-pub fn speech_billing(
-    billing: &BillingSettings,
-    request: &GenerateSpeechInput,
-) -> Option<BillingPlan> {
-    const TOOL: &str = "generate_speech";
-    let price = billing.price_of(TOOL)?;
-    let chars = i64::try_from(request.text.chars().count()).unwrap_or(i64::MAX);
-    let plan = BillingPlan::new(TOOL, &price.unit, chars, price.credits_per_1000);
-    (plan.credits > 0).then_some(plan)
-}
-
-/// Starts a `GenerateSpeech` job; with a `billing` plan its workflow holds the credits before
-/// synthesis and settles them after.
-pub async fn start_speech(
-    client: &Client,
-    tenant: &str,
-    request: GenerateSpeechInput,
-    billing: Option<BillingPlan>,
-) -> Result<(String, SpeechHandle), JobError> {
-    let job_id = new_job_id();
-    let job = GenerateSpeechJob {
-        job_id: job_id.clone(),
-        tenant: tenant.to_string(),
-        request,
-        billing,
-    };
-    let opts = job_start_options("generate_speech", tenant, &job_id, false);
-    client
-        .start_workflow(GenerateSpeechWorkflow::run, job, opts)
-        .await
-        .map_err(|e| JobError::Start(e.to_string()))?;
-    Ok((
-        job_id.clone(),
-        client.get_workflow_handle::<GenerateSpeechWorkflow>(job_id),
-    ))
-}
-
-/// Latest progress of the synthesis: the heartbeat details of the pending activity.
-pub async fn speech_progress(handle: &SpeechHandle) -> Option<SpeechProgress> {
-    let desc = handle
-        .describe(WorkflowDescribeOptions::default())
-        .await
-        .ok()?;
-    heartbeat_progress(&desc)
-}
-
-/// The speech progress in the last heartbeat of the job's pending activity.
-pub fn heartbeat_progress(desc: &WorkflowExecutionDescription) -> Option<SpeechProgress> {
-    desc.raw().pending_activities.iter().find_map(|a| {
-        let payload = a.heartbeat_details.as_ref()?.payloads.last()?;
-        serde_json::from_slice::<SpeechProgress>(&payload.data).ok()
-    })
-}
-
-/// Waits for the result, calling `on_progress` whenever the progress changes, for at most
-/// `budget`. `Ok(None)` = still running when the budget ran out.
-pub async fn wait_speech(
-    handle: &SpeechHandle,
-    budget: Duration,
-    mut on_progress: impl FnMut(SpeechProgress) -> futures::future::BoxFuture<'static, ()> + Send,
-) -> Result<Option<SpeechArtifact>, JobError> {
-    let result = handle.get_result(WorkflowGetResultOptions::default());
-    tokio::pin!(result);
-    let deadline = tokio::time::Instant::now() + budget;
-    let mut ticker = tokio::time::interval(Duration::from_millis(500));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last = None;
-    loop {
-        tokio::select! {
-            r = &mut result => return map_result(r).map(Some),
-            () = tokio::time::sleep_until(deadline) => return Ok(None),
-            _ = ticker.tick() => {
-                if let Some(p) = speech_progress(handle).await
-                    && last != Some(p) {
-                        last = Some(p);
-                        on_progress(p).await;
-                    }
-            }
-        }
-    }
-}
-
-pub(crate) fn map_result<T>(r: Result<T, WorkflowGetResultError>) -> Result<T, JobError> {
+pub fn map_result<T>(r: Result<T, WorkflowGetResultError>) -> Result<T, JobError> {
     match r {
         Ok(a) => Ok(a),
         Err(WorkflowGetResultError::Failed(e)) => Err(failure(&e)),
@@ -190,42 +109,99 @@ fn failure(e: &temporalio_common::error::IncomingError) -> JobError {
     }
 }
 
-pub type EchoHandle = WorkflowHandle<Client, avb_workflows::echo_workflow::DurableEchoWorkflow>;
-
-/// Starts `DurableEcho`: the minimal durable round trip (workflow + activity).
-/// `eager` asks the server to hand the first workflow task straight back to an in-process worker
-/// sharing this client's connection (the SDK falls back silently when there is none).
-pub async fn start_echo(
-    client: &Client,
-    tenant: &str,
-    input: avb_workflows::echo_workflow::EchoInput,
-    eager: bool,
-    local_activity: bool,
-) -> Result<(String, EchoHandle), JobError> {
-    use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoJob};
-    let job = EchoJob {
-        message: input.message,
-        local_activity,
-    };
-    let job_id = new_job_id();
-    let opts = job_start_options("durable_echo", tenant, &job_id, eager);
-    client
-        .start_workflow(DurableEchoWorkflow::run, job, opts)
-        .await
-        .map_err(|e| JobError::Start(e.to_string()))?;
-    let handle = client.get_workflow_handle::<DurableEchoWorkflow>(job_id.clone());
-    Ok((job_id, handle))
+impl From<&JobError> for Problem {
+    fn from(e: &JobError) -> Self {
+        let (kind, details) = match e {
+            JobError::Failed { kind, details, .. } => {
+                let parsed = kind.as_deref().and_then(ErrorKind::parse);
+                let mut details = details.clone().unwrap_or_else(|| json!({}));
+                // A failure type outside the vocabulary keeps its name in the facts.
+                if let (None, Some(name), Some(map)) = (parsed, kind, details.as_object_mut()) {
+                    map.insert("failure_type".into(), json!(name));
+                }
+                (parsed.unwrap_or(ErrorKind::JobFailed), details)
+            }
+            JobError::Cancelled => (ErrorKind::Cancelled, json!({})),
+            JobError::Terminated => (ErrorKind::Terminated, json!({})),
+            JobError::TimedOut => (ErrorKind::TimedOut, json!({})),
+            JobError::Start(_) | JobError::Temporal(_) => (ErrorKind::Unavailable, json!({})),
+        };
+        Problem::new(kind, e.to_string()).with_details(details)
+    }
 }
 
-/// Runs `DurableEcho` to completion.
-pub async fn run_echo(
-    client: &Client,
-    tenant: &str,
-    input: avb_workflows::echo_workflow::EchoInput,
-    eager: bool,
-    local_activity: bool,
-) -> Result<(String, avb_workflows::echo_workflow::EchoOutput), JobError> {
-    let (job_id, handle) = start_echo(client, tenant, input, eager, local_activity).await?;
-    let out = map_result(handle.get_result(WorkflowGetResultOptions::default()).await)?;
-    Ok((job_id, out))
+impl From<JobError> for Problem {
+    fn from(e: JobError) -> Self {
+        Problem::from(&e)
+    }
+}
+
+/// The result of a finished job as its workflow returned it (JSON), whatever the workflow:
+/// its tool's family reads it (`DurableTool::structured`, `render`).
+pub async fn outcome(state: &ApiState, job_id: &str) -> Result<Value, JobError> {
+    let raw = state
+        .temporal
+        .get_workflow_handle::<UntypedWorkflow>(job_id.to_string())
+        .get_result(WorkflowGetResultOptions::default())
+        .await;
+    let raw = map_result(raw)?;
+    let payload = raw.payloads.into_iter().next().unwrap_or_default();
+    if payload.data.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&payload.data)
+        .map_err(|e| JobError::Temporal(format!("the job's result is not JSON: {e}")))
+}
+
+/// The heartbeat details of the job's pending activity, newest first: what families read
+/// their progress from.
+pub fn heartbeat(desc: &WorkflowExecutionDescription) -> Option<Value> {
+    desc.raw().pending_activities.iter().find_map(|a| {
+        let payload = a.heartbeat_details.as_ref()?.payloads.last()?;
+        serde_json::from_slice(&payload.data).ok()
+    })
+}
+
+/// Waits for a job's result for at most `budget` (`None`: until it ends), calling
+/// `on_progress` with the job's progress (its family reads it from heartbeats) whenever it
+/// changes. `Ok(None)` = still running when the budget ran out.
+pub async fn wait(
+    state: &ApiState,
+    job_id: &str,
+    budget: Option<Duration>,
+    progress_of: impl Fn(&Value) -> Option<view::JobProgress>,
+    mut on_progress: impl FnMut(view::JobProgress) -> futures::future::BoxFuture<'static, ()> + Send,
+) -> Result<Option<Value>, JobError> {
+    let result = outcome(state, job_id);
+    tokio::pin!(result);
+    let deadline = budget.map(|b| tokio::time::Instant::now() + b);
+    let out_of_time = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => futures::future::pending().await,
+        }
+    };
+    tokio::pin!(out_of_time);
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let handle = state
+        .temporal
+        .get_workflow_handle::<UntypedWorkflow>(job_id.to_string());
+    let mut last = None;
+    loop {
+        tokio::select! {
+            r = &mut result => return r.map(Some),
+            () = &mut out_of_time => return Ok(None),
+            _ = ticker.tick() => {
+                let Ok(desc) = handle.describe(WorkflowDescribeOptions::default()).await else {
+                    continue;
+                };
+                if let Some(p) = heartbeat(&desc).as_ref().and_then(&progress_of)
+                    && last.as_ref() != Some(&p) {
+                        last = Some(p.clone());
+                        on_progress(p).await;
+                    }
+            }
+        }
+    }
 }

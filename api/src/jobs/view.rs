@@ -1,22 +1,20 @@
 //! One job as callers see it (MCP `get_job`, tasks, `avb://jobs/{id}`, REST): looked up in
 //! Temporal by id, visible only to the tenant that started it.
 
-use avb_workflows::devices::DeviceCommandWorkflow;
-use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::search;
-use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
-use avb_workflows::upstream::{UpstreamBatchWorkflow, UpstreamCallWorkflow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_client::errors::WorkflowInteractionError;
 use temporalio_client::{
-    WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionDescription,
-    WorkflowExecutionStatus, WorkflowGetResultOptions,
+    UntypedWorkflow, WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
 };
 use temporalio_common::protos::temporal::api::enums::v1::PendingActivityState;
 
-use super::output::{JobOutput, resource_uri, status_url};
-use super::{JobError, heartbeat_progress, map_result};
+use super::durable::DurableTool;
+use super::output::{resource_uri, status_url};
+use super::{JobError, heartbeat, outcome};
+use crate::core::problem::{ErrorKind, Problem};
 use crate::state::ApiState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -138,15 +136,16 @@ pub struct JobView {
     /// Device commands that need a person's approval: what is to be approved (the arguments
     /// and their digest) and until when.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval_request: Option<crate::devices::PendingApproval>,
+    pub approval_request: Option<avb_workflows::approval::PendingApproval>,
     pub status_url: String,
     pub resource_uri: String,
 }
 
-/// A job view plus, once the job ended, its typed outcome (to render tool results from).
+/// A job view plus, once the job ended, what its workflow returned (its family renders tool
+/// results from it).
 pub struct JobRecord {
     pub view: JobView,
-    pub outcome: Option<Result<JobOutput, JobError>>,
+    pub outcome: Option<Result<serde_json::Value, JobError>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +180,7 @@ async fn describe(
     }
     let desc = state
         .temporal
-        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string())
+        .get_workflow_handle::<UntypedWorkflow>(job_id.to_string())
         .describe(WorkflowDescribeOptions::default())
         .await
         .map_err(|e| match e {
@@ -208,18 +207,22 @@ pub async fn get_job(
     let status = JobStatus::from_temporal(desc.status()).with_awaiting(awaiting.as_deref());
     let approval_request = desc
         .memo()
-        .get::<serde_json::Value>(crate::devices::APPROVAL_MEMO)
+        .get::<serde_json::Value>(avb_workflows::approval::APPROVAL_MEMO)
         .ok()
         .flatten()
         .and_then(|v| serde_json::from_value(v).ok());
+    let family = state.tools.family_of_job(&tool).clone();
     let outcome = if status.is_terminal() {
-        Some(fetch_outcome(state, &tool, job_id).await)
+        Some(outcome(state, job_id).await)
     } else {
         None
     };
     let public_url = state.config.public_url();
     let (result, error) = match &outcome {
-        Some(Ok(out)) => (Some(out.structured(job_id, &public_url)), None),
+        Some(Ok(out)) => match family.structured(state, job_id, out.clone()) {
+            Ok(value) => (Some(value), None),
+            Err(p) => (None, Some(JobFailure::from(p))),
+        },
         Some(Err(e)) => (None, Some(failure_of(e))),
         None => (None, None),
     };
@@ -235,7 +238,7 @@ pub async fn get_job(
             .map(rfc3339),
         cancel_requested: !status.is_terminal() && cancel_requested(&desc),
         progress: (!status.is_terminal())
-            .then(|| progress_of(&desc))
+            .then(|| progress_of(family.as_ref(), &desc))
             .flatten(),
         result,
         error,
@@ -268,7 +271,7 @@ pub async fn cancel_job(
     }
     state
         .temporal
-        .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string())
+        .get_workflow_handle::<UntypedWorkflow>(job_id.to_string())
         .cancel(
             WorkflowCancelOptions::builder()
                 .reason(reason.to_string())
@@ -282,90 +285,54 @@ pub async fn cancel_job(
     Ok(record)
 }
 
-async fn fetch_outcome(state: &ApiState, tool: &str, job_id: &str) -> Result<JobOutput, JobError> {
-    let opts = WorkflowGetResultOptions::default;
-    let client = &state.temporal;
-    match tool {
-        "generate_speech" => map_result(
-            client
-                .get_workflow_handle::<GenerateSpeechWorkflow>(job_id.to_string())
-                .get_result(opts())
-                .await,
-        )
-        .map(JobOutput::Speech),
-        "durable_echo" => map_result(
-            client
-                .get_workflow_handle::<DurableEchoWorkflow>(job_id.to_string())
-                .get_result(opts())
-                .await,
-        )
-        .map(JobOutput::Echo),
-        "smart_home_control" | "call_service" => map_result(
-            client
-                .get_workflow_handle::<DeviceCommandWorkflow>(job_id.to_string())
-                .get_result(opts())
-                .await,
-        )
-        .map(JobOutput::Device),
-        crate::upstream::BATCH_TOOL => map_result(
-            client
-                .get_workflow_handle::<UpstreamBatchWorkflow>(job_id.to_string())
-                .get_result(opts())
-                .await,
-        )
-        .map(JobOutput::Batch),
-        // Every other job is a call of a tool mounted from an upstream server.
-        _ => map_result(
-            client
-                .get_workflow_handle::<UpstreamCallWorkflow>(job_id.to_string())
-                .get_result(opts())
-                .await,
-        )
-        .map(JobOutput::Upstream),
+pub fn failure_of(e: &JobError) -> JobFailure {
+    JobFailure::from(Problem::from(e))
+}
+
+impl From<Problem> for JobFailure {
+    fn from(p: Problem) -> Self {
+        let details = p.details.as_object().is_some_and(|d| !d.is_empty());
+        JobFailure {
+            kind: p.kind.as_str().to_string(),
+            message: p.message,
+            details: details.then_some(p.details),
+        }
     }
 }
 
-pub fn failure_of(e: &JobError) -> JobFailure {
-    let kind = match e {
-        JobError::Failed { kind, .. } => kind.clone().unwrap_or_else(|| "JobFailed".into()),
-        JobError::Cancelled => "Cancelled".into(),
-        JobError::Terminated => "Terminated".into(),
-        JobError::TimedOut => "TimedOut".into(),
-        JobError::Start(_) | JobError::Temporal(_) => "Unavailable".into(),
-    };
-    let details = match e {
-        JobError::Failed { details, .. } => details.clone(),
-        _ => None,
-    };
-    JobFailure {
-        kind,
-        message: e.to_string(),
-        details,
+impl From<LookupError> for Problem {
+    fn from(e: LookupError) -> Self {
+        let kind = match e {
+            LookupError::NotFound(_) => ErrorKind::NotFound,
+            LookupError::AlreadyFinished { .. } => ErrorKind::AlreadyFinished,
+            LookupError::Unavailable(_) => ErrorKind::Unavailable,
+        };
+        Problem::new(kind, e.to_string())
     }
 }
 
 /// Progress from the heartbeat of the job's pending activity.
-pub fn progress_of(desc: &WorkflowExecutionDescription) -> Option<JobProgress> {
+pub fn progress_of(
+    family: &dyn DurableTool,
+    desc: &WorkflowExecutionDescription,
+) -> Option<JobProgress> {
     let activity = desc.raw().pending_activities.first()?;
     let attempt = u32::try_from(activity.attempt).unwrap_or(1).max(1);
-    Some(match heartbeat_progress(desc) {
-        Some(p) => JobProgress {
-            done: p.chunks_done,
-            total: (p.chunks_total > 0).then_some(p.chunks_total),
-            message: p.describe(),
-            attempt,
-        },
-        None => JobProgress {
-            done: 0,
-            total: None,
-            message: if attempt > 1 {
-                format!("retrying (attempt {attempt})")
-            } else {
-                "started".into()
+    Some(
+        match heartbeat(desc).as_ref().and_then(|hb| family.progress(hb)) {
+            Some(p) => JobProgress { attempt, ..p },
+            None => JobProgress {
+                done: 0,
+                total: None,
+                message: if attempt > 1 {
+                    format!("retrying (attempt {attempt})")
+                } else {
+                    "started".into()
+                },
+                attempt,
             },
-            attempt,
         },
-    })
+    )
 }
 
 fn last_activity_time(desc: &WorkflowExecutionDescription) -> Option<std::time::SystemTime> {

@@ -3,23 +3,12 @@
 //! Test builds can add the conformance suite's fixtures (`fixtures`, feature
 //! `conformance-fixtures`, config `mcp.conformance_fixtures`).
 
-mod aggregator_tools;
-mod billing_tools;
-mod device_tools;
-mod echo_tools;
 #[cfg(feature = "conformance-fixtures")]
 mod fixtures;
-mod job_tools;
 mod resources;
-mod results;
-mod server_tools;
-mod speech_tools;
+pub(crate) mod results;
 pub mod sse;
-mod status_tools;
 pub mod tasks;
-mod upstream_tools;
-
-pub use upstream_tools::own_tool_names;
 
 use rmcp::ErrorData as McpError;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -33,9 +22,14 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler, tool_handler};
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
+use rmcp::handler::server::router::tool::ToolRoute;
+use rmcp::handler::server::tool::ToolCallContext;
+
 use crate::auth::{Caller, Role};
+use crate::jobs::durable::{self, Registry, ToolCall};
 use crate::state::ApiState;
 
 pub const SERVER_NAME: &str = "AgentVoiceBox";
@@ -43,7 +37,7 @@ pub const SERVER_NAME: &str = "AgentVoiceBox";
 #[derive(Clone)]
 pub struct AvbServer {
     pub(crate) state: ApiState,
-    tool_router: ToolRouter<AvbServer>,
+    pub(crate) tool_router: ToolRouter<AvbServer>,
     subscriptions: resources::Subscriptions,
     /// Whom this session acts for: fixed for stdio and legacy SSE, set by `initialize` on
     /// Streamable HTTP (from the key the auth middleware checked). Every later request must
@@ -65,7 +59,7 @@ impl AvbServer {
     /// A session whose caller comes with its requests (Streamable HTTP).
     pub fn new(state: ApiState) -> Self {
         #[allow(unused_mut)]
-        let mut tool_router = Self::product_tools();
+        let mut tool_router = Self::product_tools(&state.tools);
         #[cfg(feature = "conformance-fixtures")]
         let fixtures = fixtures::Session::for_config(&state.config);
         #[cfg(feature = "conformance-fixtures")]
@@ -82,30 +76,83 @@ impl AvbServer {
         }
     }
 
-    /// Every product tool (one router per family), with task support declared in `_meta`.
-    fn product_tools() -> ToolRouter<AvbServer> {
+    /// Every product tool: the fast tools (one router per family) and the registry's durable
+    /// tools, those that take tasks declaring it in `_meta` under the extension's id.
+    fn product_tools(registry: &Registry) -> ToolRouter<AvbServer> {
         let mut tool_router = Self::status_tools()
             + Self::speech_tools()
-            + Self::echo_tools()
             + Self::job_tools()
             + Self::billing_tools()
             + Self::server_tools()
             + Self::device_tools()
             + Self::approval_tools()
             + Self::aggregator_tools();
-        // Tools declare task support in their `_meta` under the extension's id.
-        for name in tasks::TASK_TOOLS {
-            if let Some(route) = tool_router.map.get_mut(*name) {
-                let mut meta = route.attr.meta.clone().unwrap_or_default();
-                meta.insert(
-                    TASKS_EXTENSION_ID.to_string(),
-                    serde_json::json!({ "taskSupport": "optional" }),
-                );
-                route.attr.meta = Some(meta);
+        for family in registry.families() {
+            for mut tool in family.definitions() {
+                if family.takes_tasks() {
+                    let mut meta = tool.meta.clone().unwrap_or_default();
+                    meta.insert(
+                        TASKS_EXTENSION_ID.to_string(),
+                        serde_json::json!({ "taskSupport": "optional" }),
+                    );
+                    tool.meta = Some(meta);
+                }
+                tool_router.add_route(ToolRoute::new_dyn(
+                    tool,
+                    |tcc: ToolCallContext<'_, AvbServer>| {
+                        Box::pin(async move { Ok(tcc.service.call_durable(tcc).await.into()) })
+                    },
+                ));
             }
         }
         tool_router
     }
+
+    /// A direct call of a durable tool: start, wait with progress notifications, render.
+    async fn call_durable(&self, tcc: ToolCallContext<'_, Self>) -> rmcp::model::CallToolResult {
+        let Some(family) = self.state.tools.family(&tcc.name).cloned() else {
+            return crate::core::problem::Problem::not_found(format!("no tool {}", tcc.name))
+                .into_tool_result();
+        };
+        let Some(caller) = self.caller.get() else {
+            return crate::core::problem::Problem::new(
+                crate::core::problem::ErrorKind::Forbidden,
+                "unauthenticated request",
+            )
+            .into_tool_result();
+        };
+        let token = tcc.request_context.meta.get_progress_token();
+        let peer = tcc.request_context.peer.clone();
+        let call = ToolCall {
+            state: &self.state,
+            caller,
+            name: &tcc.name,
+            arguments: tcc.arguments.unwrap_or_default(),
+        };
+        durable::call(family.as_ref(), call, move |p| {
+            let (peer, token) = (peer.clone(), token.clone());
+            Box::pin(async move {
+                if let Some(t) = token {
+                    let note = rmcp::model::ProgressNotificationParam::new(t, f64::from(p.done));
+                    let note = match p.total {
+                        Some(total) => note.with_total(f64::from(total)),
+                        None => note,
+                    };
+                    let _ = peer.notify_progress(note.with_message(p.message)).await;
+                }
+            })
+        })
+        .await
+    }
+}
+
+/// Names of AgentVoiceBox's own tools (an upstream tool never shadows one).
+pub fn own_tool_names(registry: &Registry) -> HashSet<String> {
+    AvbServer::product_tools(registry)
+        .list_all()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
 }
 
 impl AvbServer {
@@ -389,7 +436,7 @@ mod tests {
     /// `tools.snapshot.json`. `AVB_UPDATE_SNAPSHOTS=1` rewrites it.
     #[test]
     fn tool_schemas_match_the_snapshot() {
-        let tools = AvbServer::product_tools().list_all();
+        let tools = AvbServer::product_tools(&crate::registry::durable_tools()).list_all();
         let actual = serde_json::to_string_pretty(&tools).expect("tools serialize") + "\n";
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/mcp/tools.snapshot.json");

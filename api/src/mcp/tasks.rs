@@ -11,39 +11,14 @@ use rmcp::model::{
     TaskPayload, TaskStatus,
 };
 use rmcp::service::RequestContext;
-use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::AvbServer;
-use super::results::{job_result, tool_error};
-use crate::jobs;
+use crate::core::problem::{ErrorKind, Problem};
+use crate::jobs::durable::{self, DurableTool, Started, ToolCall};
 use crate::jobs::view::{JobStatus, JobView, LookupError, cancel_job, get_job, rfc3339};
-use avb_workflows::echo_workflow::EchoInput;
-use avb_workflows::speech::GenerateSpeechInput;
 
-/// Tools that run as tasks when the client declares the tasks extension.
-pub const TASK_TOOLS: &[&str] = &[
-    "generate_speech",
-    "durable_echo",
-    "smart_home_control",
-    "call_service",
-];
 /// Suggested `tasks/get` interval: speech chunks take a few hundred ms each.
 pub const POLL_INTERVAL_MS: u64 = 500;
-
-fn args<T: DeserializeOwned>(
-    request: &CallToolRequestParams,
-) -> Result<T, rmcp::model::CallToolResult> {
-    let value = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
-    serde_json::from_value(value).map_err(|e| {
-        tool_error(
-            "InvalidInput",
-            None,
-            &format!("invalid arguments for {}: {e}", request.name),
-            json!({}),
-        )
-    })
-}
 
 fn new_task(job_id: &str) -> Task {
     let now = rfc3339(std::time::SystemTime::now());
@@ -53,87 +28,120 @@ fn new_task(job_id: &str) -> Task {
 }
 
 impl AvbServer {
-    /// `tools/call`: task-capable tools become tasks for clients that declared the extension;
-    /// everything else (and every other client) gets the direct call.
+    /// `tools/call`: every call of a known tool takes a token of the caller's bucket for that
+    /// tool and is timed and counted; durable tools become tasks for clients that declared the
+    /// extension; everything else (and every other client) gets the direct call.
     pub(crate) async fn call_tool_or_task(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.request_caller(&context.extensions)?;
-        let mounted = self.mounted(&request.name);
-        // Every tools/call (direct or as a task) of a known tool takes a token of the caller's
-        // bucket for that tool; unknown tools fall through to the router's error.
-        if (mounted.is_some() || self.tool_router.map.contains_key(request.name.as_ref()))
-            && let Err(limited) = self.state.limiter.check_tool(&caller, &request.name).await
-        {
+        let mounted = self.mounted(&request.name).is_some();
+        // Unknown tools fall through to the router's error, uncounted.
+        if !mounted && !self.tool_router.map.contains_key(request.name.as_ref()) {
+            let server = self.bound(caller);
+            let tcc = ToolCallContext::new(server.as_ref(), request, context);
+            return server.tool_router.call(tcc).await;
+        }
+        let metrics = &self.state.metrics;
+        let timer = metrics
+            .tool_latency
+            .with_label_values(&[request.name.as_ref()])
+            .start_timer();
+        let tool = request.name.to_string();
+        let response = self
+            .call_known_tool(caller, mounted, request, context)
+            .await;
+        timer.observe_duration();
+        let outcome = match &response {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "error",
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        metrics
+            .tool_calls
+            .with_label_values(&[tool.as_str(), outcome])
+            .inc();
+        response
+    }
+
+    async fn call_known_tool(
+        &self,
+        caller: crate::auth::Caller,
+        mounted: bool,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if let Err(limited) = self.state.limiter.check_tool(&caller, &request.name).await {
             tracing::info!(tool = %request.name, caller = %caller.rate_limit_id(), %limited, "tool call rate-limited");
-            return Ok(CallToolResponse::Complete(tool_error(
-                "RateLimited",
-                None,
-                &limited.to_string(),
-                limited.details(),
-            )));
+            return Ok(CallToolResponse::Complete(
+                Problem::from(limited).into_tool_result(),
+            ));
         }
         let server = self.bound(caller);
         let server = server.as_ref();
-        if let Some(tool) = mounted {
-            let result = server
-                .call_mounted(&request.name, &tool, request.arguments)
-                .await;
+        if mounted {
+            // Tools mounted from upstream servers: the registry's mounted family.
+            let family = server.state.tools.mounted().clone();
+            let Some(caller) = server.caller.get() else {
+                return Err(McpError::invalid_request("unauthenticated request", None));
+            };
+            let call = ToolCall {
+                state: &server.state,
+                caller,
+                name: &request.name,
+                arguments: request.arguments.unwrap_or_default(),
+            };
+            let result = durable::call(family.as_ref(), call, |_| Box::pin(async {})).await;
             return Ok(CallToolResponse::Complete(result));
         }
         let client_has_tasks = context
             .client_capabilities()
             .is_some_and(|caps| caps.supports_tasks());
-        if !client_has_tasks || !TASK_TOOLS.contains(&request.name.as_ref()) {
+        let family = server
+            .state
+            .tools
+            .family(&request.name)
+            .filter(|f| client_has_tasks && f.takes_tasks())
+            .cloned();
+        let Some(family) = family else {
             let tcc = ToolCallContext::new(server, request, context);
             return server.tool_router.call(tcc).await;
-        }
-        Ok(match server.start_task(&request).await {
+        };
+        Ok(match server.start_task(family.as_ref(), request).await {
             Ok(task) => CallToolResponse::Task(CreateTaskResult::new(task)),
-            Err(result) => CallToolResponse::Complete(result),
+            Err(p) => CallToolResponse::Complete(p.into_tool_result()),
         })
     }
 
     /// Validates like the direct call, starts the job's workflow, and only then names the task.
     async fn start_task(
         &self,
-        request: &CallToolRequestParams,
-    ) -> Result<Task, rmcp::model::CallToolResult> {
-        let state = &self.state;
-        let tenant = self.tenant();
-        if matches!(request.name.as_ref(), "smart_home_control" | "call_service") {
-            let arguments = super::device_tools::command_arguments(request)?;
-            let started = crate::devices::start_command(state, tenant, &request.name, arguments)
-                .await
-                .map_err(|e| super::device_tools::error_result(&e))?;
-            tracing::info!(job_id = %started.job_id, tool = %request.name, tenant, "task started");
-            return Ok(new_task(&started.job_id));
-        }
-        let started = if request.name == "generate_speech" {
-            let input: GenerateSpeechInput = args(request)?;
-            self.check_speech_input(&input)?;
-            let billing = jobs::speech_billing(&state.config.billing, &input);
-            jobs::start_speech(&state.temporal, tenant, input, billing)
-                .await
-                .map(|(id, _)| id)
-        } else {
-            let input: EchoInput = args(request)?;
-            let cfg = &state.config.temporal;
-            jobs::start_echo(
-                &state.temporal,
-                tenant,
-                input,
-                cfg.eager_start,
-                cfg.echo_local_activity,
-            )
-            .await
-            .map(|(id, _)| id)
+        family: &dyn DurableTool,
+        request: CallToolRequestParams,
+    ) -> Result<Task, Problem> {
+        let caller = self
+            .caller
+            .get()
+            .ok_or_else(|| Problem::new(ErrorKind::Forbidden, "unauthenticated request"))?;
+        let call = ToolCall {
+            state: &self.state,
+            caller,
+            name: &request.name,
+            arguments: request.arguments.unwrap_or_default(),
         };
-        let job_id =
-            started.map_err(|e| tool_error("Unavailable", None, &e.to_string(), json!({})))?;
-        tracing::info!(job_id = %job_id, tool = %request.name, tenant, "task started");
+        let job_id = match family.start(&call).await? {
+            Started::Running { job_id, .. } | Started::Waiting { job_id, .. } => job_id,
+            // Only families that always start a job take tasks.
+            Started::Answered(_) => {
+                return Err(Problem::internal(format!(
+                    "{} answered without a job",
+                    request.name
+                )));
+            }
+        };
+        tracing::info!(job_id = %job_id, tool = %request.name, tenant = %caller.tenant, "task started");
         Ok(new_task(&job_id))
     }
 
@@ -151,7 +159,9 @@ impl AvbServer {
             (JobStatus::Running, _) | (_, None) => TaskPayload::Working,
             (JobStatus::Cancelled, _) => TaskPayload::Cancelled,
             (_, Some(outcome)) => {
-                let result = job_result(state, task_id, outcome).await;
+                let family = state.tools.family_of_job(&record.view.tool).clone();
+                let result =
+                    durable::render_outcome(family.as_ref(), state, task_id, outcome).await;
                 let object: JsonObject = match serde_json::to_value(result) {
                     Ok(serde_json::Value::Object(o)) => o,
                     _ => {

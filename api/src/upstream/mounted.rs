@@ -1,33 +1,17 @@
 //! Tools mounted from upstream MCP servers, beside our own: listed after ours, called through
-//! `crate::upstream` (durably by default), and announced with `notifications/tools/list_changed`
+//! the registry's `Mounted` family (durably by default), and announced with `notifications/tools/list_changed`
 //! whenever the catalog changes — on the session for clients of session protocols, on their
 //! `subscriptions/listen` stream for clients of 2026-07-28.
 
-use std::collections::HashSet;
-
 use avb_upstream::MountedTool;
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use rmcp::model::Tool;
 use rmcp::service::{Peer, SubscriptionContext};
-use serde_json::{Map, Value, json};
 
-use super::AvbServer;
-use super::results::tool_error;
-use crate::jobs::output::resource_uri;
-use crate::jobs::view::failure_of;
-use crate::upstream::{self, UpstreamOutcome};
+use crate::mcp::AvbServer;
 
 /// How often a session's tool-change watcher checks that its session is still there.
 const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Names of AgentVoiceBox's own tools (an upstream tool never shadows one).
-pub fn own_tool_names() -> HashSet<String> {
-    AvbServer::product_tools()
-        .list_all()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect()
-}
 
 impl AvbServer {
     /// Every tool an agent can call: ours, then the mounted ones.
@@ -53,49 +37,6 @@ impl AvbServer {
             .catalog_for(self.tenant())
             .get(name)
             .cloned()
-    }
-
-    /// Calls a mounted tool; the upstream's result comes back as it was sent.
-    pub(crate) async fn call_mounted(
-        &self,
-        name: &str,
-        tool: &MountedTool,
-        arguments: Option<Map<String, Value>>,
-    ) -> CallToolResult {
-        let where_ = json!({ "server": tool.server, "tool": tool.upstream_tool });
-        match upstream::call(&self.state, self.tenant(), name, tool, arguments).await {
-            Ok(UpstreamOutcome::Done(result)) => result,
-            Ok(UpstreamOutcome::Waiting(job_id, pending)) => {
-                let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
-                    "{name} waits for a human's approval as job {job_id} (digest {}, expires                      {}); nothing was called yet. A HUMAN key approves with approve_job.",
-                    pending.digest, pending.expires_at
-                ))]);
-                r.structured_content = Some(json!({
-                    "job_id": job_id,
-                    "status": "input_required",
-                    "pending_approval": pending,
-                    "resource_uri": resource_uri(&job_id),
-                }));
-                r
-            }
-            Ok(UpstreamOutcome::Running(job_id)) => {
-                let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
-                    "{name} is still running as job {job_id}; follow it with get_job or the \
-                     resource {}",
-                    resource_uri(&job_id)
-                ))]);
-                r.structured_content = Some(json!({
-                    "job_id": job_id,
-                    "status": "running",
-                    "resource_uri": resource_uri(&job_id),
-                }));
-                r
-            }
-            Err(e) => {
-                let failure = failure_of(&e);
-                tool_error(&failure.kind, None, &failure.message, where_)
-            }
-        }
     }
 
     /// Tells a session-protocol client of every catalog change until it goes away.

@@ -7,10 +7,10 @@ use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::AvbServer;
-use super::results::{structured, tool_error};
+use crate::core::problem::Problem;
+use crate::mcp::AvbServer;
+use crate::mcp::results::structured;
 use crate::servers::{self, CreateServerInput, ServerError, ServerList, ServerView};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -24,14 +24,8 @@ pub struct ServerIdInput {
 #[serde(deny_unknown_fields)]
 pub struct ListServersInput {}
 
-fn server_error(e: &ServerError) -> CallToolResult {
-    let details = match e {
-        ServerError::InsufficientCredits {
-            needed, balance, ..
-        } => json!({ "needed": needed, "balance": balance, "shortfall": needed - balance }),
-        _ => json!({}),
-    };
-    tool_error(e.kind(), e.field(), &e.message(), details)
+fn server_error(e: ServerError) -> CallToolResult {
+    Problem::from(e).into_tool_result()
 }
 
 fn describe(v: &ServerView) -> String {
@@ -64,12 +58,12 @@ impl AvbServer {
     ) -> CallToolResult {
         match servers::create(&self.state, self.tenant(), input).await {
             Ok(v) if v.status == "failed" => {
-                let mut r = server_error(&ServerError::Unavailable(describe(&v)));
+                let mut r = server_error(ServerError::Unavailable(describe(&v)));
                 r.structured_content = serde_json::to_value(&v).ok();
                 r
             }
             Ok(v) => structured(describe(&v), &v),
-            Err(e) => server_error(&e),
+            Err(e) => server_error(e),
         }
     }
 
@@ -82,7 +76,7 @@ impl AvbServer {
     async fn get_mcp_server(&self, Parameters(input): Parameters<ServerIdInput>) -> CallToolResult {
         match servers::get(&self.state, self.tenant(), &input.server_id).await {
             Ok(v) => structured(describe(&v), &v),
-            Err(e) => server_error(&e),
+            Err(e) => server_error(e),
         }
     }
 
@@ -98,7 +92,7 @@ impl AvbServer {
     ) -> CallToolResult {
         match servers::list(&self.state, self.tenant()).await {
             Ok(l) => structured(format!("{} MCP server(s)", l.servers.len()), &l),
-            Err(e) => server_error(&e),
+            Err(e) => server_error(e),
         }
     }
 
@@ -115,7 +109,7 @@ impl AvbServer {
     ) -> CallToolResult {
         match servers::delete(&self.state, self.tenant(), &input.server_id).await {
             Ok(v) => structured(describe(&v), &v),
-            Err(e) => server_error(&e),
+            Err(e) => server_error(e),
         }
     }
 }

@@ -18,6 +18,10 @@ use temporalio_client::{
     WorkflowStartOptions,
 };
 
+pub mod rest;
+pub mod tools;
+
+use crate::core::problem::{ErrorKind, Problem};
 use crate::jobs::view::rfc3339_ms;
 use crate::state::ApiState;
 
@@ -116,28 +120,18 @@ pub enum ServerError {
     },
 }
 
-impl ServerError {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ServerError::Invalid { .. } => "InvalidInput",
-            ServerError::NotFound(_) => "NotFound",
-            ServerError::Conflict(_) => "Conflict",
-            ServerError::Unavailable(_) => "Unavailable",
-            ServerError::InsufficientCredits { .. } => "InsufficientCredits",
-        }
-    }
-
-    pub fn field(&self) -> Option<&'static str> {
-        match self {
-            ServerError::Invalid { field, .. } => Some(field),
-            _ => None,
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            ServerError::Invalid { message, .. } => message.clone(),
-            other => other.to_string(),
+impl From<ServerError> for Problem {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::Invalid { field, message } => Problem::invalid(field, message),
+            ServerError::NotFound(m) => Problem::not_found(m),
+            ServerError::Conflict(m) => Problem::new(ErrorKind::Conflict, m),
+            ServerError::Unavailable(m) => Problem::unavailable(m),
+            ServerError::InsufficientCredits {
+                needed, balance, ..
+            } => Problem::new(ErrorKind::InsufficientCredits, e.to_string()).with_details(
+                serde_json::json!({ "needed": needed, "balance": balance, "shortfall": needed - balance }),
+            ),
         }
     }
 }

@@ -1,13 +1,12 @@
-//! Fast-path tools (no workflow): platform status and the voice catalog.
+//! `get_server_status`: platform status (a fast tool, no workflow).
 
 use rmcp::handler::server::wrapper::Json;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::AvbServer;
 use crate::health::{ComponentHealth, cached_components};
-use avb_workflows::voices::VoiceInfo;
+use crate::mcp::AvbServer;
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ServerStatus {
@@ -19,12 +18,6 @@ pub struct ServerStatus {
     pub upstreams: Vec<avb_upstream::UpstreamStatus>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct VoiceList {
-    pub voices: Vec<VoiceInfo>,
-    pub default_voice: String,
-}
-
 #[tool_router(router = status_tools, vis = "pub(crate)")]
 impl AvbServer {
     /// Platform status: whether AgentVoiceBox is online, each component's health, and each
@@ -34,12 +27,6 @@ impl AvbServer {
         annotations(read_only_hint = true, idempotent_hint = true)
     )]
     async fn get_server_status(&self) -> Json<ServerStatus> {
-        let timer = self
-            .state
-            .metrics
-            .tool_latency
-            .with_label_values(&["get_server_status"])
-            .start_timer();
         let components = cached_components(&self.state).await;
         let online = components.iter().all(|c| c.healthy);
         let message = if online {
@@ -47,34 +34,11 @@ impl AvbServer {
         } else {
             "AgentVoiceBox Platform is DEGRADED".to_string()
         };
-        timer.observe_duration();
-        self.state
-            .metrics
-            .tool_calls
-            .with_label_values(&["get_server_status", "ok"])
-            .inc();
         Json(ServerStatus {
             message,
             version: env!("CARGO_PKG_VERSION").to_string(),
             components,
             upstreams: self.state.upstreams.statuses_for(self.tenant()),
-        })
-    }
-
-    /// The voices `generate_speech` accepts: id, name, language and gender.
-    #[tool(
-        name = "list_voices",
-        annotations(read_only_hint = true, idempotent_hint = true)
-    )]
-    async fn list_voices(&self) -> Json<VoiceList> {
-        self.state
-            .metrics
-            .tool_calls
-            .with_label_values(&["list_voices", "ok"])
-            .inc();
-        Json(VoiceList {
-            voices: self.state.voices.as_ref().clone(),
-            default_voice: avb_workflows::voices::DEFAULT_VOICE.to_string(),
         })
     }
 }

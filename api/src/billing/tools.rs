@@ -7,12 +7,12 @@ use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::AvbServer;
-use super::results::{structured, tool_error};
 use crate::auth::Role;
 use crate::billing::{self, BalanceView, BillingError, GrantInput, GrantView, UsagePage};
+use crate::core::problem::Problem;
+use crate::mcp::AvbServer;
+use crate::mcp::results::structured;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,8 +25,8 @@ pub struct UsageInput {
     pub limit: Option<u32>,
 }
 
-fn billing_error(e: &BillingError) -> CallToolResult {
-    tool_error(e.kind(), e.field(), &e.message(), json!({}))
+fn billing_error(e: BillingError) -> CallToolResult {
+    Problem::from(e).into_tool_result()
 }
 
 #[tool_router(router = billing_tools, vis = "pub(crate)")]
@@ -50,7 +50,7 @@ impl AvbServer {
                 ),
                 &b,
             ),
-            Err(e) => billing_error(&e),
+            Err(e) => billing_error(e),
         }
     }
 
@@ -79,7 +79,7 @@ impl AvbServer {
                 }
                 structured(lines.join("\n"), &page)
             }
-            Err(e) => billing_error(&e),
+            Err(e) => billing_error(e),
         }
     }
 
@@ -110,7 +110,7 @@ impl AvbServer {
                     &g,
                 )
             }
-            Err(e) => billing_error(&e),
+            Err(e) => billing_error(e),
         }
     }
 }

@@ -4,37 +4,35 @@
 //! fast path (`durable = false` on the server) the api calls the upstream itself. Either way
 //! the agent gets the upstream's result exactly as it was sent.
 
+pub mod aggregator;
+pub mod mounted;
+
 use std::sync::Arc;
 
 use avb_upstream::{MountedTool, UpstreamHub};
-use avb_workflows::upstream::{
-    BatchCall, BatchItem, UpstreamBatchJob, UpstreamBatchWorkflow, UpstreamCallJob,
-    UpstreamCallRequest, UpstreamCallWorkflow,
-};
-use rmcp::model::CallToolResult;
-use serde_json::{Map, Value};
-use temporalio_client::WorkflowGetResultOptions;
-
-use crate::devices::PendingApproval;
-use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
-use crate::state::ApiState;
 use avb_workflows::billing::BillingPlan;
+use avb_workflows::upstream::{
+    BatchCall, UpstreamBatchJob, UpstreamBatchWorkflow, UpstreamCallJob, UpstreamCallRequest,
+    UpstreamCallWorkflow,
+};
+use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use serde_json::{Map, Value, json};
+
+use crate::core::problem::Problem;
+use crate::jobs::durable::{DurableTool, Started, ToolCall};
+use crate::jobs::output::resource_uri;
+use crate::jobs::{JobError, job_start_options, new_job_id};
+use crate::state::ApiState;
 
 /// The tool (and job tool) name of batches.
 pub const BATCH_TOOL: &str = "batch_execute";
 
-/// What a call of a mounted tool came to.
-pub enum UpstreamOutcome {
-    Done(CallToolResult),
-    /// The wait budget ran out first: follow the job.
-    Running(String),
-    /// The server's policy wants a human's approval first: nothing was called yet.
-    Waiting(String, PendingApproval),
-}
-
 /// The api's hub: the catalog agents see, kept current by `run_hub`.
-pub fn hub_for(config: &avb_common::config::AvbConfig) -> Arc<UpstreamHub> {
-    let own = crate::mcp::own_tool_names();
+/// `own` names AgentVoiceBox's own tools: an upstream tool never shadows one.
+pub fn hub_for(
+    config: &avb_common::config::AvbConfig,
+    own: std::collections::HashSet<String>,
+) -> Arc<UpstreamHub> {
     let hub = UpstreamHub::new(
         config.mcp_servers.clone(),
         Some(config.data_dir.join("logs/upstreams")),
@@ -48,14 +46,73 @@ pub fn hub_for(config: &avb_common::config::AvbConfig) -> Arc<UpstreamHub> {
     })
 }
 
-/// Calls `tool` with `arguments` for `tenant`.
-pub async fn call(
+/// Tools mounted from upstream servers: their names come from each tenant's catalog.
+pub struct Mounted;
+
+#[async_trait::async_trait]
+impl DurableTool for Mounted {
+    fn names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Listed per tenant from the catalog (`AvbServer::all_tools`), not here.
+    fn definitions(&self) -> Vec<Tool> {
+        Vec::new()
+    }
+
+    fn takes_tasks(&self) -> bool {
+        false
+    }
+
+    async fn start(&self, call: &ToolCall<'_>) -> Result<Started, Problem> {
+        let state = call.state;
+        let name = call.name;
+        let tool = state
+            .upstreams
+            .catalog_for(call.tenant())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Problem::not_found(format!("no tool is called {name:?}")))?;
+        let where_ = json!({ "server": tool.server, "tool": tool.upstream_tool });
+        start_call(
+            state,
+            call.tenant(),
+            name,
+            &tool,
+            Some(call.arguments.clone()),
+        )
+        .await
+        .map_err(|e| Problem::from(&e).with_details(where_))
+    }
+
+    fn structured(
+        &self,
+        _state: &ApiState,
+        _job_id: &str,
+        output: Value,
+    ) -> Result<Value, Problem> {
+        Ok(output)
+    }
+
+    async fn render(&self, _state: &ApiState, job_id: &str, output: Value) -> CallToolResult {
+        match result_of(output) {
+            Ok(result) => result,
+            Err(e) => Problem::from(&e)
+                .with_details(json!({ "job_id": job_id }))
+                .into_tool_result(),
+        }
+    }
+}
+
+/// Starts a call of `tool` with `arguments` for `tenant`: the upstream's answer on the fast
+/// path (`durable = false`), else an `UpstreamCall` job.
+async fn start_call(
     state: &ApiState,
     tenant: &str,
     name: &str,
     tool: &MountedTool,
     arguments: Option<Map<String, Value>>,
-) -> Result<UpstreamOutcome, JobError> {
+) -> Result<Started, JobError> {
     let settings = state.upstreams.settings_of(&tool.server).ok_or_else(|| {
         JobError::Start(format!("upstream {} is no longer configured", tool.server))
     })?;
@@ -70,7 +127,7 @@ pub async fn call(
                 state.upstreams.endpoint_of(&tool.server).as_deref(),
             )
             .await
-            .map(UpstreamOutcome::Done)
+            .map(Started::Answered)
             .map_err(|e| JobError::Failed {
                 kind: Some(e.kind().to_string()),
                 message: e.to_string(),
@@ -81,7 +138,8 @@ pub async fn call(
     let mut options = job_start_options(name, tenant, &job_id, !tool.approval);
     let (approval, pending) = if tool.approval {
         let arguments = Value::Object(arguments.clone().unwrap_or_default());
-        let (gate, pending) = crate::devices::await_approval(state, name, &arguments, &mut options);
+        let (gate, pending) =
+            crate::approval::await_approval(state, name, &arguments, &mut options);
         (Some(gate), Some(pending))
     } else {
         (None, None)
@@ -100,24 +158,41 @@ pub async fn call(
         approval,
         billing: call_price(state, name, settings.credits_per_call, 1),
     };
-    let handle = state
+    state
         .temporal
         .start_workflow(UpstreamCallWorkflow::run, job, options)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
     tracing::info!(job_id = %job_id, tool = name, server = %tool.server, tenant, approval = pending.is_some(), "upstream call started");
-    if let Some(pending) = pending {
-        return Ok(UpstreamOutcome::Waiting(job_id, pending));
-    }
-    match tokio::time::timeout(
-        state.config.wait_budget(),
-        handle.get_result(WorkflowGetResultOptions::default()),
-    )
-    .await
-    {
-        Ok(r) => result_of(map_result(r)?).map(UpstreamOutcome::Done),
-        Err(_) => Ok(UpstreamOutcome::Running(job_id)),
-    }
+    Ok(match pending {
+        Some(pending) => Started::Waiting {
+            answer: crate::approval::waiting_result(
+                name,
+                &job_id,
+                &pending,
+                crate::approval::waiting_value(&job_id, &pending),
+            ),
+            job_id,
+        },
+        None => Started::Running {
+            still_running: running_result(name, &job_id),
+            job_id,
+        },
+    })
+}
+
+/// A job still running when the call's wait budget ran out: a handle to find it again.
+fn running_result(name: &str, job_id: &str) -> CallToolResult {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
+        "{name} is still running as job {job_id}; follow it with get_job or the resource {}",
+        resource_uri(job_id)
+    ))]);
+    r.structured_content = Some(json!({
+        "job_id": job_id,
+        "status": "running",
+        "resource_uri": resource_uri(job_id),
+    }));
+    r
 }
 
 /// What `calls` calls priced at `credits_per_call` cost, when billing is on.
@@ -141,21 +216,15 @@ pub fn result_of(value: Value) -> Result<CallToolResult, JobError> {
         .map_err(|e| JobError::Temporal(format!("the upstream's result does not parse: {e}")))
 }
 
-/// What a `batch_execute` came to.
-pub enum BatchOutcome {
-    Done(String, Vec<BatchItem>),
-    Running(String),
-}
-
 /// One call of a batch as the agent asked it: the mounted name, its tool, the arguments.
 pub type RequestedCall = (String, MountedTool, Option<Map<String, Value>>);
 
 /// Runs `calls` as one `UpstreamBatch` job for `tenant`.
-pub async fn batch(
+pub async fn start_batch(
     state: &ApiState,
     tenant: &str,
     calls: Vec<RequestedCall>,
-) -> Result<BatchOutcome, JobError> {
+) -> Result<String, JobError> {
     let mut batch = Vec::with_capacity(calls.len());
     let mut total = 0i64;
     for (name, tool, arguments) in calls {
@@ -189,21 +258,13 @@ pub async fn batch(
         calls: batch,
         billing,
     };
-    let handle = state
+    state
         .temporal
         .start_workflow(UpstreamBatchWorkflow::run, job, options)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
     tracing::info!(job_id = %job_id, tenant, "upstream batch started");
-    match tokio::time::timeout(
-        state.config.wait_budget(),
-        handle.get_result(WorkflowGetResultOptions::default()),
-    )
-    .await
-    {
-        Ok(r) => Ok(BatchOutcome::Done(job_id, map_result(r)?)),
-        Err(_) => Ok(BatchOutcome::Running(job_id)),
-    }
+    Ok(job_id)
 }
 
 /// The running servers `create_mcp_server` provisioned (every tenant's), from the store.

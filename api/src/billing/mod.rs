@@ -7,7 +7,11 @@ use avb_store::{Role, Store, StoreError, UsageRecord};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod rest;
+pub mod tools;
+
 use crate::auth::LOCAL_TENANT;
+use crate::core::problem::{ErrorKind, Problem};
 use crate::jobs::view::rfc3339_ms;
 use crate::state::ApiState;
 
@@ -104,31 +108,25 @@ pub enum BillingError {
     Unavailable(String),
 }
 
-impl BillingError {
-    /// A short name for the kind of failure (the `kind` of an MCP tool error).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            BillingError::NoStore | BillingError::Unavailable(_) => "Unavailable",
-            BillingError::Forbidden { .. } => "Forbidden",
-            BillingError::Invalid { .. } => "InvalidInput",
-            BillingError::NotFound(_) => "NotFound",
-            BillingError::Conflict(_) => "Conflict",
-        }
-    }
-
-    /// The offending field, for bad input.
-    pub fn field(&self) -> Option<&'static str> {
-        match self {
-            BillingError::Invalid { field, .. } => *field,
-            _ => None,
-        }
-    }
-
-    /// The message without the field prefix (MCP tool errors carry the field separately).
-    pub fn message(&self) -> String {
-        match self {
-            BillingError::Invalid { message, .. } => message.clone(),
-            other => other.to_string(),
+impl From<BillingError> for Problem {
+    fn from(e: BillingError) -> Self {
+        let kind = match &e {
+            BillingError::NoStore | BillingError::Unavailable(_) => ErrorKind::Unavailable,
+            BillingError::Forbidden { .. } => ErrorKind::Forbidden,
+            BillingError::Invalid { .. } => ErrorKind::InvalidInput,
+            BillingError::NotFound(_) => ErrorKind::NotFound,
+            BillingError::Conflict(_) => ErrorKind::Conflict,
+        };
+        match e {
+            BillingError::Invalid {
+                field: Some(field),
+                message,
+            } => Problem::invalid(field, message),
+            BillingError::Invalid {
+                field: None,
+                message,
+            } => Problem::new(kind, message),
+            other => Problem::new(kind, other.to_string()),
         }
     }
 }
@@ -337,13 +335,13 @@ mod tests {
         assert!(validate_grant(&input(1)).is_ok());
         for credits in [0, -5] {
             let e = validate_grant(&input(credits)).expect_err("not positive");
-            assert_eq!(e.field(), Some("credits"));
             assert!(e.to_string().starts_with("credits: "), "{e}");
+            assert_eq!(Problem::from(e).field.as_deref(), Some("credits"));
         }
         let mut long_key = input(1);
         long_key.idempotency_key = Some("k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1));
         let e = validate_grant(&long_key).expect_err("key too long");
-        assert_eq!(e.field(), Some("idempotency_key"));
+        assert_eq!(Problem::from(e).field.as_deref(), Some("idempotency_key"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::core::problem::Problem;
 use crate::state::ApiState;
 
 /// The tenant every caller belongs to when authentication is off.
@@ -142,7 +142,7 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
         Err(e @ (AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_))) => {
             unauthorized(&e)
         }
-        Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
+        Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
 }
 

@@ -24,7 +24,7 @@ use futures::future::BoxFuture;
 use prometheus::IntCounterVec;
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::core::problem::{ErrorKind, Problem};
 use crate::metrics::Metrics;
 use crate::state::ApiState;
 
@@ -107,12 +107,9 @@ impl RateLimited {
     }
 }
 
-impl From<RateLimited> for ApiError {
+impl From<RateLimited> for Problem {
     fn from(e: RateLimited) -> Self {
-        ApiError::RateLimited {
-            retry_after_secs: e.retry_after_secs,
-            message: e.to_string(),
-        }
+        Problem::new(ErrorKind::RateLimited, e.to_string()).with_details(e.details())
     }
 }
 
@@ -277,7 +274,7 @@ pub async fn limit_rest(State(state): State<ApiState>, req: Request, next: Next)
         Ok(()) => next.run(req).await,
         Err(limited) => {
             tracing::info!(caller = %caller.rate_limit_id(), %limited, "REST request rate-limited");
-            ApiError::from(limited).into_response()
+            Problem::from(limited).into_response()
         }
     }
 }

@@ -4,17 +4,19 @@
 
 use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResult, Tool};
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::AvbServer;
-use super::results::{structured, tool_error};
+use super::{BATCH_TOOL, start_batch};
+use crate::core::problem::{ErrorKind, Problem};
+use crate::jobs::durable::{DurableTool, Started, ToolCall, definition, output_as};
 use crate::jobs::output::resource_uri;
-use crate::jobs::view::failure_of;
-use crate::upstream::{self, BatchOutcome};
+use crate::mcp::AvbServer;
+use crate::mcp::results::structured;
+use crate::state::ApiState;
 use avb_upstream::catalog::UPSTREAM_META;
 use avb_workflows::upstream::BatchItem;
 
@@ -94,21 +96,13 @@ impl AvbServer {
             .map(str::to_lowercase)
             .collect();
         if words.is_empty() {
-            return tool_error(
-                "InvalidInput",
-                Some("query"),
-                "give at least one word to look for",
-                json!({}),
-            );
+            return Problem::invalid("query", "give at least one word to look for")
+                .into_tool_result();
         }
         let limit = input.limit.unwrap_or(10);
         if !(1..=50).contains(&limit) {
-            return tool_error(
-                "InvalidInput",
-                Some("limit"),
-                &format!("{limit} is out of range; use 1 to 50"),
-                json!({}),
-            );
+            return Problem::invalid("limit", format!("{limit} is out of range; use 1 to 50"))
+                .into_tool_result();
         }
         let mut found: Vec<FoundTool> = self
             .all_tools()
@@ -139,79 +133,102 @@ impl AvbServer {
         let text = format!("{} tools match: {}", found.len(), names.join(", "));
         structured(text, &SearchToolsOutput { tools: found })
     }
+}
 
-    /// Runs several calls of tools mounted from upstream MCP servers as one durable job, one
-    /// after the other, and returns every result in order.
-    #[tool(
-        name = "batch_execute",
-        output_schema = schema_for_output::<BatchExecuteOutput>()
-    )]
-    async fn batch_execute(
-        &self,
-        Parameters(input): Parameters<BatchExecuteInput>,
-    ) -> CallToolResult {
+/// `batch_execute`: several mounted tools' calls as one durable `UpstreamBatch` job.
+pub struct Batch;
+
+#[async_trait::async_trait]
+impl DurableTool for Batch {
+    fn names(&self) -> &'static [&'static str] {
+        &[BATCH_TOOL]
+    }
+
+    fn definitions(&self) -> Vec<Tool> {
+        vec![definition::<BatchExecuteInput, BatchExecuteOutput>(
+            BATCH_TOOL,
+            "Runs several calls of tools mounted from upstream MCP servers as one durable job, \
+             one\nafter the other, and returns every result in order.",
+        )]
+    }
+
+    fn takes_tasks(&self) -> bool {
+        false
+    }
+
+    async fn start(&self, call: &ToolCall<'_>) -> Result<Started, Problem> {
+        let input: BatchExecuteInput = call.input()?;
         if input.calls.is_empty() || input.calls.len() > MAX_BATCH {
-            return tool_error(
-                "InvalidInput",
-                Some("calls"),
-                &format!("{} calls; a batch has 1 to {MAX_BATCH}", input.calls.len()),
-                json!({}),
-            );
+            return Err(Problem::invalid(
+                "calls",
+                format!("{} calls; a batch has 1 to {MAX_BATCH}", input.calls.len()),
+            ));
         }
+        let state = call.state;
+        let catalog = state.upstreams.catalog_for(call.tenant());
         let mut calls = Vec::with_capacity(input.calls.len());
         for (i, c) in input.calls.into_iter().enumerate() {
             let field = format!("calls[{i}].tool");
-            let Some(tool) = self.mounted(&c.tool) else {
-                let why = if self.tool_router.map.contains_key(c.tool.as_str()) {
-                    format!("{} is AgentVoiceBox's own tool: call it directly", c.tool)
-                } else {
-                    format!("no mounted upstream tool is called {:?}", c.tool)
-                };
-                return tool_error("InvalidInput", Some(&field), &why, json!({}));
+            let Some(tool) = catalog.get(&c.tool).cloned() else {
+                let why =
+                    if state.tools.family(&c.tool).is_some() || state.own_tools.contains(&c.tool) {
+                        format!("{} is AgentVoiceBox's own tool: call it directly", c.tool)
+                    } else {
+                        format!("no mounted upstream tool is called {:?}", c.tool)
+                    };
+                return Err(Problem::invalid(field, why));
             };
             if tool.approval {
-                return tool_error(
-                    "ApprovalRequired",
-                    Some(&field),
-                    &format!(
+                return Err(Problem::new(
+                    ErrorKind::ApprovalRequired,
+                    format!(
                         "mcp_servers.{}.require_approval covers {}; call it on its own",
                         tool.server, tool.upstream_tool
                     ),
-                    json!({}),
-                );
+                )
+                .with_field(field));
             }
             calls.push((c.tool, tool, c.arguments));
         }
-        match upstream::batch(&self.state, self.tenant(), calls).await {
-            Ok(BatchOutcome::Done(job_id, results)) => {
-                let failed = results.iter().filter(|r| r.error.is_some()).count();
+        let job_id = start_batch(state, call.tenant(), calls).await?;
+        let out = BatchExecuteOutput {
+            resource_uri: resource_uri(&job_id),
+            job_id: job_id.clone(),
+            status: "running".into(),
+            results: Vec::new(),
+        };
+        Ok(Started::Running {
+            still_running: structured(
+                format!("Job {job_id} is still running; follow it with get_job"),
+                &out,
+            ),
+            job_id,
+        })
+    }
+
+    fn structured(&self, _state: &ApiState, job_id: &str, output: Value) -> Result<Value, Problem> {
+        let results: Vec<BatchItem> = output_as(output)?;
+        serde_json::to_value(BatchExecuteOutput {
+            resource_uri: resource_uri(job_id),
+            job_id: job_id.to_string(),
+            status: "completed".into(),
+            results,
+        })
+        .map_err(|e| Problem::internal(e.to_string()))
+    }
+
+    async fn render(&self, state: &ApiState, job_id: &str, output: Value) -> CallToolResult {
+        match self.structured(state, job_id, output) {
+            Ok(value) => {
+                let results = value["results"].as_array().map_or(&[][..], Vec::as_slice);
+                let failed = results.iter().filter(|r| !r["error"].is_null()).count();
                 let text = format!(
                     "Job {job_id}: {} calls, {failed} without a result",
                     results.len()
                 );
-                structured(
-                    text,
-                    &BatchExecuteOutput {
-                        resource_uri: resource_uri(&job_id),
-                        job_id,
-                        status: "completed".into(),
-                        results,
-                    },
-                )
+                structured(text, &value)
             }
-            Ok(BatchOutcome::Running(job_id)) => structured(
-                format!("Job {job_id} is still running; follow it with get_job"),
-                &BatchExecuteOutput {
-                    resource_uri: resource_uri(&job_id),
-                    job_id,
-                    status: "running".into(),
-                    results: Vec::new(),
-                },
-            ),
-            Err(e) => {
-                let failure = failure_of(&e);
-                tool_error(&failure.kind, None, &failure.message, json!({}))
-            }
+            Err(p) => p.into_tool_result(),
         }
     }
 }

@@ -6,25 +6,24 @@
 //! must name; `approve_job` / `reject_job` (HUMAN callers only) signal the workflow. Reads
 //! (`list_devices`, `get_device_state`) run as short `DeviceRead` workflows on the same worker.
 
-use std::time::{Duration, SystemTime};
+pub mod commands;
+pub mod rest;
+pub mod tools;
 
-use avb_common::device_settings::PolicyView;
-use avb_store::Role;
+use avb_common::config::PolicyView;
+use avb_workflows::approval::PendingApproval;
 use avb_workflows::billing::BillingPlan;
 use avb_workflows::devices::{
-    ApprovalDecision, ApprovalGate, Backend, DeviceCommandJob, DeviceCommandOutput,
-    DeviceCommandWorkflow, DeviceReadJob, DeviceReadWorkflow, ReadRequest, arguments_digest,
+    ApprovalDecision, Backend, DeviceCommandJob, DeviceCommandOutput, DeviceCommandWorkflow,
+    DeviceReadJob, DeviceReadWorkflow, ReadRequest,
 };
-use avb_workflows::search;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
-use temporalio_client::{WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions};
-use temporalio_common::MemoValues;
+use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 
-use crate::auth::Caller;
+use crate::core::problem::{ErrorKind, Problem};
 use crate::jobs::output::resource_uri;
-use crate::jobs::view::{JobStatus, JobView, LookupError, get_job, rfc3339};
 use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
 use crate::state::ApiState;
 
@@ -33,19 +32,6 @@ pub const COMMAND_TOOLS: &[(&str, Backend)] = &[
     ("smart_home_control", Backend::Zigbee2mqtt),
     ("call_service", Backend::HomeAssistant),
 ];
-/// Memo key of a command's approval request (what approvers are shown).
-pub const APPROVAL_MEMO: &str = "approval";
-
-/// What an approver is shown and must name.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
-pub struct PendingApproval {
-    pub tool: String,
-    pub arguments: Value,
-    /// Pass this to `approve_job`: the approval covers exactly these arguments.
-    pub digest: String,
-    /// RFC 3339: unapproved by then, the command is rejected.
-    pub expires_at: String,
-}
 
 /// Structured result of `smart_home_control` and `call_service`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -77,7 +63,7 @@ impl DeviceJobOutput {
         }
     }
 
-    fn waiting(job_id: &str, status: &str, pending: Option<PendingApproval>) -> Self {
+    pub fn waiting(job_id: &str, status: &str, pending: Option<PendingApproval>) -> Self {
         Self {
             job_id: job_id.to_string(),
             status: status.into(),
@@ -94,34 +80,21 @@ pub enum DeviceToolError {
     /// The backend's policy does not offer this tool (disabled, or not in `allowed_tools`).
     #[error("{0}")]
     NotAllowed(String),
-    #[error("{0}")]
-    Forbidden(String),
     #[error("{field}: {message}")]
     Invalid {
         field: &'static str,
         message: String,
     },
-    /// The job is not waiting for a decision.
-    #[error("{0}")]
-    Conflict(String),
-    #[error(transparent)]
-    Lookup(#[from] LookupError),
     #[error(transparent)]
     Job(#[from] JobError),
 }
 
-impl DeviceToolError {
-    pub fn kind(&self) -> &str {
-        match self {
-            Self::NotAllowed(_) => "ToolNotAllowed",
-            Self::Forbidden(_) => "Forbidden",
-            Self::Invalid { .. } => "InvalidInput",
-            Self::Conflict(_) => "NotAwaitingApproval",
-            Self::Lookup(LookupError::NotFound(_)) => "NotFound",
-            Self::Lookup(LookupError::AlreadyFinished { .. }) => "NotAwaitingApproval",
-            Self::Lookup(LookupError::Unavailable(_)) => "Unavailable",
-            Self::Job(JobError::Failed { kind, .. }) => kind.as_deref().unwrap_or("Failed"),
-            Self::Job(_) => "Unavailable",
+impl From<DeviceToolError> for Problem {
+    fn from(e: DeviceToolError) -> Self {
+        match e {
+            DeviceToolError::NotAllowed(m) => Problem::new(ErrorKind::ToolNotAllowed, m),
+            DeviceToolError::Invalid { field, message } => Problem::invalid(field, message),
+            DeviceToolError::Job(j) => Problem::from(&j),
         }
     }
 }
@@ -144,51 +117,10 @@ fn backends_for(state: &ApiState, tool: &str) -> Vec<Backend> {
         .collect()
 }
 
-/// What the caller gets back from a command: done, waiting for a human, or still running.
-pub enum CommandOutcome {
-    Done(DeviceJobOutput),
-    Waiting(DeviceJobOutput),
-}
-
-/// A started command job: its workflow, and what an approver must approve, if anyone must.
+/// A started command job, and what an approver must approve, if anyone must.
 pub struct StartedCommand {
     pub job_id: String,
     pub pending: Option<PendingApproval>,
-}
-
-/// Starts a device command job and waits for it up to the wait budget (not at all when it
-/// needs approval).
-pub async fn command(
-    state: &ApiState,
-    tenant: &str,
-    tool: &str,
-    arguments: Value,
-) -> Result<CommandOutcome, DeviceToolError> {
-    let StartedCommand { job_id, pending } = start_command(state, tenant, tool, arguments).await?;
-    let handle = state
-        .temporal
-        .get_workflow_handle::<DeviceCommandWorkflow>(job_id.clone());
-    if pending.is_some() {
-        return Ok(CommandOutcome::Waiting(DeviceJobOutput::waiting(
-            &job_id,
-            JobStatus::InputRequired.as_str(),
-            pending,
-        )));
-    }
-    match tokio::time::timeout(
-        state.config.wait_budget(),
-        handle.get_result(WorkflowGetResultOptions::default()),
-    )
-    .await
-    {
-        Ok(r) => Ok(CommandOutcome::Done(DeviceJobOutput::completed(
-            &job_id,
-            &map_result(r)?,
-        ))),
-        Err(_) => Ok(CommandOutcome::Waiting(DeviceJobOutput::waiting(
-            &job_id, "running", None,
-        ))),
-    }
 }
 
 /// Checks the backend's policy for `tool` and starts the command's workflow (as a task does:
@@ -227,7 +159,8 @@ pub async fn start_command(
     let job_id = new_job_id();
     let mut options = job_start_options(tool, tenant, &job_id, false);
     let (gate, pending) = if p.require_approval.requires(tool) {
-        let (gate, pending) = await_approval(state, tool, &arguments, &mut options);
+        let (gate, pending) =
+            crate::approval::await_approval(state, tool, &arguments, &mut options);
         (Some(gate), Some(pending))
     } else {
         (None, None)
@@ -251,39 +184,6 @@ pub async fn start_command(
         .map_err(|e| JobError::Start(e.to_string()))?;
     tracing::info!(job_id = %job_id, tool, tenant, approval = pending.is_some(), "device command started");
     Ok(StartedCommand { job_id, pending })
-}
-
-/// Makes the job about to start wait for a human (device commands, mounted upstream tools):
-/// the gate the workflow waits at, and what approvers are shown (memo `approval`). The job is
-/// tagged as waiting from the first moment (the workflow clears it once decided), so an
-/// approver can act before its first task ran.
-pub(crate) fn await_approval(
-    state: &ApiState,
-    tool: &str,
-    arguments: &Value,
-    options: &mut WorkflowStartOptions,
-) -> (ApprovalGate, PendingApproval) {
-    let secs = state.config.devices.approval_expiry_secs;
-    let gate = ApprovalGate {
-        expires_in_secs: secs,
-        expires_at: rfc3339(SystemTime::now() + Duration::from_secs(secs)),
-    };
-    let pending = PendingApproval {
-        tool: tool.to_string(),
-        arguments: arguments.clone(),
-        digest: arguments_digest(tool, arguments),
-        expires_at: gate.expires_at.clone(),
-    };
-    if let Some(attrs) = options.search_attributes.as_mut() {
-        attrs.apply(search::AWAITING.value_set("approval".to_string()));
-    }
-    let mut memo = MemoValues::new();
-    memo.insert(
-        APPROVAL_MEMO,
-        serde_json::to_value(&pending).unwrap_or_default(),
-    );
-    options.memo = Some(memo);
-    (gate, pending)
 }
 
 /// `list_devices` / `get_device_state`, over every backend that offers the tool.
@@ -317,70 +217,4 @@ pub async fn read(
     .await
     .map_err(|_| JobError::Temporal(format!("{tool} got no answer from the devices worker")))?;
     Ok(map_result(result)?)
-}
-
-/// Who decided, for the record: the key id (or `jwt:<subject>`), else the local operator.
-fn decider(caller: &Caller) -> String {
-    caller
-        .key_id
-        .clone()
-        .unwrap_or_else(|| format!("{} operator (authentication off)", caller.tenant))
-}
-
-/// `approve_job` / `reject_job`: HUMAN callers only, on a job of their tenant that waits for
-/// approval. The decision is recorded in the workflow's history with who and when.
-pub async fn decide(
-    state: &ApiState,
-    caller: &Caller,
-    job_id: &str,
-    approved: bool,
-    digest: Option<String>,
-    reason: Option<String>,
-) -> Result<JobView, DeviceToolError> {
-    let verb = if approved { "approve" } else { "reject" };
-    if caller.role != Role::Human {
-        return Err(DeviceToolError::Forbidden(format!(
-            "only HUMAN keys may {verb} jobs; this key is {}",
-            caller.role.as_str()
-        )));
-    }
-    let record = get_job(state, &caller.tenant, job_id).await?;
-    if record.view.status != JobStatus::InputRequired {
-        return Err(DeviceToolError::Conflict(format!(
-            "job {job_id} is {}, not waiting for approval",
-            record.view.status.as_str()
-        )));
-    }
-    let digest = match (approved, digest) {
-        (true, None) => {
-            return Err(DeviceToolError::Invalid {
-                field: "digest",
-                message: "name the digest of the arguments you approve (pending_approval.digest \
-                          of the job)"
-                    .into(),
-            });
-        }
-        (_, Some(d)) => d,
-        (false, None) => String::new(),
-    };
-    let decision = ApprovalDecision {
-        approved,
-        digest,
-        by: decider(caller),
-        at: rfc3339(SystemTime::now()),
-        reason,
-    };
-    state
-        .temporal
-        .get_workflow_handle::<DeviceCommandWorkflow>(job_id.to_string())
-        .signal(
-            DeviceCommandWorkflow::decide_approval,
-            decision,
-            WorkflowSignalOptions::default(),
-        )
-        .await
-        .map_err(|e| LookupError::Unavailable(e.to_string()))?;
-    tracing::info!(job_id, tenant = %caller.tenant, by = %decider(caller), approved, "approval decision sent");
-    // The view as it is now; the job goes on (or ends) on its own.
-    Ok(get_job(state, &caller.tenant, job_id).await?.view)
 }

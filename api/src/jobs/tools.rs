@@ -7,12 +7,12 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::AvbServer;
-use super::results::{job_result, tool_error};
-use crate::jobs::list::{JobFilter, JobPage, ListError, list_jobs};
+use crate::core::problem::Problem;
+use crate::jobs::durable::render_outcome;
+use crate::jobs::list::{JobFilter, JobPage, list_jobs};
 use crate::jobs::view::{JobView, LookupError, cancel_job, get_job};
+use crate::mcp::AvbServer;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,13 +29,8 @@ pub struct CancelJobInput {
     pub reason: Option<String>,
 }
 
-pub(crate) fn lookup_error(e: &LookupError) -> CallToolResult {
-    let kind = match e {
-        LookupError::NotFound(_) => "NotFound",
-        LookupError::AlreadyFinished { .. } => "AlreadyFinished",
-        LookupError::Unavailable(_) => "Unavailable",
-    };
-    tool_error(kind, Some("job_id"), &e.to_string(), json!({}))
+fn lookup_error(e: LookupError) -> CallToolResult {
+    Problem::from(e).with_field("job_id").into_tool_result()
 }
 
 fn view_result(view: &JobView, mut content: Vec<ContentBlock>) -> CallToolResult {
@@ -75,7 +70,8 @@ impl AvbServer {
             Ok(record) => {
                 let content = match record.outcome {
                     Some(Ok(out)) => {
-                        job_result(state, &record.view.job_id, Ok(out))
+                        let family = state.tools.family_of_job(&record.view.tool).clone();
+                        render_outcome(family.as_ref(), state, &record.view.job_id, Ok(out))
                             .await
                             .content
                     }
@@ -83,7 +79,7 @@ impl AvbServer {
                 };
                 view_result(&record.view, content)
             }
-            Err(e) => lookup_error(&e),
+            Err(e) => lookup_error(e),
         }
     }
 
@@ -112,12 +108,7 @@ impl AvbServer {
                 r.structured_content = serde_json::to_value(&page).ok();
                 r
             }
-            Err(ListError::InvalidFilter { field, message }) => {
-                tool_error("InvalidInput", Some(field), &message, json!({}))
-            }
-            Err(e @ ListError::Unavailable(_)) => {
-                tool_error("Unavailable", None, &e.to_string(), json!({}))
-            }
+            Err(e) => Problem::from(e).into_tool_result(),
         }
     }
 
@@ -139,7 +130,7 @@ impl AvbServer {
             .unwrap_or("cancelled by the caller (cancel_job)");
         match cancel_job(state, self.tenant(), &input.job_id, reason).await {
             Ok(record) => view_result(&record.view, Vec::new()),
-            Err(e) => lookup_error(&e),
+            Err(e) => lookup_error(e),
         }
     }
 }

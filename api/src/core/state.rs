@@ -30,6 +30,10 @@ pub struct ApiState {
     /// Upstream MCP servers and the tools mounted from them (`[mcp_servers]`); `run` keeps
     /// the catalog current.
     pub upstreams: Arc<avb_upstream::UpstreamHub>,
+    /// The durable tools, by family (`crate::registry`).
+    pub tools: Arc<crate::jobs::durable::Registry>,
+    /// Names of AgentVoiceBox's own tools (an upstream tool never shadows one).
+    pub own_tools: Arc<std::collections::HashSet<String>>,
 }
 
 impl ApiState {
@@ -44,8 +48,12 @@ impl ApiState {
             Some(s) => Some(Arc::new(crate::oidc::OidcVerifier::new(s.clone())?)),
             None => None,
         };
-        let upstreams = crate::upstream::hub_for(&config);
+        let tools = Arc::new(crate::registry::durable_tools());
+        let own_tools = crate::mcp::own_tool_names(&tools);
+        let upstreams = crate::upstream::hub_for(&config, own_tools.clone());
         Ok(Self {
+            tools,
+            own_tools: Arc::new(own_tools),
             upstreams,
             oidc,
             temporal,

@@ -1,15 +1,15 @@
 //! REST for billing under `/api/v2/billing`: the caller's own tenant's balance and usage, and
 //! credit grants (HUMAN keys only). See `crate::billing`.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::billing::{self, BalanceView, GrantInput, GrantView, UsagePage};
-use crate::error::ApiError;
+use crate::core::problem::{AppQuery, ErrorKind, Problem};
 use crate::state::ApiState;
 
 pub fn router() -> Router<ApiState> {
@@ -22,7 +22,7 @@ pub fn router() -> Router<ApiState> {
 async fn balance(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<BalanceView>, ApiError> {
+) -> Result<Json<BalanceView>, Problem> {
     Ok(Json(billing::balance(&state, &caller.tenant).await?))
 }
 
@@ -35,9 +35,8 @@ struct UsageQuery {
 async fn usage(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    query: Result<Query<UsageQuery>, QueryRejection>,
-) -> Result<Json<UsagePage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    AppQuery(query): AppQuery<UsageQuery>,
+) -> Result<Json<UsagePage>, Problem> {
     Ok(Json(
         billing::usage(&state, &caller.tenant, query.limit).await?,
     ))
@@ -49,12 +48,12 @@ async fn grant(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     body: Result<Json<GrantInput>, JsonRejection>,
-) -> Result<Json<GrantView>, ApiError> {
+) -> Result<Json<GrantView>, Problem> {
     // The role first: an AGENT is refused whatever it sent.
     if caller.role != billing::GRANT_ROLE {
         return Err(billing::forbidden_grant(caller.role).into());
     }
-    let Json(input) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(input) = body.map_err(|e| Problem::new(ErrorKind::InvalidInput, e.body_text()))?;
     Ok(Json(
         billing::grant(&state, &caller.tenant, caller.role, &input, "REST").await?,
     ))

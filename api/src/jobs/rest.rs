@@ -3,19 +3,18 @@
 
 use std::convert::Infallible;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
+use super::follow::follow;
+use super::list::{JobFilter, JobPage, list_jobs};
+use super::view::{JobView, cancel_job, get_job};
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::jobs::follow::follow;
-use crate::jobs::list::{JobFilter, JobPage, list_jobs};
-use crate::jobs::view::{JobView, cancel_job, get_job};
+use crate::core::problem::{AppQuery, Problem};
 use crate::state::ApiState;
 
 pub fn router() -> Router<ApiState> {
@@ -29,9 +28,8 @@ pub fn router() -> Router<ApiState> {
 async fn list(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    filter: Result<Query<JobFilter>, QueryRejection>,
-) -> Result<Json<JobPage>, ApiError> {
-    let Query(filter) = filter.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    AppQuery(filter): AppQuery<JobFilter>,
+) -> Result<Json<JobPage>, Problem> {
     Ok(Json(list_jobs(&state, &caller.tenant, &filter).await?))
 }
 
@@ -39,7 +37,7 @@ async fn get_one(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
-) -> Result<Json<JobView>, ApiError> {
+) -> Result<Json<JobView>, Problem> {
     Ok(Json(get_job(&state, &caller.tenant, &job_id).await?.view))
 }
 
@@ -54,7 +52,7 @@ async fn cancel(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
     body: Option<Json<CancelBody>>,
-) -> Result<Json<JobView>, ApiError> {
+) -> Result<Json<JobView>, Problem> {
     let reason = body
         .and_then(|Json(b)| b.reason)
         .unwrap_or_else(|| "cancelled by the caller (REST)".into());
@@ -71,7 +69,7 @@ async fn events(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let first = get_job(&state, &caller.tenant, &job_id).await?.view;
     let stream = follow(state, caller.tenant, job_id, Some(first)).map(|view| {
         let name = if view.status.is_terminal() {

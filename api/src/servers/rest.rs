@@ -6,8 +6,8 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::servers::{self, CreateServerInput, EventView, ServerError, ServerList, ServerView};
+use crate::core::problem::{ErrorKind, Problem};
+use crate::servers::{self, CreateServerInput, EventView, ServerList, ServerView};
 use crate::state::ApiState;
 
 pub fn router() -> Router<ApiState> {
@@ -20,22 +20,10 @@ pub fn router() -> Router<ApiState> {
         .route("/api/v2/mcp-servers/{server_id}/events", get(events))
 }
 
-impl From<ServerError> for ApiError {
-    fn from(e: ServerError) -> Self {
-        match e {
-            ServerError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
-            ServerError::NotFound(m) => ApiError::NotFound(m),
-            ServerError::Conflict(m) => ApiError::Conflict(m),
-            ServerError::Unavailable(m) => ApiError::Unavailable(m),
-            ServerError::InsufficientCredits { .. } => ApiError::PaymentRequired(e.to_string()),
-        }
-    }
-}
-
 async fn list(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<ServerList>, ApiError> {
+) -> Result<Json<ServerList>, Problem> {
     Ok(Json(servers::list(&state, &caller.tenant).await?))
 }
 
@@ -43,8 +31,8 @@ async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     body: Result<Json<CreateServerInput>, JsonRejection>,
-) -> Result<Json<ServerView>, ApiError> {
-    let Json(input) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+) -> Result<Json<ServerView>, Problem> {
+    let Json(input) = body.map_err(|e| Problem::new(ErrorKind::InvalidInput, e.body_text()))?;
     Ok(Json(servers::create(&state, &caller.tenant, input).await?))
 }
 
@@ -52,7 +40,7 @@ async fn get_one(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(server_id): Path<String>,
-) -> Result<Json<ServerView>, ApiError> {
+) -> Result<Json<ServerView>, Problem> {
     Ok(Json(
         servers::get(&state, &caller.tenant, &server_id).await?,
     ))
@@ -62,7 +50,7 @@ async fn delete(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(server_id): Path<String>,
-) -> Result<Json<ServerView>, ApiError> {
+) -> Result<Json<ServerView>, Problem> {
     Ok(Json(
         servers::delete(&state, &caller.tenant, &server_id).await?,
     ))
@@ -73,7 +61,7 @@ async fn events(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(server_id): Path<String>,
-) -> Result<Json<Vec<EventView>>, ApiError> {
+) -> Result<Json<Vec<EventView>>, Problem> {
     let v = servers::get(&state, &caller.tenant, &server_id).await?;
     Ok(Json(v.events.unwrap_or_default()))
 }

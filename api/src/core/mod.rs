@@ -1,0 +1,10 @@
+//! What every family and protocol shares: the state hub, callers and their authentication
+//! (API keys, OIDC), rate limits, health, metrics, and the one error type.
+
+pub mod auth;
+pub mod health;
+pub mod metrics;
+pub mod oidc;
+pub mod problem;
+pub mod ratelimit;
+pub mod state;
