@@ -13,11 +13,22 @@ use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::view::JobProgress;
 use super::{JobError, outcome, wait};
 use crate::auth::Caller;
 use crate::core::problem::Problem;
 use crate::state::ApiState;
+
+// How far a running job is (from its family's heartbeats), in every view of the job.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct JobProgress {
+    /// Units of work done (for speech: chunks synthesized).
+    pub done: u32,
+    /// Units in the whole job, once known.
+    pub total: Option<u32>,
+    pub message: String,
+    /// Attempt of the running activity: above 1 after a worker crash or a retried fault.
+    pub attempt: u32,
+}
 
 /// One call of a durable tool: who calls, what, with which arguments.
 pub struct ToolCall<'a> {

@@ -12,6 +12,7 @@ use temporalio_client::{
 use temporalio_common::protos::temporal::api::enums::v1::PendingActivityState;
 
 use super::durable::DurableTool;
+pub use super::durable::JobProgress;
 use super::output::{resource_uri, status_url};
 use super::{JobError, heartbeat, outcome};
 use crate::core::problem::{ErrorKind, Problem};
@@ -91,17 +92,6 @@ impl JobStatus {
             (s, _) => s,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct JobProgress {
-    /// Units of work done (for speech: chunks synthesized).
-    pub done: u32,
-    /// Units in the whole job, once known.
-    pub total: Option<u32>,
-    pub message: String,
-    /// Attempt of the running activity: above 1 after a worker crash or a retried fault.
-    pub attempt: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
