@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crate::non_retryable;
 use avb_store::{Store, StoreError, Usage};
+use avb_workflows::billing::activity as defs;
 use avb_workflows::billing::{
     HoldCredits, InsufficientCreditsDetails, LedgerReceipt, ReleaseCredits, SettleCredits,
 };
-use avb_workflows::billing::activity as defs;
 use avb_workflows::errors::ErrorKind;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;

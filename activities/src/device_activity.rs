@@ -13,10 +13,8 @@ use avb_devices::DeviceError;
 use avb_devices::command::{ControlInput, confirms, plan};
 use avb_devices::ha::{HomeAssistant, ServiceCall};
 use avb_devices::z2m::Zigbee2Mqtt;
-use avb_workflows::devices::{
-    Backend, DeviceResult, DeviceSet, PlanRequest, ReadRequest,
-    };
 use avb_workflows::devices::activity as defs;
+use avb_workflows::devices::{Backend, DeviceResult, DeviceSet, PlanRequest, ReadRequest};
 use avb_workflows::errors::ErrorKind;
 use serde_json::{Value, json};
 use temporalio_macros::activities;

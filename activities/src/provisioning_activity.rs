@@ -15,7 +15,8 @@ use avb_provisioning::{
 use avb_store::{ServerRecord, now_ms};
 use avb_workflows::provision::activity as defs;
 use avb_workflows::provision::{
-    CreateReplica, EVENT_CREATED, Endpoint, RecordServer, RemoveReplicas, SettleServerMinutes, };
+    CreateReplica, EVENT_CREATED, Endpoint, RecordServer, RemoveReplicas, SettleServerMinutes,
+};
 use temporalio_macros::activities;
 
 use crate::server_billing::settle_on_delete;

@@ -231,7 +231,16 @@ mod tests {
         check(
             "tts",
             &tts(s(125)),
-            (s(125), queues::TTS, Some(s(30)), s(1), 2.0, Some(s(30)), 5, true),
+            (
+                s(125),
+                queues::TTS,
+                Some(s(30)),
+                s(1),
+                2.0,
+                Some(s(30)),
+                5,
+                true,
+            ),
         );
         assert_eq!(
             tts(s(1)).cancellation_type,
@@ -240,18 +249,45 @@ mod tests {
         check(
             "ledger",
             &ledger(),
-            (s(30), queues::BILLING, None, ms(500), 2.0, Some(s(10)), 0, true),
+            (
+                s(30),
+                queues::BILLING,
+                None,
+                ms(500),
+                2.0,
+                Some(s(10)),
+                0,
+                true,
+            ),
         );
         assert!(ledger().cancellation_token.is_some(), "detached");
         check(
             "device_command",
             &device_command(),
-            (s(30), queues::DEVICES, None, ms(500), 2.0, Some(s(5)), 6, true),
+            (
+                s(30),
+                queues::DEVICES,
+                None,
+                ms(500),
+                2.0,
+                Some(s(5)),
+                6,
+                true,
+            ),
         );
         check(
             "device_read",
             &device_read(),
-            (s(15), queues::DEVICES, None, ms(500), 2.0, Some(s(5)), 3, true),
+            (
+                s(15),
+                queues::DEVICES,
+                None,
+                ms(500),
+                2.0,
+                Some(s(5)),
+                3,
+                true,
+            ),
         );
         let provisioning = |d, h| (d, queues::PROVISIONING, h, s(1), 2.0, Some(s(15)), 20, true);
         check(
@@ -279,12 +315,30 @@ mod tests {
         check(
             "reconcile",
             &reconcile(),
-            (s(120), queues::PROVISIONING, None, s(2), 2.0, None, 3, false),
+            (
+                s(120),
+                queues::PROVISIONING,
+                None,
+                s(2),
+                2.0,
+                None,
+                3,
+                false,
+            ),
         );
         check(
             "upstream",
             &upstream(60),
-            (s(90), queues::UPSTREAM, None, ms(500), 2.0, Some(s(5)), 6, true),
+            (
+                s(90),
+                queues::UPSTREAM,
+                None,
+                ms(500),
+                2.0,
+                Some(s(5)),
+                6,
+                true,
+            ),
         );
         let echo = echo();
         assert_eq!(

@@ -40,7 +40,11 @@ async fn replay_all() -> Vec<(String, WorkflowReplayResult)> {
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no recorded histories in {}", dir.display());
+    assert!(
+        !paths.is_empty(),
+        "no recorded histories in {}",
+        dir.display()
+    );
     let histories = paths.iter().map(|path| {
         let bytes = std::fs::read(path).expect("read history");
         WorkflowHistory::from_json(&bytes).expect("history JSON")
@@ -79,7 +83,9 @@ fn steps(events: &[HistoryEvent]) -> Vec<String> {
             A::WorkflowExecutionStartedEventAttributes(a) => {
                 Some(format!("workflow {}", a.workflow_type.as_ref()?.name))
             }
-            A::ActivityTaskScheduledEventAttributes(a) => Some(a.activity_type.as_ref()?.name.clone()),
+            A::ActivityTaskScheduledEventAttributes(a) => {
+                Some(a.activity_type.as_ref()?.name.clone())
+            }
             A::WorkflowExecutionSignaledEventAttributes(a) => {
                 Some(format!("signal {}", a.signal_name))
             }

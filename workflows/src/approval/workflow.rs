@@ -157,7 +157,10 @@ mod tests {
             &args,
         ));
         assert_eq!(kind, "ApprovalRejected");
-        assert!(message.contains("by alice") && message.contains(": not now"), "{message}");
+        assert!(
+            message.contains("by alice") && message.contains(": not now"),
+            "{message}"
+        );
 
         let other = json!({"action": "turn_on", "room": "y"});
         let (kind, message) = refusal(judge_decision(

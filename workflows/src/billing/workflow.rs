@@ -84,12 +84,8 @@ impl Saga {
             credits: self.plan.credits,
             plan: self.plan,
         };
-        ctx.execute_activity(
-            BillingActivityDefs::settle_credits,
-            input,
-            policy::ledger(),
-        )
-        .await?;
+        ctx.execute_activity(BillingActivityDefs::settle_credits, input, policy::ledger())
+            .await?;
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use super::contract::{
     DeviceActivityDefs, DeviceCommandJob, DeviceCommandOutput, DeviceReadJob, DeviceResult,
     DeviceSet, PlanRequest,
 };
-use crate::approval::{AwaitsApproval, DECIDE_APPROVAL, ApprovalDecision, await_approval};
+use crate::approval::{ApprovalDecision, AwaitsApproval, DECIDE_APPROVAL, await_approval};
 use crate::billing::Saga;
 use crate::policy;
 

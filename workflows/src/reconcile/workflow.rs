@@ -5,7 +5,9 @@
 //! once healthy). The workflow only carries the report, so operators see each run in the UI.
 
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_workflow::{ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
+use temporalio_workflow::{
+    ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult,
+};
 
 use super::contract::{ReconcileActivityDefs, ReconcileInput, ReconcileReport};
 use crate::policy;

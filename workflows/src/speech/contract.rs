@@ -74,7 +74,6 @@ impl GenerateSpeechInput {
     }
 }
 
-
 /// What the TTS activity returns: a reference to the audio, never the audio itself (it would
 /// bloat workflow history).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

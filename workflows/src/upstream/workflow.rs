@@ -13,7 +13,7 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{SyncWorkflowContext, WorkflowContext, WorkflowResult};
 
 use super::contract::{BatchItem, UpstreamActivityDefs, UpstreamBatchJob, UpstreamCallJob};
-use crate::approval::{AwaitsApproval, DECIDE_APPROVAL, ApprovalDecision, await_approval};
+use crate::approval::{ApprovalDecision, AwaitsApproval, DECIDE_APPROVAL, await_approval};
 use crate::billing::Saga;
 use crate::policy;
 
