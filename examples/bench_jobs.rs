@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use avb_api::{ApiState, echo};
 use avb_common::config::AvbConfig;
-use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoInput};
+use avb_workflows::echo::{DurableEchoWorkflow, EchoInput};
 use rmcp::model::{
     CallToolResponse, ClientCapabilities, ClientConfig, GetTaskParams, Implementation, TaskPayload,
 };

@@ -20,7 +20,7 @@ use avb_api::{ApiState, echo};
 use avb_common::config::AvbConfig;
 use avb_common::devserver::{DevServer, DevServerOptions, free_port};
 use avb_common::temporal;
-use avb_workflows::echo_workflow::EchoInput;
+use avb_workflows::echo::EchoInput;
 use avb_workflows::search;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;

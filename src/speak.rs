@@ -9,8 +9,7 @@ use anyhow::Context;
 use avb_activities::tts::model::GraphForm;
 use avb_activities::tts::wav::encode_wav;
 use avb_activities::tts::{TtsConfig, TtsEngine};
-use avb_workflows::speech::GenerateSpeechInput;
-use avb_workflows::voices::DEFAULT_VOICE;
+use avb_workflows::speech::{DEFAULT_VOICE, GenerateSpeechInput};
 
 #[derive(clap::Args)]
 pub struct SpeakArgs {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::non_retryable;
 use avb_store::{Store, StoreError, Usage};
+use avb_workflows::billing::activity as defs;
 use avb_workflows::billing::{
-    HOLD_CREDITS, HoldCredits, InsufficientCreditsDetails, LedgerReceipt, RELEASE_CREDITS,
-    ReleaseCredits, SETTLE_CREDITS, SettleCredits,
+    HoldCredits, InsufficientCreditsDetails, LedgerReceipt, ReleaseCredits, SettleCredits,
 };
 use avb_workflows::errors::ErrorKind;
 use temporalio_macros::activities;
@@ -37,7 +37,7 @@ fn receipt(entry: &avb_store::LedgerEntry) -> LedgerReceipt {
 
 #[activities]
 impl BillingActivities {
-    #[activity(name = HOLD_CREDITS)]
+    #[activity(definition = defs::HoldCredits)]
     pub async fn hold_credits(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -87,7 +87,7 @@ impl BillingActivities {
         }
     }
 
-    #[activity(name = SETTLE_CREDITS)]
+    #[activity(definition = defs::SettleCredits)]
     pub async fn settle_credits(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -113,7 +113,7 @@ impl BillingActivities {
         Ok(receipt(&entry))
     }
 
-    #[activity(name = RELEASE_CREDITS)]
+    #[activity(definition = defs::ReleaseCredits)]
     pub async fn release_credits(
         self: Arc<Self>,
         _ctx: ActivityContext,

@@ -13,10 +13,8 @@ use avb_devices::DeviceError;
 use avb_devices::command::{ControlInput, confirms, plan};
 use avb_devices::ha::{HomeAssistant, ServiceCall};
 use avb_devices::z2m::Zigbee2Mqtt;
-use avb_workflows::devices::{
-    Backend, DeviceResult, DeviceSet, PLAN_DEVICE_COMMAND, PlanRequest, READ_DEVICES, ReadRequest,
-    SEND_DEVICE_COMMAND,
-};
+use avb_workflows::devices::activity as defs;
+use avb_workflows::devices::{Backend, DeviceResult, DeviceSet, PlanRequest, ReadRequest};
 use avb_workflows::errors::ErrorKind;
 use serde_json::{Value, json};
 use temporalio_macros::activities;
@@ -229,7 +227,7 @@ impl DeviceActivities {
 
 #[activities]
 impl DeviceActivities {
-    #[activity(name = PLAN_DEVICE_COMMAND)]
+    #[activity(definition = defs::PlanDeviceCommand)]
     pub async fn plan_device_command(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -245,7 +243,7 @@ impl DeviceActivities {
         }
     }
 
-    #[activity(name = SEND_DEVICE_COMMAND)]
+    #[activity(definition = defs::SendDeviceCommand)]
     pub async fn send_device_command(
         self: Arc<Self>,
         ctx: ActivityContext,
@@ -271,7 +269,7 @@ impl DeviceActivities {
         })
     }
 
-    #[activity(name = READ_DEVICES)]
+    #[activity(definition = defs::ReadDevices)]
     pub async fn read_devices(
         self: Arc<Self>,
         _ctx: ActivityContext,

@@ -1,6 +1,7 @@
 //! The `echo` activity behind `durable_echo`.
 
-use avb_workflows::echo_workflow::{ECHO_ACTIVITY, EchoInput, EchoOutput};
+use avb_workflows::echo::activity as defs;
+use avb_workflows::echo::{EchoInput, EchoOutput};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
@@ -8,7 +9,7 @@ pub struct EchoActivities;
 
 #[activities]
 impl EchoActivities {
-    #[activity(name = ECHO_ACTIVITY)]
+    #[activity(definition = defs::Echo)]
     pub async fn echo(ctx: ActivityContext, input: EchoInput) -> Result<EchoOutput, ActivityError> {
         Ok(EchoOutput {
             message: input.message,

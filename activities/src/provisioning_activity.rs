@@ -13,9 +13,9 @@ use avb_provisioning::{
     TemplateSpec, Transport, wait_until_mcp_ready,
 };
 use avb_store::{ServerRecord, now_ms};
+use avb_workflows::provision::activity as defs;
 use avb_workflows::provision::{
-    CREATE_REPLICA, CreateReplica, EVENT_CREATED, Endpoint, RECORD_SERVER, REMOVE_REPLICAS,
-    RecordServer, RemoveReplicas, SETTLE_SERVER_MINUTES, SettleServerMinutes, WAIT_REPLICA_READY,
+    CreateReplica, EVENT_CREATED, Endpoint, RecordServer, RemoveReplicas, SettleServerMinutes,
 };
 use temporalio_macros::activities;
 
@@ -130,7 +130,7 @@ pub fn template_spec(name: &str, t: &TemplateSettings) -> TemplateSpec {
 
 #[activities]
 impl ProvisioningActivities {
-    #[activity(name = CREATE_REPLICA)]
+    #[activity(definition = defs::CreateReplica)]
     pub async fn create_replica(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -171,7 +171,7 @@ impl ProvisioningActivities {
         })
     }
 
-    #[activity(name = WAIT_REPLICA_READY)]
+    #[activity(definition = defs::WaitReplicaReady)]
     pub async fn wait_replica_ready(
         self: Arc<Self>,
         ctx: ActivityContext,
@@ -201,7 +201,7 @@ impl ProvisioningActivities {
         }
     }
 
-    #[activity(name = REMOVE_REPLICAS)]
+    #[activity(definition = defs::RemoveReplicas)]
     pub async fn remove_replicas(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -224,7 +224,7 @@ impl ProvisioningActivities {
         Ok(u32::try_from(removed).unwrap_or(u32::MAX))
     }
 
-    #[activity(name = RECORD_SERVER)]
+    #[activity(definition = defs::RecordServer)]
     pub async fn record_server(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -265,7 +265,7 @@ impl ProvisioningActivities {
         Ok(())
     }
 
-    #[activity(name = SETTLE_SERVER_MINUTES)]
+    #[activity(definition = defs::SettleServerMinutes)]
     pub async fn settle_server_minutes(
         self: Arc<Self>,
         _ctx: ActivityContext,

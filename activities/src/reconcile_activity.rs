@@ -10,9 +10,10 @@ use std::sync::Arc;
 use avb_provisioning::{ContainerBackend, ListFilter, ManagedReplica};
 use avb_store::{ServerRecord, now_ms};
 use avb_workflows::provision::ServerBilling;
+use avb_workflows::reconcile::activity as defs;
 use avb_workflows::reconcile::{
     Drift, EVENT_CREDITS_EXHAUSTED, EVENT_DRIFT, EVENT_ORPHAN_REMOVED, EVENT_RECOVERED,
-    ExhaustedServer, Orphan, RECONCILE_ACTIVITY, ReconcileInput, ReconcileReport,
+    ExhaustedServer, Orphan, ReconcileInput, ReconcileReport,
 };
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -146,7 +147,7 @@ impl ReconcileActivities {
 
 #[activities]
 impl ReconcileActivities {
-    #[activity(name = RECONCILE_ACTIVITY)]
+    #[activity(definition = defs::ReconcileServers)]
     pub async fn reconcile_servers(
         self: Arc<Self>,
         ctx: ActivityContext,

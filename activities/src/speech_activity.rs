@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use avb_common::artifacts::ArtifactStore;
+use avb_workflows::speech::activity as defs;
 use avb_workflows::speech::{SpeechArtifact, SpeechProgress, SynthesizeSpeech};
-use avb_workflows::speech_workflow::SYNTHESIZE_SPEECH;
 use bytes::Bytes;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
@@ -43,7 +43,7 @@ pub fn to_activity_error(e: TtsError) -> ActivityError {
 
 #[activities]
 impl TtsActivities {
-    #[activity(name = SYNTHESIZE_SPEECH)]
+    #[activity(definition = defs::SynthesizeSpeech)]
     pub async fn synthesize_speech(
         self: Arc<Self>,
         ctx: ActivityContext,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use crate::non_retryable;
 use avb_upstream::{UpstreamError, UpstreamHub};
 use avb_workflows::errors::ErrorKind;
-use avb_workflows::upstream::{CALL_UPSTREAM_TOOL, UpstreamCallRequest};
+use avb_workflows::upstream::UpstreamCallRequest;
+use avb_workflows::upstream::activity as defs;
 use serde_json::Value;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -41,7 +42,7 @@ fn call_failure(e: UpstreamError, request: &UpstreamCallRequest) -> ActivityErro
 
 #[activities]
 impl UpstreamActivities {
-    #[activity(name = CALL_UPSTREAM_TOOL)]
+    #[activity(definition = defs::CallUpstreamTool)]
     pub async fn call_upstream_tool(
         self: Arc<Self>,
         ctx: ActivityContext,

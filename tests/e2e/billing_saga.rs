@@ -10,7 +10,7 @@ use crate::support::mcp::{call, keyed_session, text_of};
 use crate::support::{TEST_CREDITS, TestSystem, get_json, stored_wavs};
 use avb_store::{EntryKind, LedgerEntry, Role};
 use avb_workflows::billing::credits_for;
-use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
+use avb_workflows::speech::GenerateSpeechWorkflow;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolResult;
 use rmcp::transport::StreamableHttpClientTransport;

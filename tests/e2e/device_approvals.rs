@@ -10,7 +10,7 @@ use crate::support::mcp::{call, keyed_session, text_of};
 use crate::support::mosquitto::Mosquitto;
 use avb_common::config::{ApprovalMode, ApprovalRule};
 use avb_devices::sim::Simulator;
-use avb_workflows::devices::arguments_digest;
+use avb_workflows::approval::arguments_digest;
 use serde_json::{Value, json};
 
 const PLUG: &str = "kitchen/coffee_plug";

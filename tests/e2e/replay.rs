@@ -1,5 +1,6 @@
-//! Determinism: recorded histories of the speech workflow replay against the current workflow
-//! code (a change that breaks replay fails CI), and a fresh history from a live run replays too.
+//! Determinism of live runs: fresh histories replay against the current workflow code, and
+//! replaying charges nothing. The recorded histories in `tests/histories` are replayed without a
+//! server by `cargo test -p avb-workflows` (`workflows/tests/replay.rs`); these tests write them:
 //! `AVB_RECORD_HISTORIES=1` writes `tests/histories/generate_speech_billed.json` from the live
 //! run (a billed job: hold → synthesize → settle); `generate_speech.json` predates billing and
 //! must keep replaying (its input has no price, so no billing activities). The provisioning
@@ -8,60 +9,23 @@
 //! `delete_mcp_server.json` and `reconcile_mcp_servers.json`, and a device command that waited
 //! for approval (search attribute, timer, signal) as `device_command_approved.json`. Calls of
 //! mounted upstream tools are recorded by `upstream.rs` (`upstream_call.json`,
-//! `upstream_batch.json`).
+//! `upstream_batch.json`). The command is in the workflows crate's doc ("Versioning").
 
 use std::time::Duration;
 
 use crate::support::{TestSystem, repo_root};
 use avb_api::speech;
 use avb_store::EntryKind;
-use avb_workflows::devices::DeviceCommandWorkflow;
-use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
-use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
-use avb_workflows::speech::GenerateSpeechInput;
-use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
-use avb_workflows::upstream::{UpstreamBatchWorkflow, UpstreamCallWorkflow};
+use avb_workflows::provision::ProvisionMcpServerWorkflow;
+use avb_workflows::speech::{GenerateSpeechInput, GenerateSpeechWorkflow};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
+/// A replayer with every workflow, registered from the list the workers use.
 pub(crate) fn replayer() -> WorkflowReplayer {
-    let opts = WorkflowReplayerOptions::new()
-        .register_workflow::<GenerateSpeechWorkflow>()
-        .expect("register")
-        .register_workflow::<ProvisionMcpServerWorkflow>()
-        .expect("register")
-        .register_workflow::<DeleteMcpServerWorkflow>()
-        .expect("register")
-        .register_workflow::<ReconcileMcpServersWorkflow>()
-        .expect("register")
-        .register_workflow::<DeviceCommandWorkflow>()
-        .expect("register")
-        .register_workflow::<UpstreamCallWorkflow>()
-        .expect("register")
-        .register_workflow::<UpstreamBatchWorkflow>()
-        .expect("register")
-        .build();
+    let mut opts = WorkflowReplayerOptions::new().build();
+    avb_workflows::register_all(&mut opts).expect("register");
     WorkflowReplayer::new(opts).expect("replayer")
-}
-
-#[tokio::test]
-async fn recorded_histories_replay() {
-    let dir = repo_root().join("tests/histories");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).expect("tests/histories") {
-        let path = entry.expect("entry").path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        let bytes = std::fs::read(&path).expect("read history");
-        let history = WorkflowHistory::from_json(&bytes).expect("history JSON");
-        replayer()
-            .replay_workflow(history)
-            .await
-            .unwrap_or_else(|e| panic!("{} no longer replays: {e:?}", path.display()));
-        n += 1;
-    }
-    assert!(n >= 1, "no recorded histories in {}", dir.display());
 }
 
 #[tokio::test]

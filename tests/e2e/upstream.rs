@@ -625,7 +625,7 @@ async fn a_mounted_tool_that_needs_approval_runs_only_once_a_human_approves_its_
             "reject" => ("reject", json!({ "reason": "not today" })),
             _ => (
                 "approve",
-                json!({ "digest": avb_workflows::devices::arguments_digest(
+                json!({ "digest": avb_workflows::approval::arguments_digest(
                     "everything_get-sum", &json!({"a": 20, "b": 23})) }),
             ),
         };

@@ -19,14 +19,8 @@ use avb_activities::upstream_activity::UpstreamActivities;
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
 use avb_store::Store;
-use avb_workflows::devices::{DeviceCommandWorkflow, DeviceReadWorkflow};
-use avb_workflows::echo_workflow::DurableEchoWorkflow;
 use avb_workflows::provision::BILLED_TOOL;
-use avb_workflows::provision::{DeleteMcpServerWorkflow, ProvisionMcpServerWorkflow};
 use avb_workflows::queues;
-use avb_workflows::reconcile::ReconcileMcpServersWorkflow;
-use avb_workflows::speech_workflow::GenerateSpeechWorkflow;
-use avb_workflows::upstream::{UpstreamBatchWorkflow, UpstreamCallWorkflow};
 use futures::future::{FutureExt, LocalBoxFuture};
 use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -165,19 +159,15 @@ pub async fn run_workers_sharing(
     let store = || store.clone().context("the store was not opened");
     for q in queue_names {
         let opts = match *q {
-            queues::WORKFLOWS => WorkerOptions::new(*q)
-                .register_workflow::<GenerateSpeechWorkflow>()?
-                .register_workflow::<DurableEchoWorkflow>()?
-                .register_workflow::<ProvisionMcpServerWorkflow>()?
-                .register_workflow::<DeleteMcpServerWorkflow>()?
-                .register_workflow::<ReconcileMcpServersWorkflow>()?
-                .register_workflow::<DeviceCommandWorkflow>()?
-                .register_workflow::<DeviceReadWorkflow>()?
-                .register_workflow::<UpstreamCallWorkflow>()?
-                .register_workflow::<UpstreamBatchWorkflow>()?
-                // The echo activity shares the workflow queue so it is dispatched eagerly.
-                .register_activities(EchoActivities)
-                .build(),
+            queues::WORKFLOWS => {
+                let mut opts = WorkerOptions::new(*q)
+                    // The echo activity shares the workflow queue so it is dispatched eagerly.
+                    .register_activities(EchoActivities)
+                    .build();
+                // Every workflow, from the same list the replay tests check.
+                avb_workflows::register_all(&mut opts)?;
+                opts
+            }
             queues::TTS => {
                 let engine = load_tts_engine(config)?;
                 let artifacts = ArtifactStore::local(&config.artifacts_dir())?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use avb_workflows::voices::{VoiceInfo, nearest_ids};
+pub use avb_workflows::speech::{VoiceInfo, nearest_ids};
 
 use super::error::TtsError;
 

@@ -10,10 +10,10 @@ pub mod tools;
 use std::time::{Duration, SystemTime};
 
 use avb_store::Role;
-use avb_workflows::approval::{APPROVAL_MEMO, PendingApproval};
-use avb_workflows::devices::{
-    ApprovalDecision, ApprovalGate, DeviceCommandWorkflow, arguments_digest,
+use avb_workflows::approval::{
+    APPROVAL_MEMO, ApprovalDecision, ApprovalGate, PendingApproval, arguments_digest,
 };
+use avb_workflows::devices::DeviceCommandWorkflow;
 use avb_workflows::search;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use avb_common::artifacts::ArtifactStore;
 use avb_common::config::AvbConfig;
-use avb_workflows::voices::VoiceInfo;
+use avb_workflows::speech::VoiceInfo;
 use temporalio_client::Client;
 
 use crate::metrics::Metrics;

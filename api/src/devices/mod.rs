@@ -11,11 +11,11 @@ pub mod rest;
 pub mod tools;
 
 use avb_common::config::PolicyView;
-use avb_workflows::approval::PendingApproval;
+use avb_workflows::approval::{ApprovalDecision, PendingApproval};
 use avb_workflows::billing::BillingPlan;
 use avb_workflows::devices::{
-    ApprovalDecision, Backend, DeviceCommandJob, DeviceCommandOutput, DeviceCommandWorkflow,
-    DeviceReadJob, DeviceReadWorkflow, ReadRequest,
+    Backend, DeviceCommandJob, DeviceCommandOutput, DeviceCommandWorkflow, DeviceReadJob,
+    DeviceReadWorkflow, ReadRequest,
 };
 use schemars::JsonSchema;
 use serde::Serialize;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use avb_workflows::echo_workflow::{DurableEchoWorkflow, EchoInput, EchoJob, EchoOutput};
+use avb_workflows::echo::{DurableEchoWorkflow, EchoInput, EchoJob, EchoOutput};
 use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::Value;
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowHandle};

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use avb_common::config::BillingSettings;
 use avb_workflows::billing::BillingPlan;
-use avb_workflows::speech::{GenerateSpeechInput, SpeechArtifact, SpeechProgress};
-use avb_workflows::speech_workflow::{GenerateSpeechJob, GenerateSpeechWorkflow};
-use avb_workflows::voices::nearest_ids;
+use avb_workflows::speech::{
+    GenerateSpeechInput, GenerateSpeechJob, GenerateSpeechWorkflow, SpeechArtifact, SpeechProgress,
+    nearest_ids,
+};
 use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use schemars::JsonSchema;
@@ -169,7 +170,7 @@ pub fn check_input(state: &ApiState, input: &GenerateSpeechInput) -> Result<(), 
             "unknown voice '{}'; nearest valid ids: {}; the default is {} (list_voices has all {})",
             input.voice_id,
             nearest.join(", "),
-            avb_workflows::voices::DEFAULT_VOICE,
+            avb_workflows::speech::DEFAULT_VOICE,
             state.voices.len()
         );
         return Err(Problem::new(ErrorKind::UnknownVoice, msg)

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::mcp::AvbServer;
-use avb_workflows::voices::VoiceInfo;
+use avb_workflows::speech::VoiceInfo;
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct VoiceList {
@@ -24,7 +24,7 @@ impl AvbServer {
     async fn list_voices(&self) -> Json<VoiceList> {
         Json(VoiceList {
             voices: self.state.voices.as_ref().clone(),
-            default_voice: avb_workflows::voices::DEFAULT_VOICE.to_string(),
+            default_voice: avb_workflows::speech::DEFAULT_VOICE.to_string(),
         })
     }
 }

@@ -1,10 +1,14 @@
 //! The `generate_speech` contract: input, bounds and validation shared by the api (which rejects
-//! bad input before starting a workflow) and the TTS engine (which checks again).
+//! bad input before starting a workflow) and the TTS engine (which checks again); the workflow's
+//! input and result, and the TTS activity's definition.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use temporalio_macros::activity_definitions;
 
-use crate::voices::DEFAULT_VOICE;
+use super::voices::DEFAULT_VOICE;
+use crate::artifact::ArtifactRef;
+use crate::billing::BillingPlan;
 
 pub const MIN_SPEED: f32 = 0.5;
 pub const MAX_SPEED: f32 = 2.0;
@@ -70,46 +74,11 @@ impl GenerateSpeechInput {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input(text: &str, speed: f32) -> GenerateSpeechInput {
-        GenerateSpeechInput {
-            text: text.into(),
-            voice_id: DEFAULT_VOICE.into(),
-            speed,
-        }
-    }
-
-    #[test]
-    fn bounds_name_the_field() {
-        assert_eq!(
-            input("  ", 1.0).validate(10).map_err(|e| e.field),
-            Err("text")
-        );
-        let e = input("abcdefghijk", 1.0)
-            .validate(10)
-            .expect_err("too long");
-        assert_eq!(e.to_string(), "text: is 11 characters; the limit is 10");
-        let e = input("hi", 2.5).validate(10).expect_err("too fast");
-        assert_eq!(e.to_string(), "speed: is 2.5; it must be between 0.5 and 2");
-        assert!(input("hi", f32::NAN).validate(10).is_err());
-        assert!(input("hi", 0.5).validate(10).is_ok());
-    }
-
-    #[test]
-    fn defaults_apply() {
-        let v: GenerateSpeechInput = serde_json::from_str(r#"{"text":"hi"}"#).expect("parse");
-        assert_eq!((v.voice_id.as_str(), v.speed), ("af_heart", 1.0));
-    }
-}
-
 /// What the TTS activity returns: a reference to the audio, never the audio itself (it would
 /// bloat workflow history).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SpeechArtifact {
-    pub audio: crate::artifact::ArtifactRef,
+    pub audio: ArtifactRef,
     pub duration_secs: f64,
     pub sample_count: u64,
     pub sample_rate: u32,
@@ -147,4 +116,74 @@ impl SpeechProgress {
 pub struct SynthesizeSpeech {
     pub job_id: String,
     pub request: GenerateSpeechInput,
+}
+
+/// Workflow input: the validated tool arguments and who asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateSpeechJob {
+    pub job_id: String,
+    pub tenant: String,
+    pub request: GenerateSpeechInput,
+    /// The price, when billing is on. Jobs recorded before billing existed have none, so their
+    /// histories replay without billing activities (no patch marker needed: the input decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<BillingPlan>,
+}
+
+/// Activity type names, shared by the declaration here and the implementation in `avb-activities`.
+pub const SYNTHESIZE_SPEECH: &str = "synthesize_speech";
+
+/// Declarations of the TTS activities (implemented in `avb-activities`).
+pub struct TtsActivityDefs;
+
+#[activity_definitions]
+impl TtsActivityDefs {
+    #[activity(name = SYNTHESIZE_SPEECH)]
+    pub fn synthesize_speech(
+        input: SynthesizeSpeech,
+    ) -> Result<SpeechArtifact, temporalio_common::ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// The activity definitions as types, for `#[activity(definition = …)]` in `avb-activities`
+/// (the implementation then has the definition's name, input and output, checked at compile
+/// time).
+pub mod activity {
+    pub use super::tts_activity_defs::SynthesizeSpeech;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(text: &str, speed: f32) -> GenerateSpeechInput {
+        GenerateSpeechInput {
+            text: text.into(),
+            voice_id: DEFAULT_VOICE.into(),
+            speed,
+        }
+    }
+
+    #[test]
+    fn bounds_name_the_field() {
+        assert_eq!(
+            input("  ", 1.0).validate(10).map_err(|e| e.field),
+            Err("text")
+        );
+        let e = input("abcdefghijk", 1.0)
+            .validate(10)
+            .expect_err("too long");
+        assert_eq!(e.to_string(), "text: is 11 characters; the limit is 10");
+        let e = input("hi", 2.5).validate(10).expect_err("too fast");
+        assert_eq!(e.to_string(), "speed: is 2.5; it must be between 0.5 and 2");
+        assert!(input("hi", f32::NAN).validate(10).is_err());
+        assert!(input("hi", 0.5).validate(10).is_ok());
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let v: GenerateSpeechInput = serde_json::from_str(r#"{"text":"hi"}"#).expect("parse");
+        assert_eq!((v.voice_id.as_str(), v.speed), ("af_heart", 1.0));
+    }
 }

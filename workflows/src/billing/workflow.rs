@@ -3,21 +3,16 @@
 //! keyed by workflow id + step, so a retried, re-run or replayed step writes nothing new.
 //!
 //! The steps never follow the workflow's cancellation: a hold that is already on its way must
-//! land (or the release could miss it), and settle/release must run after a cancellation.
+//! land (or the release could miss it), and settle/release must run after a cancellation
+//! ([`policy::ledger`]).
 
-use std::time::Duration;
+use temporalio_workflow::{WorkflowContext, WorkflowTermination};
 
-use temporalio_common::RetryPolicy;
-use temporalio_workflow::{
-    ActivityOptions, WorkflowCancellationToken, WorkflowContext, WorkflowTermination,
-};
-
-use crate::billing::{
+use super::contract::{
     BillingActivityDefs, BillingPlan, HoldCredits, ReleaseCredits, SagaStep, SettleCredits,
     ledger_key,
 };
-use crate::errors::ErrorKind;
-use crate::queues;
+use crate::policy;
 
 /// A hold taken for one job: settle or release it exactly once.
 #[derive(Debug)]
@@ -25,23 +20,6 @@ pub struct Saga {
     workflow_id: String,
     hold_key: String,
     plan: BillingPlan,
-}
-
-/// Billing steps retry until the store answers (a down billing worker or database delays the
-/// job, it never skips a charge or a release); only contradictions fail fast.
-fn billing_options() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .task_queue(queues::BILLING.to_string())
-        .cancellation_token(WorkflowCancellationToken::new())
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(10))
-                .non_retryable_error_types(ErrorKind::non_retryable_names())
-                .build(),
-        )
-        .build()
 }
 
 impl Saga {
@@ -89,7 +67,7 @@ impl Saga {
             hold_key: hold_key.clone(),
             plan: plan.clone(),
         };
-        ctx.execute_activity(BillingActivityDefs::hold_credits, input, billing_options())
+        ctx.execute_activity(BillingActivityDefs::hold_credits, input, policy::ledger())
             .await?;
         Ok(Saga {
             workflow_id,
@@ -106,12 +84,8 @@ impl Saga {
             credits: self.plan.credits,
             plan: self.plan,
         };
-        ctx.execute_activity(
-            BillingActivityDefs::settle_credits,
-            input,
-            billing_options(),
-        )
-        .await?;
+        ctx.execute_activity(BillingActivityDefs::settle_credits, input, policy::ledger())
+            .await?;
         Ok(())
     }
 
@@ -140,9 +114,25 @@ impl Saga {
         ctx.execute_activity(
             BillingActivityDefs::release_credits,
             input,
-            billing_options(),
+            policy::ledger(),
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The release reason of work that did not succeed: it was cancelled, or it failed.
+pub fn release_reason(cancelled: bool) -> &'static str {
+    if cancelled { "cancelled" } else { "failed" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_reasons_say_why() {
+        assert_eq!(release_reason(true), "cancelled");
+        assert_eq!(release_reason(false), "failed");
     }
 }

@@ -158,6 +158,11 @@ impl BillingActivityDefs {
     }
 }
 
+/// The activity definitions as types, for `#[activity(definition = …)]` in `avb-activities`.
+pub mod activity {
+    pub use super::billing_activity_defs::{HoldCredits, ReleaseCredits, SettleCredits};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

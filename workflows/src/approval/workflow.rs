@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use temporalio_workflow::{WorkflowContext, WorkflowResult, WorkflowTermination, select};
 
-use crate::devices::{ApprovalDecision, ApprovalGate, arguments_digest};
+use super::contract::{ApprovalDecision, ApprovalGate, arguments_digest};
 use crate::errors::ErrorKind;
 use crate::search;
 
@@ -99,17 +99,77 @@ pub fn judge_decision(
     Ok(decision)
 }
 
-/// Memo key of a job's approval request (what approvers are shown).
-pub const APPROVAL_MEMO: &str = "approval";
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use temporalio_common::error::OutgoingWorkflowError;
 
-// Set by the api as the job's memo when the job starts waiting; read back by every view of it.
-/// What an approver is shown and must name.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct PendingApproval {
-    pub tool: String,
-    pub arguments: Value,
-    /// Pass this to `approve_job`: the approval covers exactly these arguments.
-    pub digest: String,
-    /// RFC 3339: unapproved by then, the command is rejected.
-    pub expires_at: String,
+    fn gate() -> ApprovalGate {
+        ApprovalGate {
+            expires_in_secs: 600,
+            expires_at: "2030-01-01T00:10:00Z".into(),
+        }
+    }
+
+    fn decision(approved: bool, digest: String) -> ApprovalDecision {
+        ApprovalDecision {
+            approved,
+            digest,
+            by: "alice".into(),
+            at: "2030-01-01T00:01:00Z".into(),
+            reason: Some("not now".into()),
+        }
+    }
+
+    /// The failure's kind (its Temporal type) and message.
+    fn refusal(r: Result<ApprovalDecision, WorkflowTermination>) -> (String, String) {
+        match r {
+            Err(WorkflowTermination::Failed(OutgoingWorkflowError::Application(f))) => (
+                f.type_name().unwrap_or_default().to_owned(),
+                f.source_error().to_string(),
+            ),
+            other => panic!("expected an application failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_an_approval_of_these_very_arguments_runs_the_job() {
+        let args = json!({"action": "turn_on", "room": "x"});
+        let digest = arguments_digest("smart_home_control", &args);
+        let ok = judge_decision(
+            Some(decision(true, digest.clone())),
+            &gate(),
+            "smart_home_control",
+            &args,
+        )
+        .expect("approved");
+        assert_eq!(ok.by, "alice");
+
+        let (kind, message) = refusal(judge_decision(None, &gate(), "smart_home_control", &args));
+        assert_eq!(kind, "ApprovalExpired");
+        assert!(message.contains("2030-01-01T00:10:00Z"), "{message}");
+
+        let (kind, message) = refusal(judge_decision(
+            Some(decision(false, digest.clone())),
+            &gate(),
+            "smart_home_control",
+            &args,
+        ));
+        assert_eq!(kind, "ApprovalRejected");
+        assert!(
+            message.contains("by alice") && message.contains(": not now"),
+            "{message}"
+        );
+
+        let other = json!({"action": "turn_on", "room": "y"});
+        let (kind, message) = refusal(judge_decision(
+            Some(decision(true, digest)),
+            &gate(),
+            "smart_home_control",
+            &other,
+        ));
+        assert_eq!(kind, "ApprovalMismatch");
+        assert!(message.contains("not executed"), "{message}");
+    }
 }

@@ -1,20 +1,10 @@
-//! `ReconcileMcpServers`, run by a Temporal schedule (`avb-reconcile-mcp-servers`): one activity
-//! on `avb-provisioning` compares the recorded deployments with the engine's labelled replicas,
-//! removes orphans (replicas no live record accounts for), and reports drift (a running server
-//! whose replicas are missing or not running; its record turns `degraded`, and back to `running`
-//! once healthy). The workflow only carries the report, so operators see each run in the UI.
-
-use std::time::Duration;
+//! The reconciliation contract: the schedule, the run's input and report, the activity's
+//! definition and the lifecycle events it writes.
 
 use serde::{Deserialize, Serialize};
-use temporalio_common::RetryPolicy;
-use temporalio_macros::{activity_definitions, workflow, workflow_methods};
-use temporalio_workflow::{
-    ActivityOptions, ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult,
-};
+use temporalio_macros::activity_definitions;
 
-use crate::provision::{DeleteMcpServerWorkflow, DeleteServerJob, ServerBilling};
-use crate::queues;
+use crate::provision::ServerBilling;
 
 pub const RECONCILE_WORKFLOW: &str = "ReconcileMcpServers";
 pub const RECONCILE_ACTIVITY: &str = "reconcile_servers";
@@ -100,51 +90,7 @@ impl ReconcileActivityDefs {
     }
 }
 
-#[workflow]
-#[derive(Default)]
-pub struct ReconcileMcpServersWorkflow;
-
-#[workflow_methods]
-impl ReconcileMcpServersWorkflow {
-    #[run(name = "ReconcileMcpServers")]
-    pub async fn run(
-        ctx: &mut WorkflowContext<Self>,
-        input: ReconcileInput,
-    ) -> WorkflowResult<ReconcileReport> {
-        // A few quick retries: the next scheduled run tries again anyway.
-        let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
-            .task_queue(queues::PROVISIONING.to_string())
-            .retry_policy(
-                RetryPolicy::builder()
-                    .initial_interval(Duration::from_secs(2))
-                    .maximum_attempts(3)
-                    .build(),
-            )
-            .build();
-        let report = ctx
-            .execute_activity(ReconcileActivityDefs::reconcile_servers, input, options)
-            .await?;
-        // Servers nobody can pay for are deleted (their own workflow, as if the tenant asked;
-        // one already being deleted is left to that deletion).
-        for server in &report.exhausted {
-            let job = DeleteServerJob {
-                server_id: server.server_id.clone(),
-                tenant: server.tenant.clone(),
-                service_name: server.service_name.clone(),
-                template: server.template.clone(),
-                replicas: server.replicas,
-                billing: server.billing.clone(),
-            };
-            let options = ChildWorkflowOptions::builder()
-                .workflow_id(format!("{}-delete", server.server_id))
-                .parent_close_policy(ParentClosePolicy::Abandon)
-                .build();
-            // An error here means the deletion is already under way.
-            let _already_deleting = ctx
-                .start_child_workflow(DeleteMcpServerWorkflow::run, job, options)
-                .await
-                .is_err();
-        }
-        Ok(report)
-    }
+/// The activity definitions as types, for `#[activity(definition = …)]` in `avb-activities`.
+pub mod activity {
+    pub use super::reconcile_activity_defs::ReconcileServers;
 }

@@ -6,200 +6,17 @@
 //! `mcp.server.delete.requested` → remove → `mcp.server.deleted`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use temporalio_common::RetryPolicy;
-use temporalio_macros::{activity_definitions, workflow, workflow_methods};
-use temporalio_workflow::{
-    ActivityOptions, WorkflowCancellationToken, WorkflowContext, WorkflowResult,
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_workflow::{WorkflowContext, WorkflowResult};
+
+use super::contract::{
+    CreateReplica, DeleteServerJob, EVENT_CREATE_REQUESTED, EVENT_CREATED, EVENT_DELETE_REQUESTED,
+    EVENT_DELETED, EVENT_FAILED, Endpoint, ProvisionServerJob, ProvisioningActivityDefs,
+    RecordServer, RemoveReplicas, SettleServerMinutes,
 };
-
-use crate::billing::BillingPlan;
-use crate::errors::ErrorKind;
-use crate::queues;
-use crate::saga::Saga;
-
-pub const CREATE_REPLICA: &str = "create_replica";
-pub const WAIT_REPLICA_READY: &str = "wait_replica_ready";
-pub const REMOVE_REPLICAS: &str = "remove_replicas";
-pub const RECORD_SERVER: &str = "record_server";
-pub const SETTLE_SERVER_MINUTES: &str = "settle_server_minutes";
-
-/// The tool container-minutes are billed under (`[billing.prices.create_mcp_server]`).
-pub const BILLED_TOOL: &str = "create_mcp_server";
-pub const BILLED_UNIT: &str = "container-minute";
-
-pub const EVENT_CREATE_REQUESTED: &str = "mcp.server.create.requested";
-pub const EVENT_CREATED: &str = "mcp.server.created";
-pub const EVENT_FAILED: &str = "mcp.server.failed";
-pub const EVENT_DELETE_REQUESTED: &str = "mcp.server.delete.requested";
-pub const EVENT_DELETED: &str = "mcp.server.deleted";
-
-/// Workflow input of `ProvisionMcpServer` (validated by the api before it starts).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProvisionServerJob {
-    pub server_id: String,
-    pub tenant: String,
-    pub service_name: String,
-    pub template: String,
-    pub environment: BTreeMap<String, String>,
-    pub replicas: u32,
-    /// Container-minute billing (none when billing is off, and in jobs recorded before it).
-    #[serde(default)]
-    pub billing: Option<ServerBilling>,
-}
-
-/// How a server's container-minutes are paid: in blocks of `block_secs`, each prepaid when it
-/// starts (block 0 through the billing saga before anything is created; later ones by the
-/// reconciliation runs), the unused whole minutes of the last block refunded on delete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerBilling {
-    /// Block 0: `replicas` x the block's minutes at the tariff.
-    pub plan: BillingPlan,
-    pub block_secs: u64,
-}
-
-impl ServerBilling {
-    /// The tariff `price` (credits per 1 000 container-minutes) for `replicas` in blocks of
-    /// `block_secs` (billed in whole minutes, rounded up).
-    pub fn new(replicas: u32, price: i64, block_secs: u64) -> Self {
-        let minutes = i64::try_from(block_secs.div_ceil(60)).unwrap_or(i64::MAX);
-        Self {
-            plan: BillingPlan::new(
-                BILLED_TOOL,
-                BILLED_UNIT,
-                minutes.saturating_mul(i64::from(replicas)),
-                price,
-            ),
-            block_secs,
-        }
-    }
-}
-
-/// Input of `settle_server_minutes`: bill the blocks up to `ended_at_ms` not yet paid and refund
-/// the unused whole minutes of the last one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SettleServerMinutes {
-    pub server_id: String,
-    pub tenant: String,
-    pub replicas: u32,
-    pub billing: ServerBilling,
-    /// When the replicas were removed (workflow time: the same on every retry and replay).
-    pub ended_at_ms: i64,
-}
-
-/// One replica to create (the activity resolves the template from its config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreateReplica {
-    pub job: ProvisionServerJob,
-    pub replica: u32,
-}
-
-/// Where a replica answers MCP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Endpoint {
-    pub replica: u32,
-    /// Container id or process id.
-    pub id: String,
-    pub host_port: u16,
-    /// `http://127.0.0.1:<port>/mcp`
-    pub url: String,
-}
-
-/// Remove every replica of a server (`replicas` is the most there can be).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoveReplicas {
-    pub server_id: String,
-    pub replicas: u32,
-}
-
-/// Write the server's record and, with it, one lifecycle event (keyed by `event_key`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordServer {
-    pub server_id: String,
-    pub tenant: String,
-    pub service_name: String,
-    pub template: String,
-    pub replicas: u32,
-    pub status: String,
-    pub endpoints: Vec<Endpoint>,
-    pub error: Option<String>,
-    pub event: String,
-    pub event_key: String,
-    pub detail: serde_json::Value,
-}
-
-/// Workflow input of `DeleteMcpServer`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeleteServerJob {
-    pub server_id: String,
-    pub tenant: String,
-    pub service_name: String,
-    pub template: String,
-    pub replicas: u32,
-    /// The tariff in force when it is deleted (none when billing is off).
-    #[serde(default)]
-    pub billing: Option<ServerBilling>,
-}
-
-/// Declarations of the provisioning activities (implemented in `avb-activities`).
-pub struct ProvisioningActivityDefs;
-
-#[activity_definitions]
-impl ProvisioningActivityDefs {
-    #[activity(name = CREATE_REPLICA)]
-    pub fn create_replica(
-        input: CreateReplica,
-    ) -> Result<Endpoint, temporalio_common::ActivityError> {
-        unimplemented!()
-    }
-
-    #[activity(name = WAIT_REPLICA_READY)]
-    pub fn wait_replica_ready(input: Endpoint) -> Result<(), temporalio_common::ActivityError> {
-        unimplemented!()
-    }
-
-    #[activity(name = REMOVE_REPLICAS)]
-    pub fn remove_replicas(input: RemoveReplicas) -> Result<u32, temporalio_common::ActivityError> {
-        unimplemented!()
-    }
-
-    #[activity(name = RECORD_SERVER)]
-    pub fn record_server(input: RecordServer) -> Result<(), temporalio_common::ActivityError> {
-        unimplemented!()
-    }
-
-    #[activity(name = SETTLE_SERVER_MINUTES)]
-    pub fn settle_server_minutes(
-        input: SettleServerMinutes,
-    ) -> Result<(), temporalio_common::ActivityError> {
-        unimplemented!()
-    }
-}
-
-/// Engine faults retry (a stopped engine delays the job; the status shows the attempt); bad
-/// templates and images fail fast.
-fn options(start_to_close: Duration, heartbeat: Option<Duration>) -> ActivityOptions {
-    let builder = ActivityOptions::with_start_to_close_timeout(start_to_close)
-        .task_queue(queues::PROVISIONING.to_string())
-        // Compensation must run after a cancellation too.
-        .cancellation_token(WorkflowCancellationToken::new())
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(15))
-                .maximum_attempts(20)
-                .non_retryable_error_types(ErrorKind::non_retryable_names())
-                .build(),
-        );
-    match heartbeat {
-        Some(h) => builder.heartbeat_timeout(h).build(),
-        None => builder.build(),
-    }
-}
+use crate::billing::Saga;
+use crate::policy;
 
 fn record(
     job: &ProvisionServerJob,
@@ -235,7 +52,7 @@ impl ProvisionMcpServerWorkflow {
         ctx: &mut WorkflowContext<Self>,
         job: ProvisionServerJob,
     ) -> WorkflowResult<Vec<Endpoint>> {
-        let short = options(Duration::from_secs(30), None);
+        let short = policy::provisioning_step();
         let requested = record(
             &job,
             "creating",
@@ -285,7 +102,7 @@ impl ProvisionMcpServerWorkflow {
                 .execute_activity(
                     ProvisioningActivityDefs::create_replica,
                     input,
-                    options(Duration::from_secs(120), None),
+                    policy::provisioning_replicas(),
                 )
                 .await;
             let endpoint = match created {
@@ -299,7 +116,7 @@ impl ProvisionMcpServerWorkflow {
                 .execute_activity(
                     ProvisioningActivityDefs::wait_replica_ready,
                     endpoint.clone(),
-                    options(Duration::from_secs(120), Some(Duration::from_secs(10))),
+                    policy::provisioning_readiness(),
                 )
                 .await;
             if let Err(e) = ready {
@@ -337,7 +154,7 @@ impl ProvisionMcpServerWorkflow {
                 ctx.execute_activity(
                     ProvisioningActivityDefs::remove_replicas,
                     remove,
-                    options(Duration::from_secs(120), None),
+                    policy::provisioning_replicas(),
                 )
                 .await?;
                 if let Some(saga) = saga {
@@ -370,7 +187,7 @@ pub struct DeleteMcpServerWorkflow;
 impl DeleteMcpServerWorkflow {
     #[run(name = "DeleteMcpServer")]
     pub async fn run(ctx: &mut WorkflowContext<Self>, job: DeleteServerJob) -> WorkflowResult<u32> {
-        let short = options(Duration::from_secs(30), None);
+        let short = policy::provisioning_step();
         let as_job = ProvisionServerJob {
             server_id: job.server_id.clone(),
             tenant: job.tenant.clone(),
@@ -401,7 +218,7 @@ impl DeleteMcpServerWorkflow {
                     server_id: job.server_id.clone(),
                     replicas: job.replicas,
                 },
-                options(Duration::from_secs(120), None),
+                policy::provisioning_replicas(),
             )
             .await?;
         if let Some(billing) = job.billing.clone() {

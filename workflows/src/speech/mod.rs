@@ -1,0 +1,10 @@
+//! Speech: `generate_speech` (workflow `GenerateSpeech`, activity `synthesize_speech` on
+//! `avb-tts`) and the voice catalog `list_voices` serves.
+
+pub mod contract;
+pub mod voices;
+pub mod workflow;
+
+pub use contract::*;
+pub use voices::{DEFAULT_VOICE, VoiceInfo, nearest_ids};
+pub use workflow::{GenerateSpeechWorkflow, synthesis_budget};
