@@ -10,6 +10,7 @@ use avb_workflows::speech::{DEFAULT_MAX_TEXT_CHARS, GenerateSpeechInput};
 use super::assets::TtsAssets;
 use super::error::TtsError;
 use super::feed::ChunkFeed;
+use super::feed::ChunkPlan;
 use super::model::{GraphForm, KokoroModel, SAMPLE_RATE, SessionSlot};
 use super::phonemes::Phonemizer;
 use super::text::{normalize, split_sentences};
@@ -81,15 +82,6 @@ impl TtsConfig {
             rewrite_convs: true,
         }
     }
-}
-
-/// One unit of inference.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChunkPlan {
-    pub phonemes: String,
-    pub tokens: Vec<i64>,
-    /// Silence between this chunk and the next (none after the last).
-    pub pause_after_ms: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,14 @@
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::engine::ChunkPlan;
+/// One unit of inference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkPlan {
+    pub phonemes: String,
+    pub tokens: Vec<i64>,
+    /// Silence between this chunk and the next (none after the last).
+    pub pause_after_ms: u32,
+}
 
 #[derive(Default)]
 pub struct ChunkFeed {
