@@ -17,6 +17,18 @@ use temporalio_workflow::{
 use crate::errors::ErrorKind;
 use crate::queues;
 
+/// Retries from `initial`, doubling up to `max`, at most `attempts` times (0: until it
+/// succeeds); never on the kinds that do not heal on retry.
+fn doubling(initial: Duration, max: Duration, attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(initial)
+        .backoff_coefficient(2.0)
+        .maximum_interval(max)
+        .maximum_attempts(attempts)
+        .non_retryable_error_types(ErrorKind::non_retryable_names())
+        .build()
+}
+
 /// `synthesize_speech` on `avb-tts`: one attempt may take `budget` (see
 /// `speech::synthesis_budget`), heartbeats every few seconds (30 s timeout), and a cancelled job
 /// waits for the worker to stop between chunks. Five attempts, 1 s doubling to 30 s.
@@ -27,15 +39,7 @@ pub fn tts(budget: Duration) -> ActivityOptions {
         // A cancelled job ends only once the worker has stopped (it learns of the
         // cancellation from its next heartbeat, between chunks), so "cancelled" means stopped.
         .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(30))
-                .maximum_attempts(5)
-                .non_retryable_error_types(ErrorKind::non_retryable_names())
-                .build(),
-        )
+        .retry_policy(doubling(Duration::from_secs(1), Duration::from_secs(30), 5))
         .build()
 }
 
@@ -48,14 +52,11 @@ pub fn ledger() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
         .task_queue(queues::BILLING.to_string())
         .cancellation_token(WorkflowCancellationToken::new())
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(10))
-                .non_retryable_error_types(ErrorKind::non_retryable_names())
-                .build(),
-        )
+        .retry_policy(doubling(
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+            0,
+        ))
         .build()
 }
 
@@ -65,15 +66,11 @@ pub fn ledger() -> ActivityOptions {
 fn devices(timeout: Duration, attempts: u32) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(timeout)
         .task_queue(queues::DEVICES.to_string())
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(5))
-                .maximum_attempts(attempts)
-                .non_retryable_error_types(ErrorKind::non_retryable_names())
-                .build(),
-        )
+        .retry_policy(doubling(
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+            attempts,
+        ))
         .build()
 }
 
@@ -96,15 +93,11 @@ fn provisioning(start_to_close: Duration, heartbeat: Option<Duration>) -> Activi
         .task_queue(queues::PROVISIONING.to_string())
         // Compensation must run after a cancellation too.
         .cancellation_token(WorkflowCancellationToken::new())
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(15))
-                .maximum_attempts(20)
-                .non_retryable_error_types(ErrorKind::non_retryable_names())
-                .build(),
-        );
+        .retry_policy(doubling(
+            Duration::from_secs(1),
+            Duration::from_secs(15),
+            20,
+        ));
     match heartbeat {
         Some(h) => builder.heartbeat_timeout(h).build(),
         None => builder.build(),
@@ -147,15 +140,11 @@ pub fn reconcile() -> ActivityOptions {
 pub fn upstream(timeout_secs: u64) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(timeout_secs + 30))
         .task_queue(queues::UPSTREAM.to_string())
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(5))
-                .maximum_attempts(6)
-                .non_retryable_error_types(ErrorKind::non_retryable_names())
-                .build(),
-        )
+        .retry_policy(doubling(
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+            6,
+        ))
         .build()
 }
 
