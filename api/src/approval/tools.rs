@@ -29,10 +29,23 @@ pub struct RejectInput {
     pub reason: Option<String>,
 }
 
-fn decision_result(r: Result<JobView, Problem>, verb: &str) -> CallToolResult {
-    match r {
-        Ok(view) => structured(format!("Job {}: {verb}.", view.job_id), &view),
-        Err(p) => p.into_tool_result(),
+impl AvbServer {
+    /// The session's caller decides on `job_id`; the result names the job and the decision.
+    async fn decide_for_session(
+        &self,
+        job_id: &str,
+        approved: bool,
+        digest: Option<String>,
+        reason: Option<String>,
+    ) -> CallToolResult {
+        let Some(caller) = self.caller_of_session() else {
+            return Problem::new(ErrorKind::Forbidden, "no caller").into_tool_result();
+        };
+        let verb = if approved { "approved" } else { "rejected" };
+        match super::decide(&self.state, &caller, job_id, approved, digest, reason).await {
+            Ok(view) => structured(format!("Job {}: {verb}.", view.job_id), &view),
+            Err(p) => p.into_tool_result(),
+        }
     }
 }
 
@@ -46,19 +59,8 @@ impl AvbServer {
         annotations(idempotent_hint = true)
     )]
     async fn approve_job(&self, Parameters(input): Parameters<ApproveInput>) -> CallToolResult {
-        let Some(caller) = self.caller_of_session() else {
-            return Problem::new(ErrorKind::Forbidden, "no caller").into_tool_result();
-        };
-        let r = super::decide(
-            &self.state,
-            &caller,
-            &input.job_id,
-            true,
-            Some(input.digest),
-            None,
-        )
-        .await;
-        decision_result(r, "approved")
+        self.decide_for_session(&input.job_id, true, Some(input.digest), None)
+            .await
     }
 
     /// Reject a job waiting for approval: it ends without sending anything. HUMAN keys only.
@@ -68,18 +70,7 @@ impl AvbServer {
         annotations(idempotent_hint = true)
     )]
     async fn reject_job(&self, Parameters(input): Parameters<RejectInput>) -> CallToolResult {
-        let Some(caller) = self.caller_of_session() else {
-            return Problem::new(ErrorKind::Forbidden, "no caller").into_tool_result();
-        };
-        let r = super::decide(
-            &self.state,
-            &caller,
-            &input.job_id,
-            false,
-            None,
-            input.reason,
-        )
-        .await;
-        decision_result(r, "rejected")
+        self.decide_for_session(&input.job_id, false, None, input.reason)
+            .await
     }
 }
