@@ -257,9 +257,3 @@ pub async fn render_outcome(
             .into_tool_result(),
     }
 }
-
-/// A finished job's MCP result, read again (tasks, `get_job`).
-pub async fn result_of_job(state: &ApiState, tool: &str, job_id: &str) -> CallToolResult {
-    let family = state.tools.family_of_job(tool).clone();
-    render_outcome(family.as_ref(), state, job_id, outcome(state, job_id).await).await
-}
