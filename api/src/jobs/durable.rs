@@ -13,7 +13,7 @@ use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{JobError, outcome, wait};
+use super::{JobError, wait};
 use crate::auth::Caller;
 use crate::core::problem::Problem;
 use crate::state::ApiState;
