@@ -97,7 +97,7 @@ for whatever the day might bring.
 TEXTS = {"short": SHORT_TEXT, "long": LONG_TEXT}
 ENGINES = ["rust", "python"]
 # With --also-original-graph: avb speak --original-graph, to show what the int8 convolution
-# rewrite (activities/src/tts/onnx_graph) is worth on its own.
+# rewrite (crates/tts/src/onnx_graph) is worth on its own.
 RUST_ORIGINAL = "rust-original"
 LABELS = {"rust": "Rust `avb speak`", RUST_ORIGINAL: "Rust `avb speak --original-graph`",
           "python": "kokoro-onnx"}

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use avb_common::config::AvbConfig;
+use avb_config::AvbConfig;
 use avb_store::{NewKey, Role, Store};
 
 #[derive(clap::Args)]
@@ -57,8 +57,13 @@ enum AdminCommand {
     },
 }
 
-/// Opens (and migrates) the database named by the configuration.
-pub use avb_workers::open_store;
+/// Opens (and migrates) the database named by the configuration, saying which setting names it
+/// when that fails.
+pub async fn open_store(config: &AvbConfig) -> anyhow::Result<Store> {
+    Store::open(config)
+        .await
+        .context("opening the database (DATABASE_URL, default $AVB_DATA_DIR/avb.db)")
+}
 
 async fn tenant_id(store: &Store, name: &str) -> anyhow::Result<String> {
     Ok(store

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use avb_common::config::AvbConfig;
-use avb_common::devserver::free_port;
+use avb_config::AvbConfig;
 use avb_devices::ha_sim::HaSimulator;
 use avb_devices::sim::Simulator;
+use avb_runtime::devserver::free_port;
 
 pub struct DemoHome {
     broker: Option<tokio::process::Child>,

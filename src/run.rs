@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use avb_api::{ApiState, AvbServer};
-use avb_common::config::AvbConfig;
-use avb_common::devserver::{DevServer, DevServerOptions, reachable};
-use avb_common::{telemetry, temporal};
+use avb_config::AvbConfig;
+use avb_runtime::devserver::{DevServer, DevServerOptions, reachable};
+use avb_runtime::{telemetry, temporal};
 use avb_workflows::search;
 use rmcp::ServiceExt;
 use temporalio_sdk::Runtime;
@@ -137,7 +137,11 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             ui_port: Some(config.temporal.dev_server_ui_port),
             db_file: Some(config.data_dir.join("temporal.db")),
             namespace: config.temporal.namespace.clone(),
-            ..DevServerOptions::ephemeral(port, config.data_dir.join("logs/temporal.log"))
+            ..DevServerOptions::ephemeral(
+                port,
+                config.data_dir.join("logs/temporal.log"),
+                avb_workflows::search::ALL_KEYWORDS,
+            )
         })
         .await?;
         config.temporal.address = server.addr.to_string();

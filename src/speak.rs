@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use avb_activities::tts::model::GraphForm;
-use avb_activities::tts::wav::encode_wav;
-use avb_activities::tts::{TtsConfig, TtsEngine};
+use avb_tts::model::GraphForm;
+use avb_tts::wav::encode_wav;
+use avb_tts::{TtsConfig, TtsEngine};
 use avb_workflows::speech::{DEFAULT_VOICE, GenerateSpeechInput};
 
 #[derive(clap::Args)]

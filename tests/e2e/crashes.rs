@@ -109,7 +109,7 @@ async fn killed_api_and_worker_do_not_lose_the_job() {
     let system = TestSystem::start_custom(|_| {}, "avb-workflows,avb-billing").await;
     let mut worker = start_tts_worker(&system);
     system.wait_for_workers().await;
-    let port = avb_common::devserver::free_port().expect("port");
+    let port = avb_runtime::devserver::free_port().expect("port");
     let mut api = start_api(&system, port).await;
     let base = format!("http://127.0.0.1:{port}");
     let client = connect(&format!("{base}/mcp")).await;

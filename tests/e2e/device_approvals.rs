@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::TestSystem;
 use crate::support::mcp::{call, keyed_session, text_of};
 use crate::support::mosquitto::Mosquitto;
-use avb_common::config::{ApprovalMode, ApprovalRule};
+use avb_config::{ApprovalMode, ApprovalRule};
 use avb_devices::sim::Simulator;
 use avb_workflows::approval::arguments_digest;
 use serde_json::{Value, json};

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::TestSystem;
 use crate::support::mcp::{call, text_of};
-use avb_common::config::OidcSettings;
+use avb_config::OidcSettings;
 use axum::Json;
 use axum::extract::State;
 use axum::routing::get;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::TestSystem;
 use crate::support::dockerd::TestDockerd;
-use avb_common::config::AvbConfig;
+use avb_config::AvbConfig;
 use avb_provisioning::{
     ContainerBackend, DockerBackend, DockerEndpoint, ListFilter, McpClient, list_tool_names,
 };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::TestSystem;
 use crate::support::mcp::{args, call, text_of};
 use crate::support::redis::RedisServer;
-use avb_common::devserver::free_port;
+use avb_runtime::devserver::free_port;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
     Implementation,

@@ -164,7 +164,7 @@ async fn live_provisioning_histories_replay() {
 
 #[tokio::test]
 async fn live_device_command_history_replays() {
-    use avb_common::config::{ApprovalMode, ApprovalRule};
+    use avb_config::{ApprovalMode, ApprovalRule};
     let broker = crate::support::mosquitto::Mosquitto::start();
     let sim = avb_devices::sim::run(&broker.url(), "zigbee2mqtt").expect("simulator");
     let url = broker.url();

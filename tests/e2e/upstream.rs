@@ -475,8 +475,7 @@ async fn config_file_changes_apply_without_a_restart_and_bad_ones_are_refused() 
     let system = TestSystem::start_custom(
         |c| {
             c.mcp.upstream_check_secs = 1;
-            c.mcp_servers =
-                avb_common::config::AvbConfig::reload_mcp_servers(&path).expect("valid");
+            c.mcp_servers = avb_config::AvbConfig::reload_mcp_servers(&path).expect("valid");
             c.source_file = Some(path);
         },
         QUEUES,
@@ -591,7 +590,7 @@ async fn finished_job(system: &TestSystem, job: &str) -> Value {
 
 #[tokio::test]
 async fn a_mounted_tool_that_needs_approval_runs_only_once_a_human_approves_its_arguments() {
-    use avb_common::config::{ApprovalMode, ApprovalRule};
+    use avb_config::{ApprovalMode, ApprovalRule};
     let system = TestSystem::start_custom(
         |c| {
             c.mcp.upstream_check_secs = 1;
@@ -678,16 +677,16 @@ async fn a_second_avb_mounts_as_an_upstream() {
             // The same peer over the legacy HTTP+SSE transport too.
             c.mcp_servers.insert(
                 "legacy".into(),
-                avb_common::config::UpstreamServer {
+                avb_config::UpstreamServer {
                     server_url: Some(peer_sse_url),
-                    transport: Some(avb_common::config::UpstreamTransport::Sse),
+                    transport: Some(avb_config::UpstreamTransport::Sse),
                     allowed_tools: Some(vec!["list_voices".into()]),
                     ..Default::default()
                 },
             );
             c.mcp_servers.insert(
                 "peer".into(),
-                avb_common::config::UpstreamServer {
+                avb_config::UpstreamServer {
                     server_url: Some(peer_url),
                     allowed_tools: Some(
                         [

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avb_common::config::{UpstreamServer, UpstreamTransport};
+use avb_config::{UpstreamServer, UpstreamTransport};
 
 /// `node_modules` holding both servers (installed on first use).
 pub fn node_modules() -> PathBuf {
@@ -71,7 +71,7 @@ impl EverythingHttp {
     }
 
     fn start_mode(mode: &'static str) -> Self {
-        let port = avb_common::devserver::free_port().expect("port");
+        let port = avb_runtime::devserver::free_port().expect("port");
         let mut server = Self {
             port,
             mode,

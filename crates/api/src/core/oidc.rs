@@ -1,0 +1,435 @@
+//! JWT bearer tokens from an OpenID Connect issuer (`[auth.oidc]`; Keycloak-compatible). A token
+//! is accepted when its signature verifies against one of the issuer's JWKS keys (asymmetric
+//! algorithms only: RS*, PS*, ES*, EdDSA), `iss` and `aud` match the settings, `exp` is in the
+//! future and `nbf` (if any) in the past; its claims name the tenant and the role.
+//!
+//! Keys are fetched on first use (from `jwks_url`, else the issuer's discovery document, else
+//! Keycloak's certs endpoint), kept for `jwks_cache_secs`, and fetched again when a token names
+//! an unknown key id (key rotation) — at most once per `jwks_min_refetch_secs`, so a flood of
+//! forged key ids cannot turn the api into a load generator against the issuer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use avb_config::OidcSettings;
+use avb_store::Role;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use serde_json::Value;
+
+/// Roles in Keycloak's `realm_access.roles` (or in the role claim) that map to ours.
+pub const KEYCLOAK_HUMAN_ROLE: &str = "avb-human";
+pub const KEYCLOAK_AGENT_ROLE: &str = "avb-agent";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// The token is not acceptable; the message names the failing check.
+    #[error("{0}")]
+    Invalid(String),
+    /// The issuer's keys cannot be had: not the token's fault.
+    #[error("cannot fetch the OIDC issuer's signing keys: {0}")]
+    Unavailable(String),
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// `sub`, when present (rate limits count per subject).
+    pub subject: Option<String>,
+    pub tenant: String,
+    pub role: Role,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    keys: Option<Arc<Vec<Jwk>>>,
+    fetched_at: Option<Instant>,
+    /// Last fetch attempt (successful or not): refetches are rate-limited from it.
+    attempted_at: Option<Instant>,
+    last_error: Option<String>,
+    /// The JWKS URL, once configured or discovered.
+    jwks_url: Option<String>,
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// Longest wait for the issuer, and largest document accepted from it.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
+pub struct OidcVerifier {
+    settings: OidcSettings,
+    http: HttpClient,
+    cache: tokio::sync::Mutex<KeyCache>,
+}
+
+/// An HTTP(S) client for the issuer: rustls with the *ring* provider and the Mozilla roots
+/// (`webpki-roots`), so it needs no system certificate store and no process-wide TLS setup.
+fn http_client() -> anyhow::Result<HttpClient> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .map_err(|e| anyhow::anyhow!("TLS for the OIDC issuer: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https),
+    )
+}
+
+impl OidcVerifier {
+    pub fn new(settings: OidcSettings) -> anyhow::Result<Self> {
+        let http = http_client()?;
+        let cache = KeyCache {
+            jwks_url: settings.jwks_url.clone(),
+            ..KeyCache::default()
+        };
+        Ok(Self {
+            settings,
+            http,
+            cache: tokio::sync::Mutex::new(cache),
+        })
+    }
+
+    pub fn settings(&self) -> &OidcSettings {
+        &self.settings
+    }
+
+    /// Checks `token`; the error names the failing check.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, JwtError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| JwtError::Invalid(format!("malformed token: {e}")))?;
+        let alg = header.alg;
+        if alg.family() == AlgorithmFamily::Hmac {
+            return Err(JwtError::Invalid(format!(
+                "algorithm {alg:?} is not accepted (symmetric); the issuer must sign with a \
+                 published key"
+            )));
+        }
+        let jwk = self.key_for(header.kid.as_deref(), alg).await?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| JwtError::Invalid(format!("the issuer's key cannot be used: {e}")))?;
+        let mut validation = Validation::new(alg);
+        let issuer = self.settings.issuer.trim_end_matches('/');
+        validation.set_issuer(&[issuer.to_string(), format!("{issuer}/")]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = self.settings.leeway_secs;
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| JwtError::Invalid(self.describe(e.kind())))?;
+        self.claims(&data.claims)
+    }
+
+    fn describe(&self, kind: &ErrorKind) -> String {
+        match kind {
+            ErrorKind::InvalidSignature => "bad signature".into(),
+            ErrorKind::ExpiredSignature => "token expired (exp)".into(),
+            ErrorKind::ImmatureSignature => "token not yet valid (nbf)".into(),
+            ErrorKind::InvalidIssuer => {
+                format!("wrong issuer (iss): expected {}", self.settings.issuer)
+            }
+            ErrorKind::InvalidAudience => {
+                format!("wrong audience (aud): expected {}", self.settings.audience)
+            }
+            ErrorKind::MissingRequiredClaim(c) => format!("missing claim {c}"),
+            ErrorKind::InvalidClaimFormat(c) => format!("claim {c} has the wrong type"),
+            ErrorKind::InvalidAlgorithm => "algorithm does not match the issuer's key (alg)".into(),
+            other => format!("invalid token: {other:?}"),
+        }
+    }
+
+    /// Tenant and role from the claims.
+    fn claims(&self, claims: &Value) -> Result<VerifiedToken, JwtError> {
+        let s = &self.settings;
+        let tenant = claims
+            .get(&s.tenant_claim)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                JwtError::Invalid(format!("missing tenant claim {:?}", s.tenant_claim))
+            })?;
+        let role = role_of(claims, &s.role_claim).ok_or_else(|| {
+            JwtError::Invalid(format!(
+                "missing role: claim {:?} must be HUMAN or AGENT (or realm_access.roles must \
+                 contain {KEYCLOAK_HUMAN_ROLE} or {KEYCLOAK_AGENT_ROLE})",
+                s.role_claim
+            ))
+        })?;
+        Ok(VerifiedToken {
+            subject: claims.get("sub").and_then(Value::as_str).map(String::from),
+            tenant: tenant.to_string(),
+            role,
+        })
+    }
+
+    /// The key that signed a token with `kid` and `alg`, fetching the JWKS when needed.
+    async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, JwtError> {
+        let mut cache = self.cache.lock().await;
+        let ttl = Duration::from_secs(self.settings.jwks_cache_secs);
+        let stale = cache.fetched_at.is_none_or(|t| t.elapsed() >= ttl);
+        if stale && self.may_fetch(&cache) {
+            self.refresh(&mut cache).await;
+        }
+        let Some(keys) = cache.keys.clone() else {
+            return Err(JwtError::Unavailable(
+                cache
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "not fetched".into()),
+            ));
+        };
+        if let Some(found) = find_key(&keys, kid, alg)? {
+            return Ok(found);
+        }
+        // An unknown key id: the issuer may have rotated its keys.
+        if self.may_fetch(&cache) {
+            self.refresh(&mut cache).await;
+            if let Some(keys) = cache.keys.clone()
+                && let Some(found) = find_key(&keys, kid, alg)?
+            {
+                return Ok(found);
+            }
+        }
+        Err(JwtError::Invalid(match kid {
+            Some(k) => format!("unknown signing key (kid {k:?}) at the issuer"),
+            None => format!("no kid in the token and no single {alg:?} key at the issuer"),
+        }))
+    }
+
+    fn may_fetch(&self, cache: &KeyCache) -> bool {
+        let min = Duration::from_secs(self.settings.jwks_min_refetch_secs);
+        cache.attempted_at.is_none_or(|t| t.elapsed() >= min)
+    }
+
+    /// Fetches the JWKS; a failure keeps the keys it had (and is logged).
+    async fn refresh(&self, cache: &mut KeyCache) {
+        cache.attempted_at = Some(Instant::now());
+        match self.fetch(cache).await {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), "fetched the OIDC issuer's signing keys");
+                cache.keys = Some(Arc::new(keys));
+                cache.fetched_at = Some(Instant::now());
+                cache.last_error = None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the OIDC issuer's signing keys");
+                cache.last_error = Some(e);
+            }
+        }
+    }
+
+    async fn fetch(&self, cache: &mut KeyCache) -> Result<Vec<Jwk>, String> {
+        let url = match &cache.jwks_url {
+            Some(u) => u.clone(),
+            None => {
+                let u = self.discover().await;
+                cache.jwks_url = Some(u.clone());
+                u
+            }
+        };
+        let body: Value = self.get_json(&url).await?;
+        let keys = body
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("{url}: no \"keys\" array"))?;
+        // Keys this build cannot parse, and encryption keys, are skipped, not fatal.
+        Ok(keys
+            .iter()
+            .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+            .filter(|k| !matches!(k.common.public_key_use, Some(PublicKeyUse::Encryption)))
+            .collect())
+    }
+
+    /// `jwks_uri` from the issuer's discovery document, else Keycloak's endpoint.
+    async fn discover(&self) -> String {
+        let url = self.settings.discovery_url();
+        match self.get_json(&url).await {
+            Ok(doc) => {
+                if let Some(u) = doc.get("jwks_uri").and_then(Value::as_str) {
+                    return u.to_string();
+                }
+                tracing::warn!(%url, "no jwks_uri in the discovery document");
+            }
+            Err(e) => tracing::warn!(%url, error = %e, "OIDC discovery failed"),
+        }
+        self.settings.keycloak_jwks_url()
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
+        use http_body_util::BodyExt as _;
+        let fail = |e: &dyn std::fmt::Display| format!("GET {url}: {e}");
+        let uri: axum::http::Uri = url.parse().map_err(|e| fail(&e))?;
+        let fetch = async {
+            let r = self.http.get(uri).await.map_err(|e| fail(&e))?;
+            if !r.status().is_success() {
+                return Err(fail(&r.status()));
+            }
+            http_body_util::Limited::new(r.into_body(), MAX_DOCUMENT_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| fail(&e))
+        };
+        let body = tokio::time::timeout(FETCH_TIMEOUT, fetch)
+            .await
+            .map_err(|_| fail(&"timed out"))??;
+        serde_json::from_slice(&body).map_err(|e| fail(&e))
+    }
+}
+
+/// The key for `kid` (or, without one, the only key that fits `alg`). A key that declares
+/// another algorithm than the token's is an error, never a fallback.
+fn find_key(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Result<Option<Jwk>, JwtError> {
+    let fits = |k: &&Jwk| key_family(k) == Some(alg.family());
+    let found = match kid {
+        Some(kid) => keys
+            .iter()
+            .find(|k| k.common.key_id.as_deref() == Some(kid)),
+        None => {
+            let mut candidates = keys.iter().filter(fits);
+            match (candidates.next(), candidates.next()) {
+                (Some(k), None) => Some(k),
+                _ => None,
+            }
+        }
+    };
+    let Some(key) = found else { return Ok(None) };
+    if let Some(declared) = key.common.key_algorithm
+        && declared != KeyAlgorithm::from(alg)
+    {
+        return Err(JwtError::Invalid(format!(
+            "algorithm mismatch: the token says {alg:?}, its key is for {declared}"
+        )));
+    }
+    if !fits(&key) {
+        return Err(JwtError::Invalid(format!(
+            "algorithm mismatch: the token says {alg:?}, its key is of another type"
+        )));
+    }
+    Ok(Some(key.clone()))
+}
+
+fn key_family(k: &Jwk) -> Option<AlgorithmFamily> {
+    use jsonwebtoken::jwk::AlgorithmParameters as P;
+    match &k.algorithm {
+        P::RSA(_) => Some(AlgorithmFamily::Rsa),
+        P::EllipticCurve(_) => Some(AlgorithmFamily::Ec),
+        P::OctetKeyPair(_) => Some(AlgorithmFamily::Ed),
+        _ => None,
+    }
+}
+
+/// The role: `role_claim` as HUMAN/AGENT (a string or a list), else Keycloak's
+/// `realm_access.roles` with `avb-human`/`avb-agent`. HUMAN wins when both are there (operators
+/// can do everything agents can).
+pub fn role_of(claims: &Value, role_claim: &str) -> Option<Role> {
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut names = strings(claims.get(role_claim));
+    names.extend(strings(
+        claims.get("realm_access").and_then(|r| r.get("roles")),
+    ));
+    let is = |ours: &str, keycloak: &str| {
+        names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(ours) || n == keycloak)
+    };
+    if is("HUMAN", KEYCLOAK_HUMAN_ROLE) {
+        Some(Role::Human)
+    } else if is("AGENT", KEYCLOAK_AGENT_ROLE) {
+        Some(Role::Agent)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn roles_from_our_claim_or_keycloak_realm_roles() {
+        assert_eq!(
+            role_of(&json!({"role": "AGENT"}), "role"),
+            Some(Role::Agent)
+        );
+        assert_eq!(
+            role_of(&json!({"role": "human"}), "role"),
+            Some(Role::Human)
+        );
+        assert_eq!(
+            role_of(&json!({"roles": ["x", "AGENT"]}), "roles"),
+            Some(Role::Agent)
+        );
+        assert_eq!(
+            role_of(
+                &json!({"realm_access": {"roles": ["offline_access", "avb-agent"]}}),
+                "role"
+            ),
+            Some(Role::Agent)
+        );
+        assert_eq!(
+            role_of(
+                &json!({"realm_access": {"roles": ["avb-agent", "avb-human"]}}),
+                "role"
+            ),
+            Some(Role::Human)
+        );
+        assert_eq!(role_of(&json!({"role": "admin"}), "role"), None);
+        assert_eq!(role_of(&json!({}), "role"), None);
+    }
+
+    fn ed_jwk(kid: Option<&str>, alg: Option<&str>) -> Jwk {
+        let mut v = json!({"kty": "OKP", "crv": "Ed25519",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        if let Some(k) = kid {
+            v["kid"] = json!(k);
+        }
+        if let Some(a) = alg {
+            v["alg"] = json!(a);
+        }
+        serde_json::from_value(v).expect("jwk")
+    }
+
+    #[test]
+    fn keys_are_found_by_kid_and_must_fit_the_algorithm() {
+        let keys = vec![ed_jwk(Some("a"), Some("EdDSA")), ed_jwk(Some("b"), None)];
+        assert!(matches!(
+            find_key(&keys, Some("a"), Algorithm::EdDSA),
+            Ok(Some(_))
+        ));
+        assert!(matches!(
+            find_key(&keys, Some("zz"), Algorithm::EdDSA),
+            Ok(None)
+        ));
+        let e = find_key(&keys, Some("a"), Algorithm::RS256).expect_err("alg mismatch");
+        assert!(e.to_string().contains("algorithm mismatch"), "{e}");
+        let e = find_key(&keys, Some("b"), Algorithm::ES256).expect_err("wrong key type");
+        assert!(e.to_string().contains("algorithm mismatch"), "{e}");
+        // Without a kid, only a single fitting key is used.
+        assert!(matches!(find_key(&keys, None, Algorithm::EdDSA), Ok(None)));
+        assert!(matches!(
+            find_key(&keys[..1], None, Algorithm::EdDSA),
+            Ok(Some(_))
+        ));
+    }
+}

@@ -1,0 +1,134 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use avb_artifacts::ArtifactStore;
+use avb_config::AvbConfig;
+use avb_workflows::speech::VoiceInfo;
+use temporalio_client::Client;
+
+use crate::metrics::Metrics;
+
+/// When the component health was taken, and what it was.
+pub type StatusSnapshot = (std::time::Instant, Vec<crate::health::ComponentHealth>);
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub temporal: Client,
+    pub artifacts: ArtifactStore,
+    pub config: Arc<AvbConfig>,
+    pub voices: Arc<Vec<VoiceInfo>>,
+    pub metrics: Metrics,
+    /// Last component health, reused for a second so status calls stay on the fast path.
+    pub status_cache: Arc<tokio::sync::Mutex<Option<StatusSnapshot>>>,
+    /// Tenants and API keys (and the ledger); `None` only when authentication is off.
+    pub store: Option<avb_store::Store>,
+    /// Rate limits per API key and tool (in-process, or Redis when `redis.url` is set).
+    pub limiter: crate::ratelimit::RateLimiter,
+    /// JWT bearer tokens of an OIDC issuer, when `[auth.oidc]` is set.
+    pub oidc: Option<Arc<crate::oidc::OidcVerifier>>,
+    /// Upstream MCP servers and the tools mounted from them (`[mcp_servers]`); `run` keeps
+    /// the catalog current.
+    pub upstreams: Arc<avb_upstream::UpstreamHub>,
+    /// The durable tools, by family (`crate::registry`).
+    pub tools: Arc<crate::jobs::durable::Registry>,
+    /// Names of AgentVoiceBox's own tools (an upstream tool never shadows one).
+    pub own_tools: Arc<std::collections::HashSet<String>>,
+}
+
+impl ApiState {
+    pub fn new(temporal: Client, config: AvbConfig) -> anyhow::Result<Self> {
+        check_build_features(&config)?;
+        let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
+        let voices = load_voice_catalog(&config.assets_dir().join("voices"))?;
+        let metrics = Metrics::new()?;
+        let limiter =
+            crate::ratelimit::RateLimiter::new(&config.rate_limits, &config.redis, &metrics)?;
+        let oidc = match &config.auth.oidc {
+            Some(s) => Some(Arc::new(crate::oidc::OidcVerifier::new(s.clone())?)),
+            None => None,
+        };
+        let tools = Arc::new(crate::registry::durable_tools());
+        let own_tools = crate::mcp::own_tool_names(&tools);
+        let upstreams = crate::upstream::hub_for(&config, own_tools.clone());
+        Ok(Self {
+            tools,
+            own_tools: Arc::new(own_tools),
+            upstreams,
+            oidc,
+            temporal,
+            artifacts,
+            config: Arc::new(config),
+            voices: Arc::new(voices),
+            metrics,
+            status_cache: Arc::default(),
+            store: None,
+            limiter,
+        })
+    }
+
+    pub fn voice(&self, id: &str) -> Option<&VoiceInfo> {
+        self.voices.iter().find(|v| v.id == id)
+    }
+
+    /// With the store that holds tenants and API keys.
+    pub fn with_store(mut self, store: avb_store::Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+}
+
+/// Fails when the configuration asks for something this build left out.
+pub fn check_build_features(config: &AvbConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !config.mcp.conformance_fixtures || cfg!(feature = "conformance-fixtures"),
+        "mcp.conformance_fixtures (AVB_MCP_CONFORMANCE_FIXTURES) is set, but this build of \
+         avb-api lacks the `conformance-fixtures` cargo feature (test-only fixtures for the MCP \
+         conformance suite); unset it, or build with `--features avb-api/conformance-fixtures`"
+    );
+    Ok(())
+}
+
+/// The voice catalog, from the voice files the TTS workers load (the api never loads the model).
+pub fn load_voice_catalog(dir: &std::path::Path) -> anyhow::Result<Vec<VoiceInfo>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read voices in {}: {e}; run `python3 deploy/fetch_assets.py`",
+            dir.display()
+        )
+    })?;
+    let mut voices: Vec<VoiceInfo> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "bin").then_some(())?;
+            VoiceInfo::from_id(p.file_stem()?.to_str()?)
+        })
+        .collect();
+    voices.sort_by(|a, b| a.id.cmp(&b.id));
+    anyhow::ensure!(
+        !voices.is_empty(),
+        "no voices in {}; run `python3 deploy/fetch_assets.py`",
+        dir.display()
+    );
+    Ok(voices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance_fixtures_need_the_feature() {
+        let mut config = AvbConfig::default();
+        assert!(check_build_features(&config).is_ok());
+        config.mcp.conformance_fixtures = true;
+        let checked = check_build_features(&config);
+        if cfg!(feature = "conformance-fixtures") {
+            assert!(checked.is_ok(), "{checked:?}");
+        } else {
+            let e = checked.expect_err("fixtures without the feature");
+            assert!(e.to_string().contains("`conformance-fixtures`"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! `generate_speech`: validated here (bad input never starts a workflow), priced per character,
+//! then a durable `GenerateSpeech` workflow whose synthesis runs on the `avb-tts` worker; progress
+//! from the synthesis heartbeats. Also the voice catalog (`list_voices`, `GET /api/v2/voices`)
+//! and the audio download (`GET /api/v2/audio/{job_id}`).
+
+pub mod rest;
+pub mod tools;
+
+use std::time::Duration;
+
+use avb_config::BillingSettings;
+use avb_workflows::billing::BillingPlan;
+use avb_workflows::speech::{
+    GenerateSpeechInput, GenerateSpeechJob, GenerateSpeechWorkflow, SpeechArtifact, SpeechProgress,
+    nearest_ids,
+};
+use base64::Engine as _;
+use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Value, json};
+use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowHandle};
+
+use crate::core::problem::{ErrorKind, Problem};
+use crate::jobs::durable::{DurableTool, Started, ToolCall, definition, output_as};
+use crate::jobs::output::{audio_url, resource_uri, status_url};
+use crate::jobs::view::JobProgress;
+use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
+use crate::state::ApiState;
+
+pub const TOOL: &str = "generate_speech";
+
+/// Structured result of `generate_speech` (the audio itself is the `audio/wav` content block).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GenerateSpeechOutput {
+    pub job_id: String,
+    /// `completed`, or `running` when the call's wait budget ran out first.
+    pub status: String,
+    /// Download link for the WAV (`GET /api/v2/audio/{job_id}`).
+    pub audio_url: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub sample_rate: Option<u32>,
+    pub voice_id: String,
+    pub sha256: Option<String>,
+    /// Job status resource, for polling when `status` is `running`.
+    pub resource_uri: String,
+}
+
+impl GenerateSpeechOutput {
+    pub fn completed(job_id: &str, artifact: &SpeechArtifact, public_url: &str) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            status: "completed".into(),
+            audio_url: Some(audio_url(public_url, job_id)),
+            duration_secs: Some(artifact.duration_secs),
+            sample_rate: Some(artifact.sample_rate),
+            voice_id: artifact.voice_id.clone(),
+            sha256: Some(artifact.audio.sha256.clone()),
+            resource_uri: resource_uri(job_id),
+        }
+    }
+
+    pub fn running(job_id: &str, voice_id: &str) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            status: "running".into(),
+            audio_url: None,
+            duration_secs: None,
+            sample_rate: None,
+            voice_id: voice_id.to_string(),
+            sha256: None,
+            resource_uri: resource_uri(job_id),
+        }
+    }
+}
+
+/// The speech family.
+pub struct Speech;
+
+#[async_trait::async_trait]
+impl DurableTool for Speech {
+    fn names(&self) -> &'static [&'static str] {
+        &[TOOL]
+    }
+
+    fn definitions(&self) -> Vec<Tool> {
+        vec![definition::<GenerateSpeechInput, GenerateSpeechOutput>(
+            TOOL,
+            "Speak text with Kokoro-82M: returns a WAV (24 kHz mono, base64 `audio/wav`) and a \
+             download\nlink. Runs as a durable job; long texts report progress. Costs credits \
+             per character\n(get_balance): held before synthesis, charged once on success, \
+             returned on failure or\ncancellation; too few credits is an InsufficientCredits \
+             error before any work.",
+        )]
+    }
+
+    async fn start(&self, call: &ToolCall<'_>) -> Result<Started, Problem> {
+        let state = call.state;
+        let input: GenerateSpeechInput = call.input()?;
+        check_input(state, &input)?;
+        let voice_id = input.voice_id.clone();
+        let billing = speech_billing(&state.config.billing, &input);
+        let (job_id, _) = start_speech(&state.temporal, call.tenant(), input, billing).await?;
+        tracing::info!(job_id = %job_id, workflow_id = %job_id, tool = TOOL, tenant = call.tenant(), "job started");
+        Ok(Started::Running {
+            still_running: running_result(state, &job_id, &voice_id),
+            job_id,
+        })
+    }
+
+    fn progress(&self, heartbeat: &Value) -> Option<JobProgress> {
+        let p: SpeechProgress = serde_json::from_value(heartbeat.clone()).ok()?;
+        Some(JobProgress {
+            done: p.chunks_done,
+            // A total of 0 means the text is still being planned.
+            total: (p.chunks_total > 0).then_some(p.chunks_total),
+            message: p.describe(),
+            attempt: 1,
+        })
+    }
+
+    fn structured(&self, state: &ApiState, job_id: &str, output: Value) -> Result<Value, Problem> {
+        let artifact: SpeechArtifact = output_as(output)?;
+        let out = GenerateSpeechOutput::completed(job_id, &artifact, &state.config.public_url());
+        serde_json::to_value(out).map_err(|e| Problem::internal(e.to_string()))
+    }
+
+    async fn render(&self, state: &ApiState, job_id: &str, output: Value) -> CallToolResult {
+        let artifact: SpeechArtifact = match output_as(output) {
+            Ok(a) => a,
+            Err(p) => return p.into_tool_result(),
+        };
+        let wav = match state.artifacts.get(&artifact.audio).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Problem::new(ErrorKind::ArtifactUnavailable, e.to_string())
+                    .with_details(json!({ "job_id": job_id }))
+                    .into_tool_result();
+            }
+        };
+        let out = GenerateSpeechOutput::completed(job_id, &artifact, &state.config.public_url());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&wav);
+        let mut r = CallToolResult::success(vec![
+            ContentBlock::audio(b64, "audio/wav"),
+            ContentBlock::text(format!(
+                "Generated {:.2}s of speech with voice {} (job {job_id}). Download: {}",
+                artifact.duration_secs,
+                artifact.voice_id,
+                out.audio_url.as_deref().unwrap_or_default()
+            )),
+        ]);
+        r.structured_content = serde_json::to_value(out).ok();
+        r
+    }
+}
+
+/// The checks every `generate_speech` passes before a workflow starts: bad input never becomes
+/// a job.
+pub fn check_input(state: &ApiState, input: &GenerateSpeechInput) -> Result<(), Problem> {
+    if let Err(e) = input.validate(state.config.tts.max_text_chars) {
+        return Err(Problem::invalid(e.field, e.message));
+    }
+    if state.voice(&input.voice_id).is_none() {
+        let nearest = nearest_ids(
+            &input.voice_id,
+            state.voices.iter().map(|v| v.id.as_str()),
+            3,
+        );
+        let msg = format!(
+            "unknown voice '{}'; nearest valid ids: {}; the default is {} (list_voices has all {})",
+            input.voice_id,
+            nearest.join(", "),
+            avb_workflows::speech::DEFAULT_VOICE,
+            state.voices.len()
+        );
+        return Err(Problem::new(ErrorKind::UnknownVoice, msg)
+            .with_field("voice_id")
+            .with_details(json!({ "nearest": nearest })));
+    }
+    Ok(())
+}
+
+/// A speech job still running when the call's wait budget ran out: a handle to find it again.
+fn running_result(state: &ApiState, job_id: &str, voice_id: &str) -> CallToolResult {
+    let status_url = status_url(&state.config.public_url(), job_id);
+    let uri = resource_uri(job_id);
+    let out = GenerateSpeechOutput::running(job_id, voice_id);
+    let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
+        "Job {job_id} is still running; it will finish on its own. Poll {status_url}, read {uri} \
+         or call get_job."
+    ))]);
+    r.structured_content = serde_json::to_value(out).ok();
+    r
+}
+
+pub type SpeechHandle = WorkflowHandle<Client, GenerateSpeechWorkflow>;
+
+/// What a speech job costs under `billing`: its characters at the `generate_speech` tariff;
+/// none when billing is off or speech is free.
+pub fn speech_billing(
+    billing: &BillingSettings,
+    request: &GenerateSpeechInput,
+) -> Option<BillingPlan> {
+    let price = billing.price_of(TOOL)?;
+    let chars = i64::try_from(request.text.chars().count()).unwrap_or(i64::MAX);
+    let plan = BillingPlan::new(TOOL, &price.unit, chars, price.credits_per_1000);
+    (plan.credits > 0).then_some(plan)
+}
+
+/// Starts a `GenerateSpeech` job; with a `billing` plan its workflow holds the credits before
+/// synthesis and settles them after.
+pub async fn start_speech(
+    client: &Client,
+    tenant: &str,
+    request: GenerateSpeechInput,
+    billing: Option<BillingPlan>,
+) -> Result<(String, SpeechHandle), JobError> {
+    let job_id = new_job_id();
+    let job = GenerateSpeechJob {
+        job_id: job_id.clone(),
+        tenant: tenant.to_string(),
+        request,
+        billing,
+    };
+    let opts = job_start_options(TOOL, tenant, &job_id, false);
+    client
+        .start_workflow(GenerateSpeechWorkflow::run, job, opts)
+        .await
+        .map_err(|e| JobError::Start(e.to_string()))?;
+    Ok((
+        job_id.clone(),
+        client.get_workflow_handle::<GenerateSpeechWorkflow>(job_id),
+    ))
+}
+
+/// Waits up to `budget` for a speech job's audio (benchmarks and tests that start jobs with
+/// [`start_speech`]). `Ok(None)` = still running when the budget ran out.
+pub async fn wait_speech(
+    handle: &SpeechHandle,
+    budget: Duration,
+) -> Result<Option<SpeechArtifact>, JobError> {
+    match tokio::time::timeout(
+        budget,
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    {
+        Ok(r) => map_result(r).map(Some),
+        Err(_) => Ok(None),
+    }
+}

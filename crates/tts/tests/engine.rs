@@ -1,0 +1,351 @@
+//! The speech engine against the real Kokoro model and ONNX Runtime (no mocks).
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use avb_tts::tokens::MAX_CHUNK_TOKENS;
+use avb_tts::{TtsConfig, TtsEngine, TtsError};
+use avb_workflows::speech::GenerateSpeechInput;
+
+fn req(text: &str, voice: &str, speed: f32) -> GenerateSpeechInput {
+    GenerateSpeechInput {
+        text: text.into(),
+        voice_id: voice.into(),
+        speed,
+    }
+}
+
+fn rms(samples: &[f32]) -> f32 {
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
+#[test]
+fn sentence_is_plausible_audible_and_deterministic() {
+    let engine = common::engine();
+    let text = "The quick brown fox jumps over the lazy dog, and then it takes a nap.";
+    let a = engine
+        .synthesize(&req(text, "af_heart", 1.0), |_| ControlFlow::Continue(()))
+        .expect("speech");
+    // ~14 words: a human says them in roughly 3–6 s; allow a wide band, but not silence or minutes.
+    let secs = a.duration_secs();
+    assert!(
+        (2.0..9.0).contains(&secs),
+        "duration {secs:.2}s implausible for {} chars",
+        text.len()
+    );
+    assert!(
+        rms(&a.samples) > 0.02,
+        "audio is near-silent: rms {}",
+        rms(&a.samples)
+    );
+    assert_eq!(a.sample_rate, 24_000);
+    let b = engine
+        .synthesize(&req(text, "af_heart", 1.0), |_| ControlFlow::Continue(()))
+        .expect("speech");
+    assert_eq!(
+        a.samples, b.samples,
+        "same input must give identical samples"
+    );
+    let fast = engine
+        .synthesize(&req(text, "af_heart", 2.0), |_| ControlFlow::Continue(()))
+        .expect("speech");
+    assert!(
+        fast.duration_secs() < secs * 0.75,
+        "speed 2.0 should be much shorter: {} vs {secs}",
+        fast.duration_secs()
+    );
+}
+
+#[test]
+fn phonemes_of_fixed_sentence() {
+    let engine = common::engine();
+    let (p, fallback) = engine
+        .phonemize("Please read the report I read yesterday.", false)
+        .expect("phonemes");
+    assert_eq!(p, "plˈiz ɹˈid ðə ɹəpˈɔɹt ˌI ɹˈɛd jˈɛstəɹdˌA.");
+    assert!(fallback.is_empty());
+}
+
+#[test]
+fn out_of_lexicon_word_goes_through_espeak_fallback() {
+    let engine = common::engine();
+    let (with, fallback) = engine
+        .phonemize("The zorblaxian ship landed.", false)
+        .expect("phonemes");
+    assert_eq!(fallback, vec!["zorblaxian".to_string()]);
+    let (without, _) = engine
+        .phonemize("The ship landed.", false)
+        .expect("phonemes");
+    // The unknown word contributes phonemes of its own (not dropped, not a marker).
+    assert!(with.len() > without.len() + 6, "{with} vs {without}");
+    assert!(!with.contains('❓'));
+    assert!(with.contains("blˈAk"), "{with}");
+}
+
+#[test]
+fn missing_fallback_program_is_an_error_naming_the_word() {
+    let mut config = TtsConfig::new(common::assets_dir());
+    config.espeak_program = "/nonexistent/espeak-ng".into();
+    config.intra_threads = 1;
+    let engine = TtsEngine::load(config).expect("engine loads");
+    let err = engine
+        .plan(&req("The zorblaxian ship.", "af_heart", 1.0))
+        .expect_err("must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, TtsError::Phonemize { .. }), "{msg}");
+    assert!(
+        msg.contains("zorblaxian") && msg.contains("espeak-ng"),
+        "{msg}"
+    );
+}
+
+fn long_text() -> String {
+    let para = "Durable workflows keep agents honest. When a worker crashes in the middle of a long job, \
+        the orchestrator notices the missing heartbeat, schedules the activity again, and the agent \
+        still receives exactly one result; nobody pays twice, and nothing is lost. ";
+    let mut t = String::new();
+    while t.len() < 3000 {
+        t.push_str(para);
+    }
+    t.truncate(3000);
+    t
+}
+
+#[test]
+fn long_text_chunks_fit_and_all_are_spoken() {
+    let engine = common::engine();
+    let text = long_text();
+    let plan = engine.plan(&req(&text, "af_heart", 1.0)).expect("plan");
+    assert!(
+        plan.chunks.len() >= 4,
+        "3000 chars should need several chunks, got {}",
+        plan.chunks.len()
+    );
+    for c in &plan.chunks {
+        assert!(
+            c.tokens.len() <= MAX_CHUNK_TOKENS,
+            "chunk of {} tokens",
+            c.tokens.len()
+        );
+        assert!(!c.tokens.is_empty());
+    }
+    let mut seen = Vec::new();
+    let audio = engine
+        .synthesize_plan(&plan, |done| {
+            seen.push((done.index, done.total, rms(done.samples)));
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (0..plan.chunks.len()).collect::<Vec<_>>()
+    );
+    assert!(
+        seen.iter().all(|s| s.2 > 0.01),
+        "a chunk came out silent: {seen:?}"
+    );
+    let short = engine
+        .synthesize(&req(&text[..300], "af_heart", 1.0), |_| {
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    let ratio = audio.duration_secs() / short.duration_secs();
+    assert!(
+        (6.0..14.0).contains(&ratio),
+        "10x the text gave {ratio:.1}x the audio"
+    );
+}
+
+#[test]
+fn cancellation_between_chunks_stops_work() {
+    let engine = common::engine();
+    let text = long_text();
+    let mut calls = 0;
+    let err = engine
+        .synthesize(&req(&text, "af_heart", 1.0), |_| {
+            calls += 1;
+            ControlFlow::Break(())
+        })
+        .expect_err("cancelled");
+    assert_eq!(calls, 1);
+    assert!(
+        matches!(err, TtsError::Cancelled { chunks_done: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_catalog_voice_speaks() {
+    let engine = common::engine();
+    let voices = engine.voices();
+    assert_eq!(voices.len(), 54);
+    for v in voices {
+        let a = engine
+            .synthesize(&req("Hello there.", &v.id, 1.0), |_| {
+                ControlFlow::Continue(())
+            })
+            .expect("speech");
+        assert!(
+            a.duration_secs() > 0.3 && rms(&a.samples) > 0.01,
+            "voice {} produced {:.2}s",
+            v.id,
+            a.duration_secs()
+        );
+    }
+}
+
+#[test]
+fn bad_input_errors_name_the_problem() {
+    let engine = common::engine();
+    let err = engine
+        .plan(&req("hi", "af_hart", 1.0))
+        .expect_err("unknown voice");
+    assert!(
+        matches!(&err, TtsError::UnknownVoice { nearest, .. } if nearest[0] == "af_heart"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("af_heart"));
+    assert!(!err.is_retryable());
+    assert_eq!(err.kind(), "UnknownVoice");
+
+    let err = engine.plan(&req("", "af_heart", 1.0)).expect_err("empty");
+    assert_eq!(err.to_string(), "invalid input: text: must not be empty");
+    assert_eq!(err.kind(), "InvalidInput");
+    let err = engine
+        .plan(&req(&"a".repeat(20_001), "af_heart", 1.0))
+        .expect_err("long");
+    assert_eq!(
+        err.to_string(),
+        "invalid input: text: is 20001 characters; the limit is 20000"
+    );
+    let err = engine.plan(&req("hi", "af_heart", 0.1)).expect_err("slow");
+    assert_eq!(
+        err.to_string(),
+        "invalid input: speed: is 0.1; it must be between 0.5 and 2"
+    );
+    assert!(!err.is_retryable());
+    let err = engine
+        .plan(&req("!!! ...", "af_heart", 1.0))
+        .expect_err("nothing to say");
+    assert!(
+        err.to_string().contains("nothing that can be spoken"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_model_is_a_configuration_error() {
+    let dir = std::env::temp_dir().join(format!("avb-empty-assets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let Err(err) = TtsEngine::load(TtsConfig::new(&dir)) else {
+        panic!("must fail")
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kokoro-v1.0.int8.onnx") && msg.contains("fetch_assets.py"),
+        "{msg}"
+    );
+    assert_eq!(err.kind(), "ConfigurationError");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn concurrent_sessions_give_identical_audio_in_order() {
+    let one = common::engine();
+    let mut config = TtsConfig::new(common::assets_dir());
+    config.intra_threads = 1;
+    config.sessions = 2;
+    let two = TtsEngine::load(config).expect("engine loads");
+    let text = "One sentence first. Then another, with a clause. And a third one to make several chunks \
+        for the two sessions to share between them.";
+    let r = req(text, "af_heart", 1.0);
+    let mut order = Vec::new();
+    let a = one
+        .synthesize(&r, |_| ControlFlow::Continue(()))
+        .expect("speech");
+    let b = two
+        .synthesize(&r, |d| {
+            order.push(d.index);
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    assert!(b.chunks >= 2, "want several chunks, got {}", b.chunks);
+    assert_eq!(
+        order,
+        (0..b.chunks).collect::<Vec<_>>(),
+        "chunks must be delivered in order"
+    );
+    assert_eq!(
+        a.samples, b.samples,
+        "two sessions must produce the same audio as one"
+    );
+    // A lead session of two threads for the first chunk, then the two one-thread sessions.
+    let mut config = TtsConfig::new(common::assets_dir()).with_sessions(Some(1), Some(2), Some(2));
+    assert_eq!(
+        (config.sessions, config.intra_threads, config.lead_threads),
+        (2, 1, 2)
+    );
+    // The same chunks as `one`, so the audio can be compared sample by sample.
+    config.max_chunk_tokens = TtsConfig::new(common::assets_dir()).max_chunk_tokens;
+    let led = TtsEngine::load(config).expect("engine with a lead session loads");
+    let mut order = Vec::new();
+    let c = led
+        .synthesize(&r, |d| {
+            order.push(d.index);
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    assert_eq!(order, (0..c.chunks).collect::<Vec<_>>(), "in order");
+    assert_eq!(
+        c.samples.len(),
+        a.samples.len(),
+        "same length with a lead session"
+    );
+    let worst = a
+        .samples
+        .iter()
+        .zip(&c.samples)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0_f32, f32::max);
+    // Two intra-op threads may sum in another order: equal up to float rounding.
+    assert!(worst < 1e-3, "lead-session audio differs by {worst}");
+    // Streaming (the rest planned while the first sentence speaks) equals plan-then-synthesize.
+    let plan = one.plan(&r).expect("plan");
+    assert_eq!(plan.chunks.len(), a.chunks);
+    let mut totals = Vec::new();
+    let planned = one
+        .synthesize_plan(&plan, |d| {
+            totals.push(d.total);
+            ControlFlow::Continue(())
+        })
+        .expect("speech");
+    assert_eq!(
+        planned.samples, a.samples,
+        "streamed audio differs from planned"
+    );
+    assert!(totals.iter().all(|t| *t == Some(plan.chunks.len())));
+}
+
+#[test]
+fn unloadable_onnx_runtime_is_a_configuration_error_not_a_panic() {
+    let real = common::assets_dir();
+    let dir = tempfile::tempdir().expect("tmp");
+    for name in ["kokoro-v1.0.int8.onnx", "vocab.json", "voices"] {
+        std::os::unix::fs::symlink(real.join(name), dir.path().join(name)).expect("link");
+    }
+    std::fs::write(
+        dir.path().join("libonnxruntime.so"),
+        b"not a shared library",
+    )
+    .expect("write");
+    let Err(err) = TtsEngine::load(TtsConfig::new(dir.path())) else {
+        panic!("must fail")
+    };
+    let msg = err.to_string();
+    assert_eq!(err.kind(), "ConfigurationError");
+    assert!(
+        msg.contains("cannot load ONNX Runtime") && msg.contains("libonnxruntime.so"),
+        "{msg}"
+    );
+}

@@ -1,8 +1,0 @@
-//! Devices: `DeviceCommand` (plan on `avb-devices`, wait for approval where policy says so, hold
-//! credits, send each device its change and wait for its confirmation) and `DeviceRead`.
-
-pub mod contract;
-pub mod workflow;
-
-pub use contract::*;
-pub use workflow::{DeviceCommandWorkflow, DeviceReadWorkflow};
