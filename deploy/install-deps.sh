@@ -27,7 +27,7 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresq
 # processes); redis-cli (same package's dependency) inspects it.
 command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 # Docker Engine: the provisioning tests start their own private dockerd per test (root needed;
-# provisioning/tests/support/dockerd.rs); installing does not start anything here.
+# crates/testkit/src/dockerd.rs); installing does not start anything here.
 command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
 # MQTT: the device tests start their own mosquitto (Zigbee2MQTT speaks MQTT).
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)

@@ -1,5 +1,5 @@
 //! Provisioned MCP servers on the docker backend, end to end: the real api, workers and Temporal,
-//! and a private real dockerd per test (provisioning/tests/support/dockerd.rs; Debian
+//! and a private real dockerd per test (avb_testkit::dockerd; Debian
 //! `docker.io`, needs root). The demo image is not there at first: the provisioning worker
 //! builds it from `avb-demo-mcp` (no registry). Covers create → every replica answers MCP →
 //! delete → no container left; a provisioning worker SIGKILLed mid-create; the engine stopped
