@@ -74,6 +74,8 @@ impl Problem {
         self
     }
 
+    /// The underlying error, for the server's log only: callers see `message`, which says what
+    /// failed without the internals (paths, addresses, driver messages) a source may carry.
     pub fn with_source(mut self, source: impl std::fmt::Display) -> Self {
         self.source = Some(source.to_string());
         self
@@ -90,6 +92,7 @@ impl Problem {
     /// An `isError` MCP tool result that names the problem, with the same facts as structured
     /// content (`{"error": {kind, field, message, details}}`).
     pub fn into_tool_result(self) -> CallToolResult {
+        self.log_source();
         let text = match &self.field {
             Some(f) => format!("{}: {f}: {}", self.kind, self.message),
             None => format!("{}: {}", self.kind, self.message),
@@ -102,6 +105,16 @@ impl Problem {
             "details": self.details,
         } }));
         r
+    }
+
+    /// Logs the source of a failure that is the server's (5xx) as a warning, others at debug.
+    fn log_source(&self) {
+        let Some(source) = &self.source else { return };
+        if self.kind.http_status() >= 500 {
+            tracing::warn!(kind = %self.kind, message = %self.message, %source, "request failed");
+        } else {
+            tracing::debug!(kind = %self.kind, message = %self.message, %source, "request failed");
+        }
     }
 
     fn status(&self) -> StatusCode {
@@ -138,9 +151,7 @@ fn code_of(status: StatusCode) -> &'static str {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let Some(source) = &self.source {
-            tracing::debug!(kind = %self.kind, %source, "request failed");
-        }
+        self.log_source();
         let mut error = json!({
             "code": code_of(status),
             "kind": self.kind,

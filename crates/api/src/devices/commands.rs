@@ -50,7 +50,9 @@ impl DurableTool for DeviceCommands {
         } else {
             serde_json::to_value(call.input::<ControlInput>()?)
         }
-        .map_err(|e| Problem::internal(e.to_string()))?;
+        .map_err(|e| {
+            Problem::internal("the command's arguments cannot be encoded").with_source(e)
+        })?;
         let started = start_command(call.state, call.tenant(), call.name, arguments).await?;
         let job_id = started.job_id;
         Ok(match started.pending {
@@ -82,7 +84,7 @@ impl DurableTool for DeviceCommands {
     fn structured(&self, _state: &ApiState, job_id: &str, output: Value) -> Result<Value, Problem> {
         let out: DeviceCommandOutput = output_as(output)?;
         serde_json::to_value(DeviceJobOutput::completed(job_id, &out))
-            .map_err(|e| Problem::internal(e.to_string()))
+            .map_err(|e| Problem::internal("the job's result cannot be encoded").with_source(e))
     }
 
     async fn render(&self, _state: &ApiState, job_id: &str, output: Value) -> CallToolResult {

@@ -122,7 +122,8 @@ impl DurableTool for Speech {
     fn structured(&self, state: &ApiState, job_id: &str, output: Value) -> Result<Value, Problem> {
         let artifact: SpeechArtifact = output_as(output)?;
         let out = GenerateSpeechOutput::completed(job_id, &artifact, &state.config.public_url());
-        serde_json::to_value(out).map_err(|e| Problem::internal(e.to_string()))
+        serde_json::to_value(out)
+            .map_err(|e| Problem::internal("the job's result cannot be encoded").with_source(e))
     }
 
     async fn render(&self, state: &ApiState, job_id: &str, output: Value) -> CallToolResult {

@@ -214,7 +214,7 @@ impl DurableTool for Batch {
             status: "completed".into(),
             results,
         })
-        .map_err(|e| Problem::internal(e.to_string()))
+        .map_err(|e| Problem::internal("the job's result cannot be encoded").with_source(e))
     }
 
     async fn render(&self, state: &ApiState, job_id: &str, output: Value) -> CallToolResult {
