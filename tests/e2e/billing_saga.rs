@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::mcp::{call, keyed_session, text_of};
+use crate::support::mcp::{call, error_of, keyed_session, text_of};
 use crate::support::{TEST_CREDITS, TestSystem, get_json, stored_wavs};
 use avb_store::{EntryKind, LedgerEntry, Role};
 use avb_workflows::billing::credits_for;
@@ -52,11 +52,13 @@ async fn balance(system: &TestSystem, tenant: &str) -> (i64, i64) {
     (b.available, b.held)
 }
 
+/// The job of a result: in the structured result, or in the error facts of a failed job.
 fn job_id_of(r: &CallToolResult) -> String {
-    let s = r.structured_content.as_ref().expect("structured content");
-    let id = s["job_id"]
-        .as_str()
-        .or_else(|| s["error"]["details"]["job_id"].as_str());
+    let s = match &r.structured_content {
+        Some(s) => s.clone(),
+        None => error_of(r)["details"].clone(),
+    };
+    let id = s["job_id"].as_str();
     id.unwrap_or_else(|| panic!("no job id in {s}")).to_owned()
 }
 
@@ -148,7 +150,7 @@ async fn insufficient_credits_refuse_the_job_before_any_work() {
     assert_eq!(needed, 12);
     let r = call(&session, "generate_speech", json!({ "text": text })).await;
     assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
-    let error = &r.structured_content.as_ref().expect("structured")["error"];
+    let error = &error_of(&r);
     assert_eq!(error["kind"], "InsufficientCredits", "{error}");
     let details = &error["details"];
     assert_eq!(

@@ -11,12 +11,13 @@ use crate::support::{TestSystem, get_json, stored_wavs, wav_facts};
 use futures::StreamExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
-    ClientConfig, DetailedTask, GetTaskParams, Implementation, ReadResourceRequestParams,
-    ResourceContents, SubscribeRequestParams, TASKS_EXTENSION_ID, TaskPayload,
+    ClientConfig, DetailedTask, GetTaskParams, Implementation, ProtocolVersion,
+    ReadResourceRequestParams, ResourceContents, SubscribeRequestParams, TASKS_EXTENSION_ID,
+    TaskPayload,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]
@@ -64,11 +65,24 @@ async fn connect(system: &TestSystem, tasks: bool) -> Session {
     .await
 }
 
+/// A tasks client speaks 2026-07-28 (`server/discover`, the Tasks extension's revision); any
+/// other uses the `initialize` handshake of 2025-11-25.
 async fn connect_as(system: &TestSystem, client: Client) -> Session {
-    client
-        .serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
-        .await
-        .expect("connect")
+    let transport = StreamableHttpClientTransport::from_uri(system.mcp_url());
+    if client.tasks {
+        client
+            .serve_with_lifecycle(transport, modern())
+            .await
+            .expect("connect")
+    } else {
+        client.serve(transport).await.expect("connect")
+    }
+}
+
+fn modern() -> ClientLifecycleMode {
+    ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    }
 }
 
 fn long_text(chars: usize) -> String {
@@ -136,6 +150,31 @@ async fn poll_task(
 async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     let system = TestSystem::start().await;
     let client = connect(&system, true).await;
+
+    // A client on 2025-11-25 that declares the Tasks extension anyway (the MCP Inspector does)
+    // gets the plain result its revision knows, never a task it cannot read.
+    let legacy = Client {
+        tasks: true,
+        ..Client::default()
+    }
+    .serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+    .await
+    .expect("connect with initialize");
+    match legacy
+        .call_tool_once(
+            CallToolRequestParams::new("durable_echo")
+                .with_arguments(args(json!({"message": "legacy era"}))),
+        )
+        .await
+        .expect("tools/call answers")
+    {
+        CallToolResponse::Complete(r) => {
+            assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+            let out = r.structured_content.expect("structured result");
+            assert_eq!(out["message"], "legacy era", "{out}");
+        }
+        other => panic!("a 2025-11-25 client must get a plain result, got {other:?}"),
+    }
     let http = reqwest::Client::new();
     let base = &system.base_url;
 

@@ -7,17 +7,17 @@
 use std::time::{Duration, Instant};
 
 use crate::support::TestSystem;
-use crate::support::mcp::{args, call, text_of};
+use crate::support::mcp::{args, call, error_of, text_of};
 use crate::support::redis::RedisServer;
 use avb_runtime::devserver::free_port;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    Implementation,
+    Implementation, ProtocolVersion,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 /// An MCP client that may declare the tasks extension.
@@ -41,10 +41,22 @@ type Session = RunningService<RoleClient, Client>;
 
 async fn session(mcp_url: &str, token: &str, tasks: bool) -> Session {
     let config = StreamableHttpClientTransportConfig::with_uri(mcp_url).auth_header(token);
-    Client { tasks }
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("an authenticated MCP session")
+    let transport = StreamableHttpClientTransport::from_config(config);
+    if tasks {
+        // Tasks of the Tasks extension belong to 2026-07-28 sessions.
+        let modern = ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        };
+        Client { tasks }
+            .serve_with_lifecycle(transport, modern)
+            .await
+            .expect("an authenticated MCP session")
+    } else {
+        Client { tasks }
+            .serve(transport)
+            .await
+            .expect("an authenticated MCP session")
+    }
 }
 
 /// A new AGENT key of tenant `tenant` (created when missing).
@@ -61,7 +73,7 @@ async fn agent_key(system: &TestSystem, tenant: &str) -> String {
         .token
 }
 
-/// Checks a refused tool call: the text names the limit and the wait, the structured error has
+/// Checks a refused tool call: the text names the limit and the wait, the error facts have
 /// kind `RateLimited` and `retry_after_secs`.
 fn assert_rate_limited(r: &CallToolResult, tool: &str, per_minute: u64, retry_after: u64) {
     assert_eq!(r.is_error, Some(true), "{tool}: {}", text_of(r));
@@ -75,14 +87,11 @@ fn assert_rate_limited(r: &CallToolResult, tool: &str, per_minute: u64, retry_af
         text.contains(&format!("retry after {retry_after} s")),
         "{text}"
     );
-    let s = r.structured_content.clone().expect("structured error");
-    assert_eq!(s["error"]["kind"], "RateLimited", "{s}");
-    assert_eq!(
-        s["error"]["details"]["retry_after_secs"], retry_after,
-        "{s}"
-    );
-    assert_eq!(s["error"]["details"]["tool"], tool, "{s}");
-    assert_eq!(s["error"]["details"]["per_minute"], per_minute, "{s}");
+    let s = error_of(r);
+    assert_eq!(s["kind"], "RateLimited", "{s}");
+    assert_eq!(s["details"]["retry_after_secs"], retry_after, "{s}");
+    assert_eq!(s["details"]["tool"], tool, "{s}");
+    assert_eq!(s["details"]["per_minute"], per_minute, "{s}");
 }
 
 fn assert_ok(r: &CallToolResult, what: &str) {

@@ -51,3 +51,24 @@ pub fn audio_of(r: &CallToolResult) -> Vec<u8> {
         .decode(&audio.data)
         .expect("base64")
 }
+
+/// The facts of an `isError` result (`_meta["agentvoicebox/error"]`: kind, field, message,
+/// details); an error result never carries `structuredContent`, which belongs to the tool's
+/// output schema.
+pub fn error_of(r: &CallToolResult) -> Value {
+    assert_eq!(
+        r.is_error,
+        Some(true),
+        "not an error result: {}",
+        text_of(r)
+    );
+    assert_eq!(
+        r.structured_content, None,
+        "an error result must not claim the tool's output schema"
+    );
+    r.meta
+        .as_ref()
+        .and_then(|m| m.0.get("agentvoicebox/error"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no error facts in _meta: {:?}", r.meta))
+}

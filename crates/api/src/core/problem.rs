@@ -89,8 +89,11 @@ impl Problem {
         }
     }
 
-    /// An `isError` MCP tool result that names the problem, with the same facts as structured
-    /// content (`{"error": {kind, field, message, details}}`).
+    /// An `isError` MCP tool result that names the problem in its text, with the same facts
+    /// for programs in `_meta` under [`ERROR_META_KEY`] (`{kind, field, message, details}`).
+    /// Not as `structuredContent`: that must match the tool's `outputSchema`, which describes
+    /// the tool's result, and clients that validate it (the MCP Inspector) would show a schema
+    /// complaint instead of the message.
     pub fn into_tool_result(self) -> CallToolResult {
         self.log_source();
         let text = match &self.field {
@@ -98,12 +101,17 @@ impl Problem {
             None => format!("{}: {}", self.kind, self.message),
         };
         let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
-        r.structured_content = Some(json!({ "error": {
-            "kind": self.kind,
-            "field": self.field,
-            "message": self.message,
-            "details": self.details,
-        } }));
+        let mut meta = rmcp::model::JsonObject::new();
+        meta.insert(
+            ERROR_META_KEY.to_string(),
+            json!({
+                "kind": self.kind,
+                "field": self.field,
+                "message": self.message,
+                "details": self.details,
+            }),
+        );
+        r.meta = Some(rmcp::model::MetaObject(meta));
         r
     }
 
@@ -178,15 +186,18 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Where an `isError` tool result carries the problem's facts (`_meta` key).
+pub const ERROR_META_KEY: &str = "agentvoicebox/error";
+
+/// The facts of an `isError` result made by [`Problem::into_tool_result`].
+pub fn error_facts(r: &CallToolResult) -> Option<&Value> {
+    r.meta.as_ref()?.0.get(ERROR_META_KEY)
+}
+
 impl From<CallToolResult> for Problem {
     /// Reads a problem back from an `isError` tool result made by [`Problem::into_tool_result`].
     fn from(r: CallToolResult) -> Self {
-        let error = r
-            .structured_content
-            .as_ref()
-            .and_then(|s| s.get("error"))
-            .cloned()
-            .unwrap_or_default();
+        let error = error_facts(&r).cloned().unwrap_or_default();
         let kind = error["kind"]
             .as_str()
             .and_then(ErrorKind::parse)
@@ -243,9 +254,13 @@ mod tests {
             .with_details(json!({ "needed": 10, "balance": 3 }));
         let r = p.clone().into_tool_result();
         assert_eq!(r.is_error, Some(true));
-        let s = r.structured_content.clone().expect("structured");
-        assert_eq!(s["error"]["kind"], "InsufficientCredits");
-        assert_eq!(s["error"]["details"]["needed"], 10);
+        assert_eq!(
+            r.structured_content, None,
+            "an error never claims the tool's output schema"
+        );
+        let facts = error_facts(&r).expect("facts in _meta");
+        assert_eq!(facts["kind"], "InsufficientCredits");
+        assert_eq!(facts["details"]["needed"], 10);
         let back = Problem::from(r);
         assert_eq!(back.kind, ErrorKind::InsufficientCredits);
         assert_eq!(back.details["balance"], 3);

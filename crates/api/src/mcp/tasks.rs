@@ -96,9 +96,7 @@ impl AvbServer {
             let result = durable::call(family.as_ref(), call, |_| Box::pin(async {})).await;
             return Ok(CallToolResponse::Complete(result));
         }
-        let client_has_tasks = context
-            .client_capabilities()
-            .is_some_and(|caps| caps.supports_tasks());
+        let client_has_tasks = takes_extension_tasks(&context);
         let family = server
             .state
             .tools
@@ -189,6 +187,20 @@ impl AvbServer {
         .map(|_| ())
         .map_err(task_error)
     }
+}
+
+/// Whether a `tools/call` may be answered with a task of the Tasks extension: the client
+/// declared the extension on a 2026-07-28 (or later) request. The extension's tasks belong to
+/// that revision; a client on an older one that declares it anyway (the MCP Inspector does,
+/// on 2025-11-25) expects a plain result there, and gets one.
+fn takes_extension_tasks(context: &RequestContext<RoleServer>) -> bool {
+    let modern = context
+        .protocol_version()
+        .is_some_and(|v| !v.has_initialize());
+    modern
+        && context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks())
 }
 
 fn task_of(view: &JobView) -> Task {
