@@ -277,8 +277,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument(
         "--url",
-        default=os.environ.get("AVB_MCP_URL", "http://127.0.0.1:8080/mcp"),
-        help="the Streamable HTTP endpoint (default: $AVB_MCP_URL or http://127.0.0.1:8080/mcp)",
+        default="http://127.0.0.1:8080/mcp",
+        help="the server's Streamable HTTP endpoint (default http://127.0.0.1:8080/mcp, as `avb dev`)",
     )
     p.add_argument(
         "--api-key",
