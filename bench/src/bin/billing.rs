@@ -1,4 +1,4 @@
-//! Billing benchmark (issue "Tenants, tokens and a credit ledger"): run with
+//! Billing benchmark (credit holds and settles, the saga's cost): run with
 //! `cargo run --release -p avb-bench --bin billing -- [--workflows 50] [--seconds 10] [--rounds 2]
 //! [--speech 15]`.
 //!

@@ -1,4 +1,4 @@
-//! Smart-home benchmark (issue "Smart-home device commands"):
+//! Smart-home benchmark (device commands to confirmed state):
 //! `cargo run --release -p avb-bench --bin devices -- [--rounds 200]`. Needs `mosquitto` (Debian).
 //!
 //! Command-to-confirmed-state latency: `smart_home_control` over MCP (Streamable HTTP) — the

@@ -1,4 +1,4 @@
-//! Spine benchmark (issue "The spine"): run with
+//! Durable-call benchmark (latency of a durable call, fast-path throughput): run with
 //! `cargo run --release -p avb-bench --bin durable_calls -- [--calls 200] [--seconds 5] [--concurrency 8]`.
 //!
 //! (a) Durable call latency: `durable_echo` over MCP (Streamable HTTP, rmcp client) vs a raw

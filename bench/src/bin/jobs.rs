@@ -1,4 +1,4 @@
-//! Jobs benchmark (issue "Long-running jobs"): run with
+//! Jobs benchmark (durable calls and `tasks/get` under many sessions): run with
 //! `cargo run --release -p avb-bench --bin jobs -- [--sessions 50] [--seconds 10] [--rounds 2]`.
 //!
 //! (a) Durable calls/s: `--sessions` concurrent MCP sessions (Streamable HTTP, rmcp clients) each

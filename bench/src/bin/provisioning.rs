@@ -1,4 +1,4 @@
-//! Provisioning benchmark (issue "Provision MCP servers in containers as durable workflows"):
+//! Provisioning benchmark (MCP servers in containers, created by durable workflows):
 //! `cargo run --release -p avb-bench --bin provisioning -- [--rounds 5] [--concurrent 10]
 //! [--batches 2]`. Needs root (it starts a private dockerd, as the tests do).
 //!

@@ -1,4 +1,4 @@
-//! Aggregator benchmark (issue "Aggregate upstream MCP servers"):
+//! Aggregator benchmark (calls to upstream MCP servers through avb vs direct):
 //! `cargo run --release -p avb-bench --bin upstream -- [--rounds 200]`. Needs Node and npm
 //! (`deploy/upstream_servers.sh` installs the reference servers).
 //!
