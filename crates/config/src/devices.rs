@@ -1,6 +1,5 @@
-//! `[devices]` settings: where the smart-home backends are, and each backend's policy in
-//! OpenVoice's shape (`enabled`, `allowed_tools`, `require_approval: always | never |
-//! {tool: always|never}`).
+//! `[devices]` settings: where the smart-home backends are, and each backend's policy
+//! (`enabled`, `allowed_tools`, `require_approval: always | never | {tool: always|never}`).
 
 use std::collections::BTreeMap;
 

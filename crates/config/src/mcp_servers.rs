@@ -1,10 +1,9 @@
-//! `[mcp_servers.<name>]`: upstream MCP servers AgentVoiceBox mounts beside its own tools, in
-//! OpenVoice's shape. A server is either a local program spoken to over stdio (`command`,
-//! `args`, `env`) or a remote endpoint (`server_url`, `authorization`) speaking Streamable HTTP
-//! or, with `transport = "sse"`, the legacy HTTP+SSE transport. Values may
-//! name environment variables as `${VAR}`; they are expanded when the config is loaded, and a
-//! missing variable refuses the start naming the key. Authorization and environment values are
-//! never printed.
+//! `[mcp_servers.<name>]`: upstream MCP servers AgentVoiceBox mounts beside its own tools. A server
+//! is either a local program spoken to over stdio (`command`, `args`, `env`) or a remote endpoint
+//! (`server_url`, `authorization`) speaking Streamable HTTP or, with `transport = "sse"`, the
+//! legacy HTTP+SSE transport. Values may name environment variables as `${VAR}`; they are expanded
+//! when the config is loaded, and a missing variable refuses the start naming the key.
+//! Authorization and environment values are never printed.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +12,7 @@ use serde::Deserialize;
 use super::Secret;
 use super::devices::ApprovalRule;
 
-/// `mode` in OpenVoice's shape: `client` (we start the program) or `native` (a remote server).
+/// `mode`: `client` (we start the program) or `native` (a remote server).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamMode {
@@ -34,7 +33,7 @@ pub enum UpstreamTransport {
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamServer {
     pub enabled: bool,
-    /// Lower wins when two servers offer a tool under the same name (OpenVoice's default 100).
+    /// Lower wins when two servers offer a tool under the same name (default 100).
     pub priority: i64,
     /// Tools of this server that are offered (by their upstream name); unset: all.
     pub allowed_tools: Option<Vec<String>>,

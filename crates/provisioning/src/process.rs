@@ -1,5 +1,5 @@
-//! `ProcessBackend`: replicas as local subprocesses (the seed's "client mode"; the embedded
-//! default when no container engine is there).
+//! `ProcessBackend`: replicas as local subprocesses (the embedded default when no container
+//! engine is there).
 //!
 //! Each replica is the template's program in its own process group, listening on a free
 //! loopback port given as `PORT` (and `{port}` in its arguments), `HOST=127.0.0.1`. Its

@@ -1,7 +1,7 @@
-//! The mounted catalog: every offered tool of every reachable upstream, named
-//! `<namespace>_<tool>` (the LAN-backend seed's name-spacing), filtered by `allowed_tools`. When
-//! two servers offer the same name, the lower `priority` wins (then the server name, so the
-//! choice never depends on timing); AgentVoiceBox's own tools always win over upstream ones.
+//! The mounted catalog: every offered tool of every reachable upstream, named `<namespace>_<tool>`,
+//! filtered by `allowed_tools`. When two servers offer the same name, the lower `priority` wins
+//! (then the server name, so the choice never depends on timing); AgentVoiceBox's own tools always
+//! win over upstream ones.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,5 @@
-//! The LAN-backend seed's higher-order tools over the whole catalog: `search_tools` finds tools
-//! (ours and mounted ones) by words, `batch_execute` runs several mounted tools' calls as one
-//! durable job.
+//! Higher-order tools over the whole catalog: `search_tools` finds tools (ours and mounted ones)
+//! by words, `batch_execute` runs several mounted tools' calls as one durable job.
 
 use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
