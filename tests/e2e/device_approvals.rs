@@ -1,4 +1,4 @@
-//! Approval policies for device commands (issue 7): with `require_approval = always`, a command
+//! Approval policies for device commands: with `require_approval = always`, a command
 //! waits as `input_required` with nothing sent; only a HUMAN key approves or rejects; the
 //! approval names the digest of the exact arguments; unapproved commands expire as rejected.
 //! Real mosquitto, the Zigbee2MQTT-behaving simulator counts what reaches each device.

@@ -1,4 +1,4 @@
-//! Smart-home commands end to end (issue 7): `smart_home_control` over MCP runs a
+//! Smart-home commands end to end: `smart_home_control` over MCP runs a
 //! `DeviceCommand` workflow whose activities on `avb-devices` talk to a real mosquitto where the
 //! Zigbee2MQTT-behaving simulator of a demo home answers (a simulator, not Zigbee hardware).
 
@@ -26,7 +26,7 @@ async fn a_command_is_confirmed_by_the_devices_and_bad_or_offline_ones_fail_clea
 
     let before = available_credits(&client).await;
 
-    // The seed's example: the living room lights to 30 %, warm white.
+    // A typical command: the living room lights to 30 %, warm white.
     let r = call(
         &client,
         "smart_home_control",

@@ -1,4 +1,4 @@
-//! Provisioned MCP servers (issue 6) end to end: `create_mcp_server` over MCP runs a
+//! Provisioned MCP servers end to end: `create_mcp_server` over MCP runs a
 //! `ProvisionMcpServer` workflow whose activities start real replicas of the bundled
 //! `avb-demo-mcp` (process backend), each answers MCP `tools/list`; the record and its lifecycle
 //! events are there; `delete_mcp_server` removes every replica. Bad requests create nothing.

@@ -1,4 +1,4 @@
-//! Upstream MCP servers mounted beside our tools (issue 8), against the real reference servers
+//! Upstream MCP servers mounted beside our tools, against the real reference servers
 //! from npm (`server-everything` over stdio and Streamable HTTP, `server-filesystem` over stdio):
 //! names, filters and priority; results identical to a direct call; a server going down and
 //! coming back (tools withdrawn and restored, `notifications/tools/list_changed` sent); calls

@@ -1,4 +1,4 @@
-//! How AgentVoiceBox holds its sessions with upstream MCP servers (issue 8): a remote server that
+//! How AgentVoiceBox holds its sessions with upstream MCP servers: a remote server that
 //! speaks only the legacy HTTP+SSE transport; a pool of sessions per server that spreads
 //! concurrent calls; and one set of sessions shared by the api and the upstream worker when both
 //! run in one process (`avb dev`), so a stdio server is not started twice.

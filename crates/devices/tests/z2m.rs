@@ -68,7 +68,7 @@ async fn commands_are_confirmed_by_state_and_offline_devices_fail_at_once() {
     );
     assert_eq!(ceiling.color_temp, Some((153, 500)));
 
-    // The seed's example: living room lights to 30 %, warm white.
+    // A typical command: living room lights to 30 %, warm white.
     let mut cmd = input("set_lights");
     cmd.room = Some("living_room".into());
     cmd.brightness = Some(30);

@@ -1,4 +1,4 @@
-//! Container backends for MCP servers (issue 6): one trait ([`ContainerBackend`]) over the
+//! Container backends for MCP servers: one trait ([`ContainerBackend`]) over the
 //! Docker Engine API ([`DockerBackend`], bollard; Docker or Podman) and local subprocesses
 //! ([`ProcessBackend`]). A replica is named `avb-<server_id>-<replica>`, labelled
 //! (`avb.managed`, `avb.tenant`, `avb.server_id`, `avb.replica`, `avb.template`,

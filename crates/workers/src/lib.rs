@@ -221,8 +221,8 @@ pub async fn run_workers_sharing(
                 .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                 .build(),
             other => {
-                // Device commands arrive with their issue; a worker asked to
-                // serve them now says so instead of polling a queue with nothing registered.
+                // A queue in `queues::ALL` with no activities registered here: say so instead
+                // of polling a queue nothing would answer.
                 tracing::warn!(
                     queue = other,
                     "no activities implemented for this queue yet; not polling it"
