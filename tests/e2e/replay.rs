@@ -1,15 +1,15 @@
 //! Determinism of live runs: fresh histories replay against the current workflow code, and
 //! replaying charges nothing. The recorded histories in `tests/histories` are replayed without a
-//! server by `cargo test -p avb-workflows` (`workflows/tests/replay.rs`); these tests write them:
-//! `AVB_RECORD_HISTORIES=1` writes `tests/histories/generate_speech_billed.json` from the live
-//! run (a billed job: hold → synthesize → settle); `generate_speech.json` predates billing and
+//! server by `cargo test -p avb-workflows` (`crates/workflows/tests/replay.rs`); these tests write
+//! them: `AVB_RECORD_HISTORIES=1` writes `tests/histories/generate_speech_billed.json` from the
+//! live run (a billed job: hold → synthesize → settle); `generate_speech.json` predates billing and
 //! must keep replaying (its input has no price, so no billing activities). The provisioning
 //! workflows (create with its billing saga, delete with its container-minute settlement, a
 //! reconciliation run) are recorded the same way, as `provision_mcp_server.json`,
-//! `delete_mcp_server.json` and `reconcile_mcp_servers.json`, and a device command that waited
-//! for approval (search attribute, timer, signal) as `device_command_approved.json`. Calls of
-//! mounted upstream tools are recorded by `upstream.rs` (`upstream_call.json`,
-//! `upstream_batch.json`). The command is in the workflows crate's doc ("Versioning").
+//! `delete_mcp_server.json` and `reconcile_mcp_servers.json`, and a device command that waited for
+//! approval (search attribute, timer, signal) as `device_command_approved.json`. Calls of mounted
+//! upstream tools are recorded by `upstream.rs` (`upstream_call.json`, `upstream_batch.json`). The
+//! command is in the workflows crate's doc ("Versioning").
 
 use std::time::Duration;
 

@@ -43,7 +43,7 @@ pub struct TemplateSettings {
     pub cpus: Option<f64>,
     #[serde(default)]
     pub pids: Option<i64>,
-    /// One line for `list_mcp_templates`-style help and errors.
+    /// One line saying what the template runs (for whoever reads the config).
     #[serde(default)]
     pub description: String,
 }

@@ -27,7 +27,7 @@ use crate::state::ApiState;
 /// The tool (and job tool) name of batches.
 pub const BATCH_TOOL: &str = "batch_execute";
 
-/// The api's hub: the catalog agents see, kept current by `run_hub`.
+/// The api's hub: the catalog agents see, kept current by [`UpstreamHub::run`].
 /// `own` names AgentVoiceBox's own tools: an upstream tool never shadows one.
 pub fn hub_for(
     config: &avb_config::AvbConfig,
