@@ -313,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn the_openvoice_shape_parses_and_validates() {
+    fn servers_with_modes_and_priorities_parse_and_validate() {
         let servers = parse(
             "[filesystem]\nmode = \"client\"\ntransport = \"stdio\"\ncommand = \"npx\"\n\
              args = [\"-y\", \"server-filesystem\", \"/tmp\"]\nenv = { MCP_DEBUG = \"1\" }\n\

@@ -7,6 +7,7 @@
 mod fixtures;
 mod resources;
 pub(crate) mod results;
+pub mod schema;
 pub mod sse;
 pub mod tasks;
 
@@ -103,6 +104,14 @@ impl AvbServer {
                         Box::pin(async move { Ok(tcc.service.call_durable(tcc).await.into()) })
                     },
                 ));
+            }
+        }
+        // Every client reads the same schemas: written once in the portable spelling.
+        for route in tool_router.map.values_mut() {
+            let tool = &mut route.attr;
+            tool.input_schema = std::sync::Arc::new(portable_object(&tool.input_schema));
+            if let Some(output) = &tool.output_schema {
+                tool.output_schema = Some(std::sync::Arc::new(portable_object(output)));
             }
         }
         tool_router
@@ -424,6 +433,16 @@ impl ServerHandler for AvbServer {
         self.fixtures_or_not_found::<rmcp::model::SetLevelRequestMethod>()?
             .set_log_level(request.level);
         Ok(())
+    }
+}
+
+/// A tool schema (always an object) in the portable spelling ([`schema::portable`]).
+fn portable_object(schema: &rmcp::model::JsonObject) -> rmcp::model::JsonObject {
+    let mut value = serde_json::Value::Object(schema.clone());
+    schema::portable(&mut value);
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => schema.clone(),
     }
 }
 
