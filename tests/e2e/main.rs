@@ -12,6 +12,7 @@ mod conformance;
 mod crashes;
 mod device_approvals;
 mod devices;
+mod inspector_cli;
 mod jobs;
 mod mcp_transports;
 mod oidc;
