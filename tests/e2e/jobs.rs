@@ -360,6 +360,48 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     system.stop().await;
 }
 
+fn quick_echo() -> CallToolRequestParams {
+    CallToolRequestParams::new("durable_echo").with_arguments(args(json!({"message": "quick"})))
+}
+
+/// A job that ends within the task shortcut answers a tasks client with its result (no poll
+/// round).
+#[tokio::test]
+async fn a_quick_job_answers_a_tasks_client_at_once() {
+    // A generous shortcut, so that a busy test machine cannot turn the echo into a task.
+    let system = TestSystem::start_with(|c| c.mcp.task_shortcut_ms = 5_000).await;
+    let client = connect(&system, true).await;
+    match client
+        .call_tool_once(quick_echo())
+        .await
+        .expect("tools/call")
+    {
+        CallToolResponse::Complete(r) => {
+            assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+            assert_eq!(
+                r.structured_content.expect("structured")["message"],
+                "quick"
+            );
+        }
+        other => panic!("a job done within the shortcut answers at once, got {other:?}"),
+    }
+}
+
+/// With the shortcut off, the same quick call is a task.
+#[tokio::test]
+async fn without_the_shortcut_every_call_is_a_task() {
+    let system = TestSystem::start_with(|c| c.mcp.task_shortcut_ms = 0).await;
+    let client = connect(&system, true).await;
+    match client
+        .call_tool_once(quick_echo())
+        .await
+        .expect("tools/call")
+    {
+        CallToolResponse::Task(create) => assert!(create.task.task_id.starts_with("job_")),
+        other => panic!("with the shortcut off every call is a task, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_long_call_returns_a_handle_at_the_budget_and_the_job_finishes() {
     let system = TestSystem::start_with(|c| c.mcp.wait_budget_secs = 2).await;

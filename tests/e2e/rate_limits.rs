@@ -152,6 +152,8 @@ async fn in_process_limits_are_per_key_and_per_tool_over_mcp_and_rest() {
         c.rate_limits.burst = 4;
         c.rate_limits.tools.insert("get_server_status".into(), 2);
         c.rate_limits.tools.insert("durable_echo".into(), 1);
+        // Every task-capable call becomes a task (none answers within a shortcut).
+        c.mcp.task_shortcut_ms = 0;
     })
     .await;
     let base = system.base_url.clone();

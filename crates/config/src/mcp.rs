@@ -14,6 +14,10 @@ pub struct McpSettings {
     pub allowed_origins: Vec<String>,
     /// How long a tool call waits for its workflow before answering with a job handle.
     pub wait_budget_secs: u64,
+    /// How long a call that could become a task waits for its job first: a job done by then
+    /// answers with its result, as the direct call would, instead of a task the client must
+    /// poll (`AVB_TASK_SHORTCUT_MS`; 0 = always a task).
+    pub task_shortcut_ms: u64,
     /// Serve the MCP conformance suite's fixtures (tools, resources, prompts, logging,
     /// completions named `test_*` / `test://`; `AVB_MCP_CONFORMANCE_FIXTURES`). Test-only:
     /// needs an `avb-api` built with the `conformance-fixtures` cargo feature, else start fails.
@@ -29,6 +33,7 @@ impl Default for McpSettings {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             wait_budget_secs: 25,
+            task_shortcut_ms: 200,
             conformance_fixtures: false,
             upstream_check_secs: 5,
         }
@@ -61,6 +66,15 @@ pub const ENV: &[EnvVar<McpSettings>] = &[
         },
     ),
     EnvVar::new(
+        "AVB_TASK_SHORTCUT_MS",
+        "how long a task-capable call waits for its job before answering with a task; a job \
+         done by then answers with its result (default 200, 0 = always a task)",
+        |m, v| {
+            m.task_shortcut_ms = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
         "AVB_MCP_CONFORMANCE_FIXTURES",
         "serve the MCP conformance suite's fixtures (test builds only; default false)",
         |m, v| {
@@ -81,6 +95,16 @@ pub const ENV: &[EnvVar<McpSettings>] = &[
 impl McpSettings {
     /// Checks the settings; the error is (key, message).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.task_shortcut_ms > 10_000 {
+            return Err((
+                "mcp.task_shortcut_ms",
+                format!(
+                    "{} is more than 10000: a task exists so that long jobs need not hold the \
+                     request; use wait_budget_secs for direct calls",
+                    self.task_shortcut_ms
+                ),
+            ));
+        }
         if self.upstream_check_secs == 0 {
             return Err(("mcp.upstream_check_secs", "must be at least 1".into()));
         }

@@ -107,10 +107,49 @@ impl AvbServer {
             let tcc = ToolCallContext::new(server, request, context);
             return server.tool_router.call(tcc).await;
         };
-        Ok(match server.start_task(family.as_ref(), request).await {
-            Ok(task) => CallToolResponse::Task(CreateTaskResult::new(task)),
-            Err(p) => CallToolResponse::Complete(p.into_tool_result()),
-        })
+        let task = match server.start_task(family.as_ref(), request).await {
+            Ok(task) => task,
+            Err(p) => return Ok(CallToolResponse::Complete(p.into_tool_result())),
+        };
+        Ok(
+            match server
+                .finished_within_shortcut(family.as_ref(), &task.task_id)
+                .await
+            {
+                Some(result) => CallToolResponse::Complete(result),
+                None => CallToolResponse::Task(CreateTaskResult::new(task)),
+            },
+        )
+    }
+
+    /// The result of a job that ends within the task shortcut (`mcp.task_shortcut_ms`), as the
+    /// direct call renders it: a quick job answers at once instead of costing the client a
+    /// poll round. `None`: still running (or the shortcut is off), the client gets the task.
+    async fn finished_within_shortcut(
+        &self,
+        family: &dyn DurableTool,
+        job_id: &str,
+    ) -> Option<rmcp::model::CallToolResult> {
+        let shortcut = self.state.config.mcp.task_shortcut_ms;
+        if shortcut == 0 {
+            return None;
+        }
+        let budget = std::time::Duration::from_millis(shortcut);
+        let waited = crate::jobs::wait(
+            &self.state,
+            job_id,
+            Some(budget),
+            |hb| family.progress(hb),
+            |_| Box::pin(async {}),
+        )
+        .await;
+        match waited {
+            Ok(None) => None,
+            Ok(Some(output)) => {
+                Some(durable::render_outcome(family, &self.state, job_id, Ok(output)).await)
+            }
+            Err(e) => Some(durable::render_outcome(family, &self.state, job_id, Err(e)).await),
+        }
     }
 
     /// Validates like the direct call, starts the job's workflow, and only then names the task.
