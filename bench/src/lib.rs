@@ -37,6 +37,20 @@ pub async fn mcp_session<H: ClientHandler>(url: &str, h: H) -> RunningService<Ro
         .expect("mcp connect")
 }
 
+/// A 2026-07-28 session (`server/discover`) with handler `h`: the revision whose clients get
+/// tasks of the Tasks extension.
+pub async fn tasks_session<H: ClientHandler>(url: &str, h: H) -> RunningService<RoleClient, H> {
+    use rmcp::ClientServiceExt;
+    h.serve_with_lifecycle(
+        StreamableHttpClientTransport::from_uri(url.to_string()),
+        rmcp::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .expect("mcp connect (2026-07-28)")
+}
+
 /// A plain rmcp client (no tasks capability).
 pub async fn mcp_client(url: &str) -> RunningService<RoleClient, ()> {
     mcp_session(url, ()).await

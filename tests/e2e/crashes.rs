@@ -13,7 +13,7 @@ use rmcp::model::{
 };
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]
@@ -29,8 +29,12 @@ impl ClientHandler for TasksClient {
 }
 
 async fn connect(url: &str) -> RunningService<RoleClient, TasksClient> {
+    use rmcp::ClientServiceExt;
     TasksClient
-        .serve(StreamableHttpClientTransport::from_uri(url.to_string()))
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(url.to_string()),
+            crate::support::mcp::tasks_era(),
+        )
         .await
         .expect("connect")
 }

@@ -237,7 +237,6 @@ impl rmcp::ClientHandler for TasksClient {
 
 #[tokio::test]
 async fn a_command_as_an_mcp_task_shows_input_required_until_approved() {
-    use rmcp::ServiceExt;
     use rmcp::model::{CallToolRequestParams, CallToolResponse, GetTaskParams, TaskPayload};
     let broker = Mosquitto::start();
     let sim = Simulator::demo("zigbee2mqtt");
@@ -248,12 +247,13 @@ async fn a_command_as_an_mcp_task_shows_input_required_until_approved() {
         c.devices.zigbee2mqtt.require_approval = ApprovalRule::All(ApprovalMode::Always);
     })
     .await;
-    let client = TasksClient
-        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
-            system.mcp_url(),
-        ))
-        .await
-        .expect("connect");
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(
+        TasksClient,
+        rmcp::transport::StreamableHttpClientTransport::from_uri(system.mcp_url()),
+        crate::support::mcp::tasks_era(),
+    )
+    .await
+    .expect("connect");
     let args = json!({"action": "set_temperature", "room": "hallway", "temperature": 21.5});
     let response = client
         .call_tool_once(

@@ -11,13 +11,12 @@ use crate::support::{TestSystem, get_json, stored_wavs, wav_facts};
 use futures::StreamExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
-    ClientConfig, DetailedTask, GetTaskParams, Implementation, ProtocolVersion,
-    ReadResourceRequestParams, ResourceContents, SubscribeRequestParams, TASKS_EXTENSION_ID,
-    TaskPayload,
+    ClientConfig, DetailedTask, GetTaskParams, Implementation, ReadResourceRequestParams,
+    ResourceContents, SubscribeRequestParams, TASKS_EXTENSION_ID, TaskPayload,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]
@@ -71,17 +70,11 @@ async fn connect_as(system: &TestSystem, client: Client) -> Session {
     let transport = StreamableHttpClientTransport::from_uri(system.mcp_url());
     if client.tasks {
         client
-            .serve_with_lifecycle(transport, modern())
+            .serve_with_lifecycle(transport, crate::support::mcp::tasks_era())
             .await
             .expect("connect")
     } else {
         client.serve(transport).await.expect("connect")
-    }
-}
-
-fn modern() -> ClientLifecycleMode {
-    ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
     }
 }
 

@@ -12,12 +12,12 @@ use crate::support::redis::RedisServer;
 use avb_runtime::devserver::free_port;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    Implementation, ProtocolVersion,
+    Implementation,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 /// An MCP client that may declare the tasks extension.
@@ -44,11 +44,8 @@ async fn session(mcp_url: &str, token: &str, tasks: bool) -> Session {
     let transport = StreamableHttpClientTransport::from_config(config);
     if tasks {
         // Tasks of the Tasks extension belong to 2026-07-28 sessions.
-        let modern = ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        };
         Client { tasks }
-            .serve_with_lifecycle(transport, modern)
+            .serve_with_lifecycle(transport, crate::support::mcp::tasks_era())
             .await
             .expect("an authenticated MCP session")
     } else {

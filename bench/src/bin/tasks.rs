@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 use avb_bench::{mcp_client, numeric_flags, summary, tool_call};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, GetTaskParams,
-    Implementation, ProtocolVersion,
+    Implementation,
 };
 use rmcp::service::RunningService;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient};
+use rmcp::{ClientHandler, RoleClient};
 
 /// A client that declares the Tasks extension.
 #[derive(Clone)]
@@ -33,15 +32,7 @@ impl ClientHandler for TasksClient {
 }
 
 async fn tasks_client(url: &str) -> RunningService<RoleClient, TasksClient> {
-    TasksClient
-        .serve_with_lifecycle(
-            StreamableHttpClientTransport::from_uri(url.to_string()),
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("a 2026-07-28 session")
+    avb_bench::tasks_session(url, TasksClient).await
 }
 
 /// One call as a task-capable client makes it: the result, or the task followed to its end.

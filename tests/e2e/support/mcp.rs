@@ -72,3 +72,11 @@ pub fn error_of(r: &CallToolResult) -> Value {
         .cloned()
         .unwrap_or_else(|| panic!("no error facts in _meta: {:?}", r.meta))
 }
+
+/// The lifecycle of a tasks client: 2026-07-28 (`server/discover`), the revision the Tasks
+/// extension belongs to; a 2025-11-25 session gets plain results even when it declares it.
+pub fn tasks_era() -> rmcp::ClientLifecycleMode {
+    rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    }
+}
