@@ -86,7 +86,30 @@ async fn keys_are_required_and_tenants_see_only_their_jobs() {
         .await
         .expect("POST /mcp");
     assert_eq!(r.status().as_u16(), 401, "MCP without a key");
-    assert!(r.headers().contains_key("www-authenticate"));
+    // The refusal names the MCP endpoint's Protected Resource Metadata (RFC 9728), public.
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource/mcp");
+    assert!(
+        challenge.contains(&format!(r#"resource_metadata="{metadata_url}""#)),
+        "{challenge}"
+    );
+    let metadata: Value = http()
+        .get(&metadata_url)
+        .send()
+        .await
+        .expect("GET metadata")
+        .json()
+        .await
+        .expect("metadata JSON");
+    assert_eq!(metadata["resource"], json!(system.mcp_url()), "{metadata}");
+    assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+    assert!(
+        metadata.get("authorization_servers").is_none(),
+        "API keys only: no issuer to name: {metadata}"
+    );
     // Probes stay open.
     let r = http()
         .get(format!("{base}/healthz"))

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::TestSystem;
 use crate::support::mcp::{call, text_of};
+use crate::support::{TestSystem, get_json};
 use avb_config::OidcSettings;
 use axum::Json;
 use axum::extract::State;
@@ -189,7 +189,8 @@ async fn assert_rejected(base: &str, token: &str, check: &str) {
         .expect("ascii")
         .to_string();
     assert!(
-        challenge.starts_with(r#"Bearer realm="agentvoicebox", error="invalid_token""#),
+        challenge.starts_with(r#"Bearer realm="agentvoicebox", resource_metadata=""#)
+            && challenge.contains(r#"error="invalid_token""#),
         "{check}: {challenge}"
     );
     assert!(
@@ -227,6 +228,14 @@ async fn oidc_tokens_act_for_their_tenant_and_every_failed_check_is_named() {
     })
     .await;
     let base = system.base_url.clone();
+    // An OAuth client refused on /mcp finds this issuer in the endpoint's resource metadata.
+    let metadata = get_json(&format!("{base}/.well-known/oauth-protected-resource/mcp")).await;
+    assert_eq!(metadata["resource"], json!(system.mcp_url()), "{metadata}");
+    assert_eq!(
+        metadata["authorization_servers"],
+        json!([issuer.url]),
+        "{metadata}"
+    );
     let store = system.store.as_ref().expect("store");
     store.create_tenant("acme").await.expect("tenant acme");
     let other = store.create_tenant("other").await.expect("tenant other");

@@ -68,7 +68,8 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
             ));
     Router::new()
         .merge(protected)
-        .merge(rest::probe_router(state))
+        .merge(rest::probe_router(state.clone()))
+        .merge(core::resource_metadata::router(state))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

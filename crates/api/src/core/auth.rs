@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::core::problem::Problem;
+use crate::core::resource_metadata;
 use crate::state::ApiState;
 
 /// The tenant every caller belongs to when authentication is off.
@@ -140,22 +141,29 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
             next.run(req).await
         }
         Err(e @ (AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_))) => {
-            unauthorized(&e)
+            let metadata = resource_metadata::metadata_url(&state.config, req.uri().path());
+            unauthorized(&e, &metadata)
         }
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
 }
 
-fn unauthorized(e: &AuthError) -> Response {
+/// A 401 whose challenge names the Protected Resource Metadata (`resource_metadata`, RFC 9728)
+/// where an OAuth client finds the authorization server, and the error when a token was given.
+fn unauthorized(e: &AuthError, metadata_url: &str) -> Response {
+    let base = format!(
+        r#"Bearer realm="agentvoicebox", resource_metadata="{}""#,
+        description(metadata_url)
+    );
     let challenge = match e {
-        AuthError::Invalid => {
-            r#"Bearer realm="agentvoicebox", error="invalid_token", error_description="invalid or revoked API key""#.to_string()
-        }
+        AuthError::Invalid => format!(
+            r#"{base}, error="invalid_token", error_description="invalid or revoked API key""#
+        ),
         AuthError::InvalidToken(m) => format!(
-            r#"Bearer realm="agentvoicebox", error="invalid_token", error_description="{}""#,
+            r#"{base}, error="invalid_token", error_description="{}""#,
             description(m)
         ),
-        _ => r#"Bearer realm="agentvoicebox""#.to_string(),
+        _ => base,
     };
     let mut response = (
         StatusCode::UNAUTHORIZED,

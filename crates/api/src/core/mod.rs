@@ -7,4 +7,5 @@ pub mod metrics;
 pub mod oidc;
 pub mod problem;
 pub mod ratelimit;
+pub mod resource_metadata;
 pub mod state;
