@@ -18,6 +18,7 @@ use rmcp::model::{
     Implementation, ListResourceTemplatesResult, ListToolsResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
     SubscribeRequestParams, SubscriptionFilter, TASKS_EXTENSION_ID, UnsubscribeRequestParams,
+    UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler, tool_handler};
@@ -65,7 +66,7 @@ impl AvbServer {
         let fixtures = fixtures::Session::for_config(&state.config);
         #[cfg(feature = "conformance-fixtures")]
         if fixtures.is_some() {
-            tool_router += Self::fixture_tools();
+            tool_router += Self::all_fixture_tools();
         }
         Self {
             state,
@@ -291,6 +292,10 @@ impl ServerHandler for AvbServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(task) = self.fixture_task(|| fixtures::tasks::get(&request.task_id)) {
+            return task.map(GetTaskResult::new);
+        }
         let server = self.bound(self.request_caller(&context.extensions)?);
         Ok(GetTaskResult::new(
             server.task_state(&request.task_id).await?,
@@ -302,8 +307,27 @@ impl ServerHandler for AvbServer {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(done) = self.fixture_task(|| fixtures::tasks::cancel(&request.task_id)) {
+            return done;
+        }
         let server = self.bound(self.request_caller(&context.extensions)?);
         server.cancel_task_by_id(&request.task_id).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(done) = self.fixture_task(|| {
+            fixtures::tasks::update(&request.task_id, request.input_responses.clone())
+        }) {
+            return done;
+        }
+        let server = self.bound(self.request_caller(&context.extensions)?);
+        server.update_task_by_id(&request.task_id).await
     }
 
     async fn list_resource_templates(
@@ -410,7 +434,7 @@ impl ServerHandler for AvbServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetPromptResponse, McpError> {
         self.fixtures_or_not_found::<rmcp::model::GetPromptRequestMethod>()?;
-        fixtures::get_prompt(&request).map(Into::into)
+        fixtures::get_prompt_response(&request)
     }
 
     #[cfg(feature = "conformance-fixtures")]

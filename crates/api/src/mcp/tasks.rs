@@ -205,6 +205,24 @@ impl AvbServer {
         Ok(DetailedTask::new(task, payload))
     }
 
+    /// `tasks/update`: no product task takes input from the client (approvals are given by a
+    /// person through approve_job / reject_job), so an existing task refuses it by name.
+    pub(crate) async fn update_task_by_id(&self, task_id: &str) -> Result<(), McpError> {
+        let record = get_job(&self.state, self.tenant(), task_id)
+            .await
+            .map_err(task_error)?;
+        let why = match record.view.status {
+            JobStatus::InputRequired => {
+                "it waits for a person's approval: approve_job or reject_job (a HUMAN key) decides"
+            }
+            _ => "it asks the client for no input",
+        };
+        Err(McpError::invalid_params(
+            format!("task {task_id} takes no tasks/update: {why}"),
+            None,
+        ))
+    }
+
     pub(crate) async fn cancel_task_by_id(&self, task_id: &str) -> Result<(), McpError> {
         let state = &self.state;
         cancel_job(
