@@ -160,6 +160,12 @@ impl UpstreamHub {
         catalog::mount(&servers, &checked.listed, &*self.is_own_tool)
     }
 
+    /// Tells every listener that the tool list may have changed, without a check (clients
+    /// then list the tools again).
+    pub fn announce_tools_changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
     /// Changes whenever the mounted tools (of any tenant) may have changed.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()

@@ -76,7 +76,7 @@ fn job_id_of(uri: &str) -> Result<&str, McpError> {
     uri.strip_prefix(JOB_URI_PREFIX).ok_or_else(|| {
         McpError::resource_not_found(
             format!("unknown resource {uri}; this server serves {JOB_URI_PREFIX}{{job_id}}"),
-            None,
+            Some(serde_json::json!({ "uri": uri })),
         )
     })
 }
@@ -86,7 +86,10 @@ fn lookup_error(uri: &str, e: LookupError) -> McpError {
         LookupError::Unavailable(m) => {
             McpError::internal_error(format!("Temporal is unavailable: {m}"), None)
         }
-        other => McpError::resource_not_found(format!("{uri}: {other}"), None),
+        other => McpError::resource_not_found(
+            format!("{uri}: {other}"),
+            Some(serde_json::json!({ "uri": uri })),
+        ),
     }
 }
 
