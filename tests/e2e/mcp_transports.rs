@@ -321,3 +321,56 @@ async fn bad_input_names_the_field_and_starts_nothing() {
     client.cancel().await.ok();
     system.stop().await;
 }
+
+/// DNS rebinding: a page on a foreign site (its `Origin`), or a request under a foreign `Host`,
+/// is refused with 403 on every MCP route, legacy SSE included, before authentication; a page
+/// on localhost reaches authentication; routes that are not MCP are not guarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origins_and_hosts_are_refused_on_every_mcp_route() {
+    let system = TestSystem::start_with(|c| c.auth.required = true).await;
+    let http = reqwest::Client::new();
+    let base = &system.base_url;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "browser", "version": "1"}}});
+    let evil = "https://evil.example";
+    let refused = [
+        http.post(system.mcp_url())
+            .header("origin", evil)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize),
+        http.get(system.sse_url()).header("origin", evil),
+        http.post(format!("{base}/api/v2/mcp/messages?sessionId=x"))
+            .header("origin", evil)
+            .json(&initialize),
+        http.get(system.sse_url()).header("host", "evil.example"),
+    ];
+    for request in refused {
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+        let body: serde_json::Value = response.json().await.expect("json error");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("evil.example"), "{body}");
+    }
+    let local_page = http
+        .post(system.mcp_url())
+        .header("origin", "http://localhost:6274")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        local_page.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "a localhost page reaches authentication"
+    );
+    let health = http
+        .get(format!("{base}/healthz"))
+        .header("origin", evil)
+        .send()
+        .await
+        .expect("send");
+    assert!(health.status().is_success(), "not an MCP route");
+    system.stop().await;
+}

@@ -47,7 +47,7 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
     let factory_state = state.clone();
     let mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(state.config.mcp.allowed_hosts.clone())
-        .with_allowed_origins(state.config.mcp.allowed_origins.clone())
+        // Origins are checked by `core::origin::guard`, for the legacy SSE routes too.
         .with_cancellation_token(shutdown.child_token());
     let mcp = StreamableHttpService::new(
         move || Ok(AvbServer::new(factory_state.clone())),
@@ -65,6 +65,11 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 auth::authenticate,
+            ))
+            // Outermost: a page on a foreign site is refused before anything else runs.
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                core::origin::guard,
             ));
     Router::new()
         .merge(protected)

@@ -10,7 +10,8 @@ use super::env::{EnvVar, parse_bool, parse_uint, split_list};
 pub struct McpSettings {
     /// Host headers accepted on /mcp (DNS-rebinding protection). Loopback names by default.
     pub allowed_hosts: Vec<String>,
-    /// Origins accepted from browsers; empty = no Origin check.
+    /// Origins accepted from browsers besides pages on an allowed host (a request with any
+    /// other `Origin` gets 403 on every MCP route).
     pub allowed_origins: Vec<String>,
     /// How long a tool call waits for its workflow before answering with a job handle.
     pub wait_budget_secs: u64,
@@ -51,7 +52,7 @@ pub const ENV: &[EnvVar<McpSettings>] = &[
     ),
     EnvVar::new(
         "AVB_MCP_ALLOWED_ORIGINS",
-        "browser Origins accepted, comma-separated (default none checked)",
+        "browser Origins accepted besides pages on an allowed host, comma-separated (default none)",
         |m, v| {
             m.allowed_origins = split_list(v);
             Ok(())

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod oidc;
+pub mod origin;
 pub mod problem;
 pub mod ratelimit;
 pub mod resource_metadata;
