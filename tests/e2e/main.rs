@@ -8,6 +8,7 @@ mod auth;
 mod billing;
 mod billing_saga;
 mod cli_and_assets;
+mod client_approvals;
 mod conformance;
 mod crashes;
 mod device_approvals;

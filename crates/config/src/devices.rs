@@ -16,6 +16,30 @@ pub const DEVICE_TOOLS: &[&str] = &[
     "call_service",
 ];
 
+/// Who approves a command that needs approval (`approver`, `AVB_APPROVER`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Approver {
+    /// A HUMAN key of the tenant, through approve_job / reject_job or the REST approve/reject.
+    #[default]
+    Operator,
+    /// The person at the MCP client, through the client's own elicitation: a 2026-07-28 call
+    /// answers `input_required` and runs once the retry carries the approval; a task waits in
+    /// `input_required` for `tasks/update`. Clients that cannot elicit (older protocols, no
+    /// elicitation capability, REST) fall back to the operator.
+    Client,
+}
+
+impl Approver {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "operator" => Ok(Self::Operator),
+            "client" => Ok(Self::Client),
+            other => Err(format!("{other:?}: use operator or client")),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalMode {
@@ -126,6 +150,8 @@ pub struct DeviceSettings {
     /// How long a command waits for a human's approval before it is rejected
     /// (`AVB_APPROVAL_EXPIRY_SECS`).
     pub approval_expiry_secs: u64,
+    /// Who approves commands (and upstream calls) that need approval.
+    pub approver: Approver,
     /// Rooms by Zigbee2MQTT friendly name, for devices whose name does not say it
     /// (`"0x00158d0001a2b3c4" = "office"`); otherwise the part before `/` in the name.
     pub rooms: BTreeMap<String, String>,
@@ -140,6 +166,7 @@ impl Default for DeviceSettings {
             z2m_base_topic: "zigbee2mqtt".into(),
             confirm_secs: 5,
             approval_expiry_secs: 900,
+            approver: Approver::Operator,
             rooms: BTreeMap::new(),
             zigbee2mqtt: Zigbee2MqttPolicy::default(),
             home_assistant: HomeAssistantSettings::default(),
@@ -177,6 +204,14 @@ pub const ENV: &[EnvVar<DeviceSettings>] = &[
         "how long a command waits for a human's approval (default 900)",
         |d, v| {
             d.approval_expiry_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_APPROVER",
+        "who approves what needs approval: operator (HUMAN keys, default) or client (elicitation)",
+        |d, v| {
+            d.approver = Approver::parse(v)?;
             Ok(())
         },
     ),

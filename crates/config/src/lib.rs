@@ -30,7 +30,7 @@ use serde::Deserialize;
 pub use auth::AuthSettings;
 pub use billing::{BillingSettings, Price};
 pub use database::DatabaseSettings;
-pub use devices::{ApprovalMode, ApprovalRule, DeviceSettings, PolicyView};
+pub use devices::{ApprovalMode, ApprovalRule, Approver, DeviceSettings, PolicyView};
 pub use env::EnvVar;
 pub use mcp::McpSettings;
 pub use mcp_servers::{UpstreamMode, UpstreamServer, UpstreamTransport};

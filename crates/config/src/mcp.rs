@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use super::env::{EnvVar, parse_bool, parse_uint, split_list};
+use super::Secret;
+use super::env::{EnvVar, non_empty, parse_bool, parse_uint, split_list};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +24,10 @@ pub struct McpSettings {
     /// completions named `test_*` / `test://`; `AVB_MCP_CONFORMANCE_FIXTURES`). Test-only:
     /// needs an `avb-api` built with the `conformance-fixtures` cargo feature, else start fails.
     pub conformance_fixtures: bool,
+    /// The HMAC key that seals `requestState` of multi round-trip calls (a client's approval):
+    /// at least 32 bytes, the same on every api replica (`AVB_REQUEST_STATE_KEY`). Unset, each
+    /// api process makes its own, so a retry must reach the process that asked.
+    pub request_state_key: Option<Secret<String>>,
     /// How often upstream MCP servers are checked (tools listed, down ones withdrawn) and the
     /// config file re-read for `[mcp_servers]` changes (`AVB_UPSTREAM_CHECK_SECS`).
     pub upstream_check_secs: u64,
@@ -36,6 +41,7 @@ impl Default for McpSettings {
             wait_budget_secs: 25,
             task_shortcut_ms: 200,
             conformance_fixtures: false,
+            request_state_key: None,
             upstream_check_secs: 5,
         }
     }
@@ -55,6 +61,14 @@ pub const ENV: &[EnvVar<McpSettings>] = &[
         "browser Origins accepted besides pages on an allowed host, comma-separated (default none)",
         |m, v| {
             m.allowed_origins = split_list(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_REQUEST_STATE_KEY",
+        "HMAC key sealing requestState of client approvals, >= 32 bytes, same on every replica",
+        |m, v| {
+            m.request_state_key = non_empty(v).map(Secret::from);
             Ok(())
         },
     ),
@@ -96,6 +110,17 @@ pub const ENV: &[EnvVar<McpSettings>] = &[
 impl McpSettings {
     /// Checks the settings; the error is (key, message).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(key) = &self.request_state_key
+            && key.expose().len() < 32
+        {
+            return Err((
+                "mcp.request_state_key",
+                format!(
+                    "is {} bytes; use at least 32 random bytes (e.g. openssl rand -hex 32)",
+                    key.expose().len()
+                ),
+            ));
+        }
         if self.task_shortcut_ms > 10_000 {
             return Err((
                 "mcp.task_shortcut_ms",

@@ -4,6 +4,7 @@
 //! `POST /api/v2/jobs/{id}/approve|reject` (REST), HUMAN callers only, signal the decision, which
 //! the workflow records with who and when.
 
+pub mod client;
 pub mod rest;
 pub mod tools;
 
@@ -141,7 +142,21 @@ pub async fn decide(
         at: rfc3339(SystemTime::now()),
         reason,
     };
-    // Every workflow that waits for approval takes the same signal.
+    signal_decision(state, job_id, decision)
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string()))?;
+    tracing::info!(job_id, tenant = %caller.tenant, by = %decider(caller), approved, "approval decision sent");
+    // The view as it is now; the job goes on (or ends) on its own.
+    Ok(get_job(state, &caller.tenant, job_id).await?.view)
+}
+
+/// Sends a decision to a waiting job: every workflow that waits for approval takes the same
+/// signal, which records it (who, how, when) in the job's history.
+pub(crate) async fn signal_decision(
+    state: &ApiState,
+    job_id: &str,
+    decision: ApprovalDecision,
+) -> Result<(), temporalio_client::errors::WorkflowInteractionError> {
     state
         .temporal
         .get_workflow_handle::<DeviceCommandWorkflow>(job_id.to_string())
@@ -151,10 +166,6 @@ pub async fn decide(
             WorkflowSignalOptions::default(),
         )
         .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
-    tracing::info!(job_id, tenant = %caller.tenant, by = %decider(caller), approved, "approval decision sent");
-    // The view as it is now; the job goes on (or ends) on its own.
-    Ok(get_job(state, &caller.tenant, job_id).await?.view)
 }
 
 /// A job that ended is not waiting for a decision.

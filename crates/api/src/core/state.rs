@@ -34,6 +34,8 @@ pub struct ApiState {
     pub tools: Arc<crate::jobs::durable::Registry>,
     /// Names of AgentVoiceBox's own tools (an upstream tool never shadows one).
     pub own_tools: Arc<std::collections::HashSet<String>>,
+    /// Seals and opens the `requestState` of multi round-trip calls (a client's approval).
+    pub request_state: Arc<rmcp::model::RequestStateCodec>,
 }
 
 impl ApiState {
@@ -51,7 +53,9 @@ impl ApiState {
         let tools = Arc::new(crate::registry::durable_tools());
         let own_tools = crate::mcp::own_tool_names(&tools);
         let upstreams = crate::upstream::hub_for(&config, own_tools.clone());
+        let request_state = Arc::new(request_state_codec(&config)?);
         Ok(Self {
+            request_state,
             tools,
             own_tools: Arc::new(own_tools),
             upstreams,
@@ -112,6 +116,27 @@ pub fn load_voice_catalog(dir: &std::path::Path) -> anyhow::Result<Vec<VoiceInfo
         dir.display()
     );
     Ok(voices)
+}
+
+/// The configured `requestState` key, else one of this process (said once: a retry must then
+/// reach the same api process).
+fn request_state_codec(config: &AvbConfig) -> anyhow::Result<rmcp::model::RequestStateCodec> {
+    if let Some(key) = &config.mcp.request_state_key {
+        return rmcp::model::RequestStateCodec::try_new(key.expose().as_bytes().to_vec())
+            .map_err(|e| anyhow::anyhow!("mcp.request_state_key: {e}"));
+    }
+    if config.devices.approver == avb_config::Approver::Client {
+        tracing::info!(
+            "client approvals are sealed with a key of this api process; set \
+             AVB_REQUEST_STATE_KEY (the same on every replica) when more than one api runs"
+        );
+    }
+    let key: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|u| u.as_bytes().to_vec())
+        .collect();
+    rmcp::model::RequestStateCodec::try_new(key)
+        .map_err(|e| anyhow::anyhow!("request state key: {e}"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use avb_workflows::devices::{ControlInput, DeviceCommandOutput, ServiceCall};
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::Value;
 
-use super::{DeviceJobOutput, start_command};
+use super::{CommandStart, DeviceJobOutput, start_command};
 use crate::core::problem::Problem;
 use crate::jobs::durable::{DurableTool, Started, ToolCall, definition, output_as};
 use crate::jobs::view::JobStatus;
@@ -53,7 +53,10 @@ impl DurableTool for DeviceCommands {
         .map_err(|e| {
             Problem::internal("the command's arguments cannot be encoded").with_source(e)
         })?;
-        let started = start_command(call.state, call.tenant(), call.name, arguments).await?;
+        let started = match start_command(call, arguments).await? {
+            CommandStart::Asked(ask) => return Ok(Started::NeedsInput(ask)),
+            CommandStart::Started(started) => started,
+        };
         let job_id = started.job_id;
         Ok(match started.pending {
             Some(pending) => {

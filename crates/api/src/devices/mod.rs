@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 
+use crate::approval::client;
 use crate::core::problem::{ErrorKind, Problem};
 use crate::jobs::output::resource_uri;
 use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
@@ -87,6 +88,9 @@ pub enum DeviceToolError {
     },
     #[error(transparent)]
     Job(#[from] JobError),
+    /// Refused before anything started (an approval the client's answer does not give).
+    #[error("{0}")]
+    Refused(Problem),
 }
 
 impl From<DeviceToolError> for Problem {
@@ -95,6 +99,7 @@ impl From<DeviceToolError> for Problem {
             DeviceToolError::NotAllowed(m) => Problem::new(ErrorKind::ToolNotAllowed, m),
             DeviceToolError::Invalid { field, message } => Problem::invalid(field, message),
             DeviceToolError::Job(j) => Problem::from(&j),
+            DeviceToolError::Refused(p) => p,
         }
     }
 }
@@ -123,14 +128,19 @@ pub struct StartedCommand {
     pub pending: Option<PendingApproval>,
 }
 
+/// What starting a command came to: a job, or a question for the person at the client first.
+pub enum CommandStart {
+    Started(StartedCommand),
+    Asked(rmcp::model::InputRequiredResult),
+}
+
 /// Checks the backend's policy for `tool` and starts the command's workflow (as a task does:
 /// the caller follows the job).
 pub async fn start_command(
-    state: &ApiState,
-    tenant: &str,
-    tool: &str,
+    call: &crate::jobs::durable::ToolCall<'_>,
     arguments: Value,
-) -> Result<StartedCommand, DeviceToolError> {
+) -> Result<CommandStart, DeviceToolError> {
+    let (state, tenant, tool) = (call.state, call.tenant(), call.name);
     let backend = COMMAND_TOOLS
         .iter()
         .find(|(t, _)| *t == tool)
@@ -156,15 +166,29 @@ pub async fn start_command(
             p.backend
         )));
     }
-    let job_id = new_job_id();
+    let needs_approval = p.require_approval.requires(tool);
+    let path = if needs_approval {
+        client::resolve(state, call.caller, &call.client, tool, &arguments)
+            .map_err(DeviceToolError::Refused)?
+    } else {
+        client::ApprovalPath::Operator
+    };
+    let (job_id, decided) = match path {
+        client::ApprovalPath::Ask(ask) => return Ok(CommandStart::Asked(ask)),
+        client::ApprovalPath::Client { job_id, decision } => (job_id, Some(decision)),
+        client::ApprovalPath::Operator => (new_job_id(), None),
+    };
     let mut options = job_start_options(tool, tenant, &job_id, false);
-    let (gate, pending) = if p.require_approval.requires(tool) {
+    let (gate, pending) = if needs_approval {
         let (gate, pending) =
             crate::approval::await_approval(state, tool, &arguments, &mut options);
         (Some(gate), Some(pending))
     } else {
         (None, None)
     };
+    if decided.is_some() {
+        client::used_once(&mut options);
+    }
     // One command, at the tool's tariff (call_service has none: Home Assistant is free).
     let billing = state.config.billing.price_of(tool).and_then(|price| {
         let plan = BillingPlan::new(tool, &price.unit, 1, price.credits_per_1000);
@@ -181,9 +205,17 @@ pub async fn start_command(
         .temporal
         .start_workflow(DeviceCommandWorkflow::run, job, options)
         .await
-        .map_err(|e| JobError::Start(e.to_string()))?;
+        .map_err(|e| client::start_error(e, &job_id))?;
     tracing::info!(job_id = %job_id, tool, tenant, approval = pending.is_some(), "device command started");
-    Ok(StartedCommand { job_id, pending })
+    // Approved at the client: the job runs at once, with the decision in its history.
+    if let Some(decision) = decided {
+        client::record(state, &job_id, decision).await?;
+        return Ok(CommandStart::Started(StartedCommand {
+            job_id,
+            pending: None,
+        }));
+    }
+    Ok(CommandStart::Started(StartedCommand { job_id, pending }))
 }
 
 /// `list_devices` / `get_device_state`, over every backend that offers the tool.

@@ -86,8 +86,13 @@ async fn command(
         caller,
         name: tool,
         arguments,
+        // REST callers approve as operators: there is no client to ask.
+        client: durable::ClientInput::default(),
     };
-    let result = durable::call(family.as_ref(), call, |_| Box::pin(async {})).await;
+    let result = match durable::call(family.as_ref(), call, |_| Box::pin(async {})).await {
+        rmcp::model::CallToolResponse::Complete(result) => result,
+        _ => return Err(Problem::internal(format!("{tool} asked REST for input"))),
+    };
     if result.is_error == Some(true) {
         return Err(Problem::from(result));
     }

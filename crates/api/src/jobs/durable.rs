@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use rmcp::model::{CallToolResult, JsonObject, Tool};
+use rmcp::model::{CallToolResponse, CallToolResult, JsonObject, Tool};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -37,6 +37,17 @@ pub struct ToolCall<'a> {
     /// The tool name as called (a mounted upstream tool's mounted name).
     pub name: &'a str,
     pub arguments: JsonObject,
+    /// What the client can answer, and answered, on this request (multi round-trip input).
+    pub client: ClientInput,
+}
+
+/// A client's side of a multi round-trip call: whether it can be asked (a 2026-07-28 request
+/// that declares elicitation), and what its retry carries from the previous round.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInput {
+    pub can_elicit: bool,
+    pub responses: Option<rmcp::model::InputResponses>,
+    pub request_state: Option<String>,
 }
 
 impl ToolCall<'_> {
@@ -70,6 +81,8 @@ pub enum Started {
     },
     /// Answered without a job (an upstream server configured for the fast path).
     Answered(CallToolResult),
+    /// Nothing started: the client must answer first (`input_required`), then retry.
+    NeedsInput(rmcp::model::InputRequiredResult),
 }
 
 /// A family of durable tools: how a call starts, and how a finished job of the family reads.
@@ -201,12 +214,13 @@ pub async fn call(
     family: &dyn DurableTool,
     call: ToolCall<'_>,
     on_progress: impl FnMut(JobProgress) -> BoxFuture<'static, ()> + Send,
-) -> CallToolResult {
+) -> CallToolResponse {
     let state = call.state;
     let (job_id, still_running) = match family.start(&call).await {
-        Err(p) => return p.into_tool_result(),
-        Ok(Started::Answered(r)) => return r,
-        Ok(Started::Waiting { answer, .. }) => return answer,
+        Err(p) => return p.into_tool_result().into(),
+        Ok(Started::Answered(r)) => return r.into(),
+        Ok(Started::Waiting { answer, .. }) => return answer.into(),
+        Ok(Started::NeedsInput(ask)) => return ask.into(),
         Ok(Started::Running {
             job_id,
             still_running,
@@ -221,7 +235,7 @@ pub async fn call(
     )
     .await;
     let outcome = match waited {
-        Ok(None) => return still_running,
+        Ok(None) => return still_running.into(),
         Ok(Some(output)) => Ok(output),
         Err(e) => Err(e),
     };
@@ -230,7 +244,7 @@ pub async fn call(
         .job_outcomes
         .with_label_values(&[call.name, outcome_label(&outcome)])
         .inc();
-    render_outcome(family, state, &job_id, outcome).await
+    render_outcome(family, state, &job_id, outcome).await.into()
 }
 
 fn outcome_label(outcome: &Result<Value, JobError>) -> &'static str {

@@ -51,6 +51,10 @@ pub enum JobError {
     TimedOut,
     #[error("Temporal error: {0}")]
     Temporal(String),
+    /// Refused before anything started, for the reason the problem names (an approval the
+    /// client did not give, a used or changed approval).
+    #[error("{}", .0.message)]
+    Refused(Box<Problem>),
 }
 
 /// Start options every job shares: its id as the workflow id (never reused) and the search
@@ -112,6 +116,7 @@ fn failure(e: &temporalio_common::error::IncomingError) -> JobError {
 impl From<&JobError> for Problem {
     fn from(e: &JobError) -> Self {
         let (kind, details) = match e {
+            JobError::Refused(p) => return (**p).clone(),
             JobError::Failed { kind, details, .. } => {
                 let parsed = kind.as_deref().and_then(ErrorKind::parse);
                 let mut details = details.clone().unwrap_or_else(|| json!({}));

@@ -102,7 +102,7 @@ impl AvbServer {
                 tool_router.add_route(ToolRoute::new_dyn(
                     tool,
                     |tcc: ToolCallContext<'_, AvbServer>| {
-                        Box::pin(async move { Ok(tcc.service.call_durable(tcc).await.into()) })
+                        Box::pin(async move { Ok(tcc.service.call_durable(tcc).await) })
                     },
                 ));
             }
@@ -119,17 +119,19 @@ impl AvbServer {
     }
 
     /// A direct call of a durable tool: start, wait with progress notifications, render.
-    async fn call_durable(&self, tcc: ToolCallContext<'_, Self>) -> rmcp::model::CallToolResult {
+    async fn call_durable(&self, tcc: ToolCallContext<'_, Self>) -> CallToolResponse {
         let Some(family) = self.state.tools.family(&tcc.name).cloned() else {
             return crate::core::problem::Problem::not_found(format!("no tool {}", tcc.name))
-                .into_tool_result();
+                .into_tool_result()
+                .into();
         };
         let Some(caller) = self.caller.get() else {
             return crate::core::problem::Problem::new(
                 crate::core::problem::ErrorKind::Forbidden,
                 "unauthenticated request",
             )
-            .into_tool_result();
+            .into_tool_result()
+            .into();
         };
         let token = tcc.request_context.meta.get_progress_token();
         let peer = tcc.request_context.peer.clone();
@@ -138,6 +140,11 @@ impl AvbServer {
             caller,
             name: &tcc.name,
             arguments: tcc.arguments.unwrap_or_default(),
+            client: tasks::client_input(
+                &tcc.request_context,
+                tcc.input_responses,
+                tcc.request_state,
+            ),
         };
         durable::call(family.as_ref(), call, move |p| {
             let (peer, token) = (peer.clone(), token.clone());
@@ -327,7 +334,9 @@ impl ServerHandler for AvbServer {
             return done;
         }
         let server = self.bound(self.request_caller(&context.extensions)?);
-        server.update_task_by_id(&request.task_id).await
+        server
+            .update_task_by_id(&request.task_id, &request.input_responses)
+            .await
     }
 
     async fn list_resource_templates(

@@ -13,8 +13,11 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 
 use super::AvbServer;
+use avb_config::Approver;
+
+use crate::approval::client;
 use crate::core::problem::{ErrorKind, Problem};
-use crate::jobs::durable::{self, DurableTool, Started, ToolCall};
+use crate::jobs::durable::{self, ClientInput, DurableTool, Started, ToolCall};
 use crate::jobs::view::{JobStatus, JobView, LookupError, cancel_job, get_job, rfc3339};
 
 /// Suggested `tasks/get` interval: speech chunks take a few hundred ms each.
@@ -92,9 +95,9 @@ impl AvbServer {
                 caller,
                 name: &request.name,
                 arguments: request.arguments.unwrap_or_default(),
+                client: client_input(&context, request.input_responses, request.request_state),
             };
-            let result = durable::call(family.as_ref(), call, |_| Box::pin(async {})).await;
-            return Ok(CallToolResponse::Complete(result));
+            return Ok(durable::call(family.as_ref(), call, |_| Box::pin(async {})).await);
         }
         let client_has_tasks = takes_extension_tasks(&context);
         let family = server
@@ -153,16 +156,19 @@ impl AvbServer {
             .caller
             .get()
             .ok_or_else(|| Problem::new(ErrorKind::Forbidden, "unauthenticated request"))?;
+        // A task that needs approval waits for it as a job (the client answers through
+        // tasks/update when it is the approver), so nothing is asked before the task exists.
         let call = ToolCall {
             state: &self.state,
             caller,
             name: &request.name,
             arguments: request.arguments.unwrap_or_default(),
+            client: ClientInput::default(),
         };
         let job_id = match family.start(&call).await? {
             Started::Running { job_id, .. } | Started::Waiting { job_id, .. } => job_id,
             // Only families that always start a job take tasks.
-            Started::Answered(_) => {
+            Started::Answered(_) | Started::NeedsInput(_) => {
                 return Err(Problem::internal(format!(
                     "{} answered without a job",
                     request.name
@@ -180,9 +186,15 @@ impl AvbServer {
             .map_err(task_error)?;
         let task = task_of(&record.view);
         let payload = match (record.view.status, record.outcome) {
-            // A person (not the client) must approve: nothing for the client to answer.
+            // Waiting for approval: when the client approves, the question is for it (answered
+            // with tasks/update); otherwise a person decides and the client has nothing to answer.
             (JobStatus::InputRequired, _) => TaskPayload::InputRequired {
-                input_requests: Default::default(),
+                input_requests: match &record.view.approval_request {
+                    Some(p) if state.config.devices.approver == Approver::Client => {
+                        client::requests(&p.tool, &p.arguments, &p.digest, &p.expires_at)
+                    }
+                    _ => Default::default(),
+                },
             },
             (JobStatus::Running, _) | (_, None) => TaskPayload::Working,
             (JobStatus::Cancelled, _) => TaskPayload::Cancelled,
@@ -205,22 +217,58 @@ impl AvbServer {
         Ok(DetailedTask::new(task, payload))
     }
 
-    /// `tasks/update`: no product task takes input from the client (approvals are given by a
-    /// person through approve_job / reject_job), so an existing task refuses it by name.
-    pub(crate) async fn update_task_by_id(&self, task_id: &str) -> Result<(), McpError> {
+    /// `tasks/update`: answers the approval question of a task waiting for the client's
+    /// approval (`approver = "client"`); the decision is signalled to the job and recorded in its
+    /// history. Keys the task did not ask for are ignored. Any other task asks for nothing.
+    pub(crate) async fn update_task_by_id(
+        &self,
+        task_id: &str,
+        responses: &rmcp::model::InputResponses,
+    ) -> Result<(), McpError> {
         let record = get_job(&self.state, self.tenant(), task_id)
             .await
             .map_err(task_error)?;
-        let why = match record.view.status {
-            JobStatus::InputRequired => {
-                "it waits for a person's approval: approve_job or reject_job (a HUMAN key) decides"
+        let pending = match (&record.view.approval_request, record.view.status) {
+            (Some(p), JobStatus::InputRequired)
+                if self.state.config.devices.approver == Approver::Client =>
+            {
+                p
             }
-            _ => "it asks the client for no input",
+            (_, JobStatus::InputRequired) => {
+                return Err(McpError::invalid_params(
+                    format!(
+                        "task {task_id} waits for a person's approval: approve_job or \
+                         reject_job (a HUMAN key) decides, not tasks/update"
+                    ),
+                    None,
+                ));
+            }
+            _ => {
+                return Err(McpError::invalid_params(
+                    format!("task {task_id} asks the client for no input"),
+                    None,
+                ));
+            }
         };
-        Err(McpError::invalid_params(
-            format!("task {task_id} takes no tasks/update: {why}"),
-            None,
-        ))
+        let Some(answer) = responses.get(client::APPROVAL_KEY) else {
+            return Ok(());
+        };
+        let caller = self
+            .caller
+            .get()
+            .ok_or_else(|| McpError::invalid_request("unauthenticated request", None))?;
+        let decision = client::decision_of(
+            caller,
+            &pending.tool,
+            answer,
+            &pending.digest,
+            "tasks/update",
+        )
+        .map_err(|p| McpError::invalid_params(p.message, None))?;
+        tracing::info!(job_id = task_id, by = %decision.by, approved = decision.approved, "approval decided at the client");
+        crate::approval::signal_decision(&self.state, task_id, decision)
+            .await
+            .map_err(|e| McpError::internal_error(format!("Temporal is unavailable: {e}"), None))
     }
 
     pub(crate) async fn cancel_task_by_id(&self, task_id: &str) -> Result<(), McpError> {
@@ -249,6 +297,26 @@ fn takes_extension_tasks(context: &RequestContext<RoleServer>) -> bool {
         && context
             .client_capabilities()
             .is_some_and(|caps| caps.supports_tasks())
+}
+
+/// What the client of this request can answer in a multi round-trip call, and what its retry
+/// carries: it can be asked on 2026-07-28 requests that declare elicitation.
+pub(crate) fn client_input(
+    context: &RequestContext<RoleServer>,
+    responses: Option<rmcp::model::InputResponses>,
+    request_state: Option<String>,
+) -> ClientInput {
+    let modern = context
+        .protocol_version()
+        .is_some_and(|v| !v.has_initialize());
+    ClientInput {
+        can_elicit: modern
+            && context
+                .client_capabilities()
+                .is_some_and(|caps| caps.elicitation.is_some()),
+        responses,
+        request_state,
+    }
 }
 
 fn task_of(view: &JobView) -> Task {

@@ -18,6 +18,7 @@ use avb_workflows::upstream::{
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::{Map, Value, json};
 
+use crate::approval::client;
 use crate::core::problem::Problem;
 use crate::jobs::durable::{DurableTool, Started, ToolCall};
 use crate::jobs::output::resource_uri;
@@ -74,15 +75,9 @@ impl DurableTool for Mounted {
             .cloned()
             .ok_or_else(|| Problem::not_found(format!("no tool is called {name:?}")))?;
         let where_ = json!({ "server": tool.server, "tool": tool.upstream_tool });
-        start_call(
-            state,
-            call.tenant(),
-            name,
-            &tool,
-            Some(call.arguments.clone()),
-        )
-        .await
-        .map_err(|e| Problem::from(&e).with_details(where_))
+        start_call(call, &tool, Some(call.arguments.clone()))
+            .await
+            .map_err(|e| Problem::from(&e).with_details(where_))
     }
 
     fn structured(
@@ -107,12 +102,11 @@ impl DurableTool for Mounted {
 /// Starts a call of `tool` with `arguments` for `tenant`: the upstream's answer on the fast
 /// path (`durable = false`), else an `UpstreamCall` job.
 async fn start_call(
-    state: &ApiState,
-    tenant: &str,
-    name: &str,
+    call: &ToolCall<'_>,
     tool: &MountedTool,
     arguments: Option<Map<String, Value>>,
 ) -> Result<Started, JobError> {
+    let (state, tenant, name) = (call.state, call.tenant(), call.name);
     let settings = state.upstreams.settings_of(&tool.server).ok_or_else(|| {
         JobError::Start(format!("upstream {} is no longer configured", tool.server))
     })?;
@@ -134,16 +128,28 @@ async fn start_call(
                 details: None,
             });
     }
-    let job_id = new_job_id();
+    let shown = Value::Object(arguments.clone().unwrap_or_default());
+    let path = if tool.approval {
+        client::resolve(state, call.caller, &call.client, name, &shown)
+            .map_err(|p| JobError::Refused(Box::new(p)))?
+    } else {
+        client::ApprovalPath::Operator
+    };
+    let (job_id, decided) = match path {
+        client::ApprovalPath::Ask(ask) => return Ok(Started::NeedsInput(ask)),
+        client::ApprovalPath::Client { job_id, decision } => (job_id, Some(decision)),
+        client::ApprovalPath::Operator => (new_job_id(), None),
+    };
     let mut options = job_start_options(name, tenant, &job_id, !tool.approval);
     let (approval, pending) = if tool.approval {
-        let arguments = Value::Object(arguments.clone().unwrap_or_default());
-        let (gate, pending) =
-            crate::approval::await_approval(state, name, &arguments, &mut options);
+        let (gate, pending) = crate::approval::await_approval(state, name, &shown, &mut options);
         (Some(gate), Some(pending))
     } else {
         (None, None)
     };
+    if decided.is_some() {
+        client::used_once(&mut options);
+    }
     let job = UpstreamCallJob {
         tenant: tenant.to_string(),
         mounted_as: name.to_string(),
@@ -162,8 +168,16 @@ async fn start_call(
         .temporal
         .start_workflow(UpstreamCallWorkflow::run, job, options)
         .await
-        .map_err(|e| JobError::Start(e.to_string()))?;
+        .map_err(|e| client::start_error(e, &job_id))?;
     tracing::info!(job_id = %job_id, tool = name, server = %tool.server, tenant, approval = pending.is_some(), "upstream call started");
+    // Approved at the client: the job runs at once, with the decision in its history.
+    let pending = match decided {
+        Some(decision) => {
+            client::record(state, &job_id, decision).await?;
+            None
+        }
+        None => pending,
+    };
     Ok(match pending {
         Some(pending) => Started::Waiting {
             answer: crate::approval::waiting_result(
