@@ -13,7 +13,7 @@ use avb_devices::sim::Simulator;
 use serde_json::{Value, json};
 
 use crate::support::TestSystem;
-use crate::support::mcp::{call, keyed_session, text_of};
+use crate::support::mcp::{call, keyed_session, rpc_response, text_of};
 use crate::support::mosquitto::Mosquitto;
 
 const PLUG: &str = "kitchen/coffee_plug";
@@ -47,20 +47,7 @@ async fn rpc(url: &str, token: &str, method: &str, params: Value, capabilities: 
         .send()
         .await
         .expect("send");
-    let sse = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("event-stream"));
-    let body = response.text().await.expect("body");
-    if !sse {
-        return serde_json::from_str(&body).expect("json");
-    }
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|m| m["id"] == json!(7))
-        .expect("a response on the stream")
+    rpc_response(response, &json!(7)).await
 }
 
 fn is_error_result(r: &Value) -> bool {

@@ -10,6 +10,7 @@ mod billing_saga;
 mod cli_and_assets;
 mod client_approvals;
 mod conformance;
+mod core_tasks;
 mod crashes;
 mod device_approvals;
 mod devices;

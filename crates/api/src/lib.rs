@@ -58,6 +58,11 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
     let protected =
         Router::new()
             .nest_service("/mcp", mcp)
+            // 2025-11-25 clients' tasks, which rmcp does not model, are answered in front of it.
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                mcp::core_tasks::layer,
+            ))
             .merge(mcp::sse::router(state.clone(), shutdown.clone()))
             .merge(rest::api_router(state.clone()).route_layer(
                 axum::middleware::from_fn_with_state(state.clone(), ratelimit::limit_rest),

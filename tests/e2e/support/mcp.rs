@@ -80,3 +80,22 @@ pub fn tasks_era() -> rmcp::ClientLifecycleMode {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
     }
 }
+
+/// The JSON-RPC message with `id` in a raw HTTP answer of an MCP endpoint: a JSON body, or the
+/// `data:` lines of an event stream.
+pub async fn rpc_response(response: reqwest::Response, id: &Value) -> Value {
+    let sse = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("event-stream"));
+    let body = response.text().await.expect("body");
+    if !sse {
+        return serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|m| &m["id"] == id)
+        .unwrap_or_else(|| panic!("no response {id} on the stream: {body}"))
+}

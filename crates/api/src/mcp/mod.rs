@@ -3,6 +3,7 @@
 //! Test builds can add the conformance suite's fixtures (`fixtures`, feature
 //! `conformance-fixtures`, config `mcp.conformance_fixtures`).
 
+pub mod core_tasks;
 #[cfg(feature = "conformance-fixtures")]
 mod fixtures;
 mod resources;

@@ -321,31 +321,40 @@ pub(crate) fn client_input(
 
 fn task_of(view: &JobView) -> Task {
     let created = view.created_at.clone().unwrap_or_default();
-    let updated = view
-        .closed_at
+    let updated = last_updated(view);
+    Task::new(view.job_id.clone(), TaskStatus::Working, created, updated)
+        .with_poll_interval_ms(POLL_INTERVAL_MS)
+        .with_status_message(status_message(view))
+}
+
+/// When the job last changed: its end, else its last update, else its start.
+pub(crate) fn last_updated(view: &JobView) -> String {
+    view.closed_at
         .clone()
         .or_else(|| view.updated_at.clone())
-        .unwrap_or_else(|| created.clone());
-    let message = match (&view.progress, &view.error) {
+        .or_else(|| view.created_at.clone())
+        .unwrap_or_default()
+}
+
+/// A task's status message: the error, the approval it waits for, or its progress.
+pub(crate) fn status_message(view: &JobView) -> String {
+    match (&view.progress, &view.error) {
         (_, Some(e)) => format!("{}: {}", e.kind, e.message),
         _ if view.status == JobStatus::InputRequired => match &view.approval_request {
             Some(a) => format!(
-                "waiting for a person's approval until {}: approve_job(job_id, digest {}) or \
+                "waiting for approval until {}: approve_job(job_id, digest {}) or \
                  reject_job",
                 a.expires_at, a.digest
             ),
-            None => "waiting for a person's approval".to_string(),
+            None => "waiting for approval".to_string(),
         },
         (Some(p), None) if view.cancel_requested => format!("cancelling; {}", p.message),
         (Some(p), None) => p.message.clone(),
         (None, None) => view.status.as_str().to_string(),
-    };
-    Task::new(view.job_id.clone(), TaskStatus::Working, created, updated)
-        .with_poll_interval_ms(POLL_INTERVAL_MS)
-        .with_status_message(message)
+    }
 }
 
-fn task_error(e: LookupError) -> McpError {
+pub(crate) fn task_error(e: LookupError) -> McpError {
     match e {
         LookupError::NotFound(id) => McpError::invalid_params(format!("task {id} not found"), None),
         LookupError::AlreadyFinished { job_id, status } => McpError::invalid_params(
