@@ -52,6 +52,51 @@ impl Session {
         (session, answer)
     }
 
+    /// The session's stream (GET): the `notifications/tasks/status` messages it carries, as
+    /// they come, until `until` says stop or 30 s pass.
+    async fn watch_task_status(
+        &self,
+        until: impl Fn(&Value) -> bool + Send + 'static,
+    ) -> tokio::task::JoinHandle<Vec<Value>> {
+        use futures::StreamExt as _;
+        let response = reqwest::Client::new()
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", &self.id)
+            .send()
+            .await
+            .expect("open the session's stream");
+        assert!(response.status().is_success(), "{}", response.status());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut stream = response.bytes_stream();
+            let mut buffer = String::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find('\n') {
+                    let line: String = buffer.drain(..=end).collect();
+                    let Some(data) = line.trim_end().strip_prefix("data:") else {
+                        continue;
+                    };
+                    let Ok(message) = serde_json::from_str::<Value>(data.trim()) else {
+                        continue;
+                    };
+                    if message["method"] == "notifications/tasks/status" {
+                        let stop = until(&message["params"]);
+                        seen.push(message["params"].clone());
+                        if stop {
+                            return seen;
+                        }
+                    }
+                }
+            }
+            seen
+        })
+    }
+
     async fn post(&mut self, body: Value) -> reqwest::Response {
         reqwest::Client::new()
             .post(&self.url)
@@ -116,7 +161,11 @@ async fn a_2025_11_25_client_runs_durable_tools_as_tasks_it_asked_for() {
         "fast tools take no tasks"
     );
 
-    // Asked for a task: a task, created only once its job started.
+    // Asked for a task: a task, created only once its job started; its status changes are
+    // pushed on the session's stream.
+    let watch = s
+        .watch_task_status(|task| task["status"] == "completed")
+        .await;
     let created = s
         .request(
             "tools/call",
@@ -145,6 +194,13 @@ async fn a_2025_11_25_client_runs_durable_tools_as_tasks_it_asked_for() {
     assert_eq!(
         result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
         task_id.as_str()
+    );
+    let pushed = watch.await.expect("watch");
+    assert!(
+        pushed
+            .iter()
+            .any(|t| t["taskId"] == task_id.as_str() && t["status"] == "completed"),
+        "no completed status pushed: {pushed:?}"
     );
     let listed = s.request("tasks/list", json!({})).await;
     let ids: Vec<&str> = listed["result"]["tasks"]

@@ -49,18 +49,23 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
         .with_allowed_hosts(state.config.mcp.allowed_hosts.clone())
         // Origins are checked by `core::origin::guard`, for the legacy SSE routes too.
         .with_cancellation_token(shutdown.child_token());
+    let sessions = Arc::new(LocalSessionManager::default());
     let mcp = StreamableHttpService::new(
         move || Ok(AvbServer::new(factory_state.clone())),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         mcp_config,
     );
+    let core_tasks = mcp::core_tasks::CoreTasks {
+        state: state.clone(),
+        sessions,
+    };
     // Everything an agent or operator calls needs a key; health and metrics do not.
     let protected =
         Router::new()
             .nest_service("/mcp", mcp)
             // 2025-11-25 clients' tasks, which rmcp does not model, are answered in front of it.
             .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                core_tasks,
                 mcp::core_tasks::layer,
             ))
             .merge(mcp::sse::router(state.clone(), shutdown.clone()))

@@ -9,11 +9,15 @@
 //! front of it on `/mcp`, over the same jobs: a task is a job, read from Temporal, so every api
 //! replica answers for every task. 2026-07-28 requests never reach this code.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rmcp::model::{ClientJsonRpcMessage, ClientNotification, CustomNotification};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::{Value, json};
 
 use super::tasks::{POLL_INTERVAL_MS, last_updated, status_message};
@@ -35,8 +39,22 @@ fn capability() -> Value {
 /// MCP bodies are small; rmcp refuses more than this too.
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// The client notification this layer hands a session so that its server follows a task and
+/// pushes `notifications/tasks/status` on the session's stream (see `AvbServer::follow_task`).
+pub const FOLLOW_TASK: &str = "notifications/agentvoicebox/follow_task";
+/// This revision's task status notification.
+pub const TASK_STATUS: &str = "notifications/tasks/status";
+
+/// What the layer needs: the api, and the sessions (to reach the session a task was created on).
+#[derive(Clone)]
+pub struct CoreTasks {
+    pub state: ApiState,
+    pub sessions: Arc<LocalSessionManager>,
+}
+
 /// The middleware on `/mcp`.
-pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+pub async fn layer(State(layer): State<CoreTasks>, request: Request, next: Next) -> Response {
+    let state = layer.state.clone();
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -75,6 +93,9 @@ pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) 
             match (state.tools.family(name), caller) {
                 (Some(family), Some(caller)) if family.takes_tasks() => {
                     let answer = create(&state, &caller, family.as_ref(), params).await;
+                    if let (Ok(created), Some(session)) = (&answer, session_of(&parts)) {
+                        follow(&layer.sessions, &session, &created["task"]["taskId"]).await;
+                    }
                     reply(&message["id"], answer)
                 }
                 // Not a task tool: answered as usual (rmcp ignores `params.task`).
@@ -94,6 +115,31 @@ pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) 
             reply(&message["id"], answer)
         }
         _ => forward(parts, bytes).await,
+    }
+}
+
+fn session_of(parts: &axum::http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+/// Asks the session's server to push the task's status changes on the session's stream: the
+/// server, not this layer, holds the session's way to the client.
+async fn follow(sessions: &LocalSessionManager, session: &str, task_id: &Value) {
+    if !task_id.is_string() {
+        return;
+    }
+    let handle = sessions.sessions.read().await.get(session).cloned();
+    let Some(handle) = handle else {
+        return;
+    };
+    let note = CustomNotification::new(FOLLOW_TASK, Some(json!({ "taskId": task_id })));
+    let message = ClientJsonRpcMessage::notification(ClientNotification::CustomNotification(note));
+    if let Err(e) = handle.push_message(message, None).await {
+        tracing::debug!(session, error = %e, "cannot follow the task on its session");
     }
 }
 
@@ -152,7 +198,7 @@ fn status_of(status: JobStatus) -> &'static str {
 }
 
 /// A job as this revision's `Task`.
-fn task_of(view: &JobView) -> Value {
+pub(crate) fn task_of(view: &JobView) -> Value {
     json!({
         "taskId": view.job_id,
         "status": status_of(view.status),

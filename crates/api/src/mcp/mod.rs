@@ -291,6 +291,21 @@ impl ServerHandler for AvbServer {
             .or_else(|| self.mounted(name).map(|t| t.definition))
     }
 
+    async fn on_custom_notification(
+        &self,
+        notification: rmcp::model::CustomNotification,
+        context: NotificationContext<RoleServer>,
+    ) {
+        if notification.method == core_tasks::FOLLOW_TASK
+            && let Some(task_id) = notification
+                .params
+                .as_ref()
+                .and_then(|p| p["taskId"].as_str())
+        {
+            self.follow_task(task_id.to_string(), context.peer);
+        }
+    }
+
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         self.announce_tool_changes(context.peer);
     }

@@ -271,6 +271,44 @@ impl AvbServer {
             .map_err(|e| McpError::internal_error(format!("Temporal is unavailable: {e}"), None))
     }
 
+    /// Pushes `notifications/tasks/status` (protocol 2025-11-25) on this session's stream
+    /// whenever the task's status or message changes, until it ends. Only the session's own
+    /// tenant's jobs are followed (another's is "not found" and ends the watch).
+    pub(crate) fn follow_task(&self, task_id: String, peer: rmcp::Peer<RoleServer>) {
+        let Some(caller) = self.caller.get().cloned() else {
+            return;
+        };
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let mut last = serde_json::Value::Null;
+            loop {
+                let Ok(record) = get_job(&state, &caller.tenant, &task_id).await else {
+                    return;
+                };
+                let task = super::core_tasks::task_of(&record.view);
+                if task != last {
+                    let note = rmcp::model::CustomNotification::new(
+                        super::core_tasks::TASK_STATUS,
+                        Some(task.clone()),
+                    );
+                    let sent = peer
+                        .send_notification(rmcp::model::ServerNotification::CustomNotification(
+                            note,
+                        ))
+                        .await;
+                    if sent.is_err() {
+                        return;
+                    }
+                    last = task;
+                }
+                if record.outcome.is_some() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(POLL_INTERVAL_MS)).await;
+            }
+        });
+    }
+
     pub(crate) async fn cancel_task_by_id(&self, task_id: &str) -> Result<(), McpError> {
         let state = &self.state;
         cancel_job(
