@@ -33,6 +33,9 @@ command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)
 # `ip` creates each test daemon's bridge.
 command -v ip >/dev/null || apt_pkgs+=(iproute2)
+# Tests: a CA and certificates made at test time (https upstreams); the platform roots.
+command -v openssl >/dev/null || apt_pkgs+=(openssl)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || apt_pkgs+=(ca-certificates)
 if ((${#apt_pkgs[@]})); then
   log "apt-get install ${apt_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -23,5 +23,6 @@ mod provisioning_docker;
 mod python_sdk_client;
 mod rate_limits;
 mod replay;
+mod tls;
 mod upstream;
 mod upstream_sessions;

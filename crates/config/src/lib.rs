@@ -18,6 +18,7 @@ pub mod rate_limits;
 pub mod redis;
 mod secret;
 pub mod temporal;
+pub mod tls;
 pub mod tts;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ pub use rate_limits::{Limit, RateLimitSettings};
 pub use redis::RedisSettings;
 pub use secret::Secret;
 pub use temporal::TemporalConfig;
+pub use tls::TlsSettings;
 pub use tts::TtsSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,8 @@ pub struct AvbConfig {
     pub rate_limits: RateLimitSettings,
     /// Shared state across api processes (rate limits), when `REDIS_URL` is set.
     pub redis: RedisSettings,
+    /// Whom outbound https calls trust besides the platform's roots.
+    pub tls: TlsSettings,
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub billing: BillingSettings,
@@ -108,6 +112,7 @@ impl Default for AvbConfig {
             mcp: McpSettings::default(),
             rate_limits: RateLimitSettings::default(),
             redis: RedisSettings::default(),
+            tls: TlsSettings::default(),
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
             billing: BillingSettings::default(),
@@ -245,6 +250,10 @@ const SECTIONS: &[&dyn Section] = &[
     &In {
         table: redis::ENV,
         field: |c| &mut c.redis,
+    },
+    &In {
+        table: tls::ENV,
+        field: |c| &mut c.tls,
     },
     &In {
         table: auth::ENV,

@@ -35,7 +35,7 @@ impl HomeAssistant {
                     .into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = avb_tls::client_builder()
             .timeout(timeout)
             .build()
             .map_err(|e| DeviceError::Config(format!("HTTP client: {e}")))?;

@@ -30,7 +30,7 @@ pub struct McpClient {
 impl McpClient {
     /// `initialize` + `notifications/initialized`; each request times out after `timeout`.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, ProvisionError> {
-        let http = reqwest::Client::builder()
+        let http = avb_tls::client_builder()
             .no_proxy()
             .timeout(timeout)
             .build()

@@ -7,6 +7,7 @@
 //! - [`redis`]: a `redis-server` without persistence.
 //! - [`mosquitto`]: an MQTT broker; `restart()` simulates an outage.
 //! - [`dockerd`]: a private Docker daemon with its own bridge and roots (needs root).
+//! - [`tls`]: a CA made at test time (`openssl`) and a TLS front for any loopback server.
 //! - `system` (feature `system`): `system::TestSystem`, the whole AgentVoiceBox in one
 //!   process — Temporal dev server, workers and api — plus helpers for what tests check
 //!   (WAV facts, stored artifacts, JSON GETs).
@@ -17,6 +18,7 @@ pub mod pg;
 pub mod redis;
 #[cfg(feature = "system")]
 pub mod system;
+pub mod tls;
 
 /// A loopback port free at the moment of asking (another process may take it before it is
 /// bound; harnesses that care retry).

@@ -326,7 +326,7 @@ impl UpstreamPool {
             UpstreamTransport::Sse => {
                 let transport = SseClientTransport::connect(url, authorization)
                     .await
-                    .map_err(|e| unreachable(e.to_string()))?;
+                    .map_err(|e| unreachable(with_causes(&e)))?;
                 client
                     .serve(transport)
                     .await
@@ -355,10 +355,20 @@ impl UpstreamPool {
                     }
                     None => {}
                 }
-                client
-                    .serve(StreamableHttpClientTransport::from_config(config))
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))
+                // https with the process's trust store (platform roots + AVB_CA_FILE).
+                let http = avb_tls::client_builder()
+                    .build()
+                    .map_err(|e| unreachable(e.to_string()))?;
+                let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+                match client.serve(transport).await {
+                    Ok(running) => Ok(running),
+                    // rmcp's error says only that the request failed: ask the connection itself
+                    // why (refused, unknown certificate issuer, wrong name, …).
+                    Err(e) => Err(unreachable(match http.get(url).send().await {
+                        Err(probe) => format!("cannot connect to {url}: {}", with_causes(&probe)),
+                        Ok(_) => with_causes(&e),
+                    })),
+                }
             }
         }
     }
@@ -504,4 +514,21 @@ impl UpstreamPool {
 /// Ends a session in the background; a stdio child is killed when its transport drops.
 fn close(c: &Connection) {
     c.service.cancellation_token().cancel();
+}
+
+/// An error with what caused it, innermost last: "error sending request" alone does not say
+/// that the certificate's issuer is unknown or the connection was refused.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Wrappers often repeat their cause in their own message.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -38,14 +38,19 @@ impl SseClientTransport {
             message,
         };
         let base = reqwest::Url::parse(sse_url).map_err(|e| failed(e.to_string()))?;
-        let http = reqwest::Client::new();
+        let http = avb_tls::client_builder()
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
         let mut request = http
             .get(base.clone())
             .header(http::header::ACCEPT, "text/event-stream");
         if let Some(auth) = &authorization {
             request = request.header(http::header::AUTHORIZATION, auth.clone());
         }
-        let response = request.send().await.map_err(|e| failed(e.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| failed(crate::pool::with_causes(&e)))?;
         if !response.status().is_success() {
             return Err(failed(format!("answered {}", response.status())));
         }

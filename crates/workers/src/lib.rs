@@ -136,6 +136,8 @@ pub async fn run_workers_sharing(
     shared: &Shared,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Activities call https upstreams and Home Assistant with the operator's trust store.
+    avb_tls::init(config.tls.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
     let mut workers = Vec::new();
     // One pool for the queues that write the store (billing, provisioning).
     let store = if queue_names

@@ -41,6 +41,8 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(temporal: Client, config: AvbConfig) -> anyhow::Result<Self> {
         check_build_features(&config)?;
+        // Outbound https (upstream MCP servers) trusts the platform roots and AVB_CA_FILE.
+        avb_tls::init(config.tls.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
         let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
         let voices = load_voice_catalog(&config.assets_dir().join("voices"))?;
         let metrics = Metrics::new()?;
