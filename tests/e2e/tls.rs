@@ -85,3 +85,31 @@ async fn an_https_upstream_of_an_unknown_ca_is_down_with_the_reason() {
     client.cancel().await.ok();
     system.stop().await;
 }
+
+/// `rediss://`: the rate limits' buckets live in a redis-server that speaks only TLS, with a
+/// certificate of a CA the system trusts through `AVB_CA_FILE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_share_their_buckets_over_rediss() {
+    let ca = TestCa::new();
+    let redis = avb_testkit::redis::RedisServer::start_tls(&ca);
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let ca_file = ca.ca_file();
+    let system = TestSystem::start_with(move |c| {
+        c.redis.url = Some(url);
+        c.tls.ca_file = Some(ca_file);
+        c.rate_limits.tools.insert("get_server_status".into(), 2);
+    })
+    .await;
+    let client = crate::upstream::session(&system, ()).await;
+    for i in 0..2 {
+        let r = call_tool(&client, "get_server_status", json!({})).await;
+        assert_ne!(r.is_error, Some(true), "call {i}: {}", text_of(&r));
+    }
+    let r = call_tool(&client, "get_server_status", json!({})).await;
+    assert!(text_of(&r).starts_with("RateLimited: "), "{}", text_of(&r));
+    let keys = redis.cli(&["--scan", "--pattern", "avb:ratelimit:*"]);
+    assert!(!keys.is_empty(), "the bucket is in redis, reached over TLS");
+    client.cancel().await.ok();
+    system.stop().await;
+}

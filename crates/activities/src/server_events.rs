@@ -30,7 +30,7 @@ impl ServerEvents {
     pub fn new(store: Store, redis_url: Option<&str>) -> Result<Self, redis::RedisError> {
         let stream = redis_url
             .map(|url| {
-                redis::Client::open(url).map(|client| RedisStream {
+                avb_tls::redis_client(url).map(|client| RedisStream {
                     client,
                     conn: tokio::sync::OnceCell::new(),
                 })

@@ -104,6 +104,15 @@ impl TestCa {
         self.dir.path().join("ca.pem")
     }
 
+    /// The server certificate (PEM, for `localhost` and `127.0.0.1`) and its key.
+    pub fn server_cert_file(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn server_key_file(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+
     fn server_config(&self) -> rustls::ServerConfig {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(self.dir.path().join("server.pem"))

@@ -2,7 +2,7 @@
 //! Home Assistant, provisioned servers. One crypto provider (rustls on ring) for the process,
 //! and one trust store: the platform's roots (the OS certificate store, through
 //! rustls-platform-verifier) plus the PEM bundle an operator names in `tls.ca_file`
-//! (`AVB_CA_FILE`) for a private or corporate CA.
+//! (`AVB_CA_FILE`) for a private or corporate CA. `rediss://` connections trust the same.
 //!
 //! [`init`] runs once at start (the api and the workers call it with their config) and refuses
 //! a CA file that cannot be read or holds no certificate; [`client_builder`] is where every
@@ -13,6 +13,10 @@ use std::sync::OnceLock;
 
 /// The extra roots of this process, set once by [`init`].
 static EXTRA_ROOTS: OnceLock<Vec<reqwest::Certificate>> = OnceLock::new();
+/// The same roots as PEM, for clients that take a bundle (redis).
+static EXTRA_PEM: OnceLock<Vec<u8>> = OnceLock::new();
+/// Debian's bundle of the platform's roots (package `ca-certificates`).
+const PLATFORM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Installs the process's crypto provider (rustls needs exactly one; a second call is a no-op).
 pub fn install_provider() {
@@ -25,7 +29,11 @@ pub fn install_provider() {
 pub fn init(ca_file: Option<&Path>) -> Result<(), String> {
     install_provider();
     let roots = match ca_file {
-        Some(path) => read_bundle(path)?,
+        Some(path) => {
+            let roots = read_bundle(path)?;
+            let _ = EXTRA_PEM.set(std::fs::read(path).map_err(|e| e.to_string())?);
+            roots
+        }
         None => Vec::new(),
     };
     if let Some(path) = ca_file {
@@ -51,6 +59,26 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     install_provider();
     let extra = EXTRA_ROOTS.get().cloned().unwrap_or_default();
     reqwest::Client::builder().tls_certs_merge(extra)
+}
+
+/// A redis client for `url`: `rediss://` trusts the platform's roots and, when set, the
+/// operator's CA bundle (as https does).
+pub fn redis_client(url: &str) -> redis::RedisResult<redis::Client> {
+    install_provider();
+    match EXTRA_PEM.get() {
+        Some(extra) if url.starts_with("rediss://") => {
+            // The redis client takes one bundle, which replaces the platform's: give it both.
+            let mut pem = std::fs::read(PLATFORM_BUNDLE).unwrap_or_default();
+            pem.push(b'\n');
+            pem.extend_from_slice(extra);
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(url, certs)
+        }
+        _ => redis::Client::open(url),
+    }
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl RedisBuckets {
     /// Checks the URL; connects on first use (an api starts while Redis is down).
     pub fn new(url: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client: avb_tls::redis_client(url)?,
             conn: tokio::sync::OnceCell::new(),
             script: redis::Script::new(TOKEN_BUCKET_LUA),
         })
