@@ -15,8 +15,8 @@ pub struct OidcSettings {
     /// The `aud` tokens must contain (`AVB_OIDC_AUDIENCE`), e.g. the client id.
     pub audience: String,
     /// Where the signing keys are (`AVB_OIDC_JWKS_URL`). Default: the `jwks_uri` of
-    /// `<issuer>/.well-known/openid-configuration`, else Keycloak's
-    /// `<issuer>/protocol/openid-connect/certs`.
+    /// `<issuer>/.well-known/openid-configuration` (a failed discovery is an error, not a
+    /// guess).
     pub jwks_url: Option<String>,
     /// Claim naming the tenant (an existing one) (`AVB_OIDC_TENANT_CLAIM`; default `tenant`).
     pub tenant_claim: String,
@@ -119,15 +119,24 @@ fn is_http_url(s: &str) -> bool {
     (s.starts_with("https://") || s.starts_with("http://")) && s.len() > "https://".len()
 }
 
-impl OidcSettings {
-    /// Keycloak's JWKS endpoint for this issuer (the fallback when discovery fails).
-    pub fn keycloak_jwks_url(&self) -> String {
-        format!(
-            "{}/protocol/openid-connect/certs",
-            self.issuer.trim_end_matches('/')
-        )
+/// Whether an http(s) URL may be used for the issuer: https always; plain http only to a
+/// loopback host (a test issuer on this machine), as tokens and keys travel over it.
+fn is_safe_issuer_url(s: &str) -> bool {
+    if s.starts_with("https://") {
+        return true;
     }
+    let Some(rest) = s.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
 
+impl OidcSettings {
     pub fn discovery_url(&self) -> String {
         format!(
             "{}/.well-known/openid-configuration",
@@ -143,6 +152,15 @@ impl OidcSettings {
                 format!("must be an http(s) URL, got {:?}", self.issuer),
             ));
         }
+        if !is_safe_issuer_url(&self.issuer) {
+            return Err((
+                "auth.oidc.issuer",
+                format!(
+                    "must be https:// ({:?}): plain http is accepted only for a loopback issuer",
+                    self.issuer
+                ),
+            ));
+        }
         if self.audience.trim().is_empty() {
             return Err((
                 "auth.oidc.audience",
@@ -150,11 +168,11 @@ impl OidcSettings {
             ));
         }
         if let Some(u) = &self.jwks_url
-            && !is_http_url(u)
+            && !(is_http_url(u) && is_safe_issuer_url(u))
         {
             return Err((
                 "auth.oidc.jwks_url",
-                format!("must be an http(s) URL, got {u:?}"),
+                format!("must be an https:// URL (plain http only on loopback), got {u:?}"),
             ));
         }
         if self.tenant_claim.trim().is_empty() {
@@ -179,10 +197,19 @@ mod tests {
             ..OidcSettings::default()
         };
         assert!(s.validate().is_ok());
-        assert_eq!(
-            s.keycloak_jwks_url(),
-            "https://sso.example.com/realms/avb/protocol/openid-connect/certs"
-        );
+        for (issuer, ok) in [
+            ("http://sso.example.com/realms/avb", false),
+            ("http://127.0.0.1:8080/realms/avb", true),
+            ("http://localhost/realms/avb", true),
+            ("http://[::1]:9/x", true),
+            ("http://localhost.evil.example/x", false),
+        ] {
+            let t = OidcSettings {
+                issuer: issuer.into(),
+                ..s.clone()
+            };
+            assert_eq!(t.validate().is_ok(), ok, "{issuer}");
+        }
         assert_eq!(
             s.discovery_url(),
             "https://sso.example.com/realms/avb/.well-known/openid-configuration"

@@ -52,10 +52,7 @@ struct KeyCache {
     jwks_url: Option<String>,
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Empty<bytes::Bytes>,
->;
+type HttpClient = reqwest::Client;
 
 /// Longest wait for the issuer, and largest document accepted from it.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,21 +64,13 @@ pub struct OidcVerifier {
     cache: tokio::sync::Mutex<KeyCache>,
 }
 
-/// An HTTP(S) client for the issuer: rustls with the *ring* provider and the Mozilla roots
-/// (`webpki-roots`), so it needs no system certificate store and no process-wide TLS setup.
+/// An HTTP(S) client for the issuer, with the process's trust store (the platform's roots and
+/// `AVB_CA_FILE`, for an issuer behind a private CA).
 fn http_client() -> anyhow::Result<HttpClient> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .map_err(|e| anyhow::anyhow!("TLS for the OIDC issuer: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(https),
-    )
+    avb_tls::client_builder()
+        .timeout(FETCH_TIMEOUT)
+        .build()
+        .map_err(|e| anyhow::anyhow!("TLS for the OIDC issuer: {e}"))
 }
 
 impl OidcVerifier {
@@ -231,7 +220,7 @@ impl OidcVerifier {
         let url = match &cache.jwks_url {
             Some(u) => u.clone(),
             None => {
-                let u = self.discover().await;
+                let u = self.discover().await?;
                 cache.jwks_url = Some(u.clone());
                 u
             }
@@ -249,39 +238,41 @@ impl OidcVerifier {
             .collect())
     }
 
-    /// `jwks_uri` from the issuer's discovery document, else Keycloak's endpoint.
-    async fn discover(&self) -> String {
+    /// `jwks_uri` from the issuer's discovery document. A failed discovery is an error that
+    /// names the document, never a silent guess at another endpoint (set `jwks_url` to skip
+    /// discovery).
+    async fn discover(&self) -> Result<String, String> {
         let url = self.settings.discovery_url();
-        match self.get_json(&url).await {
-            Ok(doc) => {
-                if let Some(u) = doc.get("jwks_uri").and_then(Value::as_str) {
-                    return u.to_string();
-                }
-                tracing::warn!(%url, "no jwks_uri in the discovery document");
-            }
-            Err(e) => tracing::warn!(%url, error = %e, "OIDC discovery failed"),
-        }
-        self.settings.keycloak_jwks_url()
+        let doc = self.get_json(&url).await.map_err(|e| {
+            format!("OIDC discovery failed ({e}); set auth.oidc.jwks_url to skip it")
+        })?;
+        doc.get("jwks_uri")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| format!("{url}: no jwks_uri in the discovery document"))
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
-        use http_body_util::BodyExt as _;
         let fail = |e: &dyn std::fmt::Display| format!("GET {url}: {e}");
-        let uri: axum::http::Uri = url.parse().map_err(|e| fail(&e))?;
-        let fetch = async {
-            let r = self.http.get(uri).await.map_err(|e| fail(&e))?;
-            if !r.status().is_success() {
-                return Err(fail(&r.status()));
+        let mut response = self.http.get(url).send().await.map_err(|e| {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                text = format!("{text}: {cause}");
+                source = cause.source();
             }
-            http_body_util::Limited::new(r.into_body(), MAX_DOCUMENT_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .map_err(|e| fail(&e))
-        };
-        let body = tokio::time::timeout(FETCH_TIMEOUT, fetch)
-            .await
-            .map_err(|_| fail(&"timed out"))??;
+            fail(&text)
+        })?;
+        if !response.status().is_success() {
+            return Err(fail(&response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(&e))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(fail(&format!("larger than {MAX_DOCUMENT_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&body).map_err(|e| fail(&e))
     }
 }
@@ -365,6 +356,34 @@ pub fn role_of(claims: &Value, role_claim: &str) -> Option<Role> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An issuer whose discovery document cannot be had: the token is refused as unavailable,
+    /// naming discovery and the setting that skips it, not checked against a guessed endpoint.
+    #[tokio::test]
+    async fn a_failed_discovery_is_named_not_guessed_around() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let verifier = OidcVerifier::new(OidcSettings {
+            issuer: format!("http://127.0.0.1:{closed}/realms/avb"),
+            audience: "avb".into(),
+            ..OidcSettings::default()
+        })
+        .expect("verifier");
+        // {"alg":"RS256","kid":"k"} . {} . signature
+        let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.e30.c2ln";
+        let e = verifier.verify(token).await.expect_err("no keys");
+        let text = e.to_string();
+        assert!(matches!(e, JwtError::Unavailable(_)), "{text}");
+        assert!(
+            text.contains("discovery")
+                && text.contains("jwks_url")
+                && text.contains("openid-configuration"),
+            "{text}"
+        );
+        assert!(!text.contains("protocol/openid-connect/certs"), "{text}");
+    }
 
     #[test]
     fn roles_from_our_claim_or_keycloak_realm_roles() {
