@@ -279,6 +279,27 @@ async fn oidc_tokens_act_for_their_tenant_and_every_failed_check_is_named() {
         200,
         "Keycloak realm role"
     );
+    // OAuth: the scopes an OAuth client was granted give the role, and the audience may be
+    // this server's MCP URL (RFC 8707 resource indicator) instead of the client id.
+    let scoped = |scope: &str| {
+        ed.sign(&claims(
+            &issuer,
+            "acme",
+            json!({"role": null, "scope": scope, "aud": system.mcp_url()}),
+        ))
+    };
+    assert_eq!(
+        grant(&base, &scoped("openid avb:agent")).await,
+        403,
+        "agent scope"
+    );
+    assert_eq!(
+        grant(&base, &scoped("openid avb:operator")).await,
+        200,
+        "operator scope"
+    );
+    let r = list_jobs(&base, &scoped("avb:agent")).await;
+    assert_eq!(r.status().as_u16(), 200, "audience = the MCP URL");
 
     // Every failed check is a 401 that names it.
     let attacker = TestKey::ed25519("ed-1");

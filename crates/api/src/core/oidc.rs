@@ -21,6 +21,10 @@ use serde_json::Value;
 /// Roles in Keycloak's `realm_access.roles` (or in the role claim) that map to ours.
 pub const KEYCLOAK_HUMAN_ROLE: &str = "avb-human";
 pub const KEYCLOAK_AGENT_ROLE: &str = "avb-agent";
+/// OAuth scopes that grant a role (in `scope`, space-separated, or `scp`): what an OAuth MCP
+/// client asks the authorization server for. The operator scope wins when both are granted.
+pub const AGENT_SCOPE: &str = "avb:agent";
+pub const OPERATOR_SCOPE: &str = "avb:operator";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
@@ -60,6 +64,9 @@ const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
 pub struct OidcVerifier {
     settings: OidcSettings,
+    /// Besides the configured audience, `aud` may name this server as a resource (RFC 8707):
+    /// its public MCP URLs.
+    resources: Vec<String>,
     http: HttpClient,
     cache: tokio::sync::Mutex<KeyCache>,
 }
@@ -74,7 +81,8 @@ fn http_client() -> anyhow::Result<HttpClient> {
 }
 
 impl OidcVerifier {
-    pub fn new(settings: OidcSettings) -> anyhow::Result<Self> {
+    /// `resources`: the URLs a token's `aud` may name instead of the configured audience.
+    pub fn new(settings: OidcSettings, resources: Vec<String>) -> anyhow::Result<Self> {
         let http = http_client()?;
         let cache = KeyCache {
             jwks_url: settings.jwks_url.clone(),
@@ -82,6 +90,7 @@ impl OidcVerifier {
         };
         Ok(Self {
             settings,
+            resources,
             http,
             cache: tokio::sync::Mutex::new(cache),
         })
@@ -108,7 +117,9 @@ impl OidcVerifier {
         let mut validation = Validation::new(alg);
         let issuer = self.settings.issuer.trim_end_matches('/');
         validation.set_issuer(&[issuer.to_string(), format!("{issuer}/")]);
-        validation.set_audience(&[&self.settings.audience]);
+        let mut audiences = vec![self.settings.audience.clone()];
+        audiences.extend(self.resources.iter().cloned());
+        validation.set_audience(&audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_exp = true;
         validation.validate_nbf = true;
@@ -127,7 +138,9 @@ impl OidcVerifier {
                 format!("wrong issuer (iss): expected {}", self.settings.issuer)
             }
             ErrorKind::InvalidAudience => {
-                format!("wrong audience (aud): expected {}", self.settings.audience)
+                let mut expected = vec![self.settings.audience.as_str()];
+                expected.extend(self.resources.iter().map(String::as_str));
+                format!("wrong audience (aud): expected {}", expected.join(" or "))
             }
             ErrorKind::MissingRequiredClaim(c) => format!("missing claim {c}"),
             ErrorKind::InvalidClaimFormat(c) => format!("claim {c} has the wrong type"),
@@ -149,7 +162,8 @@ impl OidcVerifier {
         let role = role_of(claims, &s.role_claim).ok_or_else(|| {
             JwtError::Invalid(format!(
                 "missing role: claim {:?} must be HUMAN or AGENT (or realm_access.roles must \
-                 contain {KEYCLOAK_HUMAN_ROLE} or {KEYCLOAK_AGENT_ROLE})",
+                 contain {KEYCLOAK_HUMAN_ROLE} or {KEYCLOAK_AGENT_ROLE}, or scope must grant \
+                 {OPERATOR_SCOPE} or {AGENT_SCOPE})",
                 s.role_claim
             ))
         })?;
@@ -338,14 +352,21 @@ pub fn role_of(claims: &Value, role_claim: &str) -> Option<Role> {
     names.extend(strings(
         claims.get("realm_access").and_then(|r| r.get("roles")),
     ));
-    let is = |ours: &str, keycloak: &str| {
+    // OAuth scopes: `scope` is one space-separated string (RFC 8693), `scp` a list or string.
+    let mut scopes: Vec<String> = strings(claims.get("scope"))
+        .iter()
+        .flat_map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .collect();
+    scopes.extend(strings(claims.get("scp")));
+    let is = |ours: &str, keycloak: &str, scope: &str| {
         names
             .iter()
             .any(|n| n.eq_ignore_ascii_case(ours) || n == keycloak)
+            || scopes.iter().any(|s| s == scope)
     };
-    if is("HUMAN", KEYCLOAK_HUMAN_ROLE) {
+    if is("HUMAN", KEYCLOAK_HUMAN_ROLE, OPERATOR_SCOPE) {
         Some(Role::Human)
-    } else if is("AGENT", KEYCLOAK_AGENT_ROLE) {
+    } else if is("AGENT", KEYCLOAK_AGENT_ROLE, AGENT_SCOPE) {
         Some(Role::Agent)
     } else {
         None
@@ -365,11 +386,14 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("port")
             .port();
-        let verifier = OidcVerifier::new(OidcSettings {
-            issuer: format!("http://127.0.0.1:{closed}/realms/avb"),
-            audience: "avb".into(),
-            ..OidcSettings::default()
-        })
+        let verifier = OidcVerifier::new(
+            OidcSettings {
+                issuer: format!("http://127.0.0.1:{closed}/realms/avb"),
+                audience: "avb".into(),
+                ..OidcSettings::default()
+            },
+            Vec::new(),
+        )
         .expect("verifier");
         // {"alg":"RS256","kid":"k"} . {} . signature
         let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.e30.c2ln";
@@ -383,6 +407,26 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("protocol/openid-connect/certs"), "{text}");
+    }
+
+    #[test]
+    fn roles_from_oauth_scopes() {
+        assert_eq!(
+            role_of(&json!({"scope": "openid avb:agent"}), "role"),
+            Some(Role::Agent)
+        );
+        assert_eq!(
+            role_of(&json!({"scope": "avb:agent avb:operator"}), "role"),
+            Some(Role::Human)
+        );
+        assert_eq!(
+            role_of(&json!({"scp": ["avb:operator"]}), "role"),
+            Some(Role::Human)
+        );
+        assert_eq!(
+            role_of(&json!({"scope": "openid avb:agentx"}), "role"),
+            None
+        );
     }
 
     #[test]

@@ -42,8 +42,23 @@ pub fn metadata(config: &avb_config::AvbConfig, path: &str) -> Value {
     // Without OIDC only API keys are accepted: no authorization server to name.
     if let Some(oidc) = &config.auth.oidc {
         doc["authorization_servers"] = json!([oidc.issuer]);
+        doc["scopes_supported"] = json!([
+            crate::core::oidc::AGENT_SCOPE,
+            crate::core::oidc::OPERATOR_SCOPE
+        ]);
     }
     doc
+}
+
+/// The URLs a token may name as its audience (RFC 8707 resource indicators): the MCP endpoints
+/// and the server, under the public URL.
+pub fn resources(config: &avb_config::AvbConfig) -> Vec<String> {
+    let base = config.public_url();
+    vec![
+        format!("{base}/mcp"),
+        format!("{base}{}", crate::mcp::sse::SSE_PATH),
+        base,
+    ]
 }
 
 /// The metadata URL for a request to `request_path`: that of the MCP endpoint it belongs to,
@@ -86,6 +101,7 @@ mod tests {
             json!(["https://sso.example.com/realms/avb"])
         );
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+        assert_eq!(doc["scopes_supported"], json!(["avb:agent", "avb:operator"]));
         let doc = metadata(&config(false), "");
         assert_eq!(doc["resource"], "https://voice.example.com");
         assert!(doc.get("authorization_servers").is_none(), "{doc}");

@@ -49,7 +49,10 @@ impl ApiState {
         let limiter =
             crate::ratelimit::RateLimiter::new(&config.rate_limits, &config.redis, &metrics)?;
         let oidc = match &config.auth.oidc {
-            Some(s) => Some(Arc::new(crate::oidc::OidcVerifier::new(s.clone())?)),
+            Some(s) => Some(Arc::new(crate::oidc::OidcVerifier::new(
+                s.clone(),
+                crate::core::resource_metadata::resources(&config),
+            )?)),
             None => None,
         };
         let tools = Arc::new(crate::registry::durable_tools());
