@@ -104,13 +104,10 @@ pub async fn decide(
 ) -> Result<JobView, Problem> {
     let verb = if approved { "approve" } else { "reject" };
     if caller.role != Role::Human {
-        return Err(Problem::new(
-            ErrorKind::Forbidden,
-            format!(
-                "only HUMAN keys may {verb} jobs; this key is {}",
-                caller.role.as_str()
-            ),
-        ));
+        return Err(Problem::operator_only(format!(
+            "only HUMAN keys may {verb} jobs; this key is {}",
+            caller.role.as_str()
+        )));
     }
     let record = get_job(state, &caller.tenant, job_id)
         .await

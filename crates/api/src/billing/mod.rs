@@ -126,6 +126,9 @@ impl From<BillingError> for Problem {
                 field: None,
                 message,
             } => Problem::new(kind, message),
+            forbidden @ BillingError::Forbidden { .. } => {
+                Problem::operator_only(forbidden.to_string())
+            }
             other => Problem::new(kind, other.to_string()),
         }
     }

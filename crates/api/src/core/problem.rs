@@ -49,6 +49,14 @@ impl Problem {
         Self::new(ErrorKind::InvalidInput, message).with_field(field)
     }
 
+    /// Refused because the caller's role is not an operator's (HUMAN key, or a token with the
+    /// operator scope): REST answers 403 with `WWW-Authenticate: Bearer
+    /// error="insufficient_scope"` naming the scope that would do.
+    pub fn operator_only(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+            .with_details(json!({ "required_scope": crate::core::oidc::OPERATOR_SCOPE }))
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
@@ -181,6 +189,19 @@ impl IntoResponse for Problem {
         let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
         if let Some(value) = retry_after.and_then(|s| s.to_string().parse().ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        // OAuth clients (RFC 6750) learn which scope to ask for.
+        let scope = (self.kind == ErrorKind::Forbidden)
+            .then(|| self.details.get("required_scope").and_then(Value::as_str))
+            .flatten();
+        if let Some(value) = scope.and_then(|s| {
+            format!("Bearer error=\"insufficient_scope\", scope=\"{s}\"")
+                .parse()
+                .ok()
+        }) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }

@@ -101,7 +101,10 @@ mod tests {
             json!(["https://sso.example.com/realms/avb"])
         );
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
-        assert_eq!(doc["scopes_supported"], json!(["avb:agent", "avb:operator"]));
+        assert_eq!(
+            doc["scopes_supported"],
+            json!(["avb:agent", "avb:operator"])
+        );
         let doc = metadata(&config(false), "");
         assert_eq!(doc["resource"], "https://voice.example.com");
         assert!(doc.get("authorization_servers").is_none(), "{doc}");
