@@ -409,3 +409,65 @@ async fn oidc_tokens_act_for_their_tenant_and_every_failed_check_is_named() {
     mcp.cancel().await.ok();
     system.stop().await;
 }
+
+/// A caller's bearer token stays with us: a mounted upstream tool called with a JWT reaches
+/// the upstream with the server's own configured credentials, never the caller's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_token_never_reaches_an_upstream_server() {
+    use crate::support::upstreams::{EverythingHttp, RecordingProxy};
+    let ed = TestKey::ed25519("ed-1");
+    let issuer = Issuer::start(vec![ed.jwk.clone()]).await;
+    let everything = EverythingHttp::start();
+    let proxy = RecordingProxy::start(everything.port).await;
+    let (issuer_url, upstream_url) = (
+        issuer.url.clone(),
+        format!("http://127.0.0.1:{}/mcp", proxy.port),
+    );
+    let system = TestSystem::start_with(move |c| {
+        c.auth.required = true;
+        c.mcp.upstream_check_secs = 1;
+        c.auth.oidc = Some(OidcSettings {
+            issuer: issuer_url,
+            audience: AUDIENCE.into(),
+            ..OidcSettings::default()
+        });
+        c.mcp_servers.insert(
+            "everything".into(),
+            avb_config::UpstreamServer {
+                server_url: Some(upstream_url),
+                authorization: Some("Bearer the-upstreams-own-credential".to_string().into()),
+                ..avb_config::UpstreamServer::default()
+            },
+        );
+    })
+    .await;
+    let store = system.store.as_ref().expect("store");
+    store.create_tenant("acme").await.expect("tenant acme");
+    let token = ed.sign(&claims(&issuer, "acme", json!({})));
+    let mcp = session(&system, &token).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let tools = mcp.list_all_tools().await.expect("tools");
+        if tools.iter().any(|t| t.name == "everything_echo") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream never mounted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = call(&mcp, "everything_echo", json!({"message": "who am I"})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let received = proxy.received();
+    assert!(
+        received.contains("the-upstreams-own-credential") && received.contains("who am I"),
+        "the call went through the proxy with the upstream's credential"
+    );
+    let signature = token.rsplit('.').next().unwrap_or(&token);
+    assert!(
+        !received.contains(signature),
+        "the caller's JWT reached the upstream"
+    );
+    system.stop().await;
+}

@@ -144,3 +144,70 @@ impl Drop for EverythingHttp {
         self.kill();
     }
 }
+
+/// A plain TCP forwarder on a loopback port to `backend_port` that keeps every byte its clients
+/// sent: what an upstream server receives, headers included.
+pub struct RecordingProxy {
+    pub port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingProxy {
+    pub async fn start(backend_port: u16) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let Ok(backend) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend_port)).await
+                    else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut backend_read, mut backend_write) = backend.into_split();
+                    let upstream = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n) = client_read.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if let Ok(mut r) = record.lock() {
+                                r.extend_from_slice(&buf[..n]);
+                            }
+                            if backend_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = backend_write.shutdown().await;
+                    };
+                    let downstream = async {
+                        let _ = tokio::io::copy(&mut backend_read, &mut client_write).await;
+                        let _ = client_write.shutdown().await;
+                    };
+                    tokio::join!(upstream, downstream);
+                });
+            }
+        });
+        Self { port, seen, task }
+    }
+
+    /// Everything clients sent so far, as text.
+    pub fn received(&self) -> String {
+        let bytes = self.seen.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
