@@ -58,6 +58,8 @@ fi
 # end-to-end tests call our server with it in each protocol era (tests/e2e/inspector_cli.rs).
 # Installed here, before the tests, so parallel tests never race to install it.
 "$(dirname "${BASH_SOURCE[0]}")/inspector.sh" --version >/dev/null
+# The test authorization server (npm oidc-provider) the OAuth client test signs in with.
+"$(dirname "${BASH_SOURCE[0]}")/oauth_server.sh" --install
 
 # cargo-nextest runs the test suite.
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -17,6 +17,7 @@ mod devices;
 mod inspector_cli;
 mod jobs;
 mod mcp_transports;
+mod oauth_client;
 mod oidc;
 mod provisioning;
 mod provisioning_docker;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::support::{TestSystem, repo_root};
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let cache = std::env::var_os("AVB_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -142,7 +142,14 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
         }
         Err(e @ (AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_))) => {
             let metadata = resource_metadata::metadata_url(&state.config, req.uri().path());
-            unauthorized(&e, &metadata)
+            // With an issuer, OAuth clients ask it for the scope that calls tools.
+            let scope = state
+                .config
+                .auth
+                .oidc
+                .is_some()
+                .then_some(crate::core::oidc::AGENT_SCOPE);
+            unauthorized(&e, &metadata, scope)
         }
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
@@ -150,11 +157,14 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
 
 /// A 401 whose challenge names the Protected Resource Metadata (`resource_metadata`, RFC 9728)
 /// where an OAuth client finds the authorization server, and the error when a token was given.
-fn unauthorized(e: &AuthError, metadata_url: &str) -> Response {
-    let base = format!(
+fn unauthorized(e: &AuthError, metadata_url: &str, scope: Option<&str>) -> Response {
+    let mut base = format!(
         r#"Bearer realm="agentvoicebox", resource_metadata="{}""#,
         description(metadata_url)
     );
+    if let Some(scope) = scope {
+        base.push_str(&format!(r#", scope="{scope}""#));
+    }
     let challenge = match e {
         AuthError::Invalid => format!(
             r#"{base}, error="invalid_token", error_description="invalid or revoked API key""#
