@@ -319,11 +319,7 @@ impl AvbConfig {
         let all: Vec<(String, String)> = vars.into_iter().collect();
         // `${VAR}` in [mcp_servers] may name any variable (a token, a port).
         let lookup = |name: &str| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let vars: Vec<(String, String)> = all
-            .iter()
-            .filter(|(k, _)| k.starts_with("AVB_") || k == "DATABASE_URL" || k == "REDIS_URL")
-            .cloned()
-            .collect();
+        let vars: Vec<(String, String)> = all.iter().filter(|(k, _)| is_ours(k)).cloned().collect();
         let warnings = unknown_variables(vars.iter().map(|(k, _)| k.as_str()));
         for warning in &warnings {
             tracing::warn!("{warning}");
@@ -444,6 +440,26 @@ impl AvbConfig {
     }
 }
 
+/// Variables named by convention rather than under our prefix: the database and Redis URLs,
+/// and the Temporal SDKs' own connection variables.
+const CONVENTIONAL: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_NAME",
+];
+
+/// Whether the loader reads `name`: ours (`AVB_*`) or a conventional one.
+fn is_ours(name: &str) -> bool {
+    name.starts_with("AVB_") || CONVENTIONAL.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +469,28 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect()
+    }
+
+    #[test]
+    fn temporal_reads_the_sdks_standard_variables_over_our_aliases() {
+        let cfg = AvbConfig::load_from(vars(&[
+            ("AVB_TEMPORAL_ADDRESS", "ours:7233"),
+            ("TEMPORAL_ADDRESS", "cluster.example:7233"),
+            ("TEMPORAL_NAMESPACE", "prod"),
+            ("TEMPORAL_TLS_CLIENT_CERT_PATH", "/etc/avb/client.pem"),
+            ("TEMPORAL_TLS_CLIENT_KEY_PATH", "/etc/avb/client.key"),
+            ("TEMPORAL_TLS_SERVER_NAME", "temporal.internal"),
+        ]))
+        .expect("config");
+        assert_eq!(cfg.temporal.address, "cluster.example:7233");
+        assert_eq!(cfg.temporal.namespace, "prod");
+        assert!(cfg.temporal.uses_tls(), "a client certificate means TLS");
+        assert!(!AvbConfig::default().temporal.uses_tls());
+        let half = AvbConfig::load_from(vars(&[(
+            "TEMPORAL_TLS_CLIENT_CERT_PATH",
+            "/etc/avb/client.pem",
+        )]));
+        assert!(half.is_err(), "a certificate without its key is refused");
     }
 
     #[test]
@@ -673,7 +711,7 @@ mod tests {
         assert_eq!(names.len(), count, "a variable is listed twice");
         for (name, doc) in env_vars() {
             assert!(
-                name.starts_with("AVB_") || name == "DATABASE_URL" || name == "REDIS_URL",
+                is_ours(name),
                 "{name}: the loader only reads AVB_* and the conventional names"
             );
             assert!(

@@ -1,5 +1,7 @@
 //! `[temporal]`: where the Temporal frontend is, how to reach it, and how jobs start on it.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use super::Secret;
@@ -13,8 +15,17 @@ pub struct TemporalConfig {
     pub namespace: String,
     /// Temporal Cloud API key (`AVB_TEMPORAL_API_KEY`); enables TLS.
     pub api_key: Option<Secret<String>>,
-    /// Use TLS without an API key (`AVB_TEMPORAL_TLS=true`).
+    /// Use TLS without an API key (`TEMPORAL_TLS` / `AVB_TEMPORAL_TLS=true`).
     pub tls: bool,
+    /// mTLS: the client certificate and key, PEM files (`TEMPORAL_TLS_CLIENT_CERT_PATH`,
+    /// `TEMPORAL_TLS_CLIENT_KEY_PATH`); set, TLS is on.
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+    /// The CA of a self-hosted cluster's server certificate, PEM (`TEMPORAL_TLS_SERVER_CA_CERT_PATH`).
+    pub tls_server_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry, when not the address's host
+    /// (`TEMPORAL_TLS_SERVER_NAME`).
+    pub tls_server_name: Option<String>,
     /// `avb dev` starts a dev server when none answers at `address`.
     pub dev_server_ui_port: u16,
     /// Ask for eager workflow start (effective when a worker shares the api's connection, as in
@@ -31,6 +42,10 @@ impl Default for TemporalConfig {
             namespace: "default".into(),
             api_key: None,
             tls: false,
+            tls_client_cert: None,
+            tls_client_key: None,
+            tls_server_ca: None,
+            tls_server_name: None,
             dev_server_ui_port: 8233,
             eager_start: true,
             echo_local_activity: true,
@@ -71,6 +86,71 @@ pub const ENV: &[EnvVar<TemporalConfig>] = &[
             Ok(())
         },
     ),
+    // The Temporal SDKs' and CLI's own names: they win over the AVB_ aliases above.
+    EnvVar::new(
+        "TEMPORAL_ADDRESS",
+        "host:port of the Temporal frontend (the standard name; wins over AVB_TEMPORAL_ADDRESS)",
+        |t, v| {
+            t.address = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "TEMPORAL_NAMESPACE",
+        "Temporal namespace (the standard name; wins over AVB_TEMPORAL_NAMESPACE)",
+        |t, v| {
+            t.namespace = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "TEMPORAL_API_KEY",
+        "Temporal Cloud API key (the standard name), turns TLS on; never printed",
+        |t, v| {
+            t.api_key = non_empty(v).map(Secret::new);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "TEMPORAL_TLS",
+        "TLS to Temporal (the standard name of AVB_TEMPORAL_TLS)",
+        |t, v| {
+            t.tls = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "TEMPORAL_TLS_CLIENT_CERT_PATH",
+        "mTLS client certificate (PEM file) for Temporal; turns TLS on",
+        |t, v| {
+            t.tls_client_cert = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "TEMPORAL_TLS_CLIENT_KEY_PATH",
+        "mTLS client key (PEM file) for Temporal",
+        |t, v| {
+            t.tls_client_key = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+        "CA of the Temporal server's certificate (PEM file), for a self-hosted cluster",
+        |t, v| {
+            t.tls_server_ca = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "TEMPORAL_TLS_SERVER_NAME",
+        "name the Temporal server's certificate must carry (default: the address's host)",
+        |t, v| {
+            t.tls_server_name = non_empty(v);
+            Ok(())
+        },
+    ),
     EnvVar::new(
         "AVB_TEMPORAL_UI_PORT",
         "web UI port of the dev server `avb dev` starts (default 8233)",
@@ -106,6 +186,22 @@ impl TemporalConfig {
         if self.namespace.trim().is_empty() {
             return Err(("temporal.namespace", "must not be empty".into()));
         }
+        if self.tls_client_cert.is_some() != self.tls_client_key.is_some() {
+            return Err((
+                "temporal.tls_client_cert",
+                "mTLS needs both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH"
+                    .into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the connection to Temporal is TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls
+            || self.api_key.is_some()
+            || self.tls_client_cert.is_some()
+            || self.tls_server_ca.is_some()
+            || self.tls_server_name.is_some()
     }
 }

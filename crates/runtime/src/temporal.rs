@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use temporalio_client::grpc::OperatorService;
 use temporalio_client::tonic::Request;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, TlsOptions, Url};
+use temporalio_client::{
+    Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions, Url,
+};
 use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest,
@@ -26,11 +28,7 @@ pub enum TemporalError {
 }
 
 fn url(cfg: &TemporalConfig) -> Result<Url, TemporalError> {
-    let scheme = if cfg.tls || cfg.api_key.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if cfg.uses_tls() { "https" } else { "http" };
     let raw = if cfg.address.contains("://") {
         cfg.address.clone()
     } else {
@@ -39,13 +37,49 @@ fn url(cfg: &TemporalConfig) -> Result<Url, TemporalError> {
     Url::from_str(&raw).map_err(|e| TemporalError::Address(cfg.address.clone(), e.to_string()))
 }
 
-/// Connects with the configured identity, TLS and API key.
+/// The TLS of the connection: a private CA, the server's name, and a client certificate for
+/// mTLS, as configured; `None` for plain connections. A file that cannot be read is named.
+fn tls_options(cfg: &TemporalConfig) -> Result<Option<TlsOptions>, TemporalError> {
+    if !cfg.uses_tls() {
+        return Ok(None);
+    }
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| {
+            TemporalError::Address(
+                cfg.address.clone(),
+                format!("{what} {}: {e}", path.display()),
+            )
+        })
+    };
+    let ca = match &cfg.tls_server_ca {
+        Some(p) => Some(read(p, "TEMPORAL_TLS_SERVER_CA_CERT_PATH")?),
+        None => None,
+    };
+    let client = match (&cfg.tls_client_cert, &cfg.tls_client_key) {
+        (Some(cert), Some(key)) => Some(
+            ClientTlsOptions::builder()
+                .client_cert(read(cert, "TEMPORAL_TLS_CLIENT_CERT_PATH")?)
+                .client_private_key(read(key, "TEMPORAL_TLS_CLIENT_KEY_PATH")?)
+                .build(),
+        ),
+        _ => None,
+    };
+    Ok(Some(
+        TlsOptions::builder()
+            .maybe_server_root_ca_cert(ca)
+            .maybe_domain(cfg.tls_server_name.clone())
+            .maybe_client_tls_options(client)
+            .build(),
+    ))
+}
+
+/// Connects with the configured identity, TLS (mTLS, private CA) and API key.
 pub async fn connect(cfg: &TemporalConfig, identity: &str) -> Result<Client, TemporalError> {
     let opts = ConnectionOptions::new(url(cfg)?)
         .identity(format!("{identity}@{}", std::process::id()))
         .connect_timeout(Duration::from_secs(5))
         .maybe_api_key(cfg.api_key.clone().map(Secret::into_inner))
-        .maybe_tls_options(cfg.tls.then(TlsOptions::default))
+        .maybe_tls_options(tls_options(cfg)?)
         .build();
     let conn = Connection::connect(opts)
         .await

@@ -11,14 +11,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A CA and one server certificate it signed, in a temporary directory.
+/// A CA and the server and client certificates it signed, in a temporary directory.
 pub struct TestCa {
     dir: tempfile::TempDir,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// `openssl` with `args` (split at spaces) in `dir`.
+fn openssl(dir: &Path, args: &str) {
+    let args: Vec<&str> = args.split_whitespace().collect();
     let out = Command::new("openssl")
-        .args(args)
+        .args(&args)
         .current_dir(dir)
         .output()
         .expect("run openssl (Debian openssl; deploy/install-deps.sh)");
@@ -29,72 +31,46 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A key and a certificate `name`.pem that the CA in `dir` signed, with `extensions`.
+fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
+    openssl(
+        dir,
+        &format!("req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj {subject}"),
+    );
+    std::fs::write(dir.join(format!("{name}.ext")), extensions).expect("write extensions");
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem \
+             -days 2 -extfile {name}.ext"
+        ),
+    );
+}
+
 impl TestCa {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         openssl(
             d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=AgentVoiceBox test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
+            "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+             -subj /CN=avb-test-CA -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign",
         );
-        openssl(
+        issue(
             d,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        std::fs::write(
-            d.join("server.ext"),
+            "server",
+            "/CN=localhost",
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
              keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write extensions");
-        openssl(
+        );
+        // A client certificate of the same CA, for mTLS.
+        issue(
             d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
+            "client",
+            "/CN=avb-test-client",
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=clientAuth\n",
         );
         Self { dir }
     }
@@ -113,21 +89,47 @@ impl TestCa {
         self.dir.path().join("server.key")
     }
 
-    fn server_config(&self) -> rustls::ServerConfig {
+    /// A client certificate this CA signed (mTLS), and its key.
+    pub fn client_cert_file(&self) -> PathBuf {
+        self.dir.path().join("client.pem")
+    }
+
+    pub fn client_key_file(&self) -> PathBuf {
+        self.dir.path().join("client.key")
+    }
+
+    fn server_config(&self, require_client_cert: bool) -> rustls::ServerConfig {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(self.dir.path().join("server.pem"))
                 .expect("server.pem")
                 .collect::<Result<_, _>>()
                 .expect("certificates");
         let key = PrivateKeyDer::from_pem_file(self.dir.path().join("server.key")).expect("key");
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server certificate")
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions");
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_file_iter(self.ca_file()).expect("ca.pem") {
+                roots.add(ca.expect("CA certificate")).expect("root");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder
+            .with_single_cert(certs, key)
+            .expect("server certificate");
+        // gRPC clients ask for HTTP/2; the backend behind the front speaks it in the clear.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
     }
 }
 
@@ -146,7 +148,16 @@ pub struct TlsFront {
 
 impl TlsFront {
     pub async fn start(ca: &TestCa, backend_port: u16) -> Self {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config()));
+        Self::start_with(ca, backend_port, false).await
+    }
+
+    /// Like [`start`](Self::start), accepting only clients with a certificate of `ca` (mTLS).
+    pub async fn start_mtls(ca: &TestCa, backend_port: u16) -> Self {
+        Self::start_with(ca, backend_port, true).await
+    }
+
+    async fn start_with(ca: &TestCa, backend_port: u16, mtls: bool) -> Self {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config(mtls)));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let task = tokio::spawn(async move {
