@@ -53,6 +53,8 @@ pub enum McpTransport {
 
 fn load_config(http: Option<SocketAddr>) -> anyhow::Result<AvbConfig> {
     let mut config = AvbConfig::load()?;
+    // What the variables leave unset, the `temporal` command's own config file may say.
+    avb_runtime::temporal::apply_profile(&mut config.temporal)?;
     if let Some(addr) = http {
         config.http = addr;
     }

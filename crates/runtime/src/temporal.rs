@@ -10,6 +10,9 @@ use temporalio_client::tonic::Request;
 use temporalio_client::{
     Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions, Url,
 };
+use temporalio_common::envconfig::{
+    DataSource, LoadClientConfigProfileOptions, load_client_config_profile,
+};
 use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest,
@@ -35,6 +38,63 @@ fn url(cfg: &TemporalConfig) -> Result<Url, TemporalError> {
         format!("{scheme}://{}", cfg.address)
     };
     Url::from_str(&raw).map_err(|e| TemporalError::Address(cfg.address.clone(), e.to_string()))
+}
+
+/// Fills what `cfg` leaves at its defaults from the Temporal CLI's configuration file
+/// (`temporal.toml`: `TEMPORAL_CONFIG_FILE`, else the user's config directory; the profile
+/// `TEMPORAL_PROFILE`, else `default`), so a machine set up for the `temporal` command reaches
+/// the same cluster. Variables (ours and the standard ones) win over the file.
+pub fn apply_profile(cfg: &mut TemporalConfig) -> Result<(), TemporalError> {
+    apply_profile_from(cfg, LoadClientConfigProfileOptions::default(), None)
+}
+
+fn apply_profile_from(
+    cfg: &mut TemporalConfig,
+    options: LoadClientConfigProfileOptions,
+    env: Option<&std::collections::HashMap<String, String>>,
+) -> Result<(), TemporalError> {
+    let profile = load_client_config_profile(options, env).map_err(|e| {
+        TemporalError::Address(cfg.address.clone(), format!("Temporal config profile: {e}"))
+    })?;
+    let defaults = TemporalConfig::default();
+    if cfg.address == defaults.address
+        && let Some(address) = profile.address
+    {
+        cfg.address = address;
+    }
+    if cfg.namespace == defaults.namespace
+        && let Some(namespace) = profile.namespace
+    {
+        cfg.namespace = namespace;
+    }
+    if cfg.api_key.is_none() {
+        cfg.api_key = profile.api_key.map(Secret::new);
+    }
+    let Some(tls) = profile.tls else {
+        return Ok(());
+    };
+    if tls.disabled == Some(true) {
+        return Ok(());
+    }
+    let path = |source: Option<DataSource>, what: &str| match source {
+        Some(DataSource::Path(p)) => Ok(Some(std::path::PathBuf::from(p))),
+        Some(_) => Err(TemporalError::Address(
+            cfg.address.clone(),
+            format!("{what}: give a file path (the *_PATH form), not inline data"),
+        )),
+        None => Ok(None),
+    };
+    let (cert, key) = (
+        path(tls.client_cert, "tls client cert")?,
+        path(tls.client_key, "tls client key")?,
+    );
+    let ca = path(tls.server_ca_cert, "tls server CA")?;
+    cfg.tls = true;
+    cfg.tls_client_cert = cfg.tls_client_cert.take().or(cert);
+    cfg.tls_client_key = cfg.tls_client_key.take().or(key);
+    cfg.tls_server_ca = cfg.tls_server_ca.take().or(ca);
+    cfg.tls_server_name = cfg.tls_server_name.take().or(tls.server_name);
+    Ok(())
 }
 
 /// The TLS of the connection: a private CA, the server's name, and a client certificate for
@@ -136,5 +196,56 @@ pub async fn ensure_search_attributes(
             "registering search attributes: {}",
             status.message()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+
+    #[test]
+    fn a_temporal_toml_profile_fills_what_variables_leave_unset() {
+        let toml = br#"
+[profile.default]
+address = "default.example:7233"
+
+[profile.prod]
+address = "prod.example:7233"
+namespace = "payments"
+[profile.prod.tls]
+client_cert_path = "/etc/temporal/client.pem"
+client_key_path = "/etc/temporal/client.key"
+server_name = "prod.internal"
+"#;
+        let options = || {
+            LoadClientConfigProfileOptions::builder()
+                .config_source(DataSource::Data(toml.to_vec()))
+                .build()
+        };
+        let env: std::collections::HashMap<String, String> =
+            [("TEMPORAL_PROFILE".to_string(), "prod".to_string())].into();
+        let mut cfg = TemporalConfig::default();
+        apply_profile_from(&mut cfg, options(), Some(&env)).expect("profile");
+        assert_eq!(cfg.address, "prod.example:7233");
+        assert_eq!(cfg.namespace, "payments");
+        assert!(cfg.uses_tls());
+        assert_eq!(cfg.tls_server_name.as_deref(), Some("prod.internal"));
+        assert_eq!(
+            cfg.tls_client_key.as_deref(),
+            Some(std::path::Path::new("/etc/temporal/client.key"))
+        );
+        // A variable that set the address wins over the file.
+        let mut cfg = TemporalConfig {
+            address: "explicit:7233".into(),
+            ..TemporalConfig::default()
+        };
+        apply_profile_from(&mut cfg, options(), Some(&env)).expect("profile");
+        assert_eq!(cfg.address, "explicit:7233");
+        // An unknown profile is an error naming it.
+        let env: std::collections::HashMap<String, String> =
+            [("TEMPORAL_PROFILE".to_string(), "nope".to_string())].into();
+        let e = apply_profile_from(&mut TemporalConfig::default(), options(), Some(&env))
+            .expect_err("unknown profile");
+        assert!(e.to_string().contains("nope"), "{e}");
     }
 }
