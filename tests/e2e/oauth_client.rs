@@ -3,7 +3,7 @@
 //! authorization server (npm oidc-provider, tests/oauth/authorization_server.mjs, started by
 //! deploy/oauth_server.sh). 401 → Protected Resource Metadata → the server's metadata → dynamic
 //! registration → authorization code + PKCE for the MCP URL as resource → a JWT access token →
-//! tools work for the token's tenant and scope.
+//! tools work (`durable_echo`, `generate_speech`) for the token's tenant and scope.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -65,6 +65,8 @@ async fn an_oauth_client_signs_in_at_the_issuer_and_calls_tools_for_its_tenant_a
     let issuer_url = issuer.clone();
     let system = TestSystem::start_with(move |c| {
         c.auth.required = true;
+        // Credits are another test's subject: speech is free here.
+        c.billing.enabled = false;
         c.auth.oidc = Some(OidcSettings {
             issuer: issuer_url,
             // Tokens name this server as their resource (RFC 8707) rather than a client id.
@@ -86,6 +88,8 @@ async fn an_oauth_client_signs_in_at_the_issuer_and_calls_tools_for_its_tenant_a
         agent["echo"].to_string().contains("hello over OAuth"),
         "{agent}"
     );
+    assert_eq!(agent["speech_is_error"], false, "{agent}");
+    assert_eq!(agent["speech_audio"][0], "audio/wav", "{agent}");
     assert_eq!(agent["grant_is_error"], true, "{agent}");
     assert!(agent["grant"].to_string().contains("HUMAN"), "{agent}");
     let claims = &agent["claims"];

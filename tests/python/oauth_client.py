@@ -113,6 +113,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         echo = await client.call_tool("durable_echo", {"message": "hello over OAuth"})
         out["echo"] = [c.text for c in echo.content if isinstance(c, types.TextContent)]
         out["echo_is_error"] = bool(echo.is_error)
+        speech = await client.call_tool("generate_speech", {"text": "Signed in with OAuth."})
+        out["speech_is_error"] = bool(speech.is_error)
+        out["speech_audio"] = [c.mime_type for c in speech.content if isinstance(c, types.AudioContent)]
+        out["speech_text"] = [c.text for c in speech.content if isinstance(c, types.TextContent)]
         grant = await client.call_tool("grant_credits", {"credits": 1})
         out["grant_is_error"] = bool(grant.is_error)
         out["grant"] = [c.text for c in grant.content if isinstance(c, types.TextContent)]
