@@ -39,13 +39,15 @@ async fn authorization_server(port: u16, resource: &str) -> tokio::process::Chil
             break;
         }
     }
+    // Keep reading what it prints: a closed pipe would end it at its next line.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     child
 }
 
-async fn oauth_client(url: &str) -> Value {
+async fn oauth_client(url: &str, issuer: &str) -> Value {
     let out = tokio::process::Command::new(python())
         .arg(repo_root().join("tests/python/oauth_client.py"))
-        .args(["--url", url])
+        .args(["--url", url, "--issuer", issuer])
         .output()
         .await
         .expect("run the OAuth client");
@@ -72,6 +74,8 @@ async fn an_oauth_client_signs_in_at_the_issuer_and_calls_tools_for_its_tenant_a
             // Tokens name this server as their resource (RFC 8707) rather than a client id.
             audience: "agentvoicebox".into(),
             jwks_min_refetch_secs: 1,
+            // Expiry is checked to the second here (the token under test lives 1 s).
+            leeway_secs: 0,
             ..OidcSettings::default()
         });
     })
@@ -82,7 +86,7 @@ async fn an_oauth_client_signs_in_at_the_issuer_and_calls_tools_for_its_tenant_a
     let _server = authorization_server(as_port, &mcp).await;
 
     // The 401 asks for the agent scope: tools work, an operator's action is refused.
-    let agent = oauth_client(&mcp).await;
+    let agent = oauth_client(&mcp, &issuer).await;
     assert_eq!(agent["echo_is_error"], false, "{agent}");
     assert!(
         agent["echo"].to_string().contains("hello over OAuth"),
@@ -111,6 +115,28 @@ async fn an_oauth_client_signs_in_at_the_issuer_and_calls_tools_for_its_tenant_a
     assert!(
         !scope.contains("avb:operator"),
         "only what the 401 asked for: {claims}"
+    );
+
+    // Tokens of the same server that must be refused: another resource's, an expired one,
+    // and an agent's on an operator's action.
+    assert_eq!(
+        agent["machine_ok"], 200,
+        "a machine token for this server: {agent}"
+    );
+    let (status, challenge) = (&agent["other_audience"][0], &agent["other_audience"][1]);
+    assert_eq!(status, 401, "{agent}");
+    assert!(challenge.to_string().contains("wrong audience"), "{agent}");
+    assert_eq!(agent["expired"][0], 401, "{agent}");
+    assert!(
+        agent["expired"][1].to_string().contains("expired"),
+        "{agent}"
+    );
+    assert_eq!(agent["operator_action"][0], 403, "{agent}");
+    assert!(
+        agent["operator_action"][1]
+            .to_string()
+            .contains("insufficient_scope"),
+        "{agent}"
     );
     system.stop().await;
 }

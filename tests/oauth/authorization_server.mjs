@@ -22,6 +22,10 @@ const resource = process.env.RESOURCE;
 const tenant = process.env.TENANT ?? "acme";
 const issuer = `http://127.0.0.1:${port}`;
 const SCOPES = "avb:agent avb:operator";
+// Another resource (tokens for it must be refused by the MCP server: wrong audience).
+const OTHER = "urn:agentvoicebox:another-resource";
+// Tokens for this server that live one second (the expired variant).
+const SHORT_LIVED = "urn:agentvoicebox:short-lived";
 
 const { privateKey } = await jose.generateKeyPair("ES256", { extractable: true });
 const signing = { ...(await jose.exportJWK(privateKey)), kid: "avb-test-1", alg: "ES256", use: "sig" };
@@ -39,16 +43,21 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     registration: { enabled: true },
+    // Machine clients get tokens directly: how the tests ask for the refused variants.
+    clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, indicator) => {
-        if (indicator !== resource) throw new Error(`unknown resource ${indicator}`);
+        if (![resource, OTHER, SHORT_LIVED].includes(indicator)) {
+          throw new Error(`unknown resource ${indicator}`);
+        }
+        const short = indicator === SHORT_LIVED;
         return {
           scope: SCOPES,
-          audience: indicator,
-          accessTokenTTL: 600,
+          audience: short ? resource : indicator,
+          accessTokenTTL: short ? 1 : 600,
           accessTokenFormat: "jwt",
           jwt: { sign: { alg: "ES256" } },
         };

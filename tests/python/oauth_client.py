@@ -9,7 +9,7 @@ The person's login and consent are given by the test authorization server itself
 plays the browser: it follows the authorization redirects until the one to its redirect URI and
 hands the code to the SDK.
 
-    python tests/python/oauth_client.py --url http://127.0.0.1:PORT/mcp
+    python tests/python/oauth_client.py --url http://127.0.0.1:PORT/mcp [--issuer URL]
 
 Prints one JSON line: what it saw (tool results, the token's claims); exits non-zero on failure.
 """
@@ -127,12 +127,89 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def refused(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """Tokens the MCP server must refuse, from the same authorization server: for another
+    resource (401, wrong audience), expired (401), and an agent's token on an operator's action
+    (403, insufficient_scope). Machine tokens (client credentials) are how the test gets them."""
+    async with httpx2.AsyncClient(timeout=30) as http:
+        meta = (await http.get(args.issuer + "/.well-known/openid-configuration")).json()
+        reg = await http.post(
+            meta["registration_endpoint"],
+            json={
+                "grant_types": ["client_credentials"],
+                "response_types": [],
+                "token_endpoint_auth_method": "client_secret_post",
+                "redirect_uris": [],
+            },
+        )
+        client = reg.json()
+
+        async def token(resource: str) -> str:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": client["client_id"],
+                "client_secret": client["client_secret"],
+                "resource": resource,
+                "scope": "avb:agent",
+            }
+            answer = await http.post(meta["token_endpoint"], data=form)
+            body = answer.json()
+            if "access_token" not in body:
+                raise RuntimeError(f"token request refused: {body}")
+            return body["access_token"]
+
+        async def mcp_status(access_token: str) -> tuple[int, str]:
+            init = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "avb-oauth-test", "version": "1"},
+                },
+            }
+            r = await http.post(
+                args.url,
+                json=init,
+                headers={
+                    "Authorization": f"Bearer {access_token}",
+                    "Accept": "application/json, text/event-stream",
+                },
+            )
+            return r.status_code, r.headers.get("www-authenticate", "")
+
+        good = await token(args.url)
+        out["machine_ok"] = (await mcp_status(good))[0]
+        out["other_audience"] = await mcp_status(await token("urn:agentvoicebox:another-resource"))
+        expiring = await token("urn:agentvoicebox:short-lived")
+        lifetime = claims_of(expiring)
+        out["expiring_lifetime"] = lifetime.get("exp", 0) - lifetime.get("iat", 0)
+        await anyio.sleep(2.5)
+        out["expired"] = await mcp_status(expiring)
+        base = args.url.rsplit("/mcp", 1)[0]
+        grant = await http.post(
+            base + "/api/v2/billing/grants",
+            json={"credits": 1},
+            headers={"Authorization": f"Bearer {good}"},
+        )
+        out["operator_action"] = [grant.status_code, grant.headers.get("www-authenticate", "")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
+    parser.add_argument("--issuer", help="also check the tokens the server must refuse")
     args = parser.parse_args()
+
+    async def everything() -> dict[str, Any]:
+        out = await run(args)
+        if args.issuer:
+            await refused(args, out)
+        return out
+
     try:
-        print(json.dumps(anyio.run(run, args)))
+        print(json.dumps(anyio.run(everything)))
     except Exception as e:  # noqa: BLE001 - the test prints what went wrong
         print(f"oauth client failed: {type(e).__name__}: {e}", file=sys.stderr)
         raise
