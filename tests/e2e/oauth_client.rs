@@ -3,7 +3,9 @@
 //! authorization server (npm oidc-provider, tests/oauth/authorization_server.mjs, started by
 //! deploy/oauth_server.sh). 401 → Protected Resource Metadata → the server's metadata → dynamic
 //! registration → authorization code + PKCE for the MCP URL as resource → a JWT access token →
-//! tools work (`durable_echo`, `generate_speech`) for the token's tenant and scope.
+//! tools work (`durable_echo`, `generate_speech`) for the token's tenant and scope. The same
+//! server's tokens for another resource, expired, or short of the operator scope are refused;
+//! after the issuer rotates its signing key, sign-in still works.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -83,7 +85,7 @@ async fn an_oauth_client_signs_in_at_the_issuer_and_calls_tools_for_its_tenant_a
     let store = system.store.as_ref().expect("store");
     store.create_tenant("acme").await.expect("tenant acme");
     let mcp = system.mcp_url();
-    let _server = authorization_server(as_port, &mcp).await;
+    let server = authorization_server(as_port, &mcp).await;
 
     // The 401 asks for the agent scope: tools work, an operator's action is refused.
     let agent = oauth_client(&mcp, &issuer).await;
@@ -138,5 +140,12 @@ async fn an_oauth_client_signs_in_at_the_issuer_and_calls_tools_for_its_tenant_a
             .contains("insufficient_scope"),
         "{agent}"
     );
+
+    // Key rotation: the issuer restarts with a new signing key; the next client's token names
+    // a key we have not seen, and we fetch the issuer's keys again.
+    drop(server);
+    let _server = authorization_server(as_port, &mcp).await;
+    let after = oauth_client(&mcp, &issuer).await;
+    assert_eq!(after["echo_is_error"], false, "after key rotation: {after}");
     system.stop().await;
 }

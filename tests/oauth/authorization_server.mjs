@@ -28,7 +28,13 @@ const OTHER = "urn:agentvoicebox:another-resource";
 const SHORT_LIVED = "urn:agentvoicebox:short-lived";
 
 const { privateKey } = await jose.generateKeyPair("ES256", { extractable: true });
-const signing = { ...(await jose.exportJWK(privateKey)), kid: "avb-test-1", alg: "ES256", use: "sig" };
+// A new key id at every start: a restart is a key rotation.
+const signing = {
+  ...(await jose.exportJWK(privateKey)),
+  kid: `avb-test-${crypto.randomUUID()}`,
+  alg: "ES256",
+  use: "sig",
+};
 
 const provider = new Provider(issuer, {
   jwks: { keys: [signing] },
