@@ -4,6 +4,7 @@
 mod support;
 
 mod admin_cli;
+mod adversarial;
 mod auth;
 mod billing;
 mod billing_saga;

@@ -376,8 +376,16 @@ impl UpstreamPool {
     /// Starts a stdio server's program (its stderr goes to `<log_dir>/<name>.log`).
     fn spawn(&self, name: &str, s: &UpstreamServer) -> Result<TokioChildProcess, UpstreamError> {
         let command = s.command.as_deref().unwrap_or_default();
+        // A cleared environment: the upstream gets what it needs to run (PATH, HOME, the
+        // locale) and its configured `env`, never our secrets (database URL, tokens, keys),
+        // which any tenant could otherwise read through the upstream's tools.
+        let inherited = INHERITED_ENV
+            .iter()
+            .filter_map(|k| std::env::var_os(k).map(|v| (*k, v)));
         let cmd = tokio::process::Command::new(command).configure(|c| {
-            c.args(&s.args)
+            c.env_clear()
+                .envs(inherited)
+                .args(&s.args)
                 .envs(s.env.iter().map(|(k, v)| (k, v.expose())))
                 .kill_on_drop(true);
         });
@@ -515,6 +523,10 @@ impl UpstreamPool {
 fn close(c: &Connection) {
     c.service.cancellation_token().cancel();
 }
+
+/// What a stdio upstream inherits from our environment; everything else it gets from its
+/// `env` setting.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 
 /// An error with what caused it, innermost last: "error sending request" alone does not say
 /// that the certificate's issuer is unknown or the connection was refused.
