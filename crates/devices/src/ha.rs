@@ -93,6 +93,11 @@ impl HomeAssistant {
 
     /// One entity's state object; `UnknownDevice` when Home Assistant has no such entity.
     pub async fn state(&self, entity_id: &str) -> Result<Value, DeviceError> {
+        // Only an entity id goes into the path: `x.y\\..\\..\\states` would reach another
+        // endpoint of the API with our token.
+        if !avb_workflows::devices::is_entity_id(entity_id) {
+            return Err(DeviceError::UnknownDevice(entity_id.to_string()));
+        }
         let what = format!("GET /api/states/{entity_id}");
         match self
             .send(
@@ -139,6 +144,37 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A device name that is not an entity id never becomes a request (here: to a closed
+    /// port, which would answer Unavailable if one were made).
+    #[tokio::test]
+    async fn only_entity_ids_reach_the_states_path() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let ha = HomeAssistant::new(
+            &format!("http://127.0.0.1:{closed}"),
+            "token",
+            Duration::from_secs(2),
+        )
+        .expect("client");
+        for name in [
+            "x.y\\..\\..\\states",
+            "light.kitchen/../../config",
+            "Light.Kitchen",
+            "light.",
+        ] {
+            match ha.state(name).await {
+                Err(DeviceError::UnknownDevice(n)) => assert_eq!(n, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            ha.state("light.kitchen").await,
+            Err(DeviceError::Unavailable(_) | DeviceError::Refused { .. })
+        ));
+    }
 
     fn call(domain: &str, service: &str, entity: &str) -> ServiceCall {
         ServiceCall {

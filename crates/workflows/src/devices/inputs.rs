@@ -61,6 +61,13 @@ fn is_slug(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Whether `s` is a Home Assistant entity id (`domain.object_id`, each `[a-z0-9_]+`): checked
+/// before an id goes into a request path, so no other path of the HA API can be reached.
+pub fn is_entity_id(s: &str) -> bool {
+    s.split_once('.')
+        .is_some_and(|(d, o)| is_slug(d) && is_slug(o))
+}
+
 impl ServiceCall {
     /// Shape checks that need no Home Assistant: each error names the field.
     pub fn check(&self) -> Result<(), CommandError> {
@@ -83,9 +90,9 @@ impl ServiceCall {
                 ),
             ));
         }
-        match self.entity_id.split_once('.') {
-            Some((d, o)) if is_slug(d) && is_slug(o) => {}
-            _ => {
+        match is_entity_id(&self.entity_id) {
+            true => {}
+            false => {
                 return Err(bad(
                     "entity_id",
                     format!(
