@@ -137,7 +137,8 @@ async fn bad_requests_name_the_problem_and_create_nothing() {
         ().serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
             .await
             .expect("connect");
-    let cases: [(Value, &str); 5] = [
+    let long = "x".repeat(avb_api::servers::MAX_ENV_VALUE_BYTES + 1);
+    let cases: [(Value, &str); 7] = [
         (
             json!({"service_name": "Bad Name", "template": "demo"}),
             "service_name: \"Bad Name\" is not a valid name",
@@ -149,6 +150,14 @@ async fn bad_requests_name_the_problem_and_create_nothing() {
         (
             json!({"service_name": "ok", "template": "demo", "environment": {"SECRET": "x"}}),
             "environment: key \"SECRET\" is not allowed by template \"demo\"",
+        ),
+        (
+            json!({"service_name": "ok", "template": "demo", "environment": {"ECHO_PREFIX": "a\u{0}b"}}),
+            "environment: the value of \"ECHO_PREFIX\" contains a NUL byte",
+        ),
+        (
+            json!({"service_name": "ok", "template": "demo", "environment": {"ECHO_PREFIX": long}}),
+            "environment: the value of \"ECHO_PREFIX\" is 8193 bytes; at most 8192",
         ),
         (
             json!({"service_name": "ok", "template": "demo", "replicas": 99}),

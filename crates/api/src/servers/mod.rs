@@ -18,6 +18,11 @@ use temporalio_client::{
     WorkflowStartOptions,
 };
 
+/// Limits of a server's environment (`create_mcp_server`): how many variables, and how long
+/// each value may be.
+pub const MAX_ENV_VARS: usize = 64;
+pub const MAX_ENV_VALUE_BYTES: usize = 8 * 1024;
+
 pub mod rest;
 pub mod tools;
 
@@ -224,6 +229,34 @@ pub async fn validate_create(
                 }
             ),
         ));
+    }
+    // Values reach a process environment: what a process cannot take is refused here, naming
+    // the key, rather than failing in the worker after the hold was made.
+    if input.environment.len() > MAX_ENV_VARS {
+        return Err(invalid(
+            "environment",
+            format!(
+                "{} variables; at most {MAX_ENV_VARS}",
+                input.environment.len()
+            ),
+        ));
+    }
+    for (key, value) in &input.environment {
+        if value.contains('\0') {
+            return Err(invalid(
+                "environment",
+                format!("the value of {key:?} contains a NUL byte"),
+            ));
+        }
+        if value.len() > MAX_ENV_VALUE_BYTES {
+            return Err(invalid(
+                "environment",
+                format!(
+                    "the value of {key:?} is {} bytes; at most {MAX_ENV_VALUE_BYTES}",
+                    value.len()
+                ),
+            ));
+        }
     }
     let replicas = input.replicas.unwrap_or(1);
     if !(1..=settings.max_replicas).contains(&replicas) {
