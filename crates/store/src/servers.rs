@@ -119,6 +119,18 @@ impl Store {
         rows.iter().map(server_from_row).collect()
     }
 
+    /// Every running server of every tenant: what mounts for its tenant. No window: however
+    /// many failed or deleted records newer ones an installation has, a running server is here.
+    pub async fn running_servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SERVER_COLUMNS} FROM mcp_servers WHERE status = 'running' \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(server_from_row).collect()
+    }
+
     /// Appends a lifecycle event; `event_key` makes a repeated append a no-op (returns false).
     pub async fn append_server_event(
         &self,

@@ -286,13 +286,9 @@ pub fn provisioned_source(store: avb_store::Store) -> avb_upstream::ProvisionedS
     Box::new(move || {
         let store = store.clone();
         Box::pin(async move {
-            let records = store
-                .servers(None, false, 1000)
-                .await
-                .map_err(|e| e.to_string())?;
+            let records = store.running_servers().await.map_err(|e| e.to_string())?;
             Ok(records
                 .into_iter()
-                .filter(|r| r.status == "running")
                 .filter_map(|r| {
                     let endpoints: Vec<Value> = serde_json::from_str(&r.endpoints).ok()?;
                     let url = endpoints.first()?.get("url")?.as_str()?.to_string();

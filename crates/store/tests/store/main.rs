@@ -25,5 +25,6 @@ macro_rules! on_both_databases {
 
 mod keys;
 mod ledger;
+mod servers;
 mod support;
 mod tenants;
