@@ -194,6 +194,11 @@ pub async fn ensure_dev_keys(store: &Store, data_dir: &Path) -> anyhow::Result<D
         && store.authenticate(&keys.human).await?.is_some()
         && store.authenticate(&keys.agent).await?.is_some()
     {
+        // Owner-only on every start, not only when first written: a copy or a restore may
+        // have widened it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} owner-only", path.display()))?;
         keys.path = path;
         return Ok(keys);
     }
@@ -237,15 +242,42 @@ pub async fn ensure_dev_credits(store: &Store, credits: i64) -> anyhow::Result<i
     Ok(store.balance(&tenant.id).await?.available)
 }
 
-/// Writes a file only its owner can read (it holds secrets).
+/// Writes a file only its owner can read (it holds secrets); an existing file is narrowed too
+/// (`mode` applies only when a file is created).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod dev_keys_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// `dev-keys.json` holds secrets: owner-only after every start, also when it was widened.
+    #[tokio::test]
+    async fn dev_keys_are_owner_only_on_every_start() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("avb.db")))
+            .await
+            .expect("store");
+        let keys = ensure_dev_keys(&store, dir.path()).await.expect("keys");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&keys.path), 0o600);
+        std::fs::set_permissions(&keys.path, std::fs::Permissions::from_mode(0o644))
+            .expect("widen");
+        let again = ensure_dev_keys(&store, dir.path()).await.expect("reuse");
+        assert!(!again.created, "the same keys are reused");
+        assert_eq!(mode(&again.path), 0o600, "narrowed again");
+        store.close().await;
+    }
 }

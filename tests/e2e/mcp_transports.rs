@@ -323,8 +323,8 @@ async fn bad_input_names_the_field_and_starts_nothing() {
 }
 
 /// DNS rebinding: a page on a foreign site (its `Origin`), or a request under a foreign `Host`,
-/// is refused with 403 on every MCP route, legacy SSE included, before authentication; a page
-/// on localhost reaches authentication; routes that are not MCP are not guarded.
+/// is refused with 403 on every MCP route, legacy SSE included, and on REST, before
+/// authentication; a page on localhost reaches authentication; health stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_origins_and_hosts_are_refused_on_every_mcp_route() {
     let system = TestSystem::start_with(|c| c.auth.required = true).await;
@@ -344,6 +344,8 @@ async fn foreign_origins_and_hosts_are_refused_on_every_mcp_route() {
             .header("origin", evil)
             .json(&initialize),
         http.get(system.sse_url()).header("host", "evil.example"),
+        http.get(format!("{base}/api/v2/jobs"))
+            .header("origin", evil),
     ];
     for request in refused {
         let response = request.send().await.expect("send");

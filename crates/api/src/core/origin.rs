@@ -1,8 +1,9 @@
-//! DNS-rebinding protection on every MCP route (Streamable HTTP `/mcp` and the legacy SSE
-//! routes): a request whose `Host` is not one of `mcp.allowed_hosts`, or whose `Origin` (sent
-//! by browsers) is neither one of `mcp.allowed_origins` nor a page on an allowed host, gets 403
-//! before authentication or anything else runs. Clients that are not browsers send no
-//! `Origin` and are not affected.
+//! DNS-rebinding protection on every route that acts for a caller (MCP: `/mcp` and the legacy
+//! SSE routes; REST under `/api/v2`): a request whose `Host` is not one of
+//! `mcp.allowed_hosts`, or whose `Origin` (sent by browsers) is neither one of
+//! `mcp.allowed_origins` nor a page on an allowed host, gets 403 before authentication or
+//! anything else runs. Clients that are not browsers send no `Origin` and are not affected.
+//! Health, metrics and the OAuth metadata stay open (they are outside the guarded router).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -10,11 +11,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::state::ApiState;
-use crate::mcp::sse::{MESSAGES_PATH, SSE_PATH};
-
-fn is_mcp_path(path: &str) -> bool {
-    path == "/mcp" || path.starts_with("/mcp/") || path == SSE_PATH || path == MESSAGES_PATH
-}
 
 /// The host of a `Host` value or of an origin's authority, without port or IPv6 brackets.
 fn host_of(authority: &str) -> &str {
@@ -72,11 +68,8 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The middleware: refuses MCP requests from hosts and origins that may not call us.
+/// The middleware: refuses requests from hosts and origins that may not call us.
 pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    if !is_mcp_path(request.uri().path()) {
-        return next.run(request).await;
-    }
     let headers = request.headers();
     let mcp = &state.config.mcp;
     let Some(why) = refusal(
@@ -87,7 +80,7 @@ pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) 
     ) else {
         return next.run(request).await;
     };
-    tracing::warn!(path = %request.uri().path(), %why, "MCP request refused");
+    tracing::warn!(path = %request.uri().path(), %why, "request refused (Host/Origin)");
     let body = serde_json::json!({
         "jsonrpc": "2.0",
         "id": null,
@@ -146,11 +139,5 @@ mod tests {
     fn no_allowed_hosts_turns_the_host_check_off_but_not_the_origin_check() {
         assert!(refusal(Some("anything:1"), None, &[], &[]).is_none());
         assert!(refusal(Some("anything:1"), Some("https://evil.example"), &[], &[]).is_some());
-    }
-
-    #[test]
-    fn only_mcp_paths_are_guarded() {
-        assert!(is_mcp_path("/mcp") && is_mcp_path(SSE_PATH) && is_mcp_path(MESSAGES_PATH));
-        assert!(!is_mcp_path("/api/v2/jobs") && !is_mcp_path("/healthz"));
     }
 }
