@@ -58,10 +58,13 @@ pub async fn layer(State(layer): State<CoreTasks>, request: Request, next: Next)
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let on_revision = request
-        .headers()
-        .get("mcp-protocol-version")
-        .is_some_and(|v| v.as_bytes() == REVISION.as_bytes());
+    let header = request.headers().get("mcp-protocol-version");
+    let on_revision = header.is_some_and(|v| v.as_bytes() == REVISION.as_bytes());
+    // Requests of another revision (every 2026-07-28 request names its own) pass untouched:
+    // only this revision's requests, and `initialize` (which carries no header), are read.
+    if header.is_some() && !on_revision {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
         return Problem::invalid("body", format!("is larger than {BODY_LIMIT} bytes"))
@@ -197,18 +200,29 @@ fn status_of(status: JobStatus) -> &'static str {
     }
 }
 
-/// A job as this revision's `Task`.
-pub(crate) fn task_of(view: &JobView) -> Value {
+/// This revision's `Task`.
+fn task(id: &str, status: &str, message: &str, created: &str, updated: &str) -> Value {
     json!({
-        "taskId": view.job_id,
-        "status": status_of(view.status),
-        "statusMessage": status_message(view),
-        "createdAt": view.created_at.clone().unwrap_or_default(),
-        "lastUpdatedAt": last_updated(view),
+        "taskId": id,
+        "status": status,
+        "statusMessage": message,
+        "createdAt": created,
+        "lastUpdatedAt": updated,
         // Jobs stay readable as long as Temporal keeps their history.
         "ttl": null,
         "pollInterval": POLL_INTERVAL_MS,
     })
+}
+
+/// A job as this revision's `Task`.
+pub(crate) fn task_of(view: &JobView) -> Value {
+    task(
+        &view.job_id,
+        status_of(view.status),
+        &status_message(view),
+        view.created_at.as_deref().unwrap_or_default(),
+        &last_updated(view),
+    )
 }
 
 /// `tools/call` with `params.task`: validated, priced and started like the direct call; the
@@ -241,15 +255,7 @@ async fn create(
     };
     tracing::info!(job_id = %job_id, tool = name, tenant = %caller.tenant, revision = REVISION, "task started");
     let now = rfc3339(std::time::SystemTime::now());
-    Ok(json!({ "task": {
-        "taskId": job_id,
-        "status": "working",
-        "statusMessage": "started",
-        "createdAt": now,
-        "lastUpdatedAt": now,
-        "ttl": null,
-        "pollInterval": POLL_INTERVAL_MS,
-    }}))
+    Ok(json!({ "task": task(&job_id, "working", "started", &now, &now) }))
 }
 
 fn tool_error(problem: Problem) -> Value {
@@ -293,16 +299,15 @@ async fn list(state: &ApiState, caller: &Caller, params: &Value) -> Result<Value
         .jobs
         .iter()
         .map(|j| {
-            let created = j.created_at.clone().unwrap_or_default();
-            json!({
-                "taskId": j.job_id,
-                "status": status_of(j.status),
-                "statusMessage": j.status.as_str(),
-                "createdAt": created,
-                "lastUpdatedAt": j.closed_at.clone().unwrap_or(created),
-                "ttl": null,
-                "pollInterval": POLL_INTERVAL_MS,
-            })
+            let created = j.created_at.as_deref().unwrap_or_default();
+            let updated = j.closed_at.as_deref().unwrap_or(created);
+            task(
+                &j.job_id,
+                status_of(j.status),
+                j.status.as_str(),
+                created,
+                updated,
+            )
         })
         .collect();
     let mut result = json!({ "tasks": tasks });
