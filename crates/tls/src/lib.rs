@@ -30,8 +30,8 @@ pub fn init(ca_file: Option<&Path>) -> Result<(), String> {
     install_provider();
     let roots = match ca_file {
         Some(path) => {
-            let roots = read_bundle(path)?;
-            let _ = EXTRA_PEM.set(std::fs::read(path).map_err(|e| e.to_string())?);
+            let (pem, roots) = read_bundle(path)?;
+            let _ = EXTRA_PEM.set(pem);
             roots
         }
         None => Vec::new(),
@@ -43,7 +43,8 @@ pub fn init(ca_file: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
-fn read_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+/// The bundle at `path` as read, and its certificates.
+fn read_bundle(path: &Path) -> Result<(Vec<u8>, Vec<reqwest::Certificate>), String> {
     let what = || format!("tls.ca_file (AVB_CA_FILE) {}", path.display());
     let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", what()))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -51,7 +52,24 @@ fn read_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
     if certs.is_empty() {
         return Err(format!("{}: holds no PEM certificate", what()));
     }
-    Ok(certs)
+    Ok((pem, certs))
+}
+
+/// An outbound call's error with what caused it, innermost last: "error sending request"
+/// alone does not say that the certificate's issuer is unknown or the connection was refused.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Wrappers often repeat their cause in their own message.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A reqwest client builder that speaks https with the process's trust store.

@@ -326,7 +326,7 @@ impl UpstreamPool {
             UpstreamTransport::Sse => {
                 let transport = SseClientTransport::connect(url, authorization)
                     .await
-                    .map_err(|e| unreachable(with_causes(&e)))?;
+                    .map_err(|e| unreachable(avb_tls::with_causes(&e)))?;
                 client
                     .serve(transport)
                     .await
@@ -365,8 +365,10 @@ impl UpstreamPool {
                     // rmcp's error says only that the request failed: ask the connection itself
                     // why (refused, unknown certificate issuer, wrong name, …).
                     Err(e) => Err(unreachable(match http.get(url).send().await {
-                        Err(probe) => format!("cannot connect to {url}: {}", with_causes(&probe)),
-                        Ok(_) => with_causes(&e),
+                        Err(probe) => {
+                            format!("cannot connect to {url}: {}", avb_tls::with_causes(&probe))
+                        }
+                        Ok(_) => avb_tls::with_causes(&e),
                     })),
                 }
             }
@@ -527,20 +529,3 @@ fn close(c: &Connection) {
 /// What a stdio upstream inherits from our environment; everything else it gets from its
 /// `env` setting.
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
-
-/// An error with what caused it, innermost last: "error sending request" alone does not say
-/// that the certificate's issuer is unknown or the connection was refused.
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Wrappers often repeat their cause in their own message.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}

@@ -50,7 +50,7 @@ impl SseClientTransport {
         let response = request
             .send()
             .await
-            .map_err(|e| failed(crate::pool::with_causes(&e)))?;
+            .map_err(|e| failed(avb_tls::with_causes(&e)))?;
         if !response.status().is_success() {
             return Err(failed(format!("answered {}", response.status())));
         }

@@ -268,15 +268,12 @@ impl OidcVerifier {
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
         let fail = |e: &dyn std::fmt::Display| format!("GET {url}: {e}");
-        let mut response = self.http.get(url).send().await.map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                text = format!("{text}: {cause}");
-                source = cause.source();
-            }
-            fail(&text)
-        })?;
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(&avb_tls::with_causes(&e)))?;
         if !response.status().is_success() {
             return Err(fail(&response.status()));
         }
