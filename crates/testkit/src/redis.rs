@@ -41,11 +41,11 @@ impl RedisServer {
 
     fn start_with(tls: &[&str], tls_ca: Option<std::path::PathBuf>) -> Self {
         let port = free_port();
-        let port = port.to_string();
+        let port_text = port.to_string();
         let port_args: Vec<&str> = if tls_ca.is_some() {
-            vec!["--port", "0", "--tls-port", &port]
+            vec!["--port", "0", "--tls-port", &port_text]
         } else {
-            vec!["--port", &port]
+            vec!["--port", &port_text]
         };
         let child = Command::new("redis-server")
             .args(&port_args)
@@ -54,7 +54,6 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server runs (Debian package redis-server; deploy/install-deps.sh)");
-        let port: u16 = port.parse().unwrap_or_default();
         let server = Self {
             child: Some(child),
             port,
