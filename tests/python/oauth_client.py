@@ -131,7 +131,10 @@ async def refused(args: argparse.Namespace, out: dict[str, Any]) -> None:
     """Tokens the MCP server must refuse, from the same authorization server: for another
     resource (401, wrong audience), expired (401), and an agent's token on an operator's action
     (403, insufficient_scope). Machine tokens (client credentials) are how the test gets them."""
-    async with httpx2.AsyncClient(timeout=30) as http:
+    # No connection reuse: a server may close a connection after refusing a request whose body
+    # it did not read, and a reused one would then fail for the next probe.
+    fresh = httpx2.Limits(max_keepalive_connections=0)
+    async with httpx2.AsyncClient(timeout=30, limits=fresh) as http:
         meta = (await http.get(args.issuer + "/.well-known/openid-configuration")).json()
         reg = await http.post(
             meta["registration_endpoint"],
