@@ -84,3 +84,241 @@ async fn a_stdio_upstream_never_sees_the_apis_environment() {
     );
     system.stop().await;
 }
+
+/// A store with two tenants: `home` (whose home it is) and `other`, an AGENT key each and a
+/// HUMAN key for `other`; tokens in that order.
+async fn two_tenants(system: &TestSystem) -> (String, String, String) {
+    let store = system.store.as_ref().expect("store");
+    let mut tokens = Vec::new();
+    for (tenant, role, label) in [
+        ("home", avb_store::Role::Agent, "home's assistant"),
+        ("other", avb_store::Role::Agent, "other's assistant"),
+        ("other", avb_store::Role::Human, "other's operator"),
+    ] {
+        let t = match store.tenant_by_name(tenant).await.expect("lookup") {
+            Some(t) => t,
+            None => store.create_tenant(tenant).await.expect("tenant"),
+        };
+        store
+            .grant(&t.id, 100, &format!("{tenant}-{label}"), "test")
+            .await
+            .expect("grant");
+        let key = store.create_key(&t.id, role, label).await.expect("key");
+        tokens.push(key.token);
+    }
+    (tokens[0].clone(), tokens[1].clone(), tokens[2].clone())
+}
+
+async fn tool_names<H: rmcp::ClientHandler>(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, H>,
+) -> Vec<String> {
+    client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+/// A home belongs to the tenants it names: another tenant's agent neither sees the device
+/// tools nor reaches the devices, over MCP or REST, and its operator has nothing to approve.
+/// (Before: any tenant's agent listed and switched the home.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_home_is_invisible_and_out_of_reach() {
+    use crate::support::mcp::{call, keyed_session, text_of};
+    use crate::support::mosquitto::Mosquitto;
+
+    const PLUG: &str = "kitchen/coffee_plug";
+    let broker = Mosquitto::start();
+    let sim = avb_devices::sim::Simulator::demo("zigbee2mqtt");
+    let _sim_task = sim.connect(&broker.url()).expect("simulator");
+    let ha = avb_devices::ha_sim::HaSimulator::demo("ha-token");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ha_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let _ha_task = ha.clone().serve(listener);
+    let url = broker.url();
+    let system = TestSystem::start_with(|c| {
+        c.auth.required = true;
+        c.devices.mqtt_url = Some(url);
+        c.devices.home_assistant.url = Some(ha_url);
+        c.devices.home_assistant.token = Some("ha-token".into());
+        c.devices.zigbee2mqtt.tenants = avb_config::ServedTenants::new(["home"]);
+        c.devices.home_assistant.tenants = avb_config::ServedTenants::new(["home"]);
+    })
+    .await;
+    let (home, other, other_human) = two_tenants(&system).await;
+    let device_tools = [
+        "list_devices",
+        "get_device_state",
+        "smart_home_control",
+        "call_service",
+    ];
+
+    // The home's tenant sees and uses it.
+    let home_mcp = keyed_session(system.mcp_url(), &home).await;
+    let names = tool_names(&home_mcp).await;
+    for t in device_tools {
+        assert!(
+            names.iter().any(|n| n == t),
+            "{t} missing for home: {names:?}"
+        );
+    }
+    let r = call(&home_mcp, "list_devices", json!({})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+
+    // The other tenant: no device tool listed, none callable, nothing reaches a device.
+    for token in [&other, &other_human] {
+        let mcp = keyed_session(system.mcp_url(), token).await;
+        let names = tool_names(&mcp).await;
+        for t in device_tools {
+            assert!(
+                !names.iter().any(|n| n == t),
+                "{t} listed for other: {names:?}"
+            );
+        }
+        for (tool, arguments) in [
+            (
+                "smart_home_control",
+                json!({"action": "turn_off", "device": PLUG}),
+            ),
+            (
+                "call_service",
+                json!({"domain": "light", "service": "turn_off", "entity_id": "light.porch"}),
+            ),
+            ("list_devices", json!({})),
+            ("get_device_state", json!({"device": "light.porch"})),
+        ] {
+            let answer = mcp
+                .call_tool(
+                    rmcp::model::CallToolRequestParams::new(tool)
+                        .with_arguments(arguments.as_object().cloned().expect("object")),
+                )
+                .await;
+            let e = answer.expect_err("another tenant's home is no tool of its");
+            assert!(e.to_string().contains("tool not found"), "{tool}: {e}");
+        }
+        let search = call(&mcp, "search_tools", json!({"query": "lights home device"})).await;
+        for t in device_tools {
+            assert!(
+                !text_of(&search).contains(t),
+                "{t} found: {}",
+                text_of(&search)
+            );
+        }
+    }
+    let http = reqwest::Client::new();
+    let base = system.base_url.clone();
+    for (method, path, body) in [
+        ("GET", "/api/v2/devices", None),
+        ("GET", "/api/v2/devices/state?device=light.porch", None),
+        (
+            "POST",
+            "/api/v2/devices/control",
+            Some(json!({"action": "turn_off", "device": PLUG})),
+        ),
+        (
+            "POST",
+            "/api/v2/devices/services",
+            Some(json!({"domain": "light", "service": "turn_off", "entity_id": "light.porch"})),
+        ),
+    ] {
+        let mut req = http
+            .request(method.parse().expect("method"), format!("{base}{path}"))
+            .bearer_auth(&other);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let response = req.send().await.expect("REST answers");
+        assert_eq!(response.status(), 404, "{method} {path}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.sets_received(PLUG),
+        0,
+        "another tenant's command reached the plug"
+    );
+    assert!(
+        ha.calls()
+            .iter()
+            .all(|(path, _)| !path.contains("turn_off")),
+        "another tenant's service call reached Home Assistant: {:?}",
+        ha.calls()
+    );
+    system.stop().await;
+}
+
+/// `call_service` calls only the services the home allows, on the one entity named: a target
+/// inside `data` (`area_id`, `device_id`, …), a service outside `allowed_services` (locks by
+/// default) and an allowed service aimed at another domain's entity are refused before any
+/// request. (Before: any domain/service, and `data` could widen the target to a whole area.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_service_stays_inside_the_allow_list_and_the_named_entity() {
+    use crate::support::mcp::{call, error_of, text_of};
+    use rmcp::ServiceExt;
+
+    let ha = avb_devices::ha_sim::HaSimulator::demo("ha-token");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ha_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let _ha_task = ha.clone().serve(listener);
+    let system = TestSystem::start_with(|c| {
+        c.devices.home_assistant.url = Some(ha_url);
+        c.devices.home_assistant.token = Some("ha-token".into());
+    })
+    .await;
+    let client = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            system.mcp_url(),
+        ))
+        .await
+        .expect("connect");
+    for (arguments, field, needle) in [
+        (
+            json!({"domain": "light", "service": "turn_off", "entity_id": "light.porch",
+                   "data": {"area_id": "all"}}),
+            "data",
+            "area_id is a target",
+        ),
+        (
+            json!({"domain": "light", "service": "turn_off", "entity_id": "light.porch",
+                   "data": {"device_id": "abc"}}),
+            "data",
+            "device_id is a target",
+        ),
+        (
+            json!({"domain": "lock", "service": "unlock", "entity_id": "lock.front_door"}),
+            "",
+            "lock.unlock is not in devices.home_assistant.allowed_services",
+        ),
+        (
+            json!({"domain": "light", "service": "turn_on", "entity_id": "lock.front_door"}),
+            "entity_id",
+            "is not a light entity",
+        ),
+    ] {
+        let r = call(&client, "call_service", arguments.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{arguments}: {}", text_of(&r));
+        assert!(text_of(&r).contains(needle), "{arguments}: {}", text_of(&r));
+        if !field.is_empty() {
+            assert_eq!(error_of(&r)["field"], field, "{arguments}");
+        }
+    }
+    assert!(
+        ha.calls().is_empty(),
+        "refused calls reached Home Assistant: {:?}",
+        ha.calls()
+    );
+    // The allowed call on the named entity still works.
+    let r = call(
+        &client,
+        "call_service",
+        json!({"domain": "light", "service": "turn_on", "entity_id": "light.porch"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    system.stop().await;
+}

@@ -88,6 +88,8 @@ async fn the_person_at_the_client_approves_once_and_exactly_these_arguments() {
         );
         c.devices.approval_expiry_secs = EXPIRY_SECS;
         c.devices.approver = Approver::Client;
+        // The home is the `home` tenant's (a home serves `local` only unless it says so).
+        c.devices.zigbee2mqtt.tenants = avb_config::ServedTenants::new(["home"]);
     })
     .await;
     let store = system.store.as_ref().expect("store");

@@ -54,6 +54,8 @@ async fn commands_wait_for_a_human_and_run_only_as_approved() {
             [("smart_home_control".to_string(), ApprovalMode::Always)].into(),
         );
         c.devices.approval_expiry_secs = EXPIRY_SECS;
+        // The home is the `home` tenant's (a home serves `local` only unless it says so).
+        c.devices.zigbee2mqtt.tenants = avb_config::ServedTenants::new(["home"]);
     })
     .await;
     let store = system.store.as_ref().expect("store");

@@ -436,6 +436,7 @@ async fn a_callers_token_never_reaches_an_upstream_server() {
             avb_config::UpstreamServer {
                 server_url: Some(upstream_url),
                 authorization: Some("Bearer the-upstreams-own-credential".to_string().into()),
+                tenants: avb_config::ServedTenants::new(["acme"]),
                 ..avb_config::UpstreamServer::default()
             },
         );

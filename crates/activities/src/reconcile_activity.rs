@@ -1,8 +1,11 @@
 //! `reconcile_servers` on `avb-provisioning`: recorded deployments against the engine's labelled
-//! replicas. An orphan is a managed replica whose server has no record, a deleted or failed
-//! record, or a replica number beyond its record's count; replicas of servers being created or
-//! deleted belong to a workflow at work and are left alone. Drift is a running server with a
-//! replica missing or not running.
+//! replicas. Records are looked up by the server ids the engine reports (and, for drift and
+//! billing, by status), never through a window of the newest records: a running server is
+//! never taken for an orphan because many newer records exist. An orphan is a managed replica
+//! whose server has no record, a deleted or failed record, or a replica number beyond its
+//! record's count; replicas of servers being created or deleted belong to a workflow at work and
+//! are left alone. Drift is a running server with a replica missing or not running. Failed and
+//! deleted records older than the retention period are purged, each with an audit event.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,8 +15,8 @@ use avb_store::{ServerRecord, now_ms};
 use avb_workflows::provision::ServerBilling;
 use avb_workflows::reconcile::activity as defs;
 use avb_workflows::reconcile::{
-    Drift, EVENT_CREDITS_EXHAUSTED, EVENT_DRIFT, EVENT_ORPHAN_REMOVED, EVENT_RECOVERED,
-    ExhaustedServer, Orphan, ReconcileInput, ReconcileReport,
+    Drift, EVENT_CREDITS_EXHAUSTED, EVENT_DRIFT, EVENT_ORPHAN_REMOVED, EVENT_RECORD_PURGED,
+    EVENT_RECOVERED, ExhaustedServer, Orphan, ReconcileInput, ReconcileReport,
 };
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -21,14 +24,16 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use crate::server_billing::pay_started_blocks;
 use crate::server_events::ServerEvents;
 
-/// Most records one run looks at.
-const MAX_RECORDS: usize = 100_000;
+/// Most records one run purges (the rest go in the next runs).
+const MAX_PURGED: usize = 1_000;
 
 pub struct ReconcileActivities {
     pub backend: Arc<dyn ContainerBackend>,
     pub events: Arc<ServerEvents>,
     /// Container-minute tariff (credits per 1 000) and block length; `None` when billing is off.
     pub tariff: Option<(i64, u64)>,
+    /// Failed and deleted records older than this are purged; `None`: kept forever.
+    pub retention: Option<std::time::Duration>,
 }
 
 fn retryable(e: impl std::error::Error + Send + Sync + 'static) -> ActivityError {
@@ -156,22 +161,31 @@ impl ReconcileActivities {
         // The clock first: a server deleted after the records are read ends later than this, so
         // blocks paid here are ones its deletion pays too (the same keys, paid once).
         let now = now_ms();
-        // Records next: a replica created after this read belongs to a record that is
-        // `creating`, which is never an orphan.
-        let records: BTreeMap<String, ServerRecord> = self
-            .events
-            .store()
-            .servers(None, true, MAX_RECORDS)
-            .await
-            .map_err(retryable)?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
+        // The engine's replicas next, then the records of exactly those servers: a replica
+        // created after the listing is not judged in this run, and one created between the
+        // listing and the record read belongs to a record that is `creating`, never an orphan.
         let managed = self
             .backend
             .list_managed(&ListFilter::default())
             .await
             .map_err(retryable)?;
+        let store = self.events.store();
+        let ids: Vec<String> = managed
+            .iter()
+            .map(|m| m.server_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut records: BTreeMap<String, ServerRecord> = store
+            .servers_by_ids(&ids)
+            .await
+            .map_err(retryable)?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        for r in store.live_servers().await.map_err(retryable)? {
+            records.entry(r.id.clone()).or_insert(r);
+        }
         // Events of one run are keyed by it: a retried activity writes each once.
         let info = ctx.info();
         let run = match (&info.workflow_id, &info.workflow_run_id) {
@@ -260,12 +274,36 @@ impl ReconcileActivities {
             self.pay_blocks(&records, price, block_secs, now, &mut report)
                 .await?;
         }
+        if let Some(retention) = self.retention
+            && !input.dry_run
+        {
+            let before =
+                now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            // The audit event first: a retry after the removal still finds it written.
+            for record in store
+                .expired_servers(before, MAX_PURGED)
+                .await
+                .map_err(retryable)?
+            {
+                let detail = serde_json::json!({
+                    "status": record.status,
+                    "service_name": record.service_name,
+                    "retention_days": retention.as_secs() / 86_400,
+                });
+                let key = format!("{}/purged", record.id);
+                self.event(key, &record, EVENT_RECORD_PURGED, detail)
+                    .await?;
+                store.purge_server(&record.id).await.map_err(retryable)?;
+                report.purged.push(record.id);
+            }
+        }
         tracing::info!(
             paid_blocks = report.paid_blocks,
             exhausted = report.exhausted.len(),
             orphans = report.orphans.len(),
             drift = report.drift.len(),
             recovered = report.recovered.len(),
+            purged = report.purged.len(),
             "reconciled mcp servers"
         );
         Ok(report)

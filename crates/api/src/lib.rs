@@ -45,11 +45,20 @@ pub use state::ApiState;
 /// The whole HTTP surface. `shutdown` ends open MCP streams when the server stops.
 pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
     let factory_state = state.clone();
-    let mcp_config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(state.config.mcp.allowed_hosts.clone())
-        // Origins are checked by `core::origin::guard`, for the legacy SSE routes too.
-        .with_cancellation_token(shutdown.child_token());
-    let sessions = Arc::new(LocalSessionManager::default());
+    let hosts = &state.config.mcp.allowed_hosts;
+    let mcp_config = if hosts.iter().any(|h| h == "*") {
+        StreamableHttpServerConfig::default().disable_allowed_hosts()
+    } else {
+        StreamableHttpServerConfig::default().with_allowed_hosts(hosts.clone())
+    }
+    // Origins are checked by `core::origin::guard`, for the legacy SSE routes too.
+    .with_cancellation_token(shutdown.child_token());
+    // Idle sessions are closed (rmcp's keep-alive), and so leave the session book.
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(std::time::Duration::from_secs(
+        state.config.mcp.session_idle_secs,
+    ));
+    let sessions = Arc::new(sessions);
     let mcp = StreamableHttpService::new(
         move || Ok(AvbServer::new(factory_state.clone())),
         sessions.clone(),
@@ -57,7 +66,11 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
     );
     let core_tasks = mcp::core_tasks::CoreTasks {
         state: state.clone(),
-        sessions,
+        sessions: sessions.clone(),
+    };
+    let session_book = mcp::sessions::Sessions {
+        state: state.clone(),
+        manager: sessions,
     };
     // Everything an agent or operator calls needs a key; health and metrics do not.
     let protected =
@@ -67,6 +80,11 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
             .layer(axum::middleware::from_fn_with_state(
                 core_tasks,
                 mcp::core_tasks::layer,
+            ))
+            // Sessions belong to the key that opened them; opening is limited.
+            .layer(axum::middleware::from_fn_with_state(
+                session_book,
+                mcp::sessions::layer,
             ))
             .merge(mcp::sse::router(state.clone(), shutdown.clone()))
             .merge(rest::api_router(state.clone()).route_layer(

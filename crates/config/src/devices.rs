@@ -1,12 +1,14 @@
 //! `[devices]` settings: where the smart-home backends are, and each backend's policy
-//! (`enabled`, `allowed_tools`, `require_approval: always | never | {tool: always|never}`).
+//! (`enabled`, `tenants` it serves, `allowed_tools`, `require_approval: always | never |
+//! {tool: always|never}`, and for Home Assistant the `allowed_services` agents may call).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::Secret;
-use super::env::{EnvVar, non_empty, parse_uint};
+use super::env::{EnvVar, non_empty, parse_uint, split_list};
+use super::tenants::ServedTenants;
 
 /// Every device tool, for policy checks (`allowed_tools`, per-tool `require_approval`).
 pub const DEVICE_TOOLS: &[&str] = &[
@@ -95,6 +97,8 @@ impl ApprovalRule {
 #[serde(default, deny_unknown_fields)]
 pub struct Zigbee2MqttPolicy {
     pub enabled: bool,
+    /// The tenants whose keys see and drive this home (default: `local` only).
+    pub tenants: ServedTenants,
     pub require_approval: ApprovalRule,
     /// Tools agents may use on this backend; unset: all.
     pub allowed_tools: Option<Vec<String>>,
@@ -104,11 +108,27 @@ impl Default for Zigbee2MqttPolicy {
     fn default() -> Self {
         Self {
             enabled: true,
+            tenants: ServedTenants::default(),
             require_approval: ApprovalRule::default(),
             allowed_tools: None,
         }
     }
 }
+
+/// The Home Assistant services `call_service` may call unless `allowed_services` says
+/// otherwise: everyday controls of lights, switches, fans, covers, climate and media, and
+/// scenes. Locks, alarms, scripts, automations and Home Assistant's own services are left out:
+/// an operator who wants agents to unlock doors says so.
+pub const DEFAULT_ALLOWED_SERVICES: &[&str] = &[
+    "light.*",
+    "switch.*",
+    "fan.*",
+    "cover.*",
+    "climate.*",
+    "media_player.*",
+    "input_boolean.*",
+    "scene.turn_on",
+];
 
 /// `[devices.home_assistant]`: the installation and its policy.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -119,8 +139,13 @@ pub struct HomeAssistantSettings {
     /// A long-lived access token (`AVB_HA_TOKEN`; never logged).
     pub token: Option<Secret<String>>,
     pub enabled: bool,
+    /// The tenants whose keys see and drive this home (default: `local` only).
+    pub tenants: ServedTenants,
     pub require_approval: ApprovalRule,
     pub allowed_tools: Option<Vec<String>>,
+    /// Services `call_service` may call, as `domain.service` or `domain.*`; `["*"]` allows
+    /// every service (`AVB_HA_ALLOWED_SERVICES`; default [`DEFAULT_ALLOWED_SERVICES`]).
+    pub allowed_services: Vec<String>,
 }
 
 impl Default for HomeAssistantSettings {
@@ -129,9 +154,26 @@ impl Default for HomeAssistantSettings {
             url: None,
             token: None,
             enabled: true,
+            tenants: ServedTenants::default(),
             require_approval: ApprovalRule::default(),
             allowed_tools: None,
+            allowed_services: DEFAULT_ALLOWED_SERVICES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
+    }
+}
+
+impl HomeAssistantSettings {
+    /// Whether `call_service` may call `domain.service`.
+    pub fn allows_service(&self, domain: &str, service: &str) -> bool {
+        self.allowed_services.iter().any(|entry| {
+            entry == "*"
+                || entry
+                    .split_once('.')
+                    .is_some_and(|(d, s)| d == domain && (s == "*" || s == service))
+        })
     }
 }
 
@@ -224,6 +266,30 @@ pub const ENV: &[EnvVar<DeviceSettings>] = &[
         },
     ),
     EnvVar::new(
+        "AVB_Z2M_TENANTS",
+        "tenants whose keys see and drive the Zigbee2MQTT home, comma-separated, or * (default local)",
+        |d, v| {
+            d.zigbee2mqtt.tenants = ServedTenants::parse(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_HA_TENANTS",
+        "tenants whose keys see and drive the Home Assistant home, comma-separated, or * (default local)",
+        |d, v| {
+            d.home_assistant.tenants = ServedTenants::parse(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_HA_ALLOWED_SERVICES",
+        "Home Assistant services call_service may call: domain.service or domain.*, comma-separated (* for all)",
+        |d, v| {
+            d.home_assistant.allowed_services = split_list(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
         "AVB_HA_URL",
         "Home Assistant, e.g. http://homeassistant.local:8123 (unset: none)",
         |d, v| {
@@ -254,6 +320,7 @@ pub const ENV: &[EnvVar<DeviceSettings>] = &[
 pub struct PolicyView<'a> {
     pub backend: &'static str,
     pub enabled: bool,
+    pub tenants: &'a ServedTenants,
     pub require_approval: &'a ApprovalRule,
     pub allowed_tools: Option<&'a [String]>,
 }
@@ -263,6 +330,11 @@ impl PolicyView<'_> {
         self.allowed_tools
             .is_none_or(|tools| tools.iter().any(|t| t == tool))
     }
+
+    /// Whether `tenant`'s keys may see and use this home.
+    pub fn serves(&self, tenant: &str) -> bool {
+        self.tenants.serves(tenant)
+    }
 }
 
 impl DeviceSettings {
@@ -270,6 +342,7 @@ impl DeviceSettings {
         PolicyView {
             backend: "zigbee2mqtt",
             enabled: self.zigbee2mqtt.enabled,
+            tenants: &self.zigbee2mqtt.tenants,
             require_approval: &self.zigbee2mqtt.require_approval,
             allowed_tools: self.zigbee2mqtt.allowed_tools.as_deref(),
         }
@@ -280,6 +353,7 @@ impl DeviceSettings {
         PolicyView {
             backend: "home_assistant",
             enabled: ha.enabled && ha.url.is_some(),
+            tenants: &ha.tenants,
             require_approval: &ha.require_approval,
             allowed_tools: ha.allowed_tools.as_deref(),
         }
@@ -319,6 +393,32 @@ impl DeviceSettings {
                 let keys: Vec<String> = map.keys().cloned().collect();
                 tools(format!("devices.{name}.require_approval"), &keys)?;
             }
+        }
+        for (name, tenants) in [
+            ("zigbee2mqtt", &self.zigbee2mqtt.tenants),
+            ("home_assistant", &self.home_assistant.tenants),
+        ] {
+            tenants
+                .check()
+                .map_err(|m| (format!("devices.{name}.tenants"), m))?;
+        }
+        if let Some(bad) = self.home_assistant.allowed_services.iter().find(|e| {
+            *e != "*"
+                && !e.split_once('.').is_some_and(|(d, s)| {
+                    !d.is_empty()
+                        && d.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                        && (s == "*"
+                            || (!s.is_empty()
+                                && s.bytes().all(|b| {
+                                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+                                })))
+                })
+        }) {
+            return Err((
+                "devices.home_assistant.allowed_services".into(),
+                format!("{bad:?}: use domain.service, domain.* or *"),
+            ));
         }
         if self.approval_expiry_secs == 0 {
             return Err((
@@ -407,5 +507,29 @@ mod tests {
         s.home_assistant.token = Some("t".into());
         assert!(s.validate().is_ok());
         assert!(!format!("{s:?}").contains("\"t\""), "token never printed");
+    }
+
+    #[test]
+    fn services_are_allowed_by_domain_or_by_name() {
+        let mut ha = HomeAssistantSettings::default();
+        assert!(ha.allows_service("light", "turn_on"));
+        assert!(ha.allows_service("scene", "turn_on"));
+        assert!(
+            !ha.allows_service("lock", "unlock"),
+            "locks only when asked"
+        );
+        assert!(!ha.allows_service("homeassistant", "restart"));
+        ha.allowed_services = vec!["lock.lock".into()];
+        assert!(ha.allows_service("lock", "lock") && !ha.allows_service("lock", "unlock"));
+        ha.allowed_services = vec!["*".into()];
+        assert!(ha.allows_service("homeassistant", "restart"));
+        let mut s = DeviceSettings::default();
+        s.home_assistant.allowed_services = vec!["light".into()];
+        let (key, _) = s.validate().expect_err("refused");
+        assert_eq!(key, "devices.home_assistant.allowed_services");
+        let mut s = DeviceSettings::default();
+        s.zigbee2mqtt.tenants = ServedTenants::new(Vec::<String>::new());
+        let (key, _) = s.validate().expect_err("refused");
+        assert_eq!(key, "devices.zigbee2mqtt.tenants");
     }
 }

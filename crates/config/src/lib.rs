@@ -18,6 +18,7 @@ pub mod rate_limits;
 pub mod redis;
 mod secret;
 pub mod temporal;
+pub mod tenants;
 pub mod tls;
 pub mod tts;
 
@@ -41,6 +42,7 @@ pub use rate_limits::{Limit, RateLimitSettings};
 pub use redis::RedisSettings;
 pub use secret::Secret;
 pub use temporal::TemporalConfig;
+pub use tenants::{EVERY_TENANT, LOCAL_TENANT, ServedTenants};
 pub use tls::TlsSettings;
 pub use tts::TtsSettings;
 

@@ -31,6 +31,14 @@ pub struct McpSettings {
     /// How often upstream MCP servers are checked (tools listed, down ones withdrawn) and the
     /// config file re-read for `[mcp_servers]` changes (`AVB_UPSTREAM_CHECK_SECS`).
     pub upstream_check_secs: u64,
+    /// Most MCP sessions open at once in one api process, Streamable HTTP and legacy SSE
+    /// together (`AVB_MCP_MAX_SESSIONS`; default 1000).
+    pub max_sessions: usize,
+    /// Most MCP sessions one API key may have open (`AVB_MCP_MAX_SESSIONS_PER_KEY`; default 100).
+    pub max_sessions_per_key: usize,
+    /// A session with no request for this long is closed (`AVB_MCP_SESSION_IDLE_SECS`; default
+    /// 1800). Clients of session protocols reconnect with a new session.
+    pub session_idle_secs: u64,
 }
 
 impl Default for McpSettings {
@@ -43,14 +51,41 @@ impl Default for McpSettings {
             conformance_fixtures: false,
             request_state_key: None,
             upstream_check_secs: 5,
+            max_sessions: 1000,
+            max_sessions_per_key: 100,
+            session_idle_secs: 1800,
         }
     }
 }
 
 pub const ENV: &[EnvVar<McpSettings>] = &[
     EnvVar::new(
+        "AVB_MCP_MAX_SESSIONS",
+        "most MCP sessions open at once per api process (default 1000)",
+        |m, v| {
+            m.max_sessions = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_MCP_MAX_SESSIONS_PER_KEY",
+        "most MCP sessions one API key may have open (default 100)",
+        |m, v| {
+            m.max_sessions_per_key = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_MCP_SESSION_IDLE_SECS",
+        "an MCP session with no request for this long is closed (default 1800)",
+        |m, v| {
+            m.session_idle_secs = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
         "AVB_MCP_ALLOWED_HOSTS",
-        "Host headers accepted on /mcp, comma-separated (default the loopback names)",
+        "Host headers accepted, comma-separated, or * for any (default the loopback names)",
         |m, v| {
             m.allowed_hosts = split_list(v);
             Ok(())
@@ -133,6 +168,26 @@ impl McpSettings {
         }
         if self.upstream_check_secs == 0 {
             return Err(("mcp.upstream_check_secs", "must be at least 1".into()));
+        }
+        if self.allowed_hosts.is_empty() {
+            return Err((
+                "mcp.allowed_hosts",
+                "is empty: list the host names clients reach this server by (e.g. \
+                 mcp.example.com), or \"*\" to accept any Host behind a proxy that checks it"
+                    .into(),
+            ));
+        }
+        if self.max_sessions == 0 {
+            return Err(("mcp.max_sessions", "must be at least 1".into()));
+        }
+        if self.max_sessions_per_key == 0 {
+            return Err(("mcp.max_sessions_per_key", "must be at least 1".into()));
+        }
+        if self.session_idle_secs < 10 {
+            return Err((
+                "mcp.session_idle_secs",
+                "must be at least 10: clients need time between requests".into(),
+            ));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::Secret;
 use super::devices::ApprovalRule;
+use super::tenants::ServedTenants;
 
 /// `mode`: `client` (we start the program) or `native` (a remote server).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub enum UpstreamTransport {
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamServer {
     pub enabled: bool,
+    /// The tenants whose keys see and call this server's tools (default: `local` only). Its
+    /// sessions are shared by them: an upstream that keeps per-user state belongs to one tenant.
+    pub tenants: ServedTenants,
     /// Lower wins when two servers offer a tool under the same name (default 100).
     pub priority: i64,
     /// Tools of this server that are offered (by their upstream name); unset: all.
@@ -80,6 +84,7 @@ impl Default for UpstreamServer {
     fn default() -> Self {
         Self {
             enabled: true,
+            tenants: ServedTenants::default(),
             priority: 100,
             allowed_tools: None,
             require_approval: ApprovalRule::default(),
@@ -159,6 +164,7 @@ pub fn validate(servers: &BTreeMap<String, UpstreamServer>) -> Result<(), (Strin
                     .into(),
             ));
         }
+        s.tenants.check().map_err(|m| (key("tenants"), m))?;
         if let Some(ns) = &s.namespace
             && !valid_name(ns)
         {

@@ -64,6 +64,13 @@ pub struct ProvisioningSettings {
     pub max_replicas: u32,
     /// Most servers (not deleted) one tenant may have (`AVB_PROVISIONING_QUOTA`).
     pub quota_per_tenant: u32,
+    /// Most creates one tenant may start in an hour, failed ones included
+    /// (`AVB_PROVISIONING_CREATES_PER_HOUR`; 0: no limit). A create that fails frees its quota
+    /// place at once, so without this a tenant could fail creates without end.
+    pub creates_per_hour: u32,
+    /// Failed and deleted servers' records are purged after this many days, each with an
+    /// audit event that stays (`AVB_PROVISIONING_RECORD_RETENTION_DAYS`; 0: kept forever).
+    pub record_retention_days: u64,
     /// How often the reconciliation schedule compares records with the engine and removes
     /// orphans, in seconds; 0 turns the schedule off (`AVB_PROVISIONING_RECONCILE_SECS`).
     pub reconcile_every_secs: u64,
@@ -81,6 +88,8 @@ impl Default for ProvisioningSettings {
             docker_host: None,
             max_replicas: 5,
             quota_per_tenant: 10,
+            creates_per_hour: 30,
+            record_retention_days: 30,
             reconcile_every_secs: 300,
             billing_block_secs: 3600,
             templates: BTreeMap::from([(
@@ -133,6 +142,22 @@ pub const ENV: &[EnvVar<ProvisioningSettings>] = &[
         "most provisioned servers one tenant may have (default 10)",
         |p, v| {
             p.quota_per_tenant = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_CREATES_PER_HOUR",
+        "most server creates one tenant may start in an hour, failed ones included; 0 = no limit (default 30)",
+        |p, v| {
+            p.creates_per_hour = parse_uint(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_RECORD_RETENTION_DAYS",
+        "failed and deleted servers' records are purged after this many days; 0 = never (default 30)",
+        |p, v| {
+            p.record_retention_days = parse_uint(v)?;
             Ok(())
         },
     ),

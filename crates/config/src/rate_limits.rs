@@ -23,6 +23,9 @@ pub struct RateLimitSettings {
     /// Calls per minute per key for single tools, overriding `per_key_per_minute`, e.g.
     /// `[rate_limits.tools] generate_speech = 60` (`AVB_RATE_LIMITS_TOOLS=generate_speech=60,…`).
     pub tools: BTreeMap<String, u32>,
+    /// MCP sessions one key may open per minute, Streamable HTTP and legacy SSE together
+    /// (`AVB_RATE_LIMITS_SESSIONS_PER_MINUTE`; default 60).
+    pub sessions_per_minute: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -32,11 +35,20 @@ impl Default for RateLimitSettings {
             per_key_per_minute: 600,
             burst: 100,
             tools: BTreeMap::new(),
+            sessions_per_minute: 60,
         }
     }
 }
 
 pub const ENV: &[EnvVar<RateLimitSettings>] = &[
+    EnvVar::new(
+        "AVB_RATE_LIMITS_SESSIONS_PER_MINUTE",
+        "MCP sessions one key may open per minute (default 60)",
+        |r, v| {
+            r.sessions_per_minute = parse_uint(v)?;
+            Ok(())
+        },
+    ),
     EnvVar::new(
         "AVB_RATE_LIMITS_ENABLED",
         "enforce the rate limits (default true)",
@@ -105,6 +117,11 @@ impl RateLimitSettings {
         Limit::new(per_minute, self.burst)
     }
 
+    /// The limit on sessions opened per key.
+    pub fn session_limit(&self) -> Limit {
+        Limit::new(self.sessions_per_minute, self.burst)
+    }
+
     /// The limit on REST requests per key.
     pub fn rest_limit(&self) -> Limit {
         Limit::new(self.per_key_per_minute, self.burst)
@@ -139,6 +156,12 @@ impl RateLimitSettings {
         }
         if self.burst == 0 {
             return Err(("rate_limits.burst", "must be at least 1".into()));
+        }
+        if self.sessions_per_minute == 0 {
+            return Err((
+                "rate_limits.sessions_per_minute",
+                "must be at least 1".into(),
+            ));
         }
         for (tool, n) in &self.tools {
             if tool.is_empty() {

@@ -201,6 +201,24 @@ mod tests {
             .expect_err("refused");
         assert_eq!(e.field, "entity_id");
         assert!(e.message.contains("domain.object_id"), "{e}");
+        let e = call("light", "turn_on", "lock.front_door")
+            .check()
+            .expect_err("refused");
+        assert_eq!(e.field, "entity_id");
+        assert!(e.message.contains("light.*"), "{e}");
+    }
+
+    /// `data` carries settings, never a second target: `area_id` (or `device_id`, …) would make
+    /// Home Assistant act on every entity it names.
+    #[test]
+    fn targets_inside_data_are_refused() {
+        for key in avb_workflows::devices::TARGET_KEYS {
+            let mut c = call("light", "turn_off", "light.kitchen");
+            c.data = Some(serde_json::from_value(json!({ *key: "all" })).expect("ok"));
+            let e = c.check().expect_err("refused");
+            assert_eq!(e.field, "data");
+            assert!(e.message.contains(key), "{e}");
+        }
     }
 
     #[test]

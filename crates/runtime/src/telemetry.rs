@@ -3,8 +3,10 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// rmcp logs session ids at info; a session id is the handle to someone's session, so rmcp
+/// speaks only of warnings.
 const DEFAULT_FILTER: &str =
-    "info,temporalio_sdk_core=warn,temporalio_sdk=info,temporalio_client=warn,ort=warn";
+    "info,temporalio_sdk_core=warn,temporalio_sdk=info,temporalio_client=warn,ort=warn,rmcp=warn";
 
 /// Installs the global subscriber, writing to stderr (stdout belongs to the stdio transport).
 pub fn init() {

@@ -20,7 +20,7 @@ const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
 const MAX_CONNECTIONS: u32 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -29,7 +29,7 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
-    backend: Backend,
+    pub(crate) backend: Backend,
     /// SQLite allows one writer at a time; queueing writers here (fairly) instead of in SQLite's
     /// busy handler (sleep and poll) keeps 50 concurrent holds fast. Other processes writing
     /// the same file are still handled by `busy_timeout`.

@@ -16,5 +16,5 @@ pub use db::{Store, now_ms};
 pub use error::StoreError;
 pub use keys::{KeyInfo, NewKey, ParseRoleError, Principal, Role};
 pub use ledger::{Balance, EntryKind, LedgerEntry, Usage, UsageRecord};
-pub use servers::{ServerEvent, ServerRecord};
+pub use servers::{CreateLimits, CreateRefused, ServerEvent, ServerRecord};
 pub use tenants::{Tenant, validate_tenant_name};

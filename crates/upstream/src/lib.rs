@@ -46,6 +46,7 @@ impl Provisioned {
             server_url: Some(self.url.clone()),
             namespace: Some(self.service_name.clone()),
             description: Some(format!("provisioned server {}", self.service_name)),
+            tenants: avb_config::ServedTenants::new([self.tenant.clone()]),
             ..UpstreamServer::default()
         }
     }
@@ -142,9 +143,14 @@ impl UpstreamHub {
         !read(&self.settings).is_empty() || self.provisioned_source.get().is_some()
     }
 
-    /// The servers `tenant` sees: every configured one, and its own provisioned ones.
+    /// The servers `tenant` sees: the configured ones that serve it, and its own provisioned
+    /// ones.
     fn servers_for(&self, tenant: &str) -> BTreeMap<String, UpstreamServer> {
-        let mut servers = read(&self.settings).clone();
+        let mut servers: BTreeMap<String, UpstreamServer> = read(&self.settings)
+            .iter()
+            .filter(|(_, s)| s.tenants.serves(tenant))
+            .map(|(name, s)| (name.clone(), s.clone()))
+            .collect();
         for (id, p) in read(&self.provisioned).iter() {
             if p.tenant == tenant {
                 servers.insert(id.clone(), p.settings());
@@ -373,6 +379,43 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_server_is_mounted_for_the_tenants_it_serves_only() {
+        let server = |tenants: &[&str]| UpstreamServer {
+            server_url: Some("http://127.0.0.1:1/mcp".into()),
+            tenants: avb_config::ServedTenants::new(tenants.iter().copied()),
+            ..UpstreamServer::default()
+        };
+        let hub = UpstreamHub::new(
+            BTreeMap::from([
+                ("home".to_string(), server(&["local"])),
+                ("shared".to_string(), server(&["local", "acme"])),
+                ("public".to_string(), server(&["*"])),
+            ]),
+            None,
+            |_| false,
+        );
+        let tool = Tool::new("echo", "echoes", Arc::new(serde_json::Map::new()));
+        hub.checked
+            .write()
+            .expect("lock")
+            .listed
+            .extend(["home", "shared", "public"].map(|s| (s.to_string(), vec![tool.clone()])));
+        let names = |tenant: &str| {
+            let mut n: Vec<String> = hub
+                .catalog_for(tenant)
+                .definitions()
+                .map(|t| t.name.to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names("local"), ["home_echo", "public_echo", "shared_echo"]);
+        assert_eq!(names("acme"), ["public_echo", "shared_echo"]);
+        assert_eq!(names("other"), ["public_echo"]);
+        assert_eq!(hub.statuses_for("other").len(), 1, "statuses as tools");
+    }
 
     #[test]
     fn a_provisioned_server_is_mounted_for_its_tenant_only() {

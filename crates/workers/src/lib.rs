@@ -207,6 +207,14 @@ pub async fn run_workers_sharing(
                             .billing
                             .price_of(BILLED_TOOL)
                             .map(|p| (p.credits_per_1000, config.provisioning.billing_block_secs)),
+                        retention: (config.provisioning.record_retention_days > 0).then(|| {
+                            Duration::from_secs(
+                                config
+                                    .provisioning
+                                    .record_retention_days
+                                    .saturating_mul(86_400),
+                            )
+                        }),
                     })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)

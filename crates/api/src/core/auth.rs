@@ -18,7 +18,7 @@ use crate::core::resource_metadata;
 use crate::state::ApiState;
 
 /// The tenant every caller belongs to when authentication is off.
-pub const LOCAL_TENANT: &str = "local";
+pub use avb_config::LOCAL_TENANT;
 
 /// The authenticated caller of one request (or of one MCP session, for stdio and legacy SSE).
 #[derive(Debug, Clone, PartialEq, Eq)]

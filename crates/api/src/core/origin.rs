@@ -20,8 +20,12 @@ fn host_of(authority: &str) -> &str {
     authority.split(':').next().unwrap_or(authority)
 }
 
+/// `*` accepts any Host: said explicitly, never by an empty list (an empty list is refused at
+/// start), for deployments behind a proxy that checks the Host itself.
 fn host_allowed(host: &str, allowed_hosts: &[String]) -> bool {
-    allowed_hosts.is_empty() || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    allowed_hosts
+        .iter()
+        .any(|h| h == "*" || h.eq_ignore_ascii_case(host))
 }
 
 /// Why a request must be refused, or `None` when its `Host` and `Origin` may reach MCP.
@@ -53,8 +57,9 @@ pub fn refusal(
         .map(|(_, authority)| host_of(authority))
         .filter(|h| !h.is_empty());
     if let Some(page_host) = page_host
-        && !allowed_hosts.is_empty()
-        && host_allowed(page_host, allowed_hosts)
+        && allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(page_host))
     {
         return None;
     }
@@ -135,9 +140,20 @@ mod tests {
         assert!(why.contains("https://x.example") && why.contains("AVB_MCP_ALLOWED_ORIGINS"));
     }
 
+    /// Any Host only when said so with `*`, and even then a foreign page's Origin is refused.
     #[test]
-    fn no_allowed_hosts_turns_the_host_check_off_but_not_the_origin_check() {
-        assert!(refusal(Some("anything:1"), None, &[], &[]).is_none());
-        assert!(refusal(Some("anything:1"), Some("https://evil.example"), &[], &[]).is_some());
+    fn any_host_is_explicit_and_origins_are_still_checked() {
+        assert!(refusal(Some("mcp.example.com"), None, &[], &[]).is_some());
+        let any = vec!["*".to_string()];
+        assert!(refusal(Some("mcp.example.com"), None, &any, &[]).is_none());
+        assert!(
+            refusal(
+                Some("mcp.example.com"),
+                Some("https://evil.example"),
+                &any,
+                &[]
+            )
+            .is_some()
+        );
     }
 }

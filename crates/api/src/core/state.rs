@@ -36,6 +36,8 @@ pub struct ApiState {
     pub own_tools: Arc<std::collections::HashSet<String>>,
     /// Seals and opens the `requestState` of multi round-trip calls (a client's approval).
     pub request_state: Arc<rmcp::model::RequestStateCodec>,
+    /// Open MCP sessions (both transports) and their owners.
+    pub sessions: Arc<crate::mcp::sessions::SessionBook>,
 }
 
 impl ApiState {
@@ -61,6 +63,7 @@ impl ApiState {
         let request_state = Arc::new(request_state_codec(&config)?);
         Ok(Self {
             request_state,
+            sessions: Arc::default(),
             tools,
             own_tools: Arc::new(own_tools),
             upstreams,

@@ -6,7 +6,7 @@ use rmcp::model::{CallToolResult, Tool};
 use serde_json::Value;
 
 use super::{CommandStart, DeviceJobOutput, start_command};
-use crate::core::problem::Problem;
+use crate::core::problem::{ErrorKind, Problem};
 use crate::jobs::durable::{DurableTool, Started, ToolCall, definition, output_as};
 use crate::jobs::view::JobStatus;
 use crate::mcp::results::structured;
@@ -41,11 +41,29 @@ impl DurableTool for DeviceCommands {
     }
 
     async fn start(&self, call: &ToolCall<'_>) -> Result<Started, Problem> {
+        if !super::offered_to(call.state, call.tenant(), call.name) {
+            return Err(Problem::not_found(format!(
+                "no tool is called {:?}",
+                call.name
+            )));
+        }
         let arguments = if call.name == "call_service" {
             let input: ServiceCall = call.input()?;
             input
                 .check()
                 .map_err(|e| Problem::invalid(e.field, e.message))?;
+            let ha = &call.state.config.devices.home_assistant;
+            if !ha.allows_service(&input.domain, &input.service) {
+                return Err(Problem::new(
+                    ErrorKind::ToolNotAllowed,
+                    format!(
+                        "{}.{} is not in devices.home_assistant.allowed_services ({})",
+                        input.domain,
+                        input.service,
+                        ha.allowed_services.join(", ")
+                    ),
+                ));
+            }
             serde_json::to_value(&input)
         } else {
             serde_json::to_value(call.input::<ControlInput>()?)

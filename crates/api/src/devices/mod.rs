@@ -86,6 +86,9 @@ pub enum DeviceToolError {
         field: &'static str,
         message: String,
     },
+    /// No home that serves the caller's tenant offers it: to that tenant it does not exist.
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Job(#[from] JobError),
     /// Refused before anything started (an approval the client's answer does not give).
@@ -97,6 +100,7 @@ impl From<DeviceToolError> for Problem {
     fn from(e: DeviceToolError) -> Self {
         match e {
             DeviceToolError::NotAllowed(m) => Problem::new(ErrorKind::ToolNotAllowed, m),
+            DeviceToolError::NotFound(m) => Problem::not_found(m),
             DeviceToolError::Invalid { field, message } => Problem::invalid(field, message),
             DeviceToolError::Job(j) => Problem::from(&j),
             DeviceToolError::Refused(p) => p,
@@ -111,15 +115,29 @@ fn policy(state: &ApiState, backend: Backend) -> PolicyView<'_> {
     }
 }
 
-/// The backends that offer `tool` to agents.
-fn backends_for(state: &ApiState, tool: &str) -> Vec<Backend> {
+/// The backends that offer `tool` to `tenant`'s agents.
+fn backends_for(state: &ApiState, tenant: &str, tool: &str) -> Vec<Backend> {
     [Backend::Zigbee2mqtt, Backend::HomeAssistant]
         .into_iter()
         .filter(|b| {
             let p = policy(state, *b);
-            p.enabled && p.allows(tool)
+            p.enabled && p.allows(tool) && p.serves(tenant)
         })
         .collect()
+}
+
+/// Whether `tenant` sees the device tool `tool` at all: some home that serves the tenant
+/// offers it (enabled or not: a home switched off explains itself when called). Other tenants'
+/// lists do not name it, and a call is "tool not found", as for any tool that does not exist.
+pub fn offered_to(state: &ApiState, tenant: &str, tool: &str) -> bool {
+    let device_tool = avb_config::devices::DEVICE_TOOLS.contains(&tool);
+    !device_tool
+        || [Backend::Zigbee2mqtt, Backend::HomeAssistant]
+            .into_iter()
+            .any(|b| {
+                let p = policy(state, b);
+                p.allows(tool) && p.serves(tenant)
+            })
 }
 
 /// A started command job, and what an approver must approve, if anyone must.
@@ -147,6 +165,11 @@ pub async fn start_command(
         .map(|(_, b)| *b)
         .ok_or_else(|| DeviceToolError::NotAllowed(format!("{tool} is not a device command")))?;
     let p = policy(state, backend);
+    if !p.serves(tenant) {
+        return Err(DeviceToolError::NotFound(format!(
+            "no tool is called {tool:?}"
+        )));
+    }
     if !p.enabled {
         let why = if backend == Backend::HomeAssistant
             && state.config.devices.home_assistant.url.is_none()
@@ -225,7 +248,12 @@ pub async fn read(
     tool: &str,
     request: impl FnOnce(Vec<Backend>) -> ReadRequest,
 ) -> Result<Value, DeviceToolError> {
-    let backends = backends_for(state, tool);
+    if !offered_to(state, tenant, tool) {
+        return Err(DeviceToolError::NotFound(format!(
+            "no tool is called {tool:?}"
+        )));
+    }
+    let backends = backends_for(state, tenant, tool);
     if backends.is_empty() {
         return Err(DeviceToolError::NotAllowed(format!(
             "{tool}: no enabled device backend offers it (devices.*.enabled, allowed_tools)"

@@ -9,6 +9,7 @@ mod fixtures;
 mod resources;
 pub(crate) mod results;
 pub mod schema;
+pub mod sessions;
 pub mod sse;
 pub mod tasks;
 
@@ -205,6 +206,27 @@ impl AvbServer {
         Cow::Owned(server)
     }
 
+    /// Counts one `method` request of `caller` against its rate limit: reads of jobs, tasks and
+    /// resources are cheap for a client and cost the server a Temporal call each.
+    pub(crate) async fn count_request(
+        &self,
+        caller: &Caller,
+        method: &str,
+    ) -> Result<(), McpError> {
+        self.state
+            .limiter
+            .check_method(caller, method)
+            .await
+            .map_err(|limited| {
+                tracing::info!(caller = %caller.rate_limit_id(), %limited, "MCP request rate-limited");
+                McpError::new(
+                    rmcp::model::ErrorCode::INVALID_REQUEST,
+                    limited.to_string(),
+                    Some(limited.details()),
+                )
+            })
+    }
+
     /// The caller's tenant; none (matching no job) on a server not bound to a caller.
     pub(crate) fn tenant(&self) -> &str {
         self.caller.get().map_or("", |c| c.tenant.as_str())
@@ -273,7 +295,8 @@ impl ServerHandler for AvbServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let mut result = ListToolsResult::with_all_items(self.all_tools());
+        let server = self.bound(self.request_caller(&context.extensions)?);
+        let mut result = ListToolsResult::with_all_items(server.all_tools());
         // Upstream tools come and go: clients of 2026-07-28 must not cache the list.
         if context
             .protocol_version()
@@ -319,7 +342,9 @@ impl ServerHandler for AvbServer {
         if let Some(task) = self.fixture_task(|| fixtures::tasks::get(&request.task_id)) {
             return task.map(GetTaskResult::new);
         }
-        let server = self.bound(self.request_caller(&context.extensions)?);
+        let caller = self.request_caller(&context.extensions)?;
+        self.count_request(&caller, "tasks/get").await?;
+        let server = self.bound(caller);
         Ok(GetTaskResult::new(
             server.task_state(&request.task_id).await?,
         ))
@@ -376,7 +401,9 @@ impl ServerHandler for AvbServer {
         if let Some(fixture) = self.read_fixture_resource(&request.uri) {
             return Ok(fixture.into());
         }
-        let server = self.bound(self.request_caller(&context.extensions)?);
+        let caller = self.request_caller(&context.extensions)?;
+        self.count_request(&caller, "resources/read").await?;
+        let server = self.bound(caller);
         if let Some(read) = server.read_server_resource(&request.uri).await {
             return read.map(Into::into);
         }
@@ -394,6 +421,7 @@ impl ServerHandler for AvbServer {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let caller = self.request_caller(&context.request_context().extensions)?;
+        self.count_request(&caller, "subscriptions/listen").await?;
         let server = self.bound(caller);
         futures::join!(
             server.listen_jobs(&context),
@@ -412,7 +440,9 @@ impl ServerHandler for AvbServer {
         if self.is_fixture_subscription(&request.uri) {
             return Ok(());
         }
-        let server = self.bound(self.request_caller(&context.extensions)?);
+        let caller = self.request_caller(&context.extensions)?;
+        self.count_request(&caller, "resources/subscribe").await?;
+        let server = self.bound(caller);
         server.subscribe_job(&request.uri, context).await
     }
 

@@ -23,6 +23,9 @@ use crate::state::ApiState;
 
 pub const JOB_URI_PREFIX: &str = "avb://jobs/";
 
+/// Most jobs one `subscriptions/listen` stream, or one session's `resources/subscribe`, watches.
+pub const MAX_LISTENED_JOBS: usize = 100;
+
 /// Live legacy subscriptions of one MCP session, by URI. Watchers hold it weakly, so when the
 /// session's server goes away the map drops and stops them all.
 #[derive(Clone, Default)]
@@ -52,6 +55,10 @@ impl Drop for SubscriptionMap {
 }
 
 impl Subscriptions {
+    fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+
     /// A token for a new subscription to `uri`; `None` when already subscribed.
     fn insert(&self, uri: &str) -> Option<CancellationToken> {
         let mut map = self.0.lock();
@@ -139,6 +146,15 @@ impl AvbServer {
         let first = get_job(&state, &tenant, &job_id)
             .await
             .map_err(|e| lookup_error(uri, e))?;
+        if self.subscriptions.len() >= MAX_LISTENED_JOBS {
+            return Err(McpError::invalid_params(
+                format!(
+                    "this session watches {MAX_LISTENED_JOBS} jobs, the most one session may; \
+                     unsubscribe from finished ones first"
+                ),
+                None,
+            ));
+        }
         let Some(stop) = self.subscriptions.insert(uri) else {
             return Ok(()); // already subscribed
         };
@@ -170,12 +186,17 @@ impl AvbServer {
     /// Of a `subscriptions/listen` filter, the job resources (their existence is checked when
     /// the watch starts: an unknown job's watch ends at once).
     pub(crate) fn job_subscription_filter(requested: &SubscriptionFilter) -> SubscriptionFilter {
-        let uris = requested
+        // Each URI is a watch polling Temporal: duplicates are one, and one stream takes at
+        // most `MAX_LISTENED_JOBS` (the accepted filter tells the client which).
+        let uris: std::collections::BTreeSet<String> = requested
             .resource_subscriptions
             .iter()
             .flatten()
             .filter(|u| u.starts_with(JOB_URI_PREFIX))
-            .cloned();
+            .take(MAX_LISTENED_JOBS * 4)
+            .cloned()
+            .collect();
+        let uris = uris.into_iter().take(MAX_LISTENED_JOBS);
         SubscriptionFilter::builder()
             .resource_subscriptions(uris)
             .build()

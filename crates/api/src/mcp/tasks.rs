@@ -40,7 +40,12 @@ impl AvbServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.request_caller(&context.extensions)?;
-        let mounted = self.mounted(&request.name).is_some();
+        let bound = self.bound(caller.clone());
+        let mounted = bound.mounted(&request.name).is_some();
+        // A device tool no home of the tenant offers does not exist for it.
+        if !crate::devices::offered_to(&self.state, &caller.tenant, &request.name) {
+            return Err(McpError::invalid_params("tool not found", None));
+        }
         // Unknown tools fall through to the router's error, uncounted.
         if !mounted && !self.tool_router.map.contains_key(request.name.as_ref()) {
             let server = self.bound(caller);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use avb_store::{ServerRecord, Store, now_ms};
+use avb_store::{CreateLimits, CreateRefused, ServerRecord, Store, now_ms};
 use avb_workflows::provision::{
     BILLED_TOOL, DeleteMcpServerWorkflow, DeleteServerJob, Endpoint, ProvisionMcpServerWorkflow,
     ProvisionServerJob, ServerBilling,
@@ -14,8 +14,8 @@ use avb_workflows::queues;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_client::{
-    WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
-    WorkflowStartOptions,
+    WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowGetResultOptions,
+    WorkflowIdConflictPolicy, WorkflowStartOptions,
 };
 
 /// Limits of a server's environment (`create_mcp_server`): how many variables, and how long
@@ -113,6 +113,9 @@ pub enum ServerError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many creates in the last hour (`provisioning.creates_per_hour`).
+    #[error("{0}")]
+    RateLimited(String),
     #[error(
         "insufficient credits: the first {block_minutes} minutes of {replicas} replica(s) cost \
          {needed} credits, your balance is {balance}"
@@ -132,6 +135,8 @@ impl From<ServerError> for Problem {
             ServerError::NotFound(m) => Problem::not_found(m),
             ServerError::Conflict(m) => Problem::new(ErrorKind::Conflict, m),
             ServerError::Unavailable(m) => Problem::unavailable(m),
+            ServerError::RateLimited(m) => Problem::new(ErrorKind::RateLimited, m)
+                .with_details(serde_json::json!({ "retry_after_secs": 3600 })),
             ServerError::InsufficientCredits {
                 needed, balance, ..
             } => Problem::new(ErrorKind::InsufficientCredits, e.to_string()).with_details(
@@ -268,22 +273,8 @@ pub async fn validate_create(
             ),
         ));
     }
-    let existing = store(state)?.servers(Some(tenant), false, 1000).await?;
-    if existing
-        .iter()
-        .any(|s| &s.service_name == name && s.status != "failed")
-    {
-        return Err(ServerError::Conflict(format!(
-            "you already have a server named {name:?}; delete it first or choose another name"
-        )));
-    }
-    let active = existing.iter().filter(|s| s.status != "failed").count();
-    if active >= usize::try_from(settings.quota_per_tenant).unwrap_or(usize::MAX) {
-        return Err(ServerError::Conflict(format!(
-            "quota exceeded: your tenant has {active} servers, its quota is {}; delete one first",
-            settings.quota_per_tenant
-        )));
-    }
+    // Quota, name and create rate are decided by the database as the record is inserted
+    // (`create`): checked here they could be passed by two concurrent creates.
     if let Some(billing) = billing_for(state, replicas) {
         let store = store(state)?;
         let balance = match store.tenant_by_name(tenant).await? {
@@ -332,21 +323,44 @@ pub async fn create(
     // The record exists from the start (status "creating"), so the server is visible even
     // while no provisioning worker runs; the workflow updates it.
     let now = now_ms();
+    let settings = &state.config.provisioning;
+    let limits = CreateLimits {
+        quota: usize::try_from(settings.quota_per_tenant).unwrap_or(usize::MAX),
+        per_hour: usize::try_from(settings.creates_per_hour).unwrap_or(usize::MAX),
+    };
+    let name = job.service_name.clone();
     store(state)?
-        .upsert_server(&ServerRecord {
-            id: server_id.clone(),
-            tenant: tenant.to_owned(),
-            service_name: job.service_name.clone(),
-            template: job.template.clone(),
-            replicas: i64::from(replicas),
-            status: "creating".into(),
-            endpoints: "[]".into(),
-            error: None,
-            created_at_ms: now,
-            updated_at_ms: now,
-            running_since_ms: None,
-        })
-        .await?;
+        .insert_new_server(
+            &ServerRecord {
+                id: server_id.clone(),
+                tenant: tenant.to_owned(),
+                service_name: job.service_name.clone(),
+                template: job.template.clone(),
+                replicas: i64::from(replicas),
+                status: "creating".into(),
+                endpoints: "[]".into(),
+                error: None,
+                created_at_ms: now,
+                updated_at_ms: now,
+                running_since_ms: None,
+            },
+            limits,
+        )
+        .await
+        .map_err(|refused| match refused {
+            CreateRefused::NameTaken => ServerError::Conflict(format!(
+                "you already have a server named {name:?}; delete it first or choose another name"
+            )),
+            CreateRefused::Quota { live } => ServerError::Conflict(format!(
+                "quota exceeded: your tenant has {live} servers, its quota is {}; delete one first",
+                limits.quota
+            )),
+            CreateRefused::Rate { recent } => ServerError::RateLimited(format!(
+                "your tenant started {recent} server creates in the last hour (failed ones \
+                 count), the most provisioning.creates_per_hour allows; try again later"
+            )),
+            CreateRefused::Store(e) => ServerError::from(e),
+        })?;
     let workflow_id = format!("{server_id}-create");
     let opts = WorkflowStartOptions::new(queues::WORKFLOWS, workflow_id.clone())
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
@@ -425,6 +439,24 @@ pub async fn delete(
         replicas: u32::try_from(record.replicas).unwrap_or(0),
         billing: billing_for(state, u32::try_from(record.replicas).unwrap_or(0)),
     };
+    if record.status == "creating" {
+        // Delete wins: the create still under way is cancelled, so it removes what it made and
+        // releases its hold instead of finishing later as `running` (the store also keeps a
+        // deleting record from being written back to running).
+        let create = state
+            .temporal
+            .get_workflow_handle::<ProvisionMcpServerWorkflow>(format!("{server_id}-create"));
+        if let Err(e) = create
+            .cancel(
+                WorkflowCancelOptions::builder()
+                    .reason("deleted while creating")
+                    .build(),
+            )
+            .await
+        {
+            tracing::info!(server_id, error = %e, "the create to cancel had ended");
+        }
+    }
     let workflow_id = format!("{server_id}-delete");
     // A repeated delete joins the one already running.
     let opts = WorkflowStartOptions::new(queues::WORKFLOWS, workflow_id.clone())

@@ -14,9 +14,11 @@ use crate::mcp::AvbServer;
 const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AvbServer {
-    /// Every tool an agent can call: ours, then the mounted ones.
+    /// Every tool the caller's tenant can call: ours (device tools only where a home serves the
+    /// tenant), then the mounted ones.
     pub(crate) fn all_tools(&self) -> Vec<Tool> {
         let mut tools = self.tool_router.list_all();
+        tools.retain(|t| crate::devices::offered_to(&self.state, self.tenant(), &t.name));
         tools.extend(
             self.state
                 .upstreams

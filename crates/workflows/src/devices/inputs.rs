@@ -55,6 +55,9 @@ pub struct ServiceCall {
     pub data: Option<serde_json::Map<String, Value>>,
 }
 
+/// Keys of Home Assistant's service target: who a call acts on.
+pub const TARGET_KEYS: &[&str] = &["entity_id", "device_id", "area_id", "floor_id", "label_id"];
+
 fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -102,14 +105,30 @@ impl ServiceCall {
                 ));
             }
         }
-        if self
+        // Home Assistant widens a call to everything a target key names: `data` may carry
+        // settings only, never a second target (`area_id: "all"` would switch a whole house).
+        if let Some(key) = self
             .data
             .as_ref()
-            .is_some_and(|d| d.contains_key("entity_id"))
+            .and_then(|d| TARGET_KEYS.iter().find(|k| d.contains_key(**k)))
         {
             return Err(bad(
                 "data",
-                "give the entity in entity_id, not in data".to_string(),
+                format!(
+                    "{key} is a target: a call acts on the one entity in entity_id, and data                      carries the service's settings only"
+                ),
+            ));
+        }
+        // A service acts on entities of its own domain; `light.turn_on` on `lock.front_door`
+        // would make an allowed service reach a device the allow-list leaves out.
+        let entity_domain = self.entity_id.split_once('.').map_or("", |(d, _)| d);
+        if entity_domain != self.domain {
+            return Err(bad(
+                "entity_id",
+                format!(
+                    "{:?} is not a {} entity: {}.{} acts on {}.* entities",
+                    self.entity_id, self.domain, self.domain, self.service, self.domain
+                ),
             ));
         }
         Ok(())

@@ -15,6 +15,8 @@ pub const EVENT_ORPHAN_REMOVED: &str = "mcp.server.orphan.removed";
 pub const EVENT_DRIFT: &str = "mcp.server.drift";
 pub const EVENT_RECOVERED: &str = "mcp.server.recovered";
 pub const EVENT_CREDITS_EXHAUSTED: &str = "mcp.server.credits.exhausted";
+/// A failed or deleted server's record removed after the retention period (the events stay).
+pub const EVENT_RECORD_PURGED: &str = "mcp.server.record.purged";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconcileInput {
@@ -63,6 +65,9 @@ pub struct ReconcileReport {
     /// Servers whose tenant cannot pay their next block: the run deletes them.
     #[serde(default)]
     pub exhausted: Vec<ExhaustedServer>,
+    /// Failed or deleted servers whose records passed the retention period and were purged.
+    #[serde(default)]
+    pub purged: Vec<String>,
 }
 
 /// A server whose tenant ran out of credits for its next block of container-minutes.

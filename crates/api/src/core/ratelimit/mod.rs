@@ -62,6 +62,11 @@ pub trait Backend: Send + Sync {
 pub enum Scope {
     Tool(String),
     Rest,
+    /// An MCP request other than a tool call that reads state: `tasks/get`, `resources/read`,
+    /// `resources/subscribe`, `subscriptions/listen`.
+    Method(String),
+    /// Opening an MCP session (Streamable HTTP `initialize`, a legacy SSE stream).
+    Session,
 }
 
 /// A refused call: which limit, and when to try again.
@@ -78,6 +83,8 @@ impl std::fmt::Display for RateLimited {
         let what = match &self.scope {
             Scope::Tool(t) => format!("calls of {t}"),
             Scope::Rest => "REST requests".into(),
+            Scope::Method(m) => format!("{m} requests"),
+            Scope::Session => "MCP sessions opened".into(),
         };
         write!(
             f,
@@ -96,6 +103,8 @@ impl RateLimited {
         let (scope, tool) = match &self.scope {
             Scope::Tool(t) => ("tool", Some(t.as_str())),
             Scope::Rest => ("rest", None),
+            Scope::Method(m) => ("method", Some(m.as_str())),
+            Scope::Session => ("session", None),
         };
         serde_json::json!({
             "retry_after_secs": self.retry_after_secs,
@@ -182,6 +191,32 @@ impl RateLimiter {
             .await
     }
 
+    /// One MCP request `method` (not a tool call) by `caller`, at the per-key rate unless
+    /// `[rate_limits.tools]` names the method.
+    pub async fn check_method(&self, caller: &Caller, method: &str) -> Result<(), RateLimited> {
+        let s = &self.inner.settings;
+        if !s.enabled {
+            return Ok(());
+        }
+        let bucket = format!("{}|method|{method}", caller.rate_limit_id());
+        self.check(
+            &bucket,
+            s.tool_limit(method),
+            Scope::Method(method.to_string()),
+        )
+        .await
+    }
+
+    /// One MCP session opened by `caller`.
+    pub async fn check_session_open(&self, caller: &Caller) -> Result<(), RateLimited> {
+        let s = &self.inner.settings;
+        if !s.enabled {
+            return Ok(());
+        }
+        let bucket = format!("{}|session", caller.rate_limit_id());
+        self.check(&bucket, s.session_limit(), Scope::Session).await
+    }
+
     /// One REST request by `caller`.
     pub async fn check_rest(&self, caller: &Caller) -> Result<(), RateLimited> {
         let s = &self.inner.settings;
@@ -198,8 +233,9 @@ impl RateLimiter {
             Verdict::Allowed => Ok(()),
             Verdict::Denied { retry_after } => {
                 let label = match &scope {
-                    Scope::Tool(t) => t.as_str(),
+                    Scope::Tool(t) | Scope::Method(t) => t.as_str(),
                     Scope::Rest => "rest",
+                    Scope::Session => "session",
                 };
                 self.inner.limited.with_label_values(&[label]).inc();
                 let secs = retry_after.as_secs_f64().ceil();
