@@ -322,3 +322,221 @@ async fn call_service_stays_inside_the_allow_list_and_the_named_entity() {
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     system.stop().await;
 }
+
+/// Deleting a server while it is still being created: the create is cancelled, the record ends
+/// `deleted` and stays so after the create's workflow finished, and no replica is left running
+/// or billed. (Before: the create finished after the delete and wrote the server back as
+/// `running`, its replica alive and prepaid blocks accruing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_wins_over_a_create_in_flight() {
+    use crate::support::mcp::{call, text_of};
+    use avb_provisioning::{ContainerBackend, ListFilter, ProcessBackend};
+    use rmcp::ServiceExt;
+
+    crate::provisioning::demo_binary();
+    let system = TestSystem::start_with(|c| c.mcp.wait_budget_secs = 1).await;
+    let client = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            system.mcp_url(),
+        ))
+        .await
+        .expect("connect");
+    // The replica takes 4 s to answer: the create is mid-flight when the delete comes.
+    let r = call(
+        &client,
+        "create_mcp_server",
+        json!({"service_name": "racy", "template": "demo",
+               "environment": {"DEMO_STARTUP_DELAY_MS": "4000"}}),
+    )
+    .await;
+    let created = r.structured_content.clone().expect("structured");
+    assert_eq!(created["status"], "creating", "{created}");
+    let id = created["server_id"].as_str().expect("id").to_owned();
+    let r = call(&client, "delete_mcp_server", json!({"server_id": id})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+
+    let status = || async {
+        call(&client, "get_mcp_server", json!({"server_id": id}))
+            .await
+            .structured_content
+            .expect("structured")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status().await;
+        if s["status"] == "deleted" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never deleted: {s}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Past the replica's start-up: a create that went on would have finished by now.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let s = status().await;
+    assert_eq!(s["status"], "deleted", "{s}");
+    let kinds: Vec<&str> = s["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(!kinds.contains(&"mcp.server.created"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"mcp.server.failed"),
+        "the cancelled create compensated (removed its replica, released its hold): {kinds:?}"
+    );
+    let leftovers = ProcessBackend::new()
+        .list_managed(&ListFilter::server(id.clone()))
+        .await
+        .expect("list processes");
+    assert!(
+        leftovers.is_empty(),
+        "a replica outlived its deleted server: {leftovers:?}"
+    );
+    client.cancel().await.ok();
+    system.stop().await;
+}
+
+/// Opens a Streamable HTTP session of protocol 2025-06-18 with `token`: its id, or the refusal.
+async fn open_session(mcp: &str, token: &str) -> Result<String, (u16, String)> {
+    let response = reqwest::Client::new()
+        .post(mcp)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    match response.headers().get("mcp-session-id") {
+        Some(id) => Ok(id.to_str().expect("ascii").to_string()),
+        None => Err((status, response.text().await.unwrap_or_default())),
+    }
+}
+
+/// What `method` on session `id` with `token` answers (the HTTP status).
+async fn on_session(mcp: &str, token: &str, id: &str, method: reqwest::Method) -> u16 {
+    let mut request = reqwest::Client::new()
+        .request(method.clone(), mcp)
+        .bearer_auth(token)
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("accept", "application/json, text/event-stream");
+    if method == reqwest::Method::POST {
+        request = request.json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    }
+    let response = request.send().await.expect("answer");
+    response.status().as_u16()
+}
+
+/// A session is the key's that opened it: another key — of the same tenant — gets "not found"
+/// for every request on it, Streamable HTTP (POST, GET stream, DELETE) and legacy SSE (POST).
+/// Sessions are capped per key; one the client deleted or walked away from frees its place.
+/// (Before: sessions were checked by tenant only, unbounded, and a legacy SSE session of a
+/// client that left was never reclaimed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_belong_to_their_key_are_capped_and_reclaimed() {
+    let system = TestSystem::start_with(|c| {
+        c.auth.required = true;
+        c.mcp.max_sessions_per_key = 2;
+    })
+    .await;
+    let store = system.store.as_ref().expect("store");
+    let tenant = store.create_tenant("home").await.expect("tenant");
+    let mut keys = Vec::new();
+    for label in ["first agent", "second agent"] {
+        let key = store
+            .create_key(&tenant.id, avb_store::Role::Agent, label)
+            .await
+            .expect("key");
+        keys.push(key.token);
+    }
+    let (a, b) = (keys[0].as_str(), keys[1].as_str());
+    let mcp = system.mcp_url();
+
+    // Legacy SSE: a's stream; b cannot post to it, a can.
+    let mut stream = reqwest::Client::new()
+        .get(system.sse_url())
+        .bearer_auth(a)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("sessionId=")
+        || !seen[seen.find("sessionId=").unwrap_or(0)..].contains('\n')
+    {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("endpoint event in time")
+            .expect("chunk")
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let at = seen.find("/api/v2/mcp/messages").expect("endpoint");
+    let endpoint = seen[at..].lines().next().expect("line").trim().to_string();
+    let post = |token: &str| {
+        reqwest::Client::new()
+            .post(format!("{}{endpoint}", system.base_url))
+            .bearer_auth(token)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2024-11-05", "capabilities": {},
+                "clientInfo": {"name": "probe", "version": "1"}}}),
+            )
+            .send()
+    };
+    assert_eq!(
+        post(b).await.expect("answer").status(),
+        404,
+        "another key's session"
+    );
+    assert_eq!(post(a).await.expect("answer").status(), 202);
+
+    // Streamable HTTP: a's second session; a third is over the cap, b's first is not.
+    let s1 = open_session(&mcp, a).await.expect("second session of a");
+    let (status, why) = open_session(&mcp, a).await.expect_err("over the cap");
+    assert_eq!(status, 429, "{why}");
+    assert!(why.contains("mcp.max_sessions_per_key"), "{why}");
+    let sb = open_session(&mcp, b).await.expect("b's own session");
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
+        assert_eq!(
+            on_session(&mcp, b, &s1, method.clone()).await,
+            404,
+            "{method} by b"
+        );
+    }
+    assert_eq!(
+        on_session(&mcp, a, &s1, reqwest::Method::POST).await,
+        202,
+        "still a's"
+    );
+
+    // a's legacy client walks away: its place is free again.
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let s2 = loop {
+        match open_session(&mcp, a).await {
+            Ok(id) => break id,
+            Err((429, _)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("the departed legacy session still counts: {e:?}"),
+        }
+    };
+    // Deleting a session frees its place too.
+    let deleted = on_session(&mcp, a, &s2, reqwest::Method::DELETE).await;
+    assert!((200..300).contains(&deleted), "DELETE answered {deleted}");
+    open_session(&mcp, a).await.expect("a place after DELETE");
+    assert_eq!(on_session(&mcp, b, &sb, reqwest::Method::POST).await, 202);
+    system.stop().await;
+}

@@ -181,7 +181,12 @@ impl ProvisioningActivities {
         loop {
             ctx.record_heartbeat(format!("waiting for {} to answer MCP", input.url))
                 .await?;
-            match wait_until_mcp_ready(&input.url, Duration::from_secs(3)).await {
+            // A cancelled create (its server was deleted) stops waiting at once.
+            let probed = tokio::select! {
+                r = wait_until_mcp_ready(&input.url, Duration::from_secs(3)) => r,
+                () = ctx.cancelled() => return Err(ActivityError::cancelled()),
+            };
+            match probed {
                 Ok(_) => return Ok(()),
                 Err(e) if Instant::now() >= deadline => {
                     return Err(ActivityError::application(

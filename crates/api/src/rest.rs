@@ -1,12 +1,12 @@
 //! REST under `/api/v2` (each family's router, merged) plus `/healthz`, `/readyz`, `/metrics`.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::health::check_dependencies;
+use crate::health::cached_dependencies;
 use crate::state::ApiState;
 
 /// `/api/v2`: needs an authenticated caller (see `auth`).
@@ -30,9 +30,26 @@ pub fn probe_router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn readyz(State(state): State<ApiState>) -> Response {
-    let components = check_dependencies(&state).await;
+/// Ready when Temporal, the artifact store and the database answer. Open for probes, so it
+/// answers from a check at most a second old, and names the components without their details
+/// (addresses, versions, errors) unless the request carries a valid key.
+async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let components = cached_dependencies(&state).await;
     let ready = components.iter().all(|c| c.healthy);
+    let detailed = match crate::auth::bearer(&headers) {
+        Some(token) => crate::auth::caller_for(&state, Some(token)).await.is_ok(),
+        None => !state.config.auth.required,
+    };
+    let components: Vec<serde_json::Value> = components
+        .iter()
+        .map(|c| {
+            if detailed {
+                serde_json::json!(c)
+            } else {
+                serde_json::json!({ "name": c.name, "healthy": c.healthy })
+            }
+        })
+        .collect();
     let status = if ready {
         StatusCode::OK
     } else {

@@ -13,6 +13,12 @@ use crate::db::{WriteTx, new_id, now_ms, sql_limit};
 use crate::{Store, StoreError};
 
 const MAX_KEY_LEN: usize = 256;
+
+/// The most credits one ledger operation moves (a trillion).
+pub const MAX_CREDITS: i64 = 1_000_000_000_000;
+/// The most credits an account may hold available: far from `i64::MAX`, so no sum of
+/// balances, holds and grants can overflow on either database.
+pub const MAX_BALANCE: i64 = 1_000_000_000_000_000;
 const ENTRY_COLUMNS: &str =
     "id, tenant_id, kind, amount, job_id, hold_key, idempotency_key, note, created_at";
 const USAGE_COLUMNS: &str =
@@ -434,16 +440,27 @@ impl Store {
         }
         let entry = LedgerEntry::new(kind, tenant_id, credits, None, None, idempotency_key, note);
         let mut w = self.begin_write().await?;
-        let updated =
-            sqlx::query("UPDATE accounts SET available = available + $1 WHERE tenant_id = $2")
-                .bind(credits)
-                .bind(tenant_id)
-                .execute(&mut *w.tx)
-                .await?
-                .rows_affected();
+        let updated = sqlx::query(
+            "UPDATE accounts SET available = available + $1 WHERE tenant_id = $2 \
+             AND available <= $3 - $1",
+        )
+        .bind(credits)
+        .bind(tenant_id)
+        .bind(MAX_BALANCE)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
         if updated == 0 {
             w.rollback().await?;
-            return Err(no_tenant(tenant_id));
+            return match self.balance(tenant_id).await {
+                Ok(b) => Err(StoreError::Invalid(format!(
+                    "{} of {credits} would take the balance ({}) past {MAX_BALANCE}, the most an \
+                     account holds",
+                    kind.as_str(),
+                    b.available
+                ))),
+                Err(_) => Err(no_tenant(tenant_id)),
+            };
         }
         if !insert_entry(&mut w, &entry).await? {
             return self
@@ -530,6 +547,11 @@ fn check_amount(what: &str, credits: i64, positive: bool) -> Result<(), StoreErr
         let rule = if positive { "positive" } else { "zero or more" };
         return Err(StoreError::Invalid(format!(
             "{what} amount must be {rule}, got {credits}"
+        )));
+    }
+    if credits > MAX_CREDITS {
+        return Err(StoreError::Invalid(format!(
+            "{what} amount must be at most {MAX_CREDITS}, got {credits}"
         )));
     }
     Ok(())

@@ -15,6 +15,6 @@ mod tenants;
 pub use db::{Store, now_ms};
 pub use error::StoreError;
 pub use keys::{KeyInfo, NewKey, ParseRoleError, Principal, Role};
-pub use ledger::{Balance, EntryKind, LedgerEntry, Usage, UsageRecord};
+pub use ledger::{Balance, EntryKind, LedgerEntry, MAX_BALANCE, MAX_CREDITS, Usage, UsageRecord};
 pub use servers::{CreateLimits, CreateRefused, ServerEvent, ServerRecord};
 pub use tenants::{Tenant, validate_tenant_name};

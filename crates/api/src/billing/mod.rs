@@ -245,10 +245,14 @@ fn usage_view(r: UsageRecord) -> UsageView {
 
 /// Checks a grant's input; the error names the field.
 pub fn validate_grant(input: &GrantInput) -> Result<(), BillingError> {
-    if input.credits <= 0 {
+    if input.credits <= 0 || input.credits > avb_store::MAX_CREDITS {
         return Err(invalid(
             "credits",
-            format!("must be a positive whole number, got {}", input.credits),
+            format!(
+                "must be a whole number from 1 to {}, got {}",
+                avb_store::MAX_CREDITS,
+                input.credits
+            ),
         ));
     }
     if let Some(key) = &input.idempotency_key
@@ -336,7 +340,7 @@ mod tests {
     #[test]
     fn grants_must_be_positive_and_errors_name_the_field() {
         assert!(validate_grant(&input(1)).is_ok());
-        for credits in [0, -5] {
+        for credits in [0, -5, i64::MAX] {
             let e = validate_grant(&input(credits)).expect_err("not positive");
             assert!(e.to_string().starts_with("credits: "), "{e}");
             assert_eq!(Problem::from(e).field.as_deref(), Some("credits"));

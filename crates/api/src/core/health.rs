@@ -143,6 +143,19 @@ async fn pollers(state: &ApiState, queue: &str, kind: TaskQueueType) -> Componen
 /// How long a health snapshot is reused by `get_server_status`.
 pub const STATUS_TTL: Duration = Duration::from_secs(1);
 
+/// `check_dependencies`, cached for `STATUS_TTL` (what `/readyz` answers from).
+pub async fn cached_dependencies(state: &ApiState) -> Vec<ComponentHealth> {
+    let mut cache = state.ready_cache.lock().await;
+    if let Some((at, components)) = cache.as_ref()
+        && at.elapsed() < STATUS_TTL
+    {
+        return components.clone();
+    }
+    let fresh = check_dependencies(state).await;
+    *cache = Some((std::time::Instant::now(), fresh.clone()));
+    fresh
+}
+
 /// `check_components`, cached for `STATUS_TTL`: an agent polling status does not turn into four
 /// Temporal RPCs per call. Concurrent callers share one refresh.
 pub async fn cached_components(state: &ApiState) -> Vec<ComponentHealth> {

@@ -21,6 +21,9 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// Last component health, reused for a second so status calls stay on the fast path.
     pub status_cache: Arc<tokio::sync::Mutex<Option<StatusSnapshot>>>,
+    /// Last `/readyz` dependency check, likewise: an open probe polled hard costs at most one
+    /// check of the dependencies a second.
+    pub ready_cache: Arc<tokio::sync::Mutex<Option<StatusSnapshot>>>,
     /// Tenants and API keys (and the ledger); `None` only when authentication is off.
     pub store: Option<avb_store::Store>,
     /// Rate limits per API key and tool (in-process, or Redis when `redis.url` is set).
@@ -74,6 +77,7 @@ impl ApiState {
             voices: Arc::new(voices),
             metrics,
             status_cache: Arc::default(),
+            ready_cache: Arc::default(),
             store: None,
             limiter,
         })

@@ -19,6 +19,10 @@ pub const TOOL: &str = "durable_echo";
 /// The echo family.
 pub struct Echo;
 
+/// The longest `durable_echo` message, in bytes: it is a check of the durable path, and each
+/// message is kept twice in Temporal's history (input and result).
+pub const MAX_ECHO_BYTES: usize = 16 * 1024;
+
 #[async_trait::async_trait]
 impl DurableTool for Echo {
     fn names(&self) -> &'static [&'static str] {
@@ -42,6 +46,15 @@ impl DurableTool for Echo {
 
     async fn start(&self, call: &ToolCall<'_>) -> Result<Started, Problem> {
         let input: EchoInput = call.input()?;
+        if input.message.len() > MAX_ECHO_BYTES {
+            return Err(Problem::invalid(
+                "message",
+                format!(
+                    "is {} bytes; durable_echo takes at most {MAX_ECHO_BYTES}",
+                    input.message.len()
+                ),
+            ));
+        }
         let cfg = &call.state.config.temporal;
         let (job_id, _) = start_echo(
             &call.state.temporal,

@@ -242,7 +242,10 @@ pub async fn call(
     state
         .metrics
         .job_outcomes
-        .with_label_values(&[call.name, outcome_label(&outcome)])
+        .with_label_values(&[
+            crate::upstream::metric_label(state, call.tenant(), call.name),
+            outcome_label(&outcome),
+        ])
         .inc();
     render_outcome(family, state, &job_id, outcome).await.into()
 }

@@ -41,7 +41,15 @@ impl AvbServer {
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.request_caller(&context.extensions)?;
         let bound = self.bound(caller.clone());
-        let mounted = bound.mounted(&request.name).is_some();
+        let mounted_tool = bound.mounted(&request.name);
+        let mounted = mounted_tool.is_some();
+        // Metrics are the installation's: a tenant's provisioned server (its name, its tools) is
+        // not shown to whoever reads them, only that such a tool was called.
+        let label = match &mounted_tool {
+            Some(_) => crate::upstream::metric_label(&self.state, &caller.tenant, &request.name),
+            None => request.name.as_ref(),
+        }
+        .to_string();
         // A device tool no home of the tenant offers does not exist for it.
         if !crate::devices::offered_to(&self.state, &caller.tenant, &request.name) {
             return Err(McpError::invalid_params("tool not found", None));
@@ -55,9 +63,9 @@ impl AvbServer {
         let metrics = &self.state.metrics;
         let timer = metrics
             .tool_latency
-            .with_label_values(&[request.name.as_ref()])
+            .with_label_values(&[label.as_str()])
             .start_timer();
-        let tool = request.name.to_string();
+        let tool = label;
         let response = self
             .call_known_tool(caller, mounted, request, context)
             .await;

@@ -25,6 +25,15 @@ use crate::jobs::output::resource_uri;
 use crate::jobs::{JobError, job_start_options, new_job_id};
 use crate::state::ApiState;
 
+/// How metrics name a tool call: by its name, except tools of servers a tenant provisioned,
+/// whose names the tenant chose (metrics are the installation's, read by its operators).
+pub fn metric_label<'a>(state: &ApiState, tenant: &str, tool: &'a str) -> &'a str {
+    match state.upstreams.catalog_for(tenant).get(tool) {
+        Some(t) if t.server.starts_with("srv_") => "provisioned_server_tool",
+        _ => tool,
+    }
+}
+
 /// The tool (and job tool) name of batches.
 pub const BATCH_TOOL: &str = "batch_execute";
 

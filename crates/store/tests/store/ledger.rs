@@ -436,6 +436,25 @@ async fn bad_amounts_keys_and_ids(store: Store) {
         store.grant(t, 1, &"k".repeat(300), "").await,
         "idempotency key",
     );
+    // Amounts near i64::MAX: refused by name, never an overflow inside the database.
+    invalid(store.grant(t, i64::MAX, "k4", "").await, "at most");
+    let rich = &funded_tenant(&store, "rich", 1).await;
+    for i in 0..1_000 {
+        let r = store
+            .grant(rich, avb_store::MAX_CREDITS, &format!("big{i}"), "")
+            .await;
+        if let Err(StoreError::Invalid(msg)) = &r {
+            assert!(msg.contains("the most an account holds"), "{msg}");
+            break;
+        }
+        r.expect("below the ceiling");
+    }
+    let b = store.balance(rich).await.expect("balance");
+    assert!(b.available <= avb_store::MAX_BALANCE, "{b:?}");
+    assert!(
+        b.available > avb_store::MAX_BALANCE - avb_store::MAX_CREDITS,
+        "{b:?}"
+    );
 
     let not_found = |r: Result<LedgerEntry, StoreError>| match r {
         Err(StoreError::NotFound(msg)) => assert!(msg.contains("nope"), "{msg}"),

@@ -11,7 +11,8 @@ pub const ECHO_ACTIVITY: &str = "echo";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EchoInput {
-    /// Any text; it comes back unchanged after a round trip through a workflow and an activity.
+    /// Any text up to 16 KiB; it comes back unchanged after a round trip through a workflow
+    /// and an activity.
     pub message: String,
 }
 

@@ -98,12 +98,12 @@ impl ProvisionMcpServerWorkflow {
                 job: job.clone(),
                 replica,
             };
+            // The steps that build the server stop when the workflow is cancelled (a delete
+            // came first); compensation below keeps its own, detached, token.
+            let mut building = policy::provisioning_replicas();
+            building.cancellation_token = Some(ctx.cancellation_token());
             let created = ctx
-                .execute_activity(
-                    ProvisioningActivityDefs::create_replica,
-                    input,
-                    policy::provisioning_replicas(),
-                )
+                .execute_activity(ProvisioningActivityDefs::create_replica, input, building)
                 .await;
             let endpoint = match created {
                 Ok(e) => e,
@@ -112,11 +112,13 @@ impl ProvisionMcpServerWorkflow {
                     break;
                 }
             };
+            let mut readiness = policy::provisioning_readiness();
+            readiness.cancellation_token = Some(ctx.cancellation_token());
             let ready = ctx
                 .execute_activity(
                     ProvisioningActivityDefs::wait_replica_ready,
                     endpoint.clone(),
-                    policy::provisioning_readiness(),
+                    readiness,
                 )
                 .await;
             if let Err(e) = ready {
