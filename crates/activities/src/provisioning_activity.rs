@@ -125,6 +125,8 @@ pub fn template_spec(name: &str, t: &TemplateSettings) -> TemplateSpec {
         memory_mb: t.memory_mb,
         cpus: t.cpus,
         pids: t.pids,
+        cap_add: t.cap_add.clone(),
+        writable_root: t.writable_root,
     }
 }
 

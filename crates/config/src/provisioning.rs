@@ -46,6 +46,12 @@ pub struct TemplateSettings {
     /// One line saying what the template runs (for whoever reads the config).
     #[serde(default)]
     pub description: String,
+    /// Linux capabilities containers of this template keep (all others are dropped).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Containers may write to their root file system (default: read-only, `/tmp` in memory).
+    #[serde(default)]
+    pub writable_root: bool,
 }
 
 fn default_path() -> String {
@@ -106,6 +112,8 @@ impl Default for ProvisioningSettings {
                     cpus: Some(0.5),
                     pids: Some(128),
                     description: "the bundled demo MCP server (tools echo and add)".into(),
+                    cap_add: Vec::new(),
+                    writable_root: false,
                 },
             )]),
         }

@@ -225,6 +225,16 @@ impl DockerBackend {
                 nano_cpus: t.cpus.map(|c| (c * 1e9).round() as i64),
                 pids_limit: t.pids,
                 init: Some(true),
+                // A tenant's server runs with no privileges it was not given: no capabilities
+                // but those its template names, no privilege gain through setuid, and a
+                // read-only root unless the template says otherwise.
+                cap_drop: Some(vec!["ALL".to_string()]),
+                cap_add: (!t.cap_add.is_empty()).then(|| t.cap_add.clone()),
+                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+                readonly_rootfs: Some(!t.writable_root),
+                tmpfs: (!t.writable_root).then(|| {
+                    HashMap::from([("/tmp".to_string(), "rw,noexec,nosuid,size=64m".to_string())])
+                }),
                 ..Default::default()
             }),
             ..Default::default()

@@ -73,6 +73,12 @@ pub struct TemplateSpec {
     pub cpus: Option<f64>,
     #[serde(default)]
     pub pids: Option<i64>,
+    /// Linux capabilities the container keeps; every other one is dropped (default: none).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Let the server write to its root file system (default: read-only, with a small `/tmp`).
+    #[serde(default)]
+    pub writable_root: bool,
 }
 
 /// One MCP server to provision: a template, the caller's environment and a replica count.
@@ -411,6 +417,8 @@ mod tests {
                 memory_mb: Some(64),
                 cpus: Some(0.5),
                 pids: Some(64),
+                cap_add: Vec::new(),
+                writable_root: false,
             },
             env: BTreeMap::from([("ECHO_PREFIX".into(), "hi ".into())]),
             replicas: 2,

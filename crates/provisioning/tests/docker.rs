@@ -34,6 +34,8 @@ fn template(image: &str) -> TemplateSpec {
         memory_mb: Some(64),
         cpus: Some(0.5),
         pids: Some(64),
+        cap_add: Vec::new(),
+        writable_root: false,
     }
 }
 
@@ -161,6 +163,19 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
         assert_eq!(host.nano_cpus, Some(500_000_000));
         assert_eq!(host.pids_limit, Some(64));
         assert_eq!(host.init, Some(true));
+        // Hardened: no capabilities, no privilege gain, read-only root with an in-memory /tmp.
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert_eq!(host.cap_add, None);
+        assert_eq!(
+            host.security_opt.as_deref(),
+            Some(&["no-new-privileges:true".to_string()][..])
+        );
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert!(
+            host.tmpfs.as_ref().is_some_and(|t| t.contains_key("/tmp")),
+            "{:?}",
+            host.tmpfs
+        );
         let binding = &info
             .network_settings
             .as_ref()

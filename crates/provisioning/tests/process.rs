@@ -38,6 +38,8 @@ fn spec(server_id: &str, tenant: &str, replicas: u32) -> ServerSpec {
             memory_mb: None,
             cpus: None,
             pids: None,
+            cap_add: Vec::new(),
+            writable_root: false,
         },
         env: BTreeMap::from([("ECHO_PREFIX".into(), "proc: ".into())]),
         replicas,
