@@ -540,3 +540,107 @@ async fn sessions_belong_to_their_key_are_capped_and_reclaimed() {
     assert_eq!(on_session(&mcp, b, &sb, reqwest::Method::POST).await, 202);
     system.stop().await;
 }
+
+/// Audio is never multiplied in memory per request: a speech result over the inline limit is a
+/// link (no base64 copy of the WAV in the JSON result), and the download is streamed from the
+/// store with `Range` (206, `Content-Range`), `If-None-Match` (304) and a clear 416. (Before: a
+/// 98 s job's result was a 6.3 MB JSON document, loaded and encoded on every read.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_audio_is_linked_and_downloads_stream_by_range() {
+    use crate::support::mcp::{call, text_of};
+    use rmcp::ServiceExt;
+
+    let system = TestSystem::start_with(|c| c.mcp.max_inline_audio_bytes = 1_000).await;
+    let client = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            system.mcp_url(),
+        ))
+        .await
+        .expect("connect");
+    let r = call(
+        &client,
+        "generate_speech",
+        json!({"text": "Hello there.", "voice_id": "af_heart"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let inline = r
+        .content
+        .iter()
+        .any(|c| matches!(c, rmcp::model::ContentBlock::Audio(_)));
+    assert!(!inline, "audio over the limit came inline");
+    let link = r
+        .content
+        .iter()
+        .find_map(|c| match c {
+            rmcp::model::ContentBlock::ResourceLink(l) => Some(l.clone()),
+            _ => None,
+        })
+        .expect("a resource link to the audio");
+    assert_eq!(link.mime_type.as_deref(), Some("audio/wav"));
+    let size = link.size.expect("size");
+    assert!(size > 1_000, "{size}");
+    assert!(
+        text_of(&r).contains("mcp.max_inline_audio_bytes"),
+        "{}",
+        text_of(&r)
+    );
+    let whole_result = serde_json::to_string(&r).expect("json").len() as u64;
+    assert!(
+        whole_result < size,
+        "the result ({whole_result} B) carries the audio ({size} B)"
+    );
+
+    let http = reqwest::Client::new();
+    let full = http.get(&link.uri).send().await.expect("download");
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["accept-ranges"], "bytes");
+    let etag = full.headers()["etag"].to_str().expect("etag").to_string();
+    let wav = full.bytes().await.expect("body");
+    assert_eq!(wav.len() as u64, size);
+    assert_eq!(&wav[..4], b"RIFF");
+
+    let part = http
+        .get(&link.uri)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{size}").as_str()
+    );
+    assert_eq!(part.bytes().await.expect("part"), wav.slice(100..200));
+    let tail = http
+        .get(&link.uri)
+        .header("range", "bytes=-44")
+        .send()
+        .await
+        .expect("suffix");
+    assert_eq!(tail.status(), 206);
+    assert_eq!(
+        tail.bytes().await.expect("tail"),
+        wav.slice(wav.len() - 44..)
+    );
+    let bad = http
+        .get(&link.uri)
+        .header("range", format!("bytes={size}-"))
+        .send()
+        .await
+        .expect("416");
+    assert_eq!(bad.status(), 416);
+    assert_eq!(
+        bad.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+    let cached = http
+        .get(&link.uri)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("304");
+    assert_eq!(cached.status(), 304);
+    client.cancel().await.ok();
+    system.stop().await;
+}

@@ -15,7 +15,7 @@ use avb_workflows::speech::{
     nearest_ids,
 };
 use base64::Engine as _;
-use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use rmcp::model::{CallToolResult, ContentBlock, Resource, Tool};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -87,7 +87,8 @@ impl DurableTool for Speech {
         vec![definition::<GenerateSpeechInput, GenerateSpeechOutput>(
             TOOL,
             "Speak text with Kokoro-82M: returns a WAV (24 kHz mono, base64 `audio/wav`) and a \
-             download\nlink. Runs as a durable job; long texts report progress. Costs credits \
+             download\nlink; audio longer than the inline limit (2 MiB, about 43 s, by default) \
+             comes as the\nlink alone. Runs as a durable job; long texts report progress. Costs credits \
              per character\n(get_balance): held before synthesis, charged once on success, \
              returned on failure or\ncancellation; too few credits is an InsufficientCredits \
              error before any work.",
@@ -131,6 +132,32 @@ impl DurableTool for Speech {
             Ok(a) => a,
             Err(p) => return p.into_tool_result(),
         };
+        let out = GenerateSpeechOutput::completed(job_id, &artifact, &state.config.public_url());
+        let url = out.audio_url.clone().unwrap_or_default();
+        if artifact.audio.size_bytes > state.config.mcp.max_inline_audio_bytes {
+            // Too long to inline: a link to the download, nothing read from the store.
+            let link = Resource::new(url.clone(), format!("{job_id}.wav"))
+                .with_mime_type("audio/wav")
+                .with_size(artifact.audio.size_bytes)
+                .with_description(format!(
+                    "{:.2}s of speech, voice {}",
+                    artifact.duration_secs, artifact.voice_id
+                ));
+            let mut r = CallToolResult::success(vec![
+                ContentBlock::resource_link(link),
+                ContentBlock::text(format!(
+                    "Generated {:.2}s of speech with voice {} (job {job_id}): {} bytes, more \
+                     than is sent inline ({} bytes, mcp.max_inline_audio_bytes). Download it \
+                     with your API key: {url} (Range requests work).",
+                    artifact.duration_secs,
+                    artifact.voice_id,
+                    artifact.audio.size_bytes,
+                    state.config.mcp.max_inline_audio_bytes
+                )),
+            ]);
+            r.structured_content = serde_json::to_value(out).ok();
+            return r;
+        }
         let wav = match state.artifacts.get(&artifact.audio).await {
             Ok(b) => b,
             Err(e) => {
@@ -139,15 +166,12 @@ impl DurableTool for Speech {
                     .into_tool_result();
             }
         };
-        let out = GenerateSpeechOutput::completed(job_id, &artifact, &state.config.public_url());
         let b64 = base64::engine::general_purpose::STANDARD.encode(&wav);
         let mut r = CallToolResult::success(vec![
             ContentBlock::audio(b64, "audio/wav"),
             ContentBlock::text(format!(
                 "Generated {:.2}s of speech with voice {} (job {job_id}). Download: {}",
-                artifact.duration_secs,
-                artifact.voice_id,
-                out.audio_url.as_deref().unwrap_or_default()
+                artifact.duration_secs, artifact.voice_id, url
             )),
         ]);
         r.structured_content = serde_json::to_value(out).ok();

@@ -1,7 +1,8 @@
 //! REST of speech: the voice catalog and the audio of a finished speech job.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -23,10 +24,13 @@ async fn voices(State(state): State<ApiState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "voices": state.voices.as_ref() }))
 }
 
+/// The audio of a finished speech job: streamed, with `Range` (one range, 206) and
+/// `If-None-Match` (the sha256 ETag, 304) for players and resumed downloads.
 async fn get_audio(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let record = get_job(&state, &caller.tenant, &job_id).await?;
     let artifact: SpeechArtifact = match record.outcome {
@@ -47,21 +51,103 @@ async fn get_audio(
             ));
         }
     };
-    let bytes = state
+    let etag = format!("\"{}\"", artifact.audio.sha256);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let size = artifact.audio.size_bytes;
+    let wanted = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => match byte_range(spec, size) {
+            Some(r) => Some(r),
+            None => {
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                    format!("{spec:?} is not a satisfiable range of the audio's {size} bytes"),
+                )
+                    .into_response());
+            }
+        },
+        None => None,
+    };
+    // Streamed from the store as it is sent: one download never holds the whole audio.
+    let part = state
         .artifacts
-        .get(&artifact.audio)
+        .open(&artifact.audio, wanted.clone())
         .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "audio/wav".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{job_id}.wav\""),
-            ),
-            (header::ETAG, format!("\"{}\"", artifact.audio.sha256)),
-        ],
-        bytes,
-    )
-        .into_response())
+        .map_err(|e| Problem::new(ErrorKind::ArtifactUnavailable, e.to_string()))?;
+    let range = part.range.clone();
+    let mut response = Response::new(Body::from_stream(part.stream));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(range.end - range.start),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{job_id}.wav\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if wanted.is_some() {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
+        {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+/// One range of `Range: bytes=…` (`a-b`, `a-`, `-n`) as `start..end` within `size` bytes;
+/// `None` when it is not one satisfiable range (several ranges are not served).
+fn byte_range(spec: &str, size: u64) -> Option<std::ops::Range<u64>> {
+    let spec = spec.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let n: u64 = last.parse().ok()?;
+        size.saturating_sub(n)..size
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            size
+        } else {
+            last.parse::<u64>().ok()?.checked_add(1)?.min(size)
+        };
+        start..end
+    };
+    (range.start < range.end && range.start < size).then_some(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some(0..100));
+        assert_eq!(byte_range("bytes=900-", 1000), Some(900..1000));
+        assert_eq!(byte_range("bytes=-100", 1000), Some(900..1000));
+        assert_eq!(byte_range("bytes=990-2000", 1000), Some(990..1000));
+        for bad in [
+            "bytes=1000-",
+            "bytes=5-2",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=x-",
+        ] {
+            assert_eq!(byte_range(bad, 1000), None, "{bad}");
+        }
+    }
 }
