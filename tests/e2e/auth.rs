@@ -247,10 +247,12 @@ async fn an_mcp_session_stays_with_the_tenant_that_opened_it() {
     )
     .await;
     assert!(r.status().is_success(), "{}", r.status());
-    let refused =
-        body_text(mcp_post(&system, &key_b, Some(&sid), get_balance_request(2)).await).await;
+    // Another key's session does not exist for it: 404, as an unknown session id.
+    let r = mcp_post(&system, &key_b, Some(&sid), get_balance_request(2)).await;
+    assert_eq!(r.status().as_u16(), 404, "B on A's session");
+    let refused = body_text(r).await;
     assert!(
-        refused.contains("this MCP session belongs to another tenant"),
+        refused.contains("Session not found"),
         "B on A's session: {refused}"
     );
     assert!(
