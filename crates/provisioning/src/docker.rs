@@ -123,6 +123,41 @@ impl DockerBackend {
         self
     }
 
+    /// The network replicas join: the installation's own bridge (`avb-<instance>`, or
+    /// `avb-servers`), so tenants' servers share no network with other containers of the host.
+    pub fn network_name(&self) -> String {
+        format!("avb-{}", self.instance.as_deref().unwrap_or("servers"))
+    }
+
+    /// Creates the installation's network unless it exists (409 from a concurrent create is
+    /// success too).
+    async fn ensure_network(&self, docker: &Docker) -> Result<String, ProvisionError> {
+        let name = self.network_name();
+        match docker.inspect_network(&name, None).await {
+            Ok(_) => return Ok(name),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(self.error("inspect network", &name, e)),
+        }
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(HashMap::from([(
+                LABEL_MANAGED.to_string(),
+                "true".to_string(),
+            )])),
+            ..Default::default()
+        };
+        match docker.create_network(request).await {
+            Ok(_)
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(name),
+            Err(e) => Err(self.error("create network", &name, e)),
+        }
+    }
+
     /// Per-request timeout in seconds (default 60).
     pub fn with_timeout_secs(mut self, secs: u64) -> Self {
         self.timeout_secs = secs;
@@ -189,7 +224,7 @@ impl DockerBackend {
         }
     }
 
-    fn create_body(&self, spec: &ServerSpec, replica: u32) -> ContainerCreateBody {
+    fn create_body(&self, spec: &ServerSpec, replica: u32, network: &str) -> ContainerCreateBody {
         let t = &spec.template;
         let port_key = format!("{}/tcp", t.container_port);
         let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -225,6 +260,7 @@ impl DockerBackend {
                 nano_cpus: t.cpus.map(|c| (c * 1e9).round() as i64),
                 pids_limit: t.pids,
                 init: Some(true),
+                network_mode: Some(network.to_string()),
                 // A tenant's server runs with no privileges it was not given: no capabilities
                 // but those its template names, no privilege gain through setuid, and a
                 // read-only root unless the template says otherwise.
@@ -471,13 +507,17 @@ impl ContainerBackend for DockerBackend {
             )));
         }
         let docker = self.client().await?;
+        let network = self.ensure_network(&docker).await?;
         let name = replica_name(&spec.server_id, replica);
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         // Create first (the common case); on a name conflict look at what holds the name. Two
         // rounds cover a leftover to replace and a concurrent attempt creating the same name.
         for _ in 0..3 {
             let created = docker
-                .create_container(Some(options.clone()), self.create_body(spec, replica))
+                .create_container(
+                    Some(options.clone()),
+                    self.create_body(spec, replica, &network),
+                )
                 .await;
             match created {
                 Ok(_) => return self.start_and_handle(&docker, &name, spec, replica).await,

@@ -171,6 +171,11 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
             Some(&["no-new-privileges:true".to_string()][..])
         );
         assert_eq!(host.readonly_rootfs, Some(true));
+        // On the installation's own bridge, not Docker's default one.
+        assert_eq!(
+            host.network_mode.as_deref(),
+            Some(backend.network_name().as_str())
+        );
         assert!(
             host.tmpfs.as_ref().is_some_and(|t| t.contains_key("/tmp")),
             "{:?}",
@@ -188,6 +193,20 @@ async fn two_replicas_speak_mcp_and_leave_nothing_behind() {
             Some(handle.host_port.to_string().as_str())
         );
     }
+
+    let network = docker
+        .inspect_network(&backend.network_name(), None)
+        .await
+        .expect("the installation's network exists");
+    assert_eq!(network.driver.as_deref(), Some("bridge"));
+    assert_eq!(
+        network
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("avb.managed"))
+            .map(String::as_str),
+        Some("true")
+    );
 
     let listed = backend
         .list_managed(&ListFilter::tenant("tenant-a"))
