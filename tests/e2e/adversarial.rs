@@ -644,3 +644,106 @@ async fn long_audio_is_linked_and_downloads_stream_by_range() {
     client.cancel().await.ok();
     system.stop().await;
 }
+
+/// What goes into Temporal's history is bounded, each refusal naming the limit: a
+/// `durable_echo` message over 16 KiB, tool arguments over 256 KiB, a cancel reason over 500
+/// characters. (Before: up to 4 MB per call into history, and `durable_echo` is free.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_free_text_is_refused_by_name() {
+    use crate::support::mcp::{call, error_of, text_of};
+    use rmcp::ServiceExt;
+
+    let system = TestSystem::start().await;
+    let client = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            system.mcp_url(),
+        ))
+        .await
+        .expect("connect");
+    let r = call(
+        &client,
+        "durable_echo",
+        json!({"message": "x".repeat(avb_api::echo::MAX_ECHO_BYTES + 1)}),
+    )
+    .await;
+    assert_eq!(error_of(&r)["field"], "message", "{}", text_of(&r));
+    assert!(text_of(&r).contains("at most 16384"), "{}", text_of(&r));
+    let e = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("durable_echo").with_arguments(
+                json!({"message": "y".repeat(300 * 1024)})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        )
+        .await
+        .expect_err("too large for any tool");
+    assert!(e.to_string().contains("at most 262144"), "{e}");
+    let r = call(
+        &client,
+        "cancel_job",
+        json!({"job_id": format!("job_{}", "0".repeat(32)), "reason": "z".repeat(501)}),
+    )
+    .await;
+    assert_eq!(error_of(&r)["field"], "reason", "{}", text_of(&r));
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!(
+            "{}/api/v2/jobs/job_{}/cancel",
+            system.base_url,
+            "0".repeat(32)
+        ))
+        .json(&json!({"reason": "z".repeat(501)}))
+        .send()
+        .await
+        .expect("REST");
+    assert_eq!(response.status(), 400);
+    client.cancel().await.ok();
+    system.stop().await;
+}
+
+/// Reads that cost the server a Temporal call each are rate-limited per key like tool calls:
+/// `resources/read` past its bucket is refused, naming the limit. (Before: unlimited.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_reads_are_rate_limited() {
+    use crate::support::mcp::{call, text_of};
+    use rmcp::ServiceExt;
+
+    let system = TestSystem::start_with(|c| {
+        c.rate_limits.tools.insert("resources/read".into(), 2);
+    })
+    .await;
+    let client = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            system.mcp_url(),
+        ))
+        .await
+        .expect("connect");
+    call(&client, "durable_echo", json!({"message": "watched"})).await;
+    let r = call(&client, "list_jobs", json!({})).await;
+    let job = r.structured_content.clone().expect("structured")["jobs"][0]["job_id"]
+        .as_str()
+        .map(str::to_string);
+    let uri = match job {
+        Some(id) => format!("avb://jobs/{id}"),
+        None => panic!("no job id: {}", text_of(&r)),
+    };
+    for _ in 0..2 {
+        client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+            .await
+            .expect("within the limit");
+    }
+    let e = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .expect_err("over the limit");
+    assert!(
+        e.to_string()
+            .contains("at most 2 resources/read requests per minute"),
+        "{e}"
+    );
+    client.cancel().await.ok();
+    system.stop().await;
+}

@@ -103,6 +103,7 @@ pub async fn decide(
     reason: Option<String>,
 ) -> Result<JobView, Problem> {
     let verb = if approved { "approve" } else { "reject" };
+    crate::jobs::check_reason(reason.as_deref())?;
     if caller.role != Role::Human {
         return Err(Problem::operator_only(format!(
             "only HUMAN keys may {verb} jobs; this key is {}",

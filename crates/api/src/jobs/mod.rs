@@ -26,6 +26,21 @@ use crate::core::problem::{ErrorKind, Problem};
 use crate::state::ApiState;
 
 /// Unguessable job id (= workflow id): 122 random bits.
+/// The longest reason a caller may give (cancelling, rejecting), in characters: it is kept in
+/// the workflow's history.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Refuses a reason longer than [`MAX_REASON_CHARS`], naming the field.
+pub fn check_reason(reason: Option<&str>) -> Result<(), crate::core::problem::Problem> {
+    match reason.map(|r| r.chars().count()) {
+        Some(n) if n > MAX_REASON_CHARS => Err(crate::core::problem::Problem::invalid(
+            "reason",
+            format!("is {n} characters; at most {MAX_REASON_CHARS}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn new_job_id() -> String {
     format!("job_{}", uuid::Uuid::new_v4().simple())
 }

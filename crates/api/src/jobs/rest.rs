@@ -53,9 +53,9 @@ async fn cancel(
     Path(job_id): Path<String>,
     body: Option<Json<CancelBody>>,
 ) -> Result<Json<JobView>, Problem> {
-    let reason = body
-        .and_then(|Json(b)| b.reason)
-        .unwrap_or_else(|| "cancelled by the caller (REST)".into());
+    let reason = body.and_then(|Json(b)| b.reason);
+    super::check_reason(reason.as_deref())?;
+    let reason = reason.unwrap_or_else(|| "cancelled by the caller (REST)".into());
     Ok(Json(
         cancel_job(&state, &caller.tenant, &job_id, &reason)
             .await?

@@ -124,6 +124,9 @@ impl AvbServer {
         Parameters(input): Parameters<CancelJobInput>,
     ) -> CallToolResult {
         let state = &self.state;
+        if let Err(p) = super::check_reason(input.reason.as_deref()) {
+            return p.into_tool_result();
+        }
         let reason = input
             .reason
             .as_deref()

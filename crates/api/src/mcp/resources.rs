@@ -188,15 +188,18 @@ impl AvbServer {
     pub(crate) fn job_subscription_filter(requested: &SubscriptionFilter) -> SubscriptionFilter {
         // Each URI is a watch polling Temporal: duplicates are one, and one stream takes at
         // most `MAX_LISTENED_JOBS` (the accepted filter tells the client which).
-        let uris: std::collections::BTreeSet<String> = requested
+        let mut uris = std::collections::BTreeSet::new();
+        for uri in requested
             .resource_subscriptions
             .iter()
             .flatten()
             .filter(|u| u.starts_with(JOB_URI_PREFIX))
-            .take(MAX_LISTENED_JOBS * 4)
-            .cloned()
-            .collect();
-        let uris = uris.into_iter().take(MAX_LISTENED_JOBS);
+        {
+            if uris.len() >= MAX_LISTENED_JOBS {
+                break;
+            }
+            uris.insert(uri.clone());
+        }
         SubscriptionFilter::builder()
             .resource_subscriptions(uris)
             .build()
@@ -281,5 +284,31 @@ async fn watch(
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listen filter with the same job a thousand times and 300 jobs besides is one watch per
+    /// job, at most `MAX_LISTENED_JOBS` of them; other URIs are not watched.
+    #[test]
+    fn listened_jobs_are_deduplicated_and_capped() {
+        let mut uris: Vec<String> = std::iter::repeat_n("avb://jobs/job_same".to_string(), 1000)
+            .chain((0..300).map(|i| format!("avb://jobs/job_{i:03}")))
+            .collect();
+        uris.push("file:///etc/passwd".into());
+        let requested = SubscriptionFilter::builder()
+            .resource_subscriptions(uris)
+            .build();
+        let accepted = AvbServer::job_subscription_filter(&requested)
+            .resource_subscriptions
+            .unwrap_or_default();
+        assert_eq!(accepted.len(), MAX_LISTENED_JOBS);
+        assert!(accepted.contains(&"avb://jobs/job_same".to_string()));
+        let unique: std::collections::BTreeSet<_> = accepted.iter().collect();
+        assert_eq!(unique.len(), accepted.len(), "duplicates");
+        assert!(accepted.iter().all(|u| u.starts_with(JOB_URI_PREFIX)));
     }
 }

@@ -30,6 +30,9 @@ fn new_task(job_id: &str) -> Task {
         .with_status_message("started")
 }
 
+/// The most bytes (as JSON) one tool call's arguments may have: 256 KiB.
+pub const MAX_ARGUMENTS_BYTES: usize = 256 * 1024;
+
 impl AvbServer {
     /// `tools/call`: every call of a known tool takes a token of the caller's bucket for that
     /// tool and is timed and counted; durable tools become tasks for clients that declared the
@@ -50,6 +53,21 @@ impl AvbServer {
             None => request.name.as_ref(),
         }
         .to_string();
+        // Arguments go into Temporal's history: a call carries at most MAX_ARGUMENTS_BYTES.
+        let size = request
+            .arguments
+            .as_ref()
+            .map_or(0, |a| serde_json::to_vec(a).map_or(0, |v| v.len()));
+        if size > MAX_ARGUMENTS_BYTES {
+            return Err(McpError::invalid_params(
+                format!(
+                    "the arguments of {} are {size} bytes; a call takes at most \
+                     {MAX_ARGUMENTS_BYTES}",
+                    request.name
+                ),
+                None,
+            ));
+        }
         // A device tool no home of the tenant offers does not exist for it.
         if !crate::devices::offered_to(&self.state, &caller.tenant, &request.name) {
             return Err(McpError::invalid_params("tool not found", None));
