@@ -68,7 +68,10 @@ pub struct OidcVerifier {
     /// its public MCP URLs.
     resources: Vec<String>,
     http: HttpClient,
-    cache: tokio::sync::Mutex<KeyCache>,
+    /// Read by every verification without waiting on the network.
+    cache: std::sync::RwLock<KeyCache>,
+    /// One fetch from the issuer at a time; verifications with usable keys never wait for it.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 /// An HTTP(S) client for the issuer, with the process's trust store (the platform's roots and
@@ -92,7 +95,8 @@ impl OidcVerifier {
             settings,
             resources,
             http,
-            cache: tokio::sync::Mutex::new(cache),
+            cache: std::sync::RwLock::new(cache),
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -174,33 +178,53 @@ impl OidcVerifier {
         })
     }
 
-    /// The key that signed a token with `kid` and `alg`, fetching the JWKS when needed.
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, KeyCache> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key that signed a token with `kid` and `alg`, fetching the JWKS when needed. The
+    /// cache is never locked across a fetch: while one request refreshes the keys, the others
+    /// verify with the keys at hand (or wait for that one fetch when there are none yet).
     async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, JwtError> {
-        let mut cache = self.cache.lock().await;
         let ttl = Duration::from_secs(self.settings.jwks_cache_secs);
-        let stale = cache.fetched_at.is_none_or(|t| t.elapsed() >= ttl);
-        if stale && self.may_fetch(&cache) {
-            self.refresh(&mut cache).await;
-        }
-        let Some(keys) = cache.keys.clone() else {
-            return Err(JwtError::Unavailable(
-                cache
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "not fetched".into()),
-            ));
+        let (keys, stale) = {
+            let cache = self.read_cache();
+            let stale = cache.fetched_at.is_none_or(|t| t.elapsed() >= ttl);
+            (cache.keys.clone(), stale)
+        };
+        let keys = match keys {
+            Some(keys) => {
+                if stale {
+                    self.refresh_unless_busy(false).await;
+                }
+                self.read_cache().keys.clone().unwrap_or(keys)
+            }
+            None => {
+                // Nothing to verify with: wait for the fetch under way, or make one.
+                self.refresh_unless_busy(true).await;
+                let cache = self.read_cache();
+                match cache.keys.clone() {
+                    Some(keys) => keys,
+                    None => {
+                        return Err(JwtError::Unavailable(
+                            cache
+                                .last_error
+                                .clone()
+                                .unwrap_or_else(|| "not fetched".into()),
+                        ));
+                    }
+                }
+            }
         };
         if let Some(found) = find_key(&keys, kid, alg)? {
             return Ok(found);
         }
         // An unknown key id: the issuer may have rotated its keys.
-        if self.may_fetch(&cache) {
-            self.refresh(&mut cache).await;
-            if let Some(keys) = cache.keys.clone()
-                && let Some(found) = find_key(&keys, kid, alg)?
-            {
-                return Ok(found);
-            }
+        if self.refresh_unless_busy(true).await
+            && let Some(keys) = self.read_cache().keys.clone()
+            && let Some(found) = find_key(&keys, kid, alg)?
+        {
+            return Ok(found);
         }
         Err(JwtError::Invalid(match kid {
             Some(k) => format!("unknown signing key (kid {k:?}) at the issuer"),
@@ -213,31 +237,55 @@ impl OidcVerifier {
         cache.attempted_at.is_none_or(|t| t.elapsed() >= min)
     }
 
-    /// Fetches the JWKS; a failure keeps the keys it had (and is logged).
-    async fn refresh(&self, cache: &mut KeyCache) {
-        cache.attempted_at = Some(Instant::now());
-        match self.fetch(cache).await {
-            Ok(keys) => {
+    /// Fetches the JWKS unless one was attempted within `jwks_min_refetch_secs`. When another
+    /// request is fetching, `wait` waits for it, else returns at once. True when a fetch ran
+    /// (here or in the request waited for).
+    async fn refresh_unless_busy(&self, wait: bool) -> bool {
+        let _gate = match self.fetching.try_lock() {
+            Ok(g) => g,
+            Err(_) if wait => {
+                let _ = self.fetching.lock().await;
+                return true;
+            }
+            Err(_) => return false,
+        };
+        let jwks_url = {
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            if !self.may_fetch(&cache) {
+                return false;
+            }
+            cache.attempted_at = Some(Instant::now());
+            cache.jwks_url.clone()
+        };
+        let fetched = self.fetch(jwks_url).await;
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        match fetched {
+            Ok((keys, url)) => {
                 tracing::info!(keys = keys.len(), "fetched the OIDC issuer's signing keys");
                 cache.keys = Some(Arc::new(keys));
                 cache.fetched_at = Some(Instant::now());
                 cache.last_error = None;
+                // A discovered URL is kept only while it works: after a failure the next
+                // fetch discovers again (the issuer may have moved its keys).
+                cache.jwks_url = Some(url);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch the OIDC issuer's signing keys");
                 cache.last_error = Some(e);
+                if self.settings.jwks_url.is_none() {
+                    cache.jwks_url = None;
+                }
             }
         }
+        true
     }
 
-    async fn fetch(&self, cache: &mut KeyCache) -> Result<Vec<Jwk>, String> {
-        let url = match &cache.jwks_url {
-            Some(u) => u.clone(),
-            None => {
-                let u = self.discover().await?;
-                cache.jwks_url = Some(u.clone());
-                u
-            }
+    /// The issuer's signing keys, from `jwks_url` (configured or discovered before) or from a
+    /// fresh discovery; with the URL they came from.
+    async fn fetch(&self, jwks_url: Option<String>) -> Result<(Vec<Jwk>, String), String> {
+        let url = match jwks_url {
+            Some(u) => u,
+            None => self.discover().await?,
         };
         let body: Value = self.get_json(&url).await?;
         let keys = body
@@ -245,11 +293,12 @@ impl OidcVerifier {
             .and_then(Value::as_array)
             .ok_or_else(|| format!("{url}: no \"keys\" array"))?;
         // Keys this build cannot parse, and encryption keys, are skipped, not fatal.
-        Ok(keys
+        let keys = keys
             .iter()
             .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
             .filter(|k| !matches!(k.common.public_key_use, Some(PublicKeyUse::Encryption)))
-            .collect())
+            .collect();
+        Ok((keys, url))
     }
 
     /// `jwks_uri` from the issuer's discovery document. A failed discovery is an error that
@@ -491,5 +540,67 @@ mod tests {
             find_key(&keys[..1], None, Algorithm::EdDSA),
             Ok(Some(_))
         ));
+    }
+
+    /// While one request refetches the issuer's keys (slowly), the others verify with the keys
+    /// at hand instead of queueing behind it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_refetch_does_not_hold_up_other_verifications() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let delay = Arc::new(AtomicU64::new(0));
+        let served = delay.clone();
+        let jwks = json!({"keys": [serde_json::to_value(ed_jwk(Some("k1"), Some("EdDSA"))).expect("jwk")]});
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let (served, jwks) = (served.clone(), jwks.clone());
+                async move {
+                    let ms = served.load(Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    axum::Json(jwks)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let verifier = Arc::new(
+            OidcVerifier::new(
+                OidcSettings {
+                    issuer: format!("http://{addr}"),
+                    audience: "avb".into(),
+                    jwks_url: Some(format!("http://{addr}/jwks")),
+                    // Always stale, always allowed to refetch: every call wants a refresh.
+                    jwks_cache_secs: 0,
+                    jwks_min_refetch_secs: 0,
+                    ..OidcSettings::default()
+                },
+                Vec::new(),
+            )
+            .expect("verifier"),
+        );
+        verifier
+            .key_for(Some("k1"), Algorithm::EdDSA)
+            .await
+            .expect("first fetch");
+        delay.store(2_000, Ordering::SeqCst);
+        let slow = {
+            let v = verifier.clone();
+            tokio::spawn(async move { v.key_for(Some("k1"), Algorithm::EdDSA).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        verifier
+            .key_for(Some("k1"), Algorithm::EdDSA)
+            .await
+            .expect("the key at hand");
+        assert!(
+            started.elapsed() < Duration::from_millis(1_000),
+            "waited {:?} behind the refetch",
+            started.elapsed()
+        );
+        slow.await.expect("task").expect("refetched");
     }
 }
