@@ -747,3 +747,167 @@ async fn resource_reads_are_rate_limited() {
     client.cancel().await.ok();
     system.stop().await;
 }
+
+/// A configured upstream serves the tenants it names: another tenant neither lists nor calls
+/// its tools. (Before: `[mcp_servers]` upstreams and their sessions were every tenant's.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_upstream_serves_only_its_tenants() {
+    use crate::support::mcp::{call, keyed_session, text_of};
+    use crate::support::upstreams::EverythingHttp;
+
+    let upstream = EverythingHttp::start();
+    let mut settings = upstream.settings();
+    settings.tenants = avb_config::ServedTenants::new(["home"]);
+    let system = TestSystem::start_with(move |c| {
+        c.auth.required = true;
+        c.mcp.upstream_check_secs = 1;
+        c.mcp_servers.insert("everything".into(), settings);
+    })
+    .await;
+    let (home, other, _) = two_tenants(&system).await;
+    let home_mcp = keyed_session(system.mcp_url(), &home).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !tool_names(&home_mcp)
+        .await
+        .iter()
+        .any(|n| n == "everything_echo")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream never mounted for home"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = call(&home_mcp, "everything_echo", json!({"message": "mine"})).await;
+    assert!(text_of(&r).contains("mine"), "{}", text_of(&r));
+
+    let other_mcp = keyed_session(system.mcp_url(), &other).await;
+    let names = tool_names(&other_mcp).await;
+    assert!(
+        !names.iter().any(|n| n.starts_with("everything_")),
+        "listed for another tenant: {names:?}"
+    );
+    let e = other_mcp
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("everything_echo").with_arguments(
+                json!({"message": "theirs"})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        )
+        .await
+        .expect_err("not its tool");
+    assert!(e.to_string().contains("tool not found"), "{e}");
+    let status = call(&other_mcp, "get_server_status", json!({})).await;
+    assert!(
+        !text_of(&status).contains("everything"),
+        "its status names the upstream: {}",
+        text_of(&status)
+    );
+    system.stop().await;
+}
+
+/// The open `/readyz` says whether the api is ready and which components it checks, but their
+/// details (addresses, versions, errors) only to a caller with a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_details_need_a_key() {
+    let system = TestSystem::start_with(|c| c.auth.required = true).await;
+    let (home, _, _) = two_tenants(&system).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/readyz", system.base_url);
+    let open: Value = http
+        .get(&url)
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(open["ready"], true, "{open}");
+    let components = open["components"].as_array().expect("components");
+    assert!(!components.is_empty());
+    assert!(
+        components.iter().all(|c| c.get("detail").is_none()),
+        "{open}"
+    );
+    let keyed: Value = http
+        .get(&url)
+        .bearer_auth(&home)
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        keyed["components"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&system.config.temporal.address)),
+        "{keyed}"
+    );
+    system.stop().await;
+}
+
+/// An api at its default log level never writes a session id (the handle to someone's
+/// session) to its log. (Before: rmcp logged each new session's id at INFO.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_ids_stay_out_of_the_log() {
+    let system = TestSystem::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let log_path = dir.path().join("api.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let addr = format!("127.0.0.1:{}", avb_testkit::free_port());
+    let mut cmd = tokio::process::Command::new(crate::support::avb_bin());
+    cmd.args(["serve", "--http", &addr]).kill_on_drop(true);
+    for (k, v) in system.child_env() {
+        cmd.env(k, v);
+    }
+    // The default filter, as an operator runs it.
+    cmd.env_remove("AVB_LOG").env_remove("RUST_LOG");
+    cmd.stderr(log.try_clone().expect("log")).stdout(log);
+    let mut api = cmd.spawn().expect("spawn avb serve");
+    let mcp = format!("http://{addr}/mcp");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        match reqwest::Client::new()
+            .post(&mcp)
+            .header("accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "probe", "version": "1"}}}),
+            )
+            .send()
+            .await
+        {
+            Ok(r) if r.headers().contains_key("mcp-session-id") => {
+                break r.headers()["mcp-session-id"]
+                    .to_str()
+                    .expect("ascii")
+                    .to_string();
+            }
+            _ => {
+                assert!(Instant::now() < deadline, "the api never answered");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let _ = reqwest::Client::new()
+        .delete(&mcp)
+        .header("mcp-session-id", &id)
+        .send()
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.kill().await.ok();
+    let written = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        written.contains("api listening"),
+        "the log is captured: {written}"
+    );
+    assert!(
+        !written.contains(&id),
+        "the session id was logged: {written}"
+    );
+    system.stop().await;
+}

@@ -206,3 +206,45 @@ impl McpSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Any Host is accepted only when said with "*": an empty list (which once turned the check
+    /// off) refuses the start, and so do session limits that would refuse every session.
+    #[test]
+    fn an_empty_host_list_and_zero_session_limits_are_refused() {
+        assert!(McpSettings::default().validate().is_ok());
+        let empty = McpSettings {
+            allowed_hosts: Vec::new(),
+            ..McpSettings::default()
+        };
+        let (key, message) = empty.validate().expect_err("empty host list");
+        assert_eq!(key, "mcp.allowed_hosts");
+        assert!(message.contains("\"*\""), "{message}");
+        let any = McpSettings {
+            allowed_hosts: vec!["*".into()],
+            ..McpSettings::default()
+        };
+        assert!(any.validate().is_ok());
+        for (bad, key) in [
+            (
+                McpSettings {
+                    max_sessions_per_key: 0,
+                    ..McpSettings::default()
+                },
+                "mcp.max_sessions_per_key",
+            ),
+            (
+                McpSettings {
+                    session_idle_secs: 1,
+                    ..McpSettings::default()
+                },
+                "mcp.session_idle_secs",
+            ),
+        ] {
+            assert_eq!(bad.validate().map_err(|e| e.0), Err(key));
+        }
+    }
+}
