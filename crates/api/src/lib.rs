@@ -10,7 +10,8 @@
 //! - one folder per family, each with its service code, MCP tools and REST routes:
 //!   `speech/`, `echo/`, `billing/`, `approval/`, `devices/`, `servers/`, `upstream/`
 //!   (mounted tools, `search_tools`, `batch_execute`), `status/`.
-//! - `mcp/`: protocol plumbing (the server, tasks, resources, legacy SSE); no tool bodies.
+//! - `mcp/`: protocol plumbing (the server, tasks, resources, legacy SSE, session ownership and
+//!   limits in `mcp/sessions.rs`); no tool bodies.
 //! - `rest.rs`: the families' routers merged, and the probes.
 
 pub mod approval;
