@@ -107,7 +107,17 @@ impl AvbServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        if let Err(limited) = self.state.limiter.check_tool(&caller, &request.name).await {
+        let label = if mounted {
+            crate::upstream::metric_label(&self.state, &caller.tenant, &request.name)
+        } else {
+            &request.name
+        };
+        if let Err(limited) = self
+            .state
+            .limiter
+            .check_tool_as(&caller, &request.name, label)
+            .await
+        {
             tracing::info!(tool = %request.name, caller = %caller.rate_limit_id(), %limited, "tool call rate-limited");
             return Ok(CallToolResponse::Complete(
                 Problem::from(limited).into_tool_result(),

@@ -182,13 +182,33 @@ impl RateLimiter {
 
     /// One call of `tool` by `caller`.
     pub async fn check_tool(&self, caller: &Caller, tool: &str) -> Result<(), RateLimited> {
+        self.check_tool_as(caller, tool, tool).await
+    }
+
+    /// One call of `tool` by `caller`, counted in the metrics as `label` (a tenant's
+    /// provisioned tools are not named in the installation's metrics).
+    pub async fn check_tool_as(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        label: &str,
+    ) -> Result<(), RateLimited> {
         let s = &self.inner.settings;
         if !s.enabled {
             return Ok(());
         }
         let bucket = format!("{}|tool|{tool}", caller.rate_limit_id());
-        self.check(&bucket, s.tool_limit(tool), Scope::Tool(tool.to_string()))
+        match self
+            .check(&bucket, s.tool_limit(tool), Scope::Tool(label.to_string()))
             .await
+        {
+            Err(mut limited) => {
+                // The caller is told about its own tool by name.
+                limited.scope = Scope::Tool(tool.to_string());
+                Err(limited)
+            }
+            ok => ok,
+        }
     }
 
     /// One MCP request `method` (not a tool call) by `caller`, at the per-key rate unless
