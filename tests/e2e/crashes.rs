@@ -99,11 +99,14 @@ async fn wait_for_first_chunk(base: &str, id: &str) {
 }
 
 /// A completed task's result is the whole text's audio, and exactly one WAV was stored.
-fn assert_whole_speech_stored_once(system: &TestSystem, result: serde_json::Map<String, Value>) {
+async fn assert_whole_speech_stored_once(
+    system: &TestSystem,
+    result: serde_json::Map<String, Value>,
+) {
     let result: CallToolResult =
         serde_json::from_value(Value::Object(result)).expect("CallToolResult");
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    let (_, _, secs) = wav_facts(&audio_of(&result));
+    let (_, _, secs) = wav_facts(&audio_of(&result).await);
     assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
     assert_eq!(stored_wavs(system), 1, "exactly one stored result");
 }
@@ -168,7 +171,7 @@ async fn killed_api_and_worker_do_not_lose_the_job() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert!(saw_retry, "the activity should have run a second attempt");
-    assert_whole_speech_stored_once(&system, result);
+    assert_whole_speech_stored_once(&system, result).await;
 
     drop(client);
     api.start_kill().ok();
@@ -213,7 +216,7 @@ async fn a_job_survives_a_temporal_server_restart() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert_whole_speech_stored_once(&system, result);
+    assert_whole_speech_stored_once(&system, result).await;
     assert_eq!(system.speech_workflow_count().await, 1, "one workflow");
     let v = job_view(&base, &id).await;
     assert_eq!(v["status"], "completed", "{v}");

@@ -217,7 +217,7 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     let result: CallToolResult =
         serde_json::from_value(Value::Object(result.clone())).expect("a CallToolResult");
     assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
-    let wav = audio_of(&result);
+    let wav = audio_of(&result).await;
     let (rate, _, secs) = wav_facts(&wav);
     assert_eq!(rate, 24_000);
     assert!(secs > 3.0, "{secs:.2}s for two sentences");
@@ -226,7 +226,11 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     assert_eq!(out["status"], "completed");
     // get_job returns the same audio and the same structured result.
     let job = call(&client, "get_job", json!({"job_id": id})).await;
-    assert_eq!(audio_of(&job), wav, "get_job audio differs from the task's");
+    assert_eq!(
+        audio_of(&job).await,
+        wav,
+        "get_job audio differs from the task's"
+    );
     let view = job.structured_content.clone().expect("view");
     assert_eq!(view["status"], "completed");
     assert_eq!(view["result"], out);
@@ -475,7 +479,7 @@ async fn a_long_call_returns_a_handle_at_the_budget_and_the_job_finishes() {
 
     // get_job now returns the audio: all 3000 characters of it.
     let job = call(&client, "get_job", json!({"job_id": id})).await;
-    let (_, _, secs) = wav_facts(&audio_of(&job));
+    let (_, _, secs) = wav_facts(&audio_of(&job).await);
     assert!(
         secs > 120.0,
         "3000 characters gave only {secs:.1}s of audio"

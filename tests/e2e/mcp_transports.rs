@@ -120,7 +120,7 @@ async fn exercise(
     )
     .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let wav = audio_of(&r);
+    let wav = audio_of(&r).await;
     let (rate, channels, secs) = wav_facts(&wav);
     assert_eq!((rate, channels), (24_000, 1));
     assert!(

@@ -133,10 +133,27 @@ fn tls_options(cfg: &TemporalConfig) -> Result<Option<TlsOptions>, TemporalError
     ))
 }
 
+/// This machine's name: the kernel's, else `HOSTNAME`, else `localhost`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The identity Temporal shows for a process (pollers in the UI, `identity` of each
+/// activity attempt): `<role>@<hostname>:<pid>`, so processes of many machines (or of
+/// containers, all pid 1) tell apart.
+pub fn identity(role: &str) -> String {
+    format!("{role}@{}:{}", hostname(), std::process::id())
+}
+
 /// Connects with the configured identity, TLS (mTLS, private CA) and API key.
 pub async fn connect(cfg: &TemporalConfig, identity: &str) -> Result<Client, TemporalError> {
     let opts = ConnectionOptions::new(url(cfg)?)
-        .identity(format!("{identity}@{}", std::process::id()))
+        .identity(self::identity(identity))
         .connect_timeout(Duration::from_secs(5))
         .maybe_api_key(cfg.api_key.clone().map(Secret::into_inner))
         .maybe_tls_options(tls_options(cfg)?)
@@ -247,5 +264,16 @@ server_name = "prod.internal"
         let e = apply_profile_from(&mut TemporalConfig::default(), options(), Some(&env))
             .expect_err("unknown profile");
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    #[test]
+    fn an_identity_names_the_machine_and_the_process() {
+        let id = super::identity("avb-worker");
+        let host = super::hostname();
+        assert!(!host.is_empty() && !host.contains('\n'), "{host:?}");
+        assert_eq!(id, format!("avb-worker@{host}:{}", std::process::id()));
     }
 }

@@ -62,6 +62,25 @@ pub fn parse_queues(spec: &[String]) -> anyhow::Result<Vec<&'static str>> {
     Ok(out)
 }
 
+/// How many speech jobs one TTS worker takes at once: one per engine session. A worker that
+/// took more would only queue them behind its sessions while other hosts' workers idle; at
+/// this bound the rest stay on the task queue for whichever worker has a free session.
+pub fn tts_slots(engine: &TtsEngine) -> usize {
+    engine.config().sessions.max(1)
+}
+
+fn tts_tuner(activity_slots: usize) -> temporalio_sdk::runtime::worker_tuner::WorkerTuner {
+    use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+    // Workflow and local-activity slots as the SDK's default (this queue runs none).
+    TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(activity_slots))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+        .build()
+        .into()
+}
+
 /// Loads the TTS engine (model, voices, phonemizer) once for the process.
 pub fn load_tts_engine(config: &AvbConfig) -> anyhow::Result<Arc<TtsEngine>> {
     let mut tts = TtsConfig::new(config.assets_dir()).with_sessions(
@@ -166,14 +185,17 @@ pub async fn run_workers_sharing(
             }
             queues::TTS => {
                 let engine = load_tts_engine(config)?;
+                let slots = tts_slots(&engine);
                 let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
-                WorkerOptions::new(*q)
+                let mut opts = WorkerOptions::new(*q)
                     .register_activities(TtsActivities { engine, artifacts })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     // Heartbeats carry progress (and deliver cancellation): the SDK's default
                     // throttle (0.8 x the 30 s heartbeat timeout) would show progress every 24 s.
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
-                    .build()
+                    .build();
+                opts.tuner = tts_tuner(slots);
+                opts
             }
             queues::BILLING => WorkerOptions::new(*q)
                 .register_activities(BillingActivities { store: store()? })

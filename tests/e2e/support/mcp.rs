@@ -39,17 +39,26 @@ pub fn text_of(r: &CallToolResult) -> String {
         .join("\n")
 }
 
-/// The decoded `audio/wav` block of a result.
-pub fn audio_of(r: &CallToolResult) -> Vec<u8> {
-    let audio = r
+/// The WAV of a speech result: its inline `audio/wav` block, or — for audio over the inline
+/// limit — downloaded from the result's `resource_link` (tests without authentication).
+pub async fn audio_of(r: &CallToolResult) -> Vec<u8> {
+    if let Some(audio) = r.content.iter().find_map(|c| c.as_audio()) {
+        assert_eq!(audio.mime_type, "audio/wav");
+        return base64::engine::general_purpose::STANDARD
+            .decode(&audio.data)
+            .expect("base64");
+    }
+    let link = r
         .content
         .iter()
-        .find_map(|c| c.as_audio())
-        .unwrap_or_else(|| panic!("no audio block: {}", text_of(r)));
-    assert_eq!(audio.mime_type, "audio/wav");
-    base64::engine::general_purpose::STANDARD
-        .decode(&audio.data)
-        .expect("base64")
+        .find_map(|c| c.as_resource_link())
+        .filter(|l| l.mime_type.as_deref() == Some("audio/wav"))
+        .unwrap_or_else(|| panic!("no audio block and no audio link: {}", text_of(r)));
+    let response = reqwest::get(&link.uri).await.expect("download the audio");
+    assert_eq!(response.status(), 200, "{}", link.uri);
+    let wav = response.bytes().await.expect("audio").to_vec();
+    assert_eq!(Some(wav.len() as u64), link.size, "the link's size");
+    wav
 }
 
 /// The facts of an `isError` result (`_meta["agentvoicebox/error"]`: kind, field, message,
