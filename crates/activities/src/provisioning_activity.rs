@@ -253,11 +253,8 @@ impl ProvisioningActivities {
             // Billing blocks count from the first "created" write (kept on a retry).
             running_since_ms: (input.event == EVENT_CREATED).then_some(now),
         };
-        self.events
-            .store()
-            .upsert_server(&record)
-            .await
-            .map_err(store_error)?;
+        // The event first, then the record: whoever sees the new status also finds the event
+        // that explains it (both writes are idempotent, so a retry after either is harmless).
         self.events
             .append(
                 &input.event_key,
@@ -266,6 +263,11 @@ impl ProvisioningActivities {
                 &input.event,
                 &input.detail,
             )
+            .await
+            .map_err(store_error)?;
+        self.events
+            .store()
+            .upsert_server(&record)
             .await
             .map_err(store_error)?;
         tracing::info!(server_id = %input.server_id, event = %input.event, status = %input.status, "mcp server event");
