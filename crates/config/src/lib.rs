@@ -77,6 +77,10 @@ pub struct AvbConfig {
     pub http: SocketAddr,
     /// Public base URL used in links (`AVB_PUBLIC_URL`); defaults to `http://<http>`.
     pub public_url: Option<String>,
+    /// This installation's name (`AVB_INSTALLATION`): provisioned replicas carry it, so
+    /// installations sharing a container engine or a machine leave each other's alone. Unset:
+    /// derived from the database's location (never from its credentials).
+    pub installation: Option<String>,
     pub temporal: TemporalConfig,
     pub tts: TtsSettings,
     pub mcp: McpSettings,
@@ -109,6 +113,7 @@ impl Default for AvbConfig {
             data_dir: PathBuf::from("data"),
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            installation: None,
             temporal: TemporalConfig::default(),
             tts: TtsSettings::default(),
             mcp: McpSettings::default(),
@@ -148,6 +153,14 @@ pub const ENV: &[EnvVar<AvbConfig>] = &[
         },
     ),
     EnvVar::new(
+        "AVB_INSTALLATION",
+        "this installation's name on provisioned replicas (default derived from the database's location)",
+        |c, v| {
+            c.installation = env::non_empty(v);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
         "AVB_PUBLIC_URL",
         "public base URL used in links (default http://<AVB_HTTP>)",
         |c, v| {
@@ -156,6 +169,17 @@ pub const ENV: &[EnvVar<AvbConfig>] = &[
         },
     ),
 ];
+
+/// `url` without the `user:password@` part of its authority (a SQLite path has none).
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{tail}")
+}
 
 /// `AVB_*` variables read outside the loader, by `avb` or by the scripts and test suites that
 /// start it: known, so never reported as unknown. (name, doc) like the sections' tables.
@@ -398,6 +422,21 @@ impl AvbConfig {
         self.devices.validate().map_err(built)?;
         mcp_servers::validate(&self.mcp_servers).map_err(built)?;
         self.mcp.validate().map_err(fixed)?;
+        if let Some(name) = &self.installation
+            && !(name.len() <= 40
+                && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(ConfigError::Invalid {
+                key: "installation",
+                message: format!(
+                    "{name:?}: 1-40 letters, digits, - or _, starting with a letter or digit \
+                     (it names container labels and a Docker network)"
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -414,12 +453,17 @@ impl AvbConfig {
         )
     }
 
-    /// This installation's id: 12 hex digits of the SHA-256 of its database URL (processes
-    /// sharing a database are one installation). Provisioned replicas carry it, so
-    /// installations sharing a container engine or a machine leave each other's replicas alone.
+    /// This installation's id: `installation` when set, else 12 hex digits of the SHA-256 of
+    /// its database URL without credentials (processes sharing a database are one
+    /// installation, and changing the database password does not turn its replicas into
+    /// strangers). Provisioned replicas carry it.
     pub fn installation_id(&self) -> String {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(self.database_url().as_bytes());
+        if let Some(name) = &self.installation {
+            return name.clone();
+        }
+        let url = without_credentials(&self.database_url());
+        let digest = sha2::Sha256::digest(url.as_bytes());
         digest[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
 
@@ -721,6 +765,35 @@ mod tests {
                 "{name}: one line of doc"
             );
         }
+    }
+
+    #[test]
+    fn the_installation_id_never_depends_on_credentials() {
+        let with = |url: &str| AvbConfig {
+            database: DatabaseSettings {
+                url: Some(Secret::new(url.to_string())),
+            },
+            ..AvbConfig::default()
+        };
+        let a = with("postgres://avb:old-password@db.internal:5432/avb").installation_id();
+        let b = with("postgres://avb:new-password@db.internal:5432/avb").installation_id();
+        let other = with("postgres://avb:old-password@db2.internal:5432/avb").installation_id();
+        assert_eq!(a, b, "a new password keeps the installation");
+        assert_ne!(a, other, "another database is another installation");
+        assert_eq!(a.len(), 12);
+        let named = AvbConfig {
+            installation: Some("prod-eu".into()),
+            ..with("postgres://x@y/z")
+        };
+        assert_eq!(named.installation_id(), "prod-eu");
+        assert_eq!(
+            without_credentials("postgres://u:p@h:1/d?sslmode=require"),
+            "postgres://h:1/d?sslmode=require"
+        );
+        assert_eq!(
+            without_credentials("sqlite:///srv/avb.db?mode=rwc"),
+            "sqlite:///srv/avb.db?mode=rwc"
+        );
     }
 
     #[test]

@@ -34,8 +34,22 @@ fn component(name: &str, healthy: bool, detail: impl Into<String>) -> ComponentH
 
 /// Temporal, the artifact store and the database: what `/readyz` requires.
 pub async fn check_dependencies(state: &ApiState) -> Vec<ComponentHealth> {
+    // All at once: a probe's answer takes the slowest check, not the sum (orchestrators give
+    // a probe about a second).
+    let (temporal, storage, database) = tokio::join!(
+        check_temporal(state),
+        check_storage(state),
+        check_database(state)
+    );
+    [Some(temporal), Some(storage), database]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+async fn check_temporal(state: &ApiState) -> ComponentHealth {
     let mut raw = state.temporal.clone();
-    let temporal = match tokio::time::timeout(
+    match tokio::time::timeout(
         CHECK_TIMEOUT,
         WorkflowService::get_system_info(&mut raw, Request::new(GetSystemInfoRequest {})),
     )
@@ -63,36 +77,45 @@ pub async fn check_dependencies(state: &ApiState) -> Vec<ComponentHealth> {
                 state.config.temporal.address
             ),
         ),
-    };
-    let storage = match tokio::time::timeout(CHECK_TIMEOUT, state.artifacts.check()).await {
+    }
+}
+
+async fn check_storage(state: &ApiState) -> ComponentHealth {
+    match tokio::time::timeout(CHECK_TIMEOUT, state.artifacts.check()).await {
         Ok(Ok(())) => component("artifact_store", true, state.artifacts.description()),
         Ok(Err(e)) => component("artifact_store", false, e.to_string()),
         Err(_) => component("artifact_store", false, "no answer within 2s"),
-    };
-    let mut out = vec![temporal, storage];
-    if let Some(store) = &state.store {
-        // Keys, tenants and the ledger: without them no authenticated or billed call works.
-        out.push(
-            match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
-                Ok(Ok(())) => component("database", true, store.backend_name()),
-                Ok(Err(e)) => component("database", false, e.to_string()),
-                Err(_) => component("database", false, "no answer within 2s"),
-            },
-        );
     }
-    out
+}
+
+/// Keys, tenants and the ledger: without them no authenticated or billed call works.
+async fn check_database(state: &ApiState) -> Option<ComponentHealth> {
+    let store = state.store.as_ref()?;
+    Some(
+        match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => component("database", true, store.backend_name()),
+            Ok(Err(e)) => component("database", false, e.to_string()),
+            Err(_) => component("database", false, "no answer within 2s"),
+        },
+    )
 }
 
 /// Dependencies plus the workers polling each implemented queue and the voice catalog.
 pub async fn check_components(state: &ApiState) -> Vec<ComponentHealth> {
-    let mut out = check_dependencies(state).await;
-    out.push(pollers(state, queues::WORKFLOWS, TaskQueueType::Workflow).await);
-    out.push(pollers(state, queues::TTS, TaskQueueType::Activity).await);
+    let (mut out, workflows, tts, billing, provisioning) = tokio::join!(
+        check_dependencies(state),
+        pollers(state, queues::WORKFLOWS, TaskQueueType::Workflow),
+        pollers(state, queues::TTS, TaskQueueType::Activity),
+        pollers(state, queues::BILLING, TaskQueueType::Activity),
+        pollers(state, queues::PROVISIONING, TaskQueueType::Activity),
+    );
+    out.push(workflows);
+    out.push(tts);
     if state.config.billing.enabled {
         // Billed jobs wait for the billing worker before any work starts.
-        out.push(pollers(state, queues::BILLING, TaskQueueType::Activity).await);
+        out.push(billing);
     }
-    out.push(pollers(state, queues::PROVISIONING, TaskQueueType::Activity).await);
+    out.push(provisioning);
     out.push(component(
         "voices",
         !state.voices.is_empty(),
