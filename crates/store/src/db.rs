@@ -12,8 +12,16 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::StoreError;
 
-/// The repository's `migrations/`, embedded at build time.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The repository's `migrations/`, embedded at build time. Migrations are expand/contract: a
+/// migration only adds (tables, columns with defaults, indexes) and a later release removes what
+/// no running release reads, so a binary one release older keeps working on the newer schema.
+/// It therefore starts on a database whose newest migrations it does not know, instead of
+/// refusing (which would stop a rolling deploy or a rollback); the ones it knows must match.
+fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 /// How long a SQLite connection waits for another process's write lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
@@ -144,7 +152,8 @@ impl Store {
         // may apply a migration first, and ours then fails on it (rolled back). The next pass
         // sees it applied; with several migrations and several starters that can take a few.
         let sqlite = self.backend == Backend::Sqlite;
-        retry_sqlite_race(|| MIGRATOR.run(&self.pool), |_| sqlite).await?;
+        let migrator = migrator();
+        retry_sqlite_race(|| migrator.run(&self.pool), |_| sqlite).await?;
         Ok(())
     }
 
@@ -330,6 +339,29 @@ mod tests {
             "sqlite:x.db?mode=ro"
         );
         assert!(SqliteTarget::parse("sqlite::memory:").in_memory);
+    }
+
+    /// A binary one release older starts on a database a newer release migrated (rolling
+    /// deploys and rollbacks), while its own migrations are still checked.
+    #[tokio::test]
+    async fn an_older_binary_starts_on_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("avb.db")))
+            .await
+            .expect("migrated");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations \
+             (version, description, success, checksum, execution_time) \
+             VALUES (99991231000000, 'from a newer release', true, x'00', 1)",
+        )
+        .execute(&store.pool)
+        .await
+        .expect("a newer release's migration");
+        store.migrate().await.expect("starts anyway");
+        let again = Store::connect(&Store::sqlite_url(&dir.path().join("avb.db")))
+            .await
+            .expect("and reconnects");
+        again.ping().await.expect("works");
     }
 
     #[test]
