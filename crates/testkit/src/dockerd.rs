@@ -2,7 +2,9 @@
 //! so each daemon gets its own bridge `avbt<N>` (10.214.N.1/24, created here; N claimed
 //! atomically by creating the link), no iptables/masquerading (loopback-published ports work
 //! through docker-proxy), and its own data and exec roots in `/tmp/avbd<N>` (short: containerd's
-//! socket lives under the exec root and unix socket paths must stay under 108 bytes).
+//! socket lives under the exec root and unix socket paths must stay under 108 bytes). Networks
+//! a daemon creates (the installation's own bridge) take their subnets from 10.215.N.0/24, so
+//! parallel daemons never hand out the same subnet to two host bridges.
 //!
 //! `stop()` / `start_again()` simulate an engine outage. Dropping the guard (also on panic)
 //! force-removes every container, stops the daemon (SIGTERM, SIGKILL after 20 s), kills what it
@@ -91,6 +93,7 @@ impl TestDockerd {
         // free): clear it.
         daemon.sweep();
         let _ = std::fs::remove_dir_all(&daemon.dir);
+        daemon.remove_network_bridges();
         std::fs::create_dir_all(&daemon.dir).expect("daemon directory");
         daemon.start_again();
         daemon
@@ -122,6 +125,8 @@ impl TestDockerd {
             .arg(self.dir.join("d.pid"))
             .args(["--storage-driver", "overlay2", "--bridge", &self.bridge])
             .args(["--iptables=false", "--ip-masq=false"])
+            .arg("--default-address-pool")
+            .arg(format!("base={},size=28", self.network_pool()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -267,6 +272,36 @@ fn which(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+impl TestDockerd {
+    /// This daemon's number N (of its bridge `avbtN`).
+    fn number(&self) -> u32 {
+        self.bridge
+            .trim_start_matches("avbt")
+            .parse()
+            .expect("bridge avbtN")
+    }
+
+    /// Where this daemon's own networks take their subnets.
+    fn network_pool(&self) -> String {
+        format!("10.215.{}.0/24", self.number())
+    }
+
+    /// Deletes the host bridges of networks the daemon created (they outlive it).
+    fn remove_network_bridges(&self) {
+        let Ok(out) = Command::new("ip")
+            .args(["-o", "addr", "show", "to", &self.network_pool()])
+            .output()
+        else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(name) = line.split_whitespace().nth(1) {
+                let _ = run("ip", &["link", "del", name]);
+            }
+        }
+    }
+}
+
 impl Drop for TestDockerd {
     fn drop(&mut self) {
         if self.child.is_some() {
@@ -276,6 +311,7 @@ impl Drop for TestDockerd {
         }
         self.stop();
         self.sweep();
+        self.remove_network_bridges();
         let _ = run("ip", &["link", "del", &self.bridge]);
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("removing {}: {e}", self.dir.display());
