@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::TestSystem;
+use crate::support::mcp::{args, session, tool_names};
 use crate::support::upstreams::everything_js;
 
 /// A stdio upstream runs with a cleared environment: PATH and its configured `env`, never the
@@ -109,18 +110,6 @@ async fn two_tenants(system: &TestSystem) -> (String, String, String) {
     (tokens[0].clone(), tokens[1].clone(), tokens[2].clone())
 }
 
-async fn tool_names<H: rmcp::ClientHandler>(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, H>,
-) -> Vec<String> {
-    client
-        .list_all_tools()
-        .await
-        .expect("tools/list")
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect()
-}
-
 /// A home belongs to the tenants it names: another tenant's agent neither sees the device
 /// tools nor reaches the devices, over MCP or REST, and its operator has nothing to approve.
 /// (Before: any tenant's agent listed and switched the home.)
@@ -193,8 +182,7 @@ async fn another_tenants_home_is_invisible_and_out_of_reach() {
         ] {
             let answer = mcp
                 .call_tool(
-                    rmcp::model::CallToolRequestParams::new(tool)
-                        .with_arguments(arguments.as_object().cloned().expect("object")),
+                    rmcp::model::CallToolRequestParams::new(tool).with_arguments(args(arguments)),
                 )
                 .await;
             let e = answer.expect_err("another tenant's home is no tool of its");
@@ -257,7 +245,6 @@ async fn another_tenants_home_is_invisible_and_out_of_reach() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_service_stays_inside_the_allow_list_and_the_named_entity() {
     use crate::support::mcp::{call, error_of, text_of};
-    use rmcp::ServiceExt;
 
     let ha = avb_devices::ha_sim::HaSimulator::demo("ha-token");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -270,12 +257,7 @@ async fn call_service_stays_inside_the_allow_list_and_the_named_entity() {
         c.devices.home_assistant.token = Some("ha-token".into());
     })
     .await;
-    let client = ()
-        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
-            system.mcp_url(),
-        ))
-        .await
-        .expect("connect");
+    let client = session(system.mcp_url()).await;
     for (arguments, field, needle) in [
         (
             json!({"domain": "light", "service": "turn_off", "entity_id": "light.porch",
@@ -331,16 +313,10 @@ async fn call_service_stays_inside_the_allow_list_and_the_named_entity() {
 async fn delete_wins_over_a_create_in_flight() {
     use crate::support::mcp::{call, text_of};
     use avb_provisioning::{ContainerBackend, ListFilter, ProcessBackend};
-    use rmcp::ServiceExt;
 
     crate::provisioning::demo_binary();
     let system = TestSystem::start_with(|c| c.mcp.wait_budget_secs = 1).await;
-    let client = ()
-        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
-            system.mcp_url(),
-        ))
-        .await
-        .expect("connect");
+    let client = session(system.mcp_url()).await;
     // The replica takes 4 s to answer: the create is mid-flight when the delete comes.
     let r = call(
         &client,
@@ -548,15 +524,9 @@ async fn sessions_belong_to_their_key_are_capped_and_reclaimed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_audio_is_linked_and_downloads_stream_by_range() {
     use crate::support::mcp::{call, text_of};
-    use rmcp::ServiceExt;
 
     let system = TestSystem::start_with(|c| c.mcp.max_inline_audio_bytes = 1_000).await;
-    let client = ()
-        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
-            system.mcp_url(),
-        ))
-        .await
-        .expect("connect");
+    let client = session(system.mcp_url()).await;
     let r = call(
         &client,
         "generate_speech",
@@ -651,15 +621,9 @@ async fn long_audio_is_linked_and_downloads_stream_by_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_free_text_is_refused_by_name() {
     use crate::support::mcp::{call, error_of, text_of};
-    use rmcp::ServiceExt;
 
     let system = TestSystem::start().await;
-    let client = ()
-        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
-            system.mcp_url(),
-        ))
-        .await
-        .expect("connect");
+    let client = session(system.mcp_url()).await;
     let r = call(
         &client,
         "durable_echo",
@@ -670,12 +634,8 @@ async fn oversized_free_text_is_refused_by_name() {
     assert!(text_of(&r).contains("at most 16384"), "{}", text_of(&r));
     let e = client
         .call_tool(
-            rmcp::model::CallToolRequestParams::new("durable_echo").with_arguments(
-                json!({"message": "y".repeat(300 * 1024)})
-                    .as_object()
-                    .cloned()
-                    .expect("object"),
-            ),
+            rmcp::model::CallToolRequestParams::new("durable_echo")
+                .with_arguments(args(json!({"message": "y".repeat(300 * 1024)}))),
         )
         .await
         .expect_err("too large for any tool");
@@ -708,18 +668,12 @@ async fn oversized_free_text_is_refused_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resource_reads_are_rate_limited() {
     use crate::support::mcp::{call, text_of};
-    use rmcp::ServiceExt;
 
     let system = TestSystem::start_with(|c| {
         c.rate_limits.tools.insert("resources/read".into(), 2);
     })
     .await;
-    let client = ()
-        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
-            system.mcp_url(),
-        ))
-        .await
-        .expect("connect");
+    let client = session(system.mcp_url()).await;
     call(&client, "durable_echo", json!({"message": "watched"})).await;
     let r = call(&client, "list_jobs", json!({})).await;
     let job = r.structured_content.clone().expect("structured")["jobs"][0]["job_id"]
@@ -789,12 +743,8 @@ async fn a_configured_upstream_serves_only_its_tenants() {
     );
     let e = other_mcp
         .call_tool(
-            rmcp::model::CallToolRequestParams::new("everything_echo").with_arguments(
-                json!({"message": "theirs"})
-                    .as_object()
-                    .cloned()
-                    .expect("object"),
-            ),
+            rmcp::model::CallToolRequestParams::new("everything_echo")
+                .with_arguments(args(json!({"message": "theirs"}))),
         )
         .await
         .expect_err("not its tool");

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::TestSystem;
-use crate::support::mcp::text_of;
+use crate::support::mcp::{text_of, tool_names};
 use crate::support::upstreams::{
     EverythingHttp, everything_js, everything_stdio, filesystem_js, filesystem_stdio,
 };
@@ -60,16 +60,6 @@ pub(crate) async fn call_tool<H: ClientHandler>(
         .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args))
         .await
         .expect("tools/call answers")
-}
-
-async fn tool_names<H: ClientHandler>(client: &RunningService<RoleClient, H>) -> BTreeSet<String> {
-    client
-        .list_all_tools()
-        .await
-        .expect("tools/list")
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect()
 }
 
 /// Polls tools/list until `ok` holds (the hub checks upstreams every second here).

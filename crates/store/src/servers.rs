@@ -69,6 +69,25 @@ impl From<sqlx::Error> for CreateRefused {
     }
 }
 
+/// Binds `record`'s fields in `SERVER_COLUMNS` order ($1 … $11).
+fn bind_record<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    record: &'q ServerRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&record.id)
+        .bind(&record.tenant)
+        .bind(&record.service_name)
+        .bind(&record.template)
+        .bind(record.replicas)
+        .bind(&record.status)
+        .bind(&record.endpoints)
+        .bind(&record.error)
+        .bind(record.created_at_ms)
+        .bind(record.updated_at_ms)
+        .bind(record.running_since_ms)
+}
+
 fn server_from_row(r: &AnyRow) -> Result<ServerRecord, StoreError> {
     Ok(ServerRecord {
         id: r.try_get("id")?,
@@ -91,7 +110,7 @@ impl Store {
     /// late write of a create still under way (it cannot come back as `running` and be billed).
     pub async fn upsert_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
         let mut w = self.begin_write().await?;
-        sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO mcp_servers ({SERVER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (id) DO UPDATE SET status = CASE \
@@ -103,20 +122,10 @@ impl Store {
              running_since = CASE WHEN mcp_servers.status IN ('deleting', 'deleted') \
                THEN mcp_servers.running_since \
                ELSE COALESCE(mcp_servers.running_since, excluded.running_since) END"
-        ))
-        .bind(&record.id)
-        .bind(&record.tenant)
-        .bind(&record.service_name)
-        .bind(&record.template)
-        .bind(record.replicas)
-        .bind(&record.status)
-        .bind(&record.endpoints)
-        .bind(&record.error)
-        .bind(record.created_at_ms)
-        .bind(record.updated_at_ms)
-        .bind(record.running_since_ms)
-        .execute(&mut *w.tx)
-        .await?;
+        );
+        bind_record(sqlx::query(&sql), record)
+            .execute(&mut *w.tx)
+            .await?;
         w.commit().await
     }
 
@@ -201,23 +210,13 @@ impl Store {
                 });
             }
         }
-        let inserted = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO mcp_servers ({SERVER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&record.id)
-        .bind(&record.tenant)
-        .bind(&record.service_name)
-        .bind(&record.template)
-        .bind(record.replicas)
-        .bind(&record.status)
-        .bind(&record.endpoints)
-        .bind(&record.error)
-        .bind(record.created_at_ms)
-        .bind(record.updated_at_ms)
-        .bind(record.running_since_ms)
-        .execute(&mut *w.tx)
-        .await;
+        );
+        let inserted = bind_record(sqlx::query(&sql), record)
+            .execute(&mut *w.tx)
+            .await;
         match inserted {
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {

@@ -16,6 +16,26 @@ pub async fn keyed_session(url: String, token: &str) -> RunningService<RoleClien
         .expect("an authenticated MCP session")
 }
 
+/// An MCP session over Streamable HTTP at `url`, without credentials.
+pub async fn session(url: String) -> RunningService<RoleClient, ()> {
+    ().serve(StreamableHttpClientTransport::from_uri(url))
+        .await
+        .expect("an MCP session")
+}
+
+/// The names `tools/list` gives.
+pub async fn tool_names<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+) -> std::collections::BTreeSet<String> {
+    client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
 pub fn args(v: Value) -> serde_json::Map<String, Value> {
     v.as_object().cloned().expect("object")
 }
