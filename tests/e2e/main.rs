@@ -25,6 +25,7 @@ mod provisioning_docker;
 mod python_sdk_client;
 mod rate_limits;
 mod replay;
+mod shared_artifacts;
 mod tls;
 mod upstream;
 mod upstream_sessions;

@@ -5,6 +5,7 @@
 //! can be checked against them, and an `AVB_*` variable no table knows (most likely a typo) is
 //! reported instead of ignored. Secrets are `Secret`s: never printed.
 
+pub mod artifacts;
 pub mod auth;
 pub mod billing;
 pub mod database;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use artifacts::{ArtifactLocation, ArtifactSettings};
 pub use auth::AuthSettings;
 pub use billing::{BillingSettings, Price};
 pub use database::DatabaseSettings;
@@ -88,6 +90,8 @@ pub struct AvbConfig {
     pub rate_limits: RateLimitSettings,
     /// Shared state across api processes (rate limits), when `REDIS_URL` is set.
     pub redis: RedisSettings,
+    /// Where audio and other large results are kept (`artifacts.url`).
+    pub artifacts: ArtifactSettings,
     /// Whom outbound https calls trust besides the platform's roots.
     pub tls: TlsSettings,
     pub auth: AuthSettings,
@@ -119,6 +123,7 @@ impl Default for AvbConfig {
             mcp: McpSettings::default(),
             rate_limits: RateLimitSettings::default(),
             redis: RedisSettings::default(),
+            artifacts: ArtifactSettings::default(),
             tls: TlsSettings::default(),
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
@@ -278,6 +283,10 @@ const SECTIONS: &[&dyn Section] = &[
         field: |c| &mut c.redis,
     },
     &In {
+        table: artifacts::ENV,
+        field: |c| &mut c.artifacts,
+    },
+    &In {
         table: tls::ENV,
         field: |c| &mut c.tls,
     },
@@ -415,6 +424,7 @@ impl AvbConfig {
         self.auth.validate().map_err(fixed)?;
         self.rate_limits.validate().map_err(fixed)?;
         self.redis.validate().map_err(fixed)?;
+        self.artifacts.validate().map_err(fixed)?;
         self.temporal.validate().map_err(fixed)?;
         self.tts.validate().map_err(fixed)?;
         self.billing.validate().map_err(built)?;
@@ -471,8 +481,21 @@ impl AvbConfig {
         self.data_dir.join("assets")
     }
 
-    pub fn artifacts_dir(&self) -> PathBuf {
-        self.data_dir.join("artifacts")
+    /// Where artifacts are kept: `artifacts.url`, else the database when it is PostgreSQL
+    /// (hosts sharing the database share artifacts), else `<data_dir>/artifacts`.
+    pub fn artifact_location(&self) -> ArtifactLocation {
+        match self.artifacts.location() {
+            Ok(Some(location)) => location,
+            // `validate` refused a bad URL at load; a config built in code falls back too.
+            Ok(None) | Err(_) => {
+                let url = self.database_url();
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    ArtifactLocation::Database
+                } else {
+                    ArtifactLocation::Directory(self.data_dir.join("artifacts"))
+                }
+            }
+        }
     }
 
     pub fn public_url(&self) -> String {
@@ -585,6 +608,33 @@ mod tests {
         let e = AvbConfig::load_from(vars(&[("AVB_CONFIG", file.to_str().expect("utf8"))]))
             .expect_err("unknown key");
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn artifacts_follow_the_database_unless_a_url_says_where() {
+        let local = AvbConfig::load_from(vars(&[("AVB_DATA_DIR", "/srv/avb")])).expect("sqlite");
+        assert_eq!(
+            local.artifact_location(),
+            ArtifactLocation::Directory("/srv/avb/artifacts".into())
+        );
+        let shared = AvbConfig::load_from(vars(&[("DATABASE_URL", "postgres://avb:pw@db/avb")]))
+            .expect("pg");
+        assert_eq!(shared.artifact_location(), ArtifactLocation::Database);
+        let s3 = AvbConfig::load_from(vars(&[
+            ("DATABASE_URL", "postgres://avb:pw@db/avb"),
+            ("AVB_ARTIFACTS_URL", "s3://avb-audio/eu"),
+        ]))
+        .expect("s3");
+        assert_eq!(
+            s3.artifact_location(),
+            ArtifactLocation::S3 {
+                bucket: "avb-audio".into(),
+                prefix: "eu".into()
+            }
+        );
+        let err = AvbConfig::load_from(vars(&[("AVB_ARTIFACTS_URL", "ftp://x")]))
+            .expect_err("unknown kind");
+        assert!(err.to_string().contains("artifacts.url"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The database layer: tenants, API keys and the credit ledger.
+//! The database layer: tenants, API keys, the credit ledger, provisioned servers and artifacts.
 //!
 //! One code path serves both backends through sqlx's `Any` driver: a SQLite file by default
 //! (`sqlite://PATH`, WAL, writers serialized), PostgreSQL when the URL says `postgres://`.
 //! Migrations live in the repository's `migrations/` directory, are embedded at build time and
 //! applied by [`Store::connect`].
 
+mod artifacts;
 mod db;
 mod error;
 mod keys;
@@ -12,6 +13,7 @@ mod ledger;
 mod servers;
 mod tenants;
 
+pub use artifacts::StoredArtifact;
 pub use db::{Store, now_ms};
 pub use error::StoreError;
 pub use keys::{KeyInfo, NewKey, ParseRoleError, Principal, Role};

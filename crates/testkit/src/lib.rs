@@ -6,6 +6,7 @@
 //! - [`pg`]: a PostgreSQL server per test (`initdb` cached, `postgres` on a free port).
 //! - [`redis`]: a `redis-server` without persistence.
 //! - [`mosquitto`]: an MQTT broker; `restart()` simulates an outage.
+//! - [`s3`]: an S3-compatible object store (moto's server) with one bucket.
 //! - [`dockerd`]: a private Docker daemon with its own bridge and roots (needs root).
 //! - [`tls`]: a CA made at test time (`openssl`) and a TLS front for any loopback server.
 //! - `system` (feature `system`): `system::TestSystem`, the whole AgentVoiceBox in one
@@ -16,6 +17,7 @@ pub mod dockerd;
 pub mod mosquitto;
 pub mod pg;
 pub mod redis;
+pub mod s3;
 #[cfg(feature = "system")]
 pub mod system;
 pub mod tls;

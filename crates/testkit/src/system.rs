@@ -520,8 +520,8 @@ pub fn shared<T>(v: T) -> Arc<tokio::sync::Mutex<T>> {
     Arc::new(tokio::sync::Mutex::new(v))
 }
 
-/// WAV files in the system's artifact store.
-pub fn stored_wavs(system: &TestSystem) -> usize {
+/// WAV files in the system's artifact store (a directory or the database, as configured).
+pub async fn stored_wavs(system: &TestSystem) -> usize {
     fn walk(dir: &std::path::Path) -> usize {
         std::fs::read_dir(dir).map_or(0, |entries| {
             entries
@@ -537,7 +537,15 @@ pub fn stored_wavs(system: &TestSystem) -> usize {
                 .sum()
         })
     }
-    walk(&system.data_dir.path().join("artifacts"))
+    match system.config.artifact_location() {
+        avb_config::ArtifactLocation::Directory(dir) => walk(&dir),
+        avb_config::ArtifactLocation::Database => {
+            let store = system.store.as_ref().expect("the system's database");
+            let keys = store.artifact_keys("audio/").await.expect("artifact keys");
+            keys.iter().filter(|k| k.ends_with(".wav")).count()
+        }
+        other => panic!("stored_wavs cannot count artifacts at {other}"),
+    }
 }
 
 /// GET `url` and parse the JSON body.

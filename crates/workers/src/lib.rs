@@ -158,11 +158,15 @@ pub async fn run_workers_sharing(
     // Activities call https upstreams and Home Assistant with the operator's trust store.
     avb_tls::init(config.tls.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
     let mut workers = Vec::new();
-    // One pool for the queues that write the store (billing, provisioning).
-    let store = if queue_names
-        .iter()
-        .any(|q| *q == queues::BILLING || *q == queues::PROVISIONING)
-    {
+    // One pool for the queues that write the store (billing, provisioning), and for speech
+    // when artifacts are kept in the database.
+    let artifacts_in_database =
+        config.artifact_location() == avb_config::ArtifactLocation::Database;
+    let opened = if queue_names.iter().any(|q| {
+        *q == queues::BILLING
+            || *q == queues::PROVISIONING
+            || (*q == queues::TTS && artifacts_in_database)
+    }) {
         Some(
             Store::open(config)
                 .await
@@ -171,7 +175,7 @@ pub async fn run_workers_sharing(
     } else {
         None
     };
-    let store = || store.clone().context("the store was not opened");
+    let store = || opened.clone().context("the store was not opened");
     for q in queue_names {
         let opts = match *q {
             queues::WORKFLOWS => {
@@ -186,7 +190,11 @@ pub async fn run_workers_sharing(
             queues::TTS => {
                 let engine = load_tts_engine(config)?;
                 let slots = tts_slots(&engine);
-                let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
+                let artifacts = ArtifactStore::configured(config, opened.as_ref())?;
+                tracing::info!(
+                    artifacts = artifacts.description(),
+                    "speech results kept here"
+                );
                 let mut opts = WorkerOptions::new(*q)
                     .register_activities(TtsActivities { engine, artifacts })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)

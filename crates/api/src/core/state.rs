@@ -48,7 +48,13 @@ impl ApiState {
         check_build_features(&config)?;
         // Outbound https (upstream MCP servers) trusts the platform roots and AVB_CA_FILE.
         avb_tls::init(config.tls.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
-        let artifacts = ArtifactStore::local(&config.artifacts_dir())?;
+        let artifacts = match config.artifact_location() {
+            // Bound by `with_store`, which every api gets before it serves.
+            avb_config::ArtifactLocation::Database => ArtifactStore::unavailable(
+                "artifacts are kept in the database, which this api has not opened",
+            ),
+            _ => ArtifactStore::configured(&config, None)?,
+        };
         let voices = load_voice_catalog(&config.assets_dir().join("voices"))?;
         let metrics = Metrics::new()?;
         let limiter =
@@ -89,6 +95,9 @@ impl ApiState {
 
     /// With the store that holds tenants and API keys.
     pub fn with_store(mut self, store: avb_store::Store) -> Self {
+        if self.config.artifact_location() == avb_config::ArtifactLocation::Database {
+            self.artifacts = ArtifactStore::in_database(store.clone());
+        }
         self.store = Some(store);
         self
     }

@@ -23,6 +23,7 @@ macro_rules! on_both_databases {
     };
 }
 
+mod artifacts;
 mod keys;
 mod ledger;
 mod servers;
