@@ -26,6 +26,7 @@ mod python_sdk_client;
 mod rate_limits;
 mod replay;
 mod shared_artifacts;
+mod shared_sessions;
 mod tls;
 mod upstream;
 mod upstream_sessions;

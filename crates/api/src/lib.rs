@@ -54,6 +54,11 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
     }
     // Origins are checked by `core::origin::guard`, for the legacy SSE routes too.
     .with_cancellation_token(shutdown.child_token());
+    // With Redis, a session continues on another replica (and after a restart).
+    let mut mcp_config = mcp_config;
+    if let Some(shared) = &state.shared_sessions {
+        mcp_config.session_store = Some(shared.clone());
+    }
     // Idle sessions are closed (rmcp's keep-alive), and so leave the session book.
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(std::time::Duration::from_secs(

@@ -1,4 +1,5 @@
-//! `[redis]`: shared state across api processes (the rate limits' buckets), when a URL is set.
+//! `[redis]`: shared state across api processes (the rate limits' buckets, MCP sessions), when
+//! a URL is set.
 
 use serde::Deserialize;
 
@@ -8,7 +9,7 @@ use super::env::{EnvVar, non_empty};
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// `REDIS_URL` (or `AVB_REDIS_URL`): `redis://[:password@]host:port[/db]`. Unset, rate
-    /// limits are kept in each process. May hold a password: never printed.
+    /// limits and MCP sessions are kept in each process. May hold a password: never printed.
     pub url: Option<String>,
 }
 

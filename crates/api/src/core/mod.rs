@@ -9,4 +9,5 @@ pub mod origin;
 pub mod problem;
 pub mod ratelimit;
 pub mod resource_metadata;
+pub mod shared_redis;
 pub mod state;

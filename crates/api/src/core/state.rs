@@ -41,6 +41,8 @@ pub struct ApiState {
     pub request_state: Arc<rmcp::model::RequestStateCodec>,
     /// Open MCP sessions (both transports) and their owners.
     pub sessions: Arc<crate::mcp::sessions::SessionBook>,
+    /// Sessions shared with the other replicas (Redis, when `REDIS_URL` is set).
+    pub shared_sessions: Option<Arc<crate::mcp::shared_sessions::SharedSessions>>,
 }
 
 impl ApiState {
@@ -70,7 +72,15 @@ impl ApiState {
         let own_tools = crate::mcp::own_tool_names(&tools);
         let upstreams = crate::upstream::hub_for(&config, own_tools.clone());
         let request_state = Arc::new(request_state_codec(&config)?);
+        let shared_sessions = match &config.redis.url {
+            Some(url) => Some(Arc::new(crate::mcp::shared_sessions::SharedSessions::new(
+                url,
+                std::time::Duration::from_secs(config.mcp.session_idle_secs),
+            )?)),
+            None => None,
+        };
         Ok(Self {
+            shared_sessions,
             request_state,
             sessions: Arc::default(),
             tools,

@@ -10,6 +10,7 @@ mod resources;
 pub(crate) mod results;
 pub mod schema;
 pub mod sessions;
+pub mod shared_sessions;
 pub mod sse;
 pub mod tasks;
 

@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 
+use super::shared_sessions::SharedSessions;
 use crate::auth::Caller;
 use crate::core::problem::{ErrorKind, Problem};
 use crate::state::ApiState;
@@ -113,6 +114,11 @@ impl SessionBook {
             .is_none_or(|o| same_owner(&o.caller, caller))
     }
 
+    /// Whether this process holds session `id`.
+    pub fn knows(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// Whether `id` is a session `caller` opened (legacy SSE POSTs: the book knows them all).
     pub fn owned_by(&self, id: &str, caller: &Caller) -> bool {
         self.lock()
@@ -168,6 +174,11 @@ pub async fn layer(State(sessions): State<Sessions>, request: Request, next: Nex
             tracing::info!(caller = %caller.rate_limit_id(), "request on another key's MCP session refused");
             return not_found();
         }
+        if let Some(shared) = &sessions.state.shared_sessions
+            && let Err(refused) = check_shared(shared, &sessions, &id, &caller).await
+        {
+            return refused;
+        }
         let deleting = request.method() == Method::DELETE;
         let response = next.run(request).await;
         if deleting && response.status().is_success() {
@@ -208,8 +219,65 @@ pub async fn layer(State(sessions): State<Sessions>, request: Request, next: Nex
         .and_then(|v| v.to_str().ok())
     {
         book.record(id, &caller, Transport::StreamableHttp);
+        if let Some(shared) = &sessions.state.shared_sessions
+            && let Err(e) = shared.bind(id, &caller, Transport::StreamableHttp).await
+        {
+            // The session works on this replica; it cannot move to another.
+            tracing::warn!(error = %e, "MCP session not shared (Redis)");
+        }
     }
     response
+}
+
+/// A request naming session `id` with sessions shared between replicas: a session this
+/// replica holds is kept alive in the store; one it does not hold (opened on another replica,
+/// or before a restart) is served only for its owner — the store says who — and rmcp then
+/// restores it. Anything else is "not found", as rmcp would answer.
+async fn check_shared(
+    shared: &SharedSessions,
+    sessions: &Sessions,
+    id: &str,
+    caller: &Caller,
+) -> Result<(), Response> {
+    let book = &sessions.state.sessions;
+    if book.knows(id) {
+        match shared.touch(id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Closed by a DELETE that reached another replica.
+                book.forget(id);
+                let id: rmcp::transport::streamable_http_server::SessionId = id.into();
+                let _ = rmcp::transport::streamable_http_server::SessionManager::close_session(
+                    sessions.manager.as_ref(),
+                    &id,
+                )
+                .await;
+                return Err(not_found());
+            }
+            Err(e) => tracing::warn!(error = %e, "MCP session not refreshed in Redis"),
+        }
+        return Ok(());
+    }
+    match shared.owner(id).await {
+        Ok(Some(owner)) if owner.is(caller) && owner.transport == Transport::StreamableHttp => {
+            book.record(id, caller, Transport::StreamableHttp);
+            if let Err(e) = shared.touch(id).await {
+                tracing::warn!(error = %e, "MCP session not refreshed in Redis");
+            }
+            Ok(())
+        }
+        Ok(_) => Err(not_found()),
+        Err(e) => {
+            tracing::warn!(error = %e, "MCP session store (Redis) unavailable");
+            Err(Problem::new(
+                ErrorKind::Unavailable,
+                "this MCP session was opened on another replica, and the session store (Redis, \
+                 REDIS_URL) that would continue it does not answer; try again shortly or open \
+                 a new session",
+            )
+            .into_response())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,14 @@ async fn open_stream(
     state
         .sessions
         .record(&session_id, &caller, Transport::LegacySse);
+    let shared = state.shared_sessions.clone();
+    if let Some(shared) = &shared
+        && let Err(e) = shared
+            .bind(&session_id, &caller, Transport::LegacySse)
+            .await
+    {
+        tracing::warn!(error = %e, "legacy SSE session not recorded in Redis");
+    }
     // The caller who opened the stream is the session's: its POSTs must come from that key.
     let server = AvbServer::for_caller(state.clone(), caller);
     let (sessions, book) = (bridge.sessions.clone(), state.sessions.clone());
@@ -111,6 +119,9 @@ async fn open_stream(
             s.remove(&id);
         }
         book.forget(&id);
+        if let Some(shared) = shared {
+            let _ = shared.forget(&id).await;
+        }
     });
     let endpoint = futures::stream::once(async move {
         Ok(Event::default()
@@ -169,10 +180,7 @@ async fn post_message(
     };
     // Another key's session is not found, as if it did not exist.
     if !bridge.state.sessions.owned_by(&session_id, &caller) {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("unknown session {session_id}; open {SSE_PATH} first"),
-        );
+        return elsewhere(&bridge.state, &session_id, &caller).await;
     }
     let sender = bridge
         .sessions
@@ -194,5 +202,36 @@ async fn post_message(
             StatusCode::NOT_FOUND,
             format!("unknown session {session_id}; open {SSE_PATH} first"),
         ),
+    }
+}
+
+/// The answer to a POST for a session this replica does not hold. With sessions shared through
+/// Redis, one the caller opened on another replica gets 421 and what to do: the legacy stream
+/// is a connection to that replica, so its POSTs must reach it too (session affinity).
+/// Anything else is not found.
+async fn elsewhere(state: &ApiState, session_id: &str, caller: &Caller) -> (StatusCode, String) {
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            format!("unknown session {session_id}; open {SSE_PATH} first"),
+        )
+    };
+    let Some(shared) = &state.shared_sessions else {
+        return not_found();
+    };
+    match shared.owner(session_id).await {
+        Ok(Some(owner)) if owner.is(caller) && owner.transport == Transport::LegacySse => (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "legacy SSE session {session_id} is held by another api replica ({}), not this \
+                 one ({}): the legacy transport keeps a session on the replica holding its \
+                 stream, so route {SSE_PATH} and {MESSAGES_PATH} of one client to one replica \
+                 (session affinity), or use Streamable HTTP (/mcp), whose sessions move between \
+                 replicas",
+                owner.replica,
+                shared.replica()
+            ),
+        ),
+        _ => not_found(),
     }
 }

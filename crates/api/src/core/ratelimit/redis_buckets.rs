@@ -6,6 +6,7 @@ use avb_config::Limit;
 use futures::future::BoxFuture;
 
 use super::{Backend, REDIS_KEY_PREFIX, Verdict};
+use crate::core::shared_redis::SharedRedis;
 
 /// The token bucket as one atomic Redis script. KEYS[1]: the bucket (a hash of `tokens` and `ts`,
 /// microseconds of the Redis server's clock, so api processes' clocks never matter);
@@ -41,8 +42,7 @@ return {allowed, wait_ms}
 
 /// Buckets in Redis, shared by every api process with the same `REDIS_URL`.
 pub struct RedisBuckets {
-    client: redis::Client,
-    conn: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    redis: SharedRedis,
     script: redis::Script,
 }
 
@@ -50,24 +50,9 @@ impl RedisBuckets {
     /// Checks the URL; connects on first use (an api starts while Redis is down).
     pub fn new(url: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: avb_tls::redis_client(url)?,
-            conn: tokio::sync::OnceCell::new(),
+            redis: SharedRedis::new(url)?,
             script: redis::Script::new(TOKEN_BUCKET_LUA),
         })
-    }
-
-    async fn connection(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        self.conn
-            .get_or_try_init(|| {
-                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
-            })
-            .await
-            .cloned()
     }
 }
 
@@ -78,7 +63,7 @@ impl Backend for RedisBuckets {
 
     fn take<'a>(&'a self, bucket: &'a str, limit: Limit) -> BoxFuture<'a, Result<Verdict, String>> {
         Box::pin(async move {
-            let mut conn = self.connection().await.map_err(|e| e.to_string())?;
+            let mut conn = self.redis.connection().await.map_err(|e| e.to_string())?;
             let (allowed, wait_ms): (i64, i64) = self
                 .script
                 .key(format!("{REDIS_KEY_PREFIX}{bucket}"))
