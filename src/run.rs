@@ -32,6 +32,9 @@ pub struct WorkerArgs {
     /// Task queues to serve: `all`, or a comma-separated list (avb-workflows,avb-tts,…).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     queues: Vec<String>,
+    /// Serve /healthz, /readyz and /metrics (the SDK's worker metrics) on this address.
+    #[arg(long)]
+    http: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -103,13 +106,57 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     telemetry::init();
     let config = load_config(None)?;
     let queues = avb_workers::parse_queues(&args.queues)?;
-    let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The probe port is bound before anything starts: a taken port is an error now, not after
+    // the model has loaded.
+    let probe_listener = match args.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (avb worker --http)"))?,
+        ),
+        None => None,
+    };
+    let (runtime_options, sdk_metrics) = match &probe_listener {
+        Some(_) => {
+            let (meter, addr) = avb_workers::probe::sdk_metrics()?;
+            let telemetry = temporalio_common::telemetry::TelemetryOptions::builder()
+                .metrics(meter)
+                .build();
+            let options = RuntimeOptions::builder()
+                .telemetry_options(telemetry)
+                .build()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (options, Some(addr))
+        }
+        None => (RuntimeOptions::default(), None),
+    };
+    let runtime =
+        Runtime::from_current_tokio(runtime_options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = temporal::connect(&config.temporal, "avb-worker").await?;
     temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS)
         .await?;
     let shutdown = cancel_on_signal();
-    avb_workers::run_workers(&runtime, client, &config, &queues, async move {
+    let shared = avb_workers::Shared::default();
+    if let (Some(listener), Some(sdk_metrics)) = (probe_listener, sdk_metrics) {
+        let probe = std::sync::Arc::new(avb_workers::probe::WorkerProbe::new(
+            client.clone(),
+            config.temporal.address.clone(),
+            queues.clone(),
+            shared.started.clone(),
+            sdk_metrics,
+        ));
+        tracing::info!(address = %listener.local_addr()?, "worker probes on /healthz, /readyz, /metrics");
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, avb_workers::probe::router(probe))
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "worker probe server stopped");
+            }
+        });
+    }
+    avb_workers::run_workers_sharing(&runtime, client, &config, &queues, &shared, async move {
         shutdown.cancelled().await
     })
     .await
@@ -199,6 +246,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     let shared = avb_workers::Shared {
         upstream_pool: Some(state.upstreams.pool.clone()),
+        ..Default::default()
     };
     let http = serve_http(state, shutdown.clone());
     let queues = avb_workers::parse_queues(&["all".to_string()])?;

@@ -30,3 +30,4 @@ mod shared_sessions;
 mod tls;
 mod upstream;
 mod upstream_sessions;
+mod worker_probes;

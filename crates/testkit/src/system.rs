@@ -192,6 +192,7 @@ impl TestSystem {
         // Like `avb dev`: the workers use the api's upstream sessions.
         let shared = avb_workers::Shared {
             upstream_pool: Some(state.upstreams.pool.clone()),
+            ..Default::default()
         };
         let worker_thread = {
             let queues = queues.to_string();

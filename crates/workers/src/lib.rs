@@ -1,6 +1,7 @@
 //! Worker assembly: one Temporal worker per task queue, all joined in the calling task (the SDK's
 //! `Worker::run` uses a LocalSet and cannot be spawned), with graceful shutdown.
 
+pub mod probe;
 pub mod reconcile_schedule;
 
 use std::sync::Arc;
@@ -117,6 +118,8 @@ pub fn upstream_hub(config: &AvbConfig, shared: &Shared) -> Arc<avb_upstream::Up
 pub struct Shared {
     /// The api's upstream MCP sessions.
     pub upstream_pool: Option<Arc<avb_upstream::UpstreamPool>>,
+    /// Set once every requested queue has its worker and polling starts (readiness).
+    pub started: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Re-reads `[mcp_servers]` from the config file, when the config came from one.
@@ -280,6 +283,9 @@ pub async fn run_workers_sharing(
         "none of the requested queues has a worker"
     );
     let handles: Vec<_> = workers.iter().map(|w| w.shutdown_handle()).collect();
+    shared
+        .started
+        .store(true, std::sync::atomic::Ordering::Release);
     let stopper = async move {
         shutdown.await;
         tracing::info!("shutting down workers (running activities get {GRACEFUL_SHUTDOWN:?})");
