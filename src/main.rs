@@ -2,6 +2,7 @@
 
 mod admin;
 mod demo_home;
+mod doctor;
 mod run;
 mod speak;
 
@@ -32,11 +33,16 @@ enum Command {
     Speak(speak::SpeakArgs),
     /// Tenants and API keys (the database of `DATABASE_URL`, default `$AVB_DATA_DIR/avb.db`).
     Admin(admin::AdminArgs),
+    /// Check every configured dependency, then run one real generate_speech; non-zero exit
+    /// status names what failed.
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // Its own exit status: which checks failed is the answer, not an error.
+        Command::Doctor(args) => return doctor::run(args),
         Command::Speak(args) => speak::run(args),
         Command::Serve(args) => run::block_on(run::serve(args)),
         Command::Worker(args) => run::block_on(run::worker(args)),

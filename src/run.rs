@@ -14,6 +14,12 @@ use temporalio_sdk::runtime::RuntimeOptions;
 use tokio_util::sync::CancellationToken;
 
 pub fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    block_on_value(fut)
+}
+
+pub fn block_on_value<T>(
+    fut: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

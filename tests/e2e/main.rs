@@ -15,6 +15,7 @@ mod core_tasks;
 mod crashes;
 mod device_approvals;
 mod devices;
+mod doctor;
 mod inspector_cli;
 mod jobs;
 mod mcp_transports;

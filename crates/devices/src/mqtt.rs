@@ -83,3 +83,39 @@ pub fn connect<H: Handler>(
     });
     Ok((client, task))
 }
+
+/// Connects once and waits for the broker's CONNACK within `timeout`, then disconnects: whether
+/// a broker answers at `url` (`avb doctor`).
+pub async fn check_broker(url: &str, timeout: Duration) -> Result<(), DeviceError> {
+    let (host, port) = parse_url(url)?;
+    let mut options = MqttOptions::new(
+        format!("avb-check-{}", std::process::id()),
+        host.clone(),
+        port,
+    );
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_clean_session(true);
+    let (client, mut events) = AsyncClient::new(options, 8);
+    let connected = async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(DeviceError::Unavailable(format!(
+                        "MQTT broker {host}:{port}: {e}"
+                    )));
+                }
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(timeout, connected)
+        .await
+        .unwrap_or_else(|_| {
+            Err(DeviceError::Unavailable(format!(
+                "MQTT broker {host}:{port} did not answer within {timeout:?}"
+            )))
+        });
+    let _ = client.try_disconnect();
+    outcome
+}

@@ -173,6 +173,29 @@ pub async fn connect(cfg: &TemporalConfig, identity: &str) -> Result<Client, Tem
 }
 
 /// Registers missing keyword search attributes (idempotent; a dev server keeps them in its DB).
+/// Which of `names` the namespace has not registered as search attributes (read only).
+pub async fn missing_search_attributes(
+    client: &Client,
+    namespace: &str,
+    names: &[&str],
+) -> Result<Vec<String>, TemporalError> {
+    let mut raw = client.clone();
+    let have = OperatorService::list_search_attributes(
+        &mut raw,
+        Request::new(ListSearchAttributesRequest {
+            namespace: namespace.to_string(),
+        }),
+    )
+    .await
+    .map_err(|e| TemporalError::Rpc(format!("listing search attributes: {}", e.message())))?
+    .into_inner();
+    Ok(names
+        .iter()
+        .filter(|n| !have.custom_attributes.contains_key(**n))
+        .map(|n| (*n).to_string())
+        .collect())
+}
+
 pub async fn ensure_search_attributes(
     client: &Client,
     namespace: &str,

@@ -33,6 +33,18 @@ pub(crate) enum Backend {
     Postgres,
 }
 
+/// The migrations a database has, against the ones this binary embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: usize,
+    pub known: usize,
+    /// This binary's migrations the database lacks (applied at the next start).
+    pub pending: Vec<i64>,
+    /// Applied migrations this binary does not know: a newer release ran (expand/contract
+    /// keeps this binary working).
+    pub newer: Vec<i64>,
+}
+
 /// The database: a connection pool plus, on SQLite, the in-process writer lock. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -101,6 +113,14 @@ impl Store {
     /// pending migrations. For SQLite the file and its parent directories are created
     /// (`mode=rwc` is added unless the URL names a mode) and the journal is switched to WAL.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = Self::connect_as_is(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Like [`connect`](Self::connect), without applying migrations: for looking at a database
+    /// as it is (`avb doctor`).
+    pub async fn connect_as_is(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
         let mut pool_options = AnyPoolOptions::new().max_connections(MAX_CONNECTIONS);
@@ -136,13 +156,46 @@ impl Store {
             }
         };
         let pool = pool_options.connect(&url).await?;
-        let store = Store {
+        Ok(Store {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    /// Which of this binary's migrations the database has, and which it has that this binary
+    /// does not know (applied by a newer release).
+    pub async fn migration_report(&self) -> Result<MigrationReport, StoreError> {
+        use sqlx::Row as _;
+        let applied: Vec<i64> = match sqlx::query(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        {
+            Ok(rows) => rows
+                .iter()
+                .map(|r| r.try_get::<i64, _>("version"))
+                .collect::<Result<_, _>>()?,
+            // No table: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
         };
-        store.migrate().await?;
-        Ok(store)
+        let known: Vec<i64> = migrator().iter().map(|m| m.version).collect();
+        Ok(MigrationReport {
+            pending: known
+                .iter()
+                .filter(|v| !applied.contains(v))
+                .copied()
+                .collect(),
+            newer: applied
+                .iter()
+                .filter(|v| !known.contains(v))
+                .copied()
+                .collect(),
+            applied: applied.len(),
+            known: known.len(),
+        })
     }
 
     /// Applies the embedded migrations that have not run yet (idempotent; PostgreSQL takes an
@@ -362,6 +415,21 @@ mod tests {
             .await
             .expect("and reconnects");
         again.ping().await.expect("works");
+        let report = again.migration_report().await.expect("report");
+        assert_eq!(report.newer, vec![99_991_231_000_000]);
+        assert!(report.pending.is_empty());
+        assert_eq!(report.applied, report.known + 1);
+    }
+
+    #[tokio::test]
+    async fn an_unmigrated_database_reports_every_migration_pending() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::connect_as_is(&Store::sqlite_url(&dir.path().join("avb.db")))
+            .await
+            .expect("opened as is");
+        let report = store.migration_report().await.expect("report");
+        assert_eq!(report.applied, 0);
+        assert_eq!(report.pending.len(), report.known);
     }
 
     #[test]

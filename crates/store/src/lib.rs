@@ -14,7 +14,7 @@ mod servers;
 mod tenants;
 
 pub use artifacts::StoredArtifact;
-pub use db::{Store, now_ms};
+pub use db::{MigrationReport, Store, now_ms};
 pub use error::StoreError;
 pub use keys::{KeyInfo, NewKey, ParseRoleError, Principal, Role};
 pub use ledger::{Balance, EntryKind, LedgerEntry, MAX_BALANCE, MAX_CREDITS, Usage, UsageRecord};

@@ -215,6 +215,26 @@ impl UpstreamHub {
             .collect()
     }
 
+    /// Every configured server's last check: how many tools it lists, or why it is down.
+    pub fn checked_servers(&self) -> Vec<(String, Result<usize, String>)> {
+        let checked = read(&self.checked);
+        read(&self.settings)
+            .iter()
+            .map(|(name, s)| {
+                let outcome = if !s.enabled {
+                    Err("disabled".to_string())
+                } else if let Some(e) = checked.errors.get(name) {
+                    Err(e.clone())
+                } else if let Some(tools) = checked.listed.get(name) {
+                    Ok(tools.len())
+                } else {
+                    Err("not checked yet".to_string())
+                };
+                (name.clone(), outcome)
+            })
+            .collect()
+    }
+
     /// A configured server's settings.
     pub fn settings_of(&self, server: &str) -> Option<UpstreamServer> {
         read(&self.settings).get(server).cloned().or_else(|| {

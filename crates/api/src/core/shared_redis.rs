@@ -32,4 +32,11 @@ impl SharedRedis {
             .await
             .cloned()
     }
+
+    /// One round trip (`PING`): whether Redis answers.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
 }
