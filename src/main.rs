@@ -3,6 +3,7 @@
 mod admin;
 mod demo_home;
 mod doctor;
+mod image;
 mod run;
 mod speak;
 
@@ -33,6 +34,8 @@ enum Command {
     Speak(speak::SpeakArgs),
     /// Tenants and API keys (the database of `DATABASE_URL`, default `$AVB_DATA_DIR/avb.db`).
     Admin(admin::AdminArgs),
+    /// The `avb` container image (built locally, no registry).
+    Image(image::ImageArgs),
     /// Check every configured dependency, then run one real generate_speech; non-zero exit
     /// status names what failed.
     Doctor(doctor::DoctorArgs),
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Dev(args) => run::block_on(run::dev(args)),
         Command::Mcp(args) => run::block_on(run::mcp(args)),
         Command::Admin(args) => run::block_on(admin::run(args)),
+        Command::Image(args) => run::block_on(image::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

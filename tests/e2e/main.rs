@@ -16,6 +16,7 @@ mod crashes;
 mod device_approvals;
 mod devices;
 mod doctor;
+mod image;
 mod inspector_cli;
 mod jobs;
 mod mcp_transports;

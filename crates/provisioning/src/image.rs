@@ -51,36 +51,54 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(libs.into_iter().collect())
 }
 
+/// What an image holds besides the minimal rootfs ([`rootfs_tar_of`]).
+#[derive(Debug, Clone, Default)]
+pub struct ImageContents {
+    /// Programs (host path, path in the image); each brings the shared libraries `ldd` names,
+    /// at the same paths.
+    pub programs: Vec<(PathBuf, PathBuf)>,
+    /// Files and directory trees copied as they are (host path, path in the image); symlinks
+    /// are followed.
+    pub files: Vec<(PathBuf, PathBuf)>,
+    /// Directories every user may write (1777), e.g. a data folder.
+    pub writable_dirs: Vec<PathBuf>,
+}
+
+impl ImageContents {
+    /// One program at `/usr/local/bin/<its file name>`.
+    pub fn program(binary: &Path) -> Result<Self, String> {
+        let file_name = binary
+            .file_name()
+            .ok_or_else(|| format!("{} has no file name", binary.display()))?;
+        Ok(Self {
+            programs: vec![(
+                binary.to_path_buf(),
+                Path::new(IMAGE_BIN_DIR).join(file_name),
+            )],
+            ..Self::default()
+        })
+    }
+}
+
 /// The rootfs tarball: `binary` at `/usr/local/bin/<file name>`, its libraries at the paths
 /// `ldd` names (symlinks resolved to file contents), `/tmp` (1777), `/etc/passwd`,
 /// `/etc/group`, `/etc/nsswitch.conf`, and empty `/proc`, `/sys`, `/dev`.
 pub fn rootfs_tar(binary: &Path) -> Result<Vec<u8>, String> {
-    let file_name = binary
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{} has no file name", binary.display()))?;
-    let libs = shared_libraries(binary)?;
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut dirs = BTreeSet::new();
+    rootfs_tar_of(&ImageContents::program(binary)?)
+}
+
+/// The rootfs tarball of `contents`, on the minimal rootfs of [`rootfs_tar`].
+pub fn rootfs_tar_of(contents: &ImageContents) -> Result<Vec<u8>, String> {
+    let mut fs = Rootfs::default();
     for dir in ["/tmp", "/etc", "/proc", "/sys", "/dev"] {
         let mode = if dir == "/tmp" { 0o1777 } else { 0o755 };
-        dirs.insert(PathBuf::from(dir));
-        append_dir(&mut tar, Path::new(dir), mode)?;
+        fs.dir(Path::new(dir), mode)?;
     }
-    let mut add_dirs = |tar: &mut tar::Builder<Vec<u8>>, path: &Path| -> Result<(), String> {
-        let mut ancestors: Vec<&Path> = path
-            .ancestors()
-            .skip(1)
-            .filter(|p| *p != Path::new("/") && *p != Path::new(""))
-            .collect();
-        ancestors.reverse();
-        for dir in ancestors {
-            if dirs.insert(dir.to_path_buf()) {
-                append_dir(tar, dir, 0o755)?;
-            }
-        }
-        Ok(())
-    };
+    // Before anything lands inside them, so they keep their mode.
+    for dir in &contents.writable_dirs {
+        fs.parents(dir)?;
+        fs.dir(dir, 0o1777)?;
+    }
     let etc: [(&str, &str); 3] = [
         (
             "/etc/passwd",
@@ -90,19 +108,100 @@ pub fn rootfs_tar(binary: &Path) -> Result<Vec<u8>, String> {
         ("/etc/nsswitch.conf", "hosts: files dns\n"),
     ];
     for (path, content) in etc {
-        append_file(&mut tar, Path::new(path), content.as_bytes(), 0o644)?;
+        fs.file(Path::new(path), content.as_bytes(), 0o644)?;
     }
-    let target = Path::new(IMAGE_BIN_DIR).join(file_name);
-    add_dirs(&mut tar, &target)?;
-    let data = std::fs::read(binary).map_err(|e| format!("reading {}: {e}", binary.display()))?;
-    append_file(&mut tar, &target, &data, 0o755)?;
+    let mut libs = BTreeSet::new();
+    for (host, target) in &contents.programs {
+        let data = std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?;
+        fs.parents(target)?;
+        fs.file(target, &data, 0o755)?;
+        libs.extend(shared_libraries(host)?);
+    }
     for lib in libs {
-        add_dirs(&mut tar, &lib)?;
         let data = std::fs::read(&lib).map_err(|e| format!("reading {}: {e}", lib.display()))?;
-        append_file(&mut tar, &lib, &data, 0o755)?;
+        fs.parents(&lib)?;
+        fs.file(&lib, &data, 0o755)?;
     }
-    tar.into_inner()
+    for (host, target) in &contents.files {
+        fs.parents(target)?;
+        fs.tree(host, target)?;
+    }
+    fs.tar
+        .into_inner()
         .map_err(|e| format!("writing the tarball: {e}"))
+}
+
+/// A rootfs tarball being written: each path once (the engine refuses duplicates).
+struct Rootfs {
+    tar: tar::Builder<Vec<u8>>,
+    written: BTreeSet<PathBuf>,
+}
+
+impl Default for Rootfs {
+    fn default() -> Self {
+        Self {
+            tar: tar::Builder::new(Vec::new()),
+            written: BTreeSet::new(),
+        }
+    }
+}
+
+impl Rootfs {
+    fn dir(&mut self, path: &Path, mode: u32) -> Result<(), String> {
+        if self.written.insert(path.to_path_buf()) {
+            append_dir(&mut self.tar, path, mode)?;
+        }
+        Ok(())
+    }
+
+    /// The directories above `path`.
+    fn parents(&mut self, path: &Path) -> Result<(), String> {
+        let mut ancestors: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .filter(|p| *p != Path::new("/") && *p != Path::new(""))
+            .map(Path::to_path_buf)
+            .collect();
+        ancestors.reverse();
+        for dir in ancestors {
+            self.dir(&dir, 0o755)?;
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+        if self.written.insert(path.to_path_buf()) {
+            append_file(&mut self.tar, path, data, mode)?;
+        }
+        Ok(())
+    }
+
+    /// `host` (a file, or a directory and everything under it) at `target`; symlinks followed.
+    fn tree(&mut self, host: &Path, target: &Path) -> Result<(), String> {
+        let meta =
+            std::fs::metadata(host).map_err(|e| format!("reading {}: {e}", host.display()))?;
+        if meta.is_dir() {
+            self.dir(target, 0o755)?;
+            let mut entries: Vec<_> = std::fs::read_dir(host)
+                .map_err(|e| format!("reading {}: {e}", host.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .collect();
+            entries.sort();
+            for name in entries {
+                self.tree(&host.join(&name), &target.join(&name))?;
+            }
+            return Ok(());
+        }
+        let data = std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        self.file(target, &data, mode)
+    }
 }
 
 fn tar_path(path: &Path) -> &Path {
@@ -153,28 +252,41 @@ pub async fn build_image_from_binary(
         image: image_ref.to_string(),
         message,
     };
-    let file_name = binary_path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| build_err(format!("{} has no file name", binary_path.display())))?
-        .to_string();
-    let path = binary_path.to_path_buf();
-    let tarball = tokio::task::spawn_blocking(move || rootfs_tar(&path))
+    let contents = ImageContents::program(binary_path).map_err(build_err)?;
+    let entrypoint = vec![contents.programs[0].1.display().to_string()];
+    build_image(docker, contents, image_ref, &entrypoint, &[]).await
+}
+
+/// Imports an image of `contents` as `image_ref` with `entrypoint` and `env` (`NAME=value`,
+/// after a default `PATH`); returns the image id.
+pub async fn build_image(
+    docker: &DockerBackend,
+    contents: ImageContents,
+    image_ref: &str,
+    entrypoint: &[String],
+    env: &[String],
+) -> Result<String, ProvisionError> {
+    let build_err = |message: String| ProvisionError::ImageBuild {
+        image: image_ref.to_string(),
+        message,
+    };
+    let tarball = tokio::task::spawn_blocking(move || rootfs_tar_of(&contents))
         .await
         .map_err(|e| build_err(e.to_string()))?
         .map_err(build_err)?;
     let client = docker.client().await?;
     let (repo, tag) = split_ref(image_ref);
-    let entrypoint = serde_json::to_string(&[format!("{IMAGE_BIN_DIR}/{file_name}")])
-        .map_err(|e| build_err(e.to_string()))?;
+    let entrypoint = serde_json::to_string(entrypoint).map_err(|e| build_err(e.to_string()))?;
+    let mut changes = vec![
+        format!("ENTRYPOINT {entrypoint}"),
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin".to_string(),
+    ];
+    changes.extend(env.iter().map(|e| format!("ENV {e}")));
     let options = CreateImageOptionsBuilder::default()
         .from_src("-")
         .repo(repo)
         .tag(tag)
-        .changes(vec![
-            format!("ENTRYPOINT {entrypoint}"),
-            "ENV PATH=/usr/local/bin:/usr/bin:/bin".to_string(),
-        ])
+        .changes(changes)
         .build();
     client
         .create_image(

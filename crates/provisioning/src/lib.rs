@@ -20,7 +20,10 @@ mod spec;
 pub use backend::ContainerBackend;
 pub use docker::{DockerBackend, DockerEndpoint};
 pub use error::ProvisionError;
-pub use image::{IMAGE_BIN_DIR, build_image_from_binary, rootfs_tar, shared_libraries};
+pub use image::{
+    IMAGE_BIN_DIR, ImageContents, build_image, build_image_from_binary, rootfs_tar, rootfs_tar_of,
+    shared_libraries,
+};
 pub use mcp_probe::{
     McpClient, PROBE_PROTOCOL_VERSION, list_tool_names, wait_replica_ready, wait_until_mcp_ready,
 };
