@@ -10,6 +10,7 @@ mod billing;
 mod billing_saga;
 mod cli_and_assets;
 mod client_approvals;
+mod cluster;
 mod conformance;
 mod core_tasks;
 mod crashes;

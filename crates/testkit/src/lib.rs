@@ -9,10 +9,14 @@
 //! - [`s3`]: an S3-compatible object store (moto's server) with one bucket.
 //! - [`dockerd`]: a private Docker daemon with its own bridge and roots (needs root).
 //! - [`tls`]: a CA made at test time (`openssl`) and a TLS front for any loopback server.
+//! - `cluster` (feature `system`): apis and workers as processes with data folders of their
+//!   own behind a load balancer, sharing Temporal, PostgreSQL and Redis; a mixed load driver.
 //! - `system` (feature `system`): `system::TestSystem`, the whole AgentVoiceBox in one
 //!   process — Temporal dev server, workers and api — plus helpers for what tests check
 //!   (WAV facts, stored artifacts, JSON GETs).
 
+#[cfg(feature = "system")]
+pub mod cluster;
 pub mod dockerd;
 pub mod mosquitto;
 pub mod pg;

@@ -194,7 +194,8 @@ impl TestSystem {
             upstream_pool: Some(state.upstreams.pool.clone()),
             ..Default::default()
         };
-        let worker_thread = {
+        // "none": no workers in this process (a test runs them as processes of their own).
+        let worker_thread = (queues != "none").then(|| {
             let queues = queues.to_string();
             let config = config.clone();
             let shutdown = shutdown.clone();
@@ -222,7 +223,7 @@ impl TestSystem {
                     .expect("workers run");
                 });
             })
-        };
+        });
         // Like `avb serve`: the store is there with authentication off too (billing uses it).
         let store = avb_store::Store::connect(&config.database_url())
             .await
@@ -244,7 +245,7 @@ impl TestSystem {
             data_dir,
             store: Some(store),
             shutdown,
-            worker_thread: Some(worker_thread),
+            worker_thread,
             api_task: Some(api_task),
             dev_server: Some(dev_server),
             dev_options,
