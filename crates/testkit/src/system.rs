@@ -22,16 +22,21 @@ pub fn repo_root() -> PathBuf {
         .expect("repository root")
 }
 
-/// The `avb` binary of the test being run: cargo puts integration tests in `target/<profile>/deps`
-/// and the binaries one level up (nextest also names it in `NEXTEST_BIN_EXE_avb`).
+/// The `avb` binary of the test or benchmark being run: `AVB_BIN` when set; cargo puts
+/// integration tests in `target/<profile>/deps` and the binaries one level up (nextest also
+/// names it in `NEXTEST_BIN_EXE_avb`); a benchmark binary sits beside `avb`.
 pub fn avb_bin() -> PathBuf {
-    let bin = std::env::var_os("NEXTEST_BIN_EXE_avb").map_or_else(
+    let named = std::env::var_os("AVB_BIN").or_else(|| std::env::var_os("NEXTEST_BIN_EXE_avb"));
+    let bin = named.map_or_else(
         || {
             let exe = std::env::current_exe().expect("the test's own path");
-            exe.parent()
-                .and_then(std::path::Path::parent)
-                .expect("test binary in target/<profile>/deps")
-                .join("avb")
+            let dir = exe.parent().expect("a binary in a directory");
+            let dir = if dir.ends_with("deps") {
+                dir.parent().expect("target/<profile>")
+            } else {
+                dir
+            };
+            dir.join("avb")
         },
         PathBuf::from,
     );
