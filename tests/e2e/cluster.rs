@@ -56,6 +56,7 @@ async fn a_cluster_under_load_loses_nothing_when_an_api_and_a_worker_die() {
         apis: 2,
         workers: 2,
         env,
+        ready_tools: vec!["everything_echo".into()],
     })
     .await;
 

@@ -44,6 +44,7 @@ async fn measure(
         apis,
         workers,
         env: env.to_vec(),
+        ready_tools: vec!["everything_echo".into()],
     })
     .await;
     // A short warm-up (model loads, upstream sessions, connection pools) outside the numbers.

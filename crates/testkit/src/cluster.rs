@@ -34,6 +34,7 @@ pub struct Cluster {
     pub token: String,
     pub tenant: String,
     env: Vec<(String, String)>,
+    ready_tools: Vec<String>,
 }
 
 pub struct ClusterOptions {
@@ -41,6 +42,9 @@ pub struct ClusterOptions {
     pub workers: usize,
     /// Variables for every process (AVB_MQTT_URL, AVB_CONFIG, …).
     pub env: Vec<(String, String)>,
+    /// Tools an api must list before it counts as started (upstream tools are mounted after
+    /// the api's first check of the upstream server).
+    pub ready_tools: Vec<String>,
 }
 
 /// A data folder of another machine: the Kokoro assets and nothing else.
@@ -105,6 +109,7 @@ impl Cluster {
             token,
             tenant,
             env,
+            ready_tools: options.ready_tools,
             apis,
             workers,
             balancer,
@@ -165,6 +170,20 @@ impl Cluster {
         let child = self.spawn(&self.apis[i], true);
         self.apis[i].child = Some(child);
         Self::wait_for(&format!("{}/readyz", self.api_url(i)), "api").await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut lane = Lane::new(&self.api_url(i), &self.token, Protocol::Stateless);
+        loop {
+            let listed = lane.tool_names().await;
+            if self.ready_tools.iter().all(|t| listed.contains(t)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "api {i} does not list {:?}: {listed:?}",
+                self.ready_tools
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     pub async fn start_worker(&mut self, i: usize) {
@@ -384,6 +403,32 @@ impl Lane {
             return Err(format!("initialized: {}", r.status()));
         }
         Ok(())
+    }
+
+    /// The tools a stateless `tools/list` names (empty when the call fails).
+    async fn tool_names(&mut self) -> Vec<String> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": STATELESS_PROTOCOL,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "cluster-load", "version": "1"},
+        }}});
+        let Ok(r) = self.post(&body, "tools/list", None).await else {
+            return Vec::new();
+        };
+        let Ok(text) = r.text().await else {
+            return Vec::new();
+        };
+        parse_answer(&text, 1)
+            .ok()
+            .and_then(|result| {
+                result["tools"].as_array().map(|tools| {
+                    tools
+                        .iter()
+                        .filter_map(|t| t["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
     }
 
     /// One tool call, repeated on a new connection while replicas are down (up to a minute).
