@@ -446,3 +446,45 @@ async fn reconciliation_prepays_started_blocks_once_and_deletes_servers_nobody_c
     assert_eq!(balance.available + balance.held, before - spent);
     system.stop().await;
 }
+
+/// A provisioning worker told its host's address (`provisioning.publish_address`) starts
+/// replicas listening there and hands out endpoints there, so apis on other hosts reach them;
+/// on loopback, 127.0.0.2 stands for that address. (Before: always http://127.0.0.1:<port>.)
+#[tokio::test]
+async fn replicas_are_published_and_reached_at_the_configured_address() {
+    demo_binary();
+    let system =
+        TestSystem::start_with(|c| c.provisioning.publish_address = Some([127, 0, 0, 2].into()))
+            .await;
+    let client =
+        ().serve(StreamableHttpClientTransport::from_uri(system.mcp_url()))
+            .await
+            .expect("connect");
+    let r = call(
+        &client,
+        "create_mcp_server",
+        json!({"service_name": "elsewhere", "template": "demo", "replicas": 1}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let server = r.structured_content.clone().expect("structured");
+    let url = server["endpoints"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.2:"), "{url}");
+    let tools = list_tool_names(&url, Duration::from_secs(10))
+        .await
+        .expect("the replica answers at the published address");
+    assert!(tools.contains(&"echo".to_string()), "{tools:?}");
+    let on_loopback = url.replace("127.0.0.2", "127.0.0.1");
+    assert!(
+        list_tool_names(&on_loopback, Duration::from_secs(2))
+            .await
+            .is_err(),
+        "the replica listens on the published address only"
+    );
+    let id = server["server_id"].as_str().expect("id");
+    let r = call(&client, "delete_mcp_server", json!({"server_id": id})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+}

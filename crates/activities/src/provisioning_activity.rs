@@ -84,7 +84,8 @@ pub async fn backend_for(
     let process = || {
         let mut b = ProcessBackend::new()
             .with_log_dir(log_dir)
-            .with_instance(instance);
+            .with_instance(instance)
+            .with_address(settings.publish_address());
         for t in settings.templates.values() {
             if let Some(p) = &t.program {
                 b = b.with_program(t.image.clone(), resolve_program(p));
@@ -98,7 +99,9 @@ pub async fn backend_for(
             None => DockerEndpoint::from_env().ok()?,
         };
         Some(Arc::new(
-            DockerBackend::new(endpoint).with_instance(instance),
+            DockerBackend::new(endpoint)
+                .with_instance(instance)
+                .with_publish_ip(settings.publish_address()),
         ))
     };
     match settings.backend.as_str() {

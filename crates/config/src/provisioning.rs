@@ -66,6 +66,10 @@ pub struct ProvisioningSettings {
     pub backend: String,
     /// Docker Engine endpoint (`unix:///path/docker.sock` or `tcp://…`; `DOCKER_HOST` when unset).
     pub docker_host: Option<String>,
+    /// The IP address of this host that replicas are published on and reached at
+    /// (`AVB_PROVISIONING_PUBLISH_ADDRESS`; default `127.0.0.1`: only this host reaches them).
+    /// On several machines, an address the api hosts reach; replicas then listen there.
+    pub publish_address: Option<std::net::IpAddr>,
     /// Most replicas one server may have (`AVB_PROVISIONING_MAX_REPLICAS`).
     pub max_replicas: u32,
     /// Most servers (not deleted) one tenant may have (`AVB_PROVISIONING_QUOTA`).
@@ -92,6 +96,7 @@ impl Default for ProvisioningSettings {
         Self {
             backend: "auto".into(),
             docker_host: None,
+            publish_address: None,
             max_replicas: 5,
             quota_per_tenant: 10,
             creates_per_hour: 30,
@@ -126,6 +131,19 @@ pub const ENV: &[EnvVar<ProvisioningSettings>] = &[
         "what runs provisioned MCP servers: auto, docker or process (default auto)",
         |p, v| {
             p.backend = v.into();
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_PUBLISH_ADDRESS",
+        "the IP address of this host provisioned replicas listen on and are reached at \
+         (default 127.0.0.1: this host only)",
+        |p, v| {
+            p.publish_address = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| format!("{v:?} is not an IP address (e.g. 10.0.0.5)"))?,
+            );
             Ok(())
         },
     ),
@@ -189,7 +207,21 @@ pub const ENV: &[EnvVar<ProvisioningSettings>] = &[
 
 impl ProvisioningSettings {
     /// Checks the settings; the error names the offending key.
+    /// The address replicas are published on and reached at.
+    pub fn publish_address(&self) -> String {
+        self.publish_address
+            .map_or_else(|| "127.0.0.1".to_string(), |a| a.to_string())
+    }
+
     pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.publish_address.is_some_and(|a| a.is_unspecified()) {
+            return Err((
+                "provisioning.publish_address".into(),
+                "0.0.0.0 or :: is where to listen, not where to be reached: name this host's \
+                 address"
+                    .into(),
+            ));
+        }
         if !matches!(self.backend.as_str(), "auto" | "docker" | "process") {
             return Err((
                 "provisioning.backend".into(),

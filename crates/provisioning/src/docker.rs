@@ -117,7 +117,8 @@ impl DockerBackend {
         Ok(Self::new(DockerEndpoint::from_env()?))
     }
 
-    /// The host address ports are published on (default `127.0.0.1`).
+    /// The host address ports are published on and replicas are reached at (default
+    /// `127.0.0.1`: this host only).
     pub fn with_publish_ip(mut self, ip: impl Into<String>) -> Self {
         self.publish_ip = ip.into();
         self
@@ -385,7 +386,7 @@ impl DockerBackend {
             replica,
             id: info.id.unwrap_or_default(),
             host_port,
-            url: replica_url(host_port, &spec.template.transport),
+            url: replica_url(&self.publish_ip, host_port, &spec.template.transport),
         })
     }
 

@@ -2,7 +2,8 @@
 //! engine is there).
 //!
 //! Each replica is the template's program in its own process group, listening on a free
-//! loopback port given as `PORT` (and `{port}` in its arguments), `HOST=127.0.0.1`. Its
+//! port given as `PORT` (and `{port}` in its arguments) on `HOST` (`127.0.0.1`, or the address
+//! `with_address` names, for installations on several machines). Its
 //! environment is cleared (only `PATH`, `LANG` and the template's allowed keys pass) and carries
 //! the labels as `AVB_MANAGED`, `AVB_TENANT`, `AVB_SERVER_ID`, `AVB_REPLICA`, `AVB_TEMPLATE`,
 //! `AVB_SPEC_HASH`, `AVB_PORT`. The backend keeps no state of record: it finds its replicas by
@@ -53,6 +54,8 @@ pub struct ProcessBackend {
     create_lock: tokio::sync::Mutex<()>,
     /// `AVB_INSTANCE` of the processes it starts and the only ones it sees.
     instance: Option<String>,
+    /// The address replicas listen on (`HOST`) and are reached at (default `127.0.0.1`).
+    address: String,
 }
 
 impl Default for ProcessBackend {
@@ -111,7 +114,15 @@ impl ProcessBackend {
             exited: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
             instance: None,
+            address: "127.0.0.1".into(),
         }
+    }
+
+    /// Replicas listen on `address` (their `HOST`) and are reached there: an address of this
+    /// host that other hosts reach, for installations on several machines.
+    pub fn with_address(mut self, address: impl Into<String>) -> Self {
+        self.address = address.into();
+        self
     }
 
     /// Starts processes with `AVB_INSTANCE=<instance>` and sees only processes that have it.
@@ -253,7 +264,7 @@ impl ProcessBackend {
         spec: &ServerSpec,
         replica: u32,
     ) -> Result<ReplicaHandle, ProvisionError> {
-        let port = free_port()?;
+        let port = free_port(&self.address)?;
         let argv = self.program_for(spec, port)?;
         let name = replica_name(&spec.server_id, replica);
         let (stdout, stderr) = self.log_file(&name)?;
@@ -267,7 +278,7 @@ impl ProcessBackend {
             )
             .envs(&spec.env)
             .env(PORT_ENV, port.to_string())
-            .env("HOST", "127.0.0.1")
+            .env("HOST", &self.address)
             .env(PORT_LABEL_ENV, port.to_string())
             .envs(
                 spec.labels(replica)
@@ -318,7 +329,7 @@ impl ProcessBackend {
             replica,
             id: pid.to_string(),
             host_port: port,
-            url: replica_url(port, &spec.template.transport),
+            url: replica_url(&self.address, port, &spec.template.transport),
         })
     }
 
@@ -421,7 +432,7 @@ impl ContainerBackend for ProcessBackend {
                         replica,
                         id: existing.pid.to_string(),
                         host_port: port,
-                        url: replica_url(port, &spec.template.transport),
+                        url: replica_url(&self.address, port, &spec.template.transport),
                     });
                 }
                 _ => {
@@ -554,12 +565,12 @@ fn stopped_by_signal(status: std::process::ExitStatus) -> bool {
         .is_some_and(|s| s == Signal::SIGTERM as i32 || s == Signal::SIGKILL as i32)
 }
 
-/// A loopback port free right now.
-fn free_port() -> Result<u16, ProvisionError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// A port free on `address` right now.
+fn free_port(address: &str) -> Result<u16, ProvisionError> {
+    std::net::TcpListener::bind((address, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| ProvisionError::io("finding a free loopback port", e))
+        .map_err(|e| ProvisionError::io(format!("finding a free port on {address}"), e))
 }
 
 /// State letter and parent pid from `/proc/<pid>/stat`.

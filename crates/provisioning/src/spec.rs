@@ -102,7 +102,8 @@ pub struct ReplicaHandle {
     pub id: String,
     /// Loopback port the replica is reachable on from this host.
     pub host_port: u16,
-    /// `http://127.0.0.1:<host_port><path>`
+    /// `http://<publish address>:<host_port><path>` (`127.0.0.1` unless the provisioning
+    /// worker's `provisioning.publish_address` says otherwise)
     pub url: String,
 }
 
@@ -209,9 +210,14 @@ pub fn replica_name(server_id: &str, replica: u32) -> String {
     format!("avb-{server_id}-{replica}")
 }
 
-/// The loopback URL of a replica listening on `port`.
-pub fn replica_url(port: u16, transport: &Transport) -> String {
-    format!("http://127.0.0.1:{port}{}", transport.path())
+/// The URL of a replica published on `address`:`port` (an IPv6 address in brackets).
+pub fn replica_url(address: &str, port: u16, transport: &Transport) -> String {
+    let host = if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    };
+    format!("http://{host}:{port}{}", transport.path())
 }
 
 fn valid_name(s: &str, max: usize) -> bool {
@@ -477,8 +483,16 @@ mod tests {
         assert_eq!(replica_name("srv-1", 3), "avb-srv-1-3");
         let s = spec();
         assert_eq!(
-            replica_url(4321, &s.template.transport),
+            replica_url("127.0.0.1", 4321, &s.template.transport),
             "http://127.0.0.1:4321/mcp"
+        );
+        assert_eq!(
+            replica_url("10.0.0.5", 4321, &s.template.transport),
+            "http://10.0.0.5:4321/mcp"
+        );
+        assert_eq!(
+            replica_url("fd00::5", 4321, &s.template.transport),
+            "http://[fd00::5]:4321/mcp"
         );
         assert_eq!(s.args_for_port(9000), vec!["--port", "9000"]);
         let json = serde_json::to_value(&s.template.transport).expect("json");
