@@ -124,12 +124,9 @@ impl TestCa {
         } else {
             builder.with_no_client_auth()
         };
-        let mut config = builder
+        builder
             .with_single_cert(certs, key)
-            .expect("server certificate");
-        // gRPC clients ask for HTTP/2; the backend behind the front speaks it in the clear.
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        config
+            .expect("server certificate")
     }
 }
 
@@ -147,17 +144,22 @@ pub struct TlsFront {
 }
 
 impl TlsFront {
+    /// In front of an HTTP/1.1 server: offers only `http/1.1` (ALPN), as a terminator that
+    /// knows its backend would; a client able to speak HTTP/2 must not pick it here.
     pub async fn start(ca: &TestCa, backend_port: u16) -> Self {
-        Self::start_with(ca, backend_port, false).await
+        Self::start_with(ca, backend_port, false, &[b"http/1.1"]).await
     }
 
-    /// Like [`start`](Self::start), accepting only clients with a certificate of `ca` (mTLS).
+    /// In front of a gRPC (HTTP/2 cleartext) server, accepting only clients with a certificate
+    /// of `ca` (mTLS); offers `h2`.
     pub async fn start_mtls(ca: &TestCa, backend_port: u16) -> Self {
-        Self::start_with(ca, backend_port, true).await
+        Self::start_with(ca, backend_port, true, &[b"h2", b"http/1.1"]).await
     }
 
-    async fn start_with(ca: &TestCa, backend_port: u16, mtls: bool) -> Self {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config(mtls)));
+    async fn start_with(ca: &TestCa, backend_port: u16, mtls: bool, alpn: &[&[u8]]) -> Self {
+        let mut config = ca.server_config(mtls);
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let task = tokio::spawn(async move {
