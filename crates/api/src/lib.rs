@@ -11,7 +11,8 @@
 //!   `speech/`, `echo/`, `billing/`, `approval/`, `devices/`, `servers/`, `upstream/`
 //!   (mounted tools, `search_tools`, `batch_execute`), `status/`.
 //! - `mcp/`: protocol plumbing (the server, tasks, resources, legacy SSE, session ownership and
-//!   limits in `mcp/sessions.rs`); no tool bodies.
+//!   limits in `mcp/sessions.rs`, sessions shared by replicas through Redis in
+//!   `mcp/shared_sessions.rs`); no tool bodies.
 //! - `rest.rs`: the families' routers merged, and the probes.
 
 pub mod approval;
