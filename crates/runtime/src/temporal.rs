@@ -172,7 +172,6 @@ pub async fn connect(cfg: &TemporalConfig, identity: &str) -> Result<Client, Tem
     })
 }
 
-/// Registers missing keyword search attributes (idempotent; a dev server keeps them in its DB).
 /// Which of `names` the namespace has not registered as search attributes (read only).
 pub async fn missing_search_attributes(
     client: &Client,
@@ -196,26 +195,18 @@ pub async fn missing_search_attributes(
         .collect())
 }
 
+/// Registers missing keyword search attributes (idempotent; a dev server keeps them in its DB).
 pub async fn ensure_search_attributes(
     client: &Client,
     namespace: &str,
     names: &[&str],
 ) -> Result<(), TemporalError> {
-    let mut raw = client.clone();
-    let have = OperatorService::list_search_attributes(
-        &mut raw,
-        Request::new(ListSearchAttributesRequest {
-            namespace: namespace.to_string(),
-        }),
-    )
-    .await
-    .map_err(|e| TemporalError::Rpc(format!("listing search attributes: {}", e.message())))?
-    .into_inner();
-    let missing: HashMap<String, i32> = names
-        .iter()
-        .filter(|n| !have.custom_attributes.contains_key(**n))
-        .map(|n| ((*n).to_string(), IndexedValueType::Keyword as i32))
+    let missing: HashMap<String, i32> = missing_search_attributes(client, namespace, names)
+        .await?
+        .into_iter()
+        .map(|n| (n, IndexedValueType::Keyword as i32))
         .collect();
+    let mut raw = client.clone();
     if missing.is_empty() {
         return Ok(());
     }
