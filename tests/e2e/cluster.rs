@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::mosquitto::Mosquitto;
-use crate::support::upstreams::everything_js;
-use avb_testkit::cluster::{Cluster, ClusterOptions, JobKind, Protocol, mixed_plan, run_load};
+use avb_testkit::cluster::{Cluster, JobKind, Protocol, mixed_load_options, mixed_plan, run_load};
 use futures::StreamExt as _;
 
 const JOBS: usize = 200;
@@ -37,28 +36,8 @@ async fn a_cluster_under_load_loses_nothing_when_an_api_and_a_worker_die() {
     let broker = Mosquitto::start();
     let _home = avb_devices::sim::run(&broker.url(), "zigbee2mqtt").expect("simulator");
     let config_dir = tempfile::tempdir().expect("tmp");
-    let config_file = config_dir.path().join("avb.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "[mcp_servers.everything]\ncommand = \"node\"\nargs = [{:?}, \"stdio\"]\n\
-             tenants = [\"*\"]\ndurable = true\n",
-            everything_js()
-        ),
-    )
-    .expect("config");
-    let env = vec![
-        ("AVB_MQTT_URL".to_string(), broker.url()),
-        ("AVB_Z2M_TENANTS".into(), "*".into()),
-        ("AVB_CONFIG".into(), config_file.display().to_string()),
-    ];
-    let mut cluster = Cluster::start(ClusterOptions {
-        apis: 2,
-        workers: 2,
-        env,
-        ready_tools: vec!["everything_echo".into()],
-    })
-    .await;
+    let mut cluster =
+        Cluster::start(mixed_load_options(2, 2, &broker.url(), config_dir.path())).await;
 
     let done = Arc::new(AtomicUsize::new(0));
     let load = {

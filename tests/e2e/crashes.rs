@@ -42,17 +42,8 @@ async fn connect(url: &str) -> RunningService<RoleClient, TasksClient> {
 async fn start_api(system: &TestSystem, port: u16) -> tokio::process::Child {
     let addr = format!("127.0.0.1:{port}");
     let child = system.spawn_avb(&["serve", "--http", &addr], &[]);
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "api on {addr} did not start");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let healthz = format!("http://{addr}/healthz");
+    avb_testkit::system::wait_until_ok(&healthz, "the api", Duration::from_secs(60)).await;
     child
 }
 

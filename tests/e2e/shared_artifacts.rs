@@ -4,36 +4,22 @@
 //! PostgreSQL) or S3-compatible object storage (moto's server, started for the test).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::TestSystem;
 use crate::support::mcp::{audio_of, call, session, text_of};
 use avb_testkit::s3::{ACCESS_KEY_ID, REGION, S3Server, SECRET_ACCESS_KEY};
+use avb_testkit::system::{other_host_data_dir, wait_until_ok, wav_files};
 use serde_json::json;
 
-/// A data folder of another machine: the Kokoro assets and nothing else.
-fn other_host() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::os::unix::fs::symlink(avb_testkit::system::assets_dir(), dir.path().join("assets"))
-        .expect("link assets");
-    dir
-}
-
-/// Files under `dir` whose name ends in `.wav`.
-fn wav_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|e| {
-                let p = e.path();
-                if p.is_dir() {
-                    wav_files(&p)
-                } else {
-                    usize::from(p.extension().is_some_and(|x| x == "wav"))
-                }
-            })
-            .sum()
-    })
+/// Neither the worker's nor the api's data folder holds audio: it went to the shared store.
+fn assert_no_audio_on_disk(worker_host: &Path, system: &TestSystem) {
+    assert_eq!(wav_files(worker_host), 0, "nothing on the worker's disk");
+    assert_eq!(
+        wav_files(system.data_dir.path()),
+        0,
+        "nothing on the api's disk"
+    );
 }
 
 /// Speech through the MCP endpoint at `base`: the audio inline, and the same audio downloaded
@@ -65,24 +51,10 @@ async fn speak_and_download(base: &str) -> Vec<u8> {
     wav
 }
 
-async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let http = reqwest::Client::new();
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "api at {base} did not start");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn audio_made_on_one_host_is_read_on_another_through_postgres() {
     let system = TestSystem::start_on_postgres(|_| {}, "avb-workflows,avb-billing").await;
-    let worker_host = other_host();
+    let worker_host = other_host_data_dir();
     let worker_dir = worker_host.path().display().to_string();
     let _worker = system.spawn_avb(
         &["worker", "--queues", "avb-tts"],
@@ -93,16 +65,7 @@ async fn audio_made_on_one_host_is_read_on_another_through_postgres() {
     let store = system.store.as_ref().expect("store");
     let keys = store.artifact_keys("audio/").await.expect("keys");
     assert_eq!(keys.len(), 1, "the audio is in the database: {keys:?}");
-    assert_eq!(
-        wav_files(worker_host.path()),
-        0,
-        "nothing on the worker's disk"
-    );
-    assert_eq!(
-        wav_files(system.data_dir.path()),
-        0,
-        "nothing on the api's disk"
-    );
+    assert_no_audio_on_disk(worker_host.path(), &system);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -118,7 +81,7 @@ async fn audio_made_on_one_host_is_read_on_another_through_s3() {
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
     ];
-    let worker_host = other_host();
+    let worker_host = other_host_data_dir();
     let worker_dir = worker_host.path().display().to_string();
     let mut worker_env = s3_env.to_vec();
     worker_env.push(("AVB_DATA_DIR", &worker_dir));
@@ -130,7 +93,12 @@ async fn audio_made_on_one_host_is_read_on_another_through_s3() {
     let mut api_env = s3_env.to_vec();
     api_env.push(("AVB_PUBLIC_URL", &base));
     let _api = system.spawn_avb(&["serve", "--http", &addr], &api_env);
-    wait_ready(&base).await;
+    wait_until_ok(
+        &format!("{base}/healthz"),
+        "the api",
+        Duration::from_secs(60),
+    )
+    .await;
     speak_and_download(&base).await;
 
     let in_bucket: Vec<String> = s3
@@ -144,16 +112,7 @@ async fn audio_made_on_one_host_is_read_on_another_through_s3() {
         "the audio is in the bucket: {:?}",
         s3.keys()
     );
-    assert_eq!(
-        wav_files(worker_host.path()),
-        0,
-        "nothing on the worker's disk"
-    );
-    assert_eq!(
-        wav_files(system.data_dir.path()),
-        0,
-        "nothing on the api's disk"
-    );
+    assert_no_audio_on_disk(worker_host.path(), &system);
     let status = reqwest::get(format!("{base}/readyz"))
         .await
         .expect("readyz");

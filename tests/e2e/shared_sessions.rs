@@ -4,11 +4,12 @@
 //! and once closed (DELETE) is closed everywhere. A legacy SSE POST that reaches the wrong
 //! replica is told that affinity is needed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::TestSystem;
 use crate::support::mcp::rpc_response;
 use avb_testkit::redis::RedisServer;
+use avb_testkit::system::wait_until_ok;
 use serde_json::{Value, json};
 
 const PROTOCOL: &str = "2025-11-25";
@@ -26,14 +27,8 @@ async fn start_replica(system: &TestSystem, redis_url: &str, port: u16) -> Repli
         &["serve", "--http", &addr],
         &[("REDIS_URL", redis_url), ("AVB_PUBLIC_URL", &base)],
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::get(format!("{base}/healthz"))
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "replica {base} did not start");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let healthz = format!("{base}/healthz");
+    wait_until_ok(&healthz, "a replica", Duration::from_secs(60)).await;
     Replica { child, base }
 }
 

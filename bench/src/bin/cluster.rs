@@ -15,38 +15,22 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use avb_bench::numeric_flags;
-use avb_testkit::cluster::{Cluster, ClusterOptions, JobKind, LoadReport, mixed_plan, run_load};
+use avb_testkit::cluster::{
+    Cluster, JobKind, LoadReport, mixed_load_options, mixed_plan, run_load,
+};
 use avb_testkit::mosquitto::Mosquitto;
-
-/// `node_modules` with server-everything (what the upstream calls reach), installed by
-/// `deploy/upstream_servers.sh`.
-fn everything_js() -> String {
-    let root = avb_testkit::system::repo_root();
-    let out = std::process::Command::new(root.join("deploy/upstream_servers.sh"))
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run deploy/upstream_servers.sh");
-    assert!(out.status.success(), "deploy/upstream_servers.sh failed");
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        .join("@modelcontextprotocol/server-everything/dist/index.js")
-        .display()
-        .to_string()
-}
 
 async fn measure(
     apis: usize,
     workers: usize,
-    env: &[(String, String)],
+    broker_url: &str,
     jobs: usize,
     lanes: usize,
 ) -> LoadReport {
-    let cluster = Cluster::start(ClusterOptions {
-        apis,
-        workers,
-        env: env.to_vec(),
-        ready_tools: vec!["everything_echo".into()],
-    })
-    .await;
+    let config_dir = tempfile::tempdir().expect("tmp");
+    let mut options = mixed_load_options(apis, workers, broker_url, config_dir.path());
+    options.env.push(("AVB_LOG".into(), "warn".into()));
+    let cluster = Cluster::start(options).await;
     // A short warm-up (model loads, upstream sessions, connection pools) outside the numbers.
     let _ = run_load(
         &cluster.url(),
@@ -106,26 +90,9 @@ async fn main() {
     let (jobs, lanes) = (flags["jobs"] as usize, flags["lanes"] as usize);
     let broker = Mosquitto::start();
     let _home = avb_devices::sim::run(&broker.url(), "zigbee2mqtt").expect("simulator");
-    let config_dir = tempfile::tempdir().expect("tmp");
-    let config_file = config_dir.path().join("avb.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "[mcp_servers.everything]\ncommand = \"node\"\nargs = [{:?}, \"stdio\"]\n\
-             tenants = [\"*\"]\ndurable = true\n",
-            everything_js()
-        ),
-    )
-    .expect("config");
-    let env = vec![
-        ("AVB_MQTT_URL".to_string(), broker.url()),
-        ("AVB_Z2M_TENANTS".into(), "*".into()),
-        ("AVB_CONFIG".into(), config_file.display().to_string()),
-        ("AVB_LOG".into(), "warn".into()),
-    ];
     println!("avb: {}", avb_testkit::system::avb_bin().display());
-    let baseline = measure(1, 1, &env, jobs, lanes).await;
-    let cluster = measure(2, 2, &env, jobs, lanes).await;
+    let baseline = measure(1, 1, &broker.url(), jobs, lanes).await;
+    let cluster = measure(2, 2, &broker.url(), jobs, lanes).await;
     let base_rate = print("baseline (1 api, 1 worker)", &baseline);
     let cluster_rate = print("cluster (2 apis, 2 workers)", &cluster);
     let (b50, b99) = baseline.percentiles(None);

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::redis::RedisServer;
-use crate::system::{TestSystem, assets_dir, avb_bin};
+use crate::system::{TestSystem, avb_bin, other_host_data_dir, wait_until_ok};
+
+/// How long a member may take to start (a TTS worker loads its model).
+const START_LIMIT: Duration = Duration::from_secs(120);
 
 /// One `avb` process of the cluster, restartable on the same port and data folder.
 struct Member {
@@ -21,6 +24,38 @@ struct Member {
     port: u16,
     data: tempfile::TempDir,
     child: Option<tokio::process::Child>,
+}
+
+/// The options of the mixed load's cluster: every process reaches the Zigbee2MQTT simulator's
+/// broker at `broker_url` (for every tenant) and has server-everything as a durable upstream of
+/// every tenant, from a config file written into `config_dir`; an api is started once it lists
+/// that upstream's tool.
+pub fn mixed_load_options(
+    apis: usize,
+    workers: usize,
+    broker_url: &str,
+    config_dir: &std::path::Path,
+) -> ClusterOptions {
+    let config_file = config_dir.join("avb.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[mcp_servers.everything]\ncommand = \"node\"\nargs = [{:?}, \"stdio\"]\n\
+             tenants = [\"*\"]\ndurable = true\n",
+            crate::system::everything_js()
+        ),
+    )
+    .expect("config file");
+    ClusterOptions {
+        apis,
+        workers,
+        env: vec![
+            ("AVB_MQTT_URL".to_string(), broker_url.to_string()),
+            ("AVB_Z2M_TENANTS".into(), "*".into()),
+            ("AVB_CONFIG".into(), config_file.display().to_string()),
+        ],
+        ready_tools: vec!["everything_echo".into()],
+    }
 }
 
 /// Fields drop in order: the processes go before the services they hold connections to.
@@ -45,13 +80,6 @@ pub struct ClusterOptions {
     /// Tools an api must list before it counts as started (upstream tools are mounted after
     /// the api's first check of the upstream server).
     pub ready_tools: Vec<String>,
-}
-
-/// A data folder of another machine: the Kokoro assets and nothing else.
-fn host_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::os::unix::fs::symlink(assets_dir(), dir.path().join("assets")).expect("link assets");
-    dir
 }
 
 impl Drop for Member {
@@ -93,7 +121,7 @@ impl Cluster {
         let member = |args: Vec<String>| Member {
             args,
             port: crate::free_port(),
-            data: host_dir(),
+            data: other_host_data_dir(),
             child: None,
         };
         let apis: Vec<Member> = (0..options.apis)
@@ -152,24 +180,10 @@ impl Cluster {
         cmd.spawn().expect("spawn avb")
     }
 
-    async fn wait_for(url: &str, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let http = reqwest::Client::new();
-        while !http
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(Instant::now() < deadline, "{what} did not become ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     pub async fn start_api(&mut self, i: usize) {
         let child = self.spawn(&self.apis[i], true);
         self.apis[i].child = Some(child);
-        Self::wait_for(&format!("{}/readyz", self.api_url(i)), "api").await;
+        wait_until_ok(&format!("{}/readyz", self.api_url(i)), "api", START_LIMIT).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut lane = Lane::new(&self.api_url(i), &self.token, Protocol::Stateless);
         loop {
@@ -190,7 +204,7 @@ impl Cluster {
         let child = self.spawn(&self.workers[i], false);
         self.workers[i].child = Some(child);
         let url = format!("http://127.0.0.1:{}/readyz", self.workers[i].port);
-        Self::wait_for(&url, "worker").await;
+        wait_until_ok(&url, "worker", START_LIMIT).await;
     }
 
     /// SIGKILL, as a machine that dies.

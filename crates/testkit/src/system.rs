@@ -527,25 +527,71 @@ pub fn shared<T>(v: T) -> Arc<tokio::sync::Mutex<T>> {
     Arc::new(tokio::sync::Mutex::new(v))
 }
 
+/// `node_modules` holding npm's reference MCP servers (`server-everything`,
+/// `server-filesystem`), installed into the cache by `deploy/upstream_servers.sh` on first use.
+pub fn node_modules() -> PathBuf {
+    let out = std::process::Command::new(repo_root().join("deploy/upstream_servers.sh"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run deploy/upstream_servers.sh");
+    assert!(out.status.success(), "deploy/upstream_servers.sh failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// server-everything's entry point (run it with `node … stdio`).
+pub fn everything_js() -> String {
+    node_modules()
+        .join("@modelcontextprotocol/server-everything/dist/index.js")
+        .display()
+        .to_string()
+}
+
+/// Polls GET `url` until it answers 2xx; panics naming `what` after `limit`.
+pub async fn wait_until_ok(url: &str, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let http = reqwest::Client::new();
+    while !http
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer {url} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Files under `dir` (at any depth) whose name ends in `.wav`.
+pub fn wav_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    wav_files(&p)
+                } else {
+                    usize::from(p.extension().is_some_and(|x| x == "wav"))
+                }
+            })
+            .sum()
+    })
+}
+
+/// A data folder of another machine: the Kokoro assets and nothing else.
+pub fn other_host_data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(assets_dir(), dir.path().join("assets")).expect("link assets");
+    dir
+}
+
 /// WAV files in the system's artifact store (a directory or the database, as configured).
 pub async fn stored_wavs(system: &TestSystem) -> usize {
-    fn walk(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p)
-                    } else {
-                        usize::from(p.extension().is_some_and(|x| x == "wav"))
-                    }
-                })
-                .sum()
-        })
-    }
     match system.config.artifact_location() {
-        avb_config::ArtifactLocation::Directory(dir) => walk(&dir),
+        avb_config::ArtifactLocation::Directory(dir) => wav_files(&dir),
         avb_config::ArtifactLocation::Database => {
             let store = system.store.as_ref().expect("the system's database");
             let keys = store.artifact_keys("audio/").await.expect("artifact keys");

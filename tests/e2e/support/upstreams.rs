@@ -3,28 +3,12 @@
 //! `deploy/upstream_servers.sh`, run on the machine's Node — over stdio (started by avb) or over
 //! Streamable HTTP (started here, stoppable and restartable on the same port).
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use avb_config::{UpstreamServer, UpstreamTransport};
 
-/// `node_modules` holding both servers (installed on first use).
-pub fn node_modules() -> PathBuf {
-    let out = Command::new(super::repo_root().join("deploy/upstream_servers.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run deploy/upstream_servers.sh");
-    assert!(out.status.success(), "deploy/upstream_servers.sh failed");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-pub fn everything_js() -> String {
-    node_modules()
-        .join("@modelcontextprotocol/server-everything/dist/index.js")
-        .display()
-        .to_string()
-}
+pub use avb_testkit::system::{everything_js, node_modules};
 
 pub fn filesystem_js() -> String {
     node_modules()
