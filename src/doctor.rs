@@ -346,6 +346,10 @@ async fn temporal_checks(report: &mut Report, client: &Client, config: &AvbConfi
                 "billing is off",
             ),
             queues::PROVISIONING => (TaskQueueType::Activity, true, ""),
+            // Device workflows run on the devices workers too (with local activities).
+            queues::DEVICES if config.temporal.device_local_activities => {
+                (TaskQueueType::Workflow, devices, "no devices configured")
+            }
             queues::DEVICES => (TaskQueueType::Activity, devices, "no devices configured"),
             _ => (
                 TaskQueueType::Activity,

@@ -7,7 +7,9 @@
 //! workflows (create with its billing saga, delete with its container-minute settlement, a
 //! reconciliation run) are recorded the same way, as `provision_mcp_server.json`,
 //! `delete_mcp_server.json` and `reconcile_mcp_servers.json`, and a device command that waited for
-//! approval (search attribute, timer, signal) as `device_command_approved.json`. Calls of mounted
+//! approval (search attribute, timer, signal) and ran its steps as local activities on the devices
+//! queue as `device_command_local.json` (`device_command_approved.json`, the same command with each
+//! step dispatched to `avb-devices`, predates that and must keep replaying). Calls of mounted
 //! upstream tools are recorded by `upstream.rs` (`upstream_call.json`, `upstream_batch.json`). The
 //! command is in the workflows crate's doc ("Versioning").
 
@@ -211,9 +213,38 @@ async fn live_device_command_history_replays() {
         .replay_workflow(WorkflowHistory::from_json(&json).expect("parse"))
         .await
         .unwrap_or_else(|e| panic!("{job} does not replay: {e:?}"));
+    // The command ran on the devices queue with its steps inside workflow tasks: markers, no
+    // activity dispatched for planning or sending.
+    let history: serde_json::Value = serde_json::from_slice(&json).expect("history json");
+    let events = history["events"].as_array().expect("events");
+    let attributes = |kind: &str| {
+        events
+            .iter()
+            .filter_map(|e| e["attributes"].get(kind))
+            .collect::<Vec<_>>()
+    };
+    let started = attributes("WorkflowExecutionStartedEventAttributes");
+    assert_eq!(started[0]["task_queue"]["name"], "avb-devices", "{history}");
+    let dispatched: Vec<_> = attributes("ActivityTaskScheduledEventAttributes")
+        .iter()
+        .map(|a| {
+            a["activity_type"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        !dispatched.iter().any(|a| a.contains("device")),
+        "device steps were dispatched: {dispatched:?}"
+    );
+    assert!(
+        attributes("MarkerRecordedEventAttributes").len() >= 2,
+        "plan and send are local activity markers: {history}"
+    );
     if std::env::var_os("AVB_RECORD_HISTORIES").is_some() {
         std::fs::write(
-            repo_root().join("tests/histories/device_command_approved.json"),
+            repo_root().join("tests/histories/device_command_local.json"),
             &json,
         )
         .expect("record");

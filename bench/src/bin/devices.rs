@@ -2,10 +2,13 @@
 //! `cargo run --release -p avb-bench --bin devices -- [--rounds 200]`. Needs `mosquitto` (Debian).
 //!
 //! Command-to-confirmed-state latency: `smart_home_control` over MCP (Streamable HTTP) — the
-//! `DeviceCommand` workflow, its plan activity against the live registry, the send activity,
-//! the device's state message — against a bare MQTT round trip on the same broker to the same
-//! simulated device: publish `/set`, wait for the state message that shows it. Interleaved
-//! rounds alternate the lamp between two brightness levels; p50 and p99 of each, and ratios.
+//! `DeviceCommand` workflow, planning against the live registry, sending, the device's state
+//! message — against `durable_echo` over the same MCP session (the smallest durable job) and a
+//! bare MQTT round trip on the same broker to the same simulated device (publish `/set`, wait for
+//! the state message that shows it). Two configurations on one dev server: device steps
+//! dispatched to `avb-devices` (`AVB_DEVICE_LOCAL_ACTIVITIES=false`) and as local activities on
+//! the devices queue (the default). Interleaved rounds alternate the lamp between two brightness
+//! levels; p50 and p99 of each, and ratios measured in this run.
 
 use std::time::{Duration, Instant};
 
@@ -101,6 +104,63 @@ impl Bare {
     }
 }
 
+/// Latencies of one configuration, in milliseconds: (device command, durable_echo, bare MQTT).
+type Lanes = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+/// One configuration of the api and workers on the shared dev server and broker: `rounds`
+/// interleaved rounds of a device command, a `durable_echo` and a bare MQTT round trip.
+async fn phase(
+    config: avb_config::AvbConfig,
+    client: temporalio_client::Client,
+    port: u16,
+    rounds: u64,
+) -> Lanes {
+    let queues = [
+        avb_workflows::queues::WORKFLOWS,
+        avb_workflows::queues::DEVICES,
+    ];
+    let lanes = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let out = lanes.clone();
+    avb_bench::with_api_and_workers(config, client, &queues, |mcp_url| async move {
+        let mcp = mcp_client(&mcp_url).await;
+        let mut bare = Bare::connect(port).await;
+        let command = |pct: u64| {
+            tool_call(
+                "smart_home_control",
+                json!({"action": "set_lights", "device": LAMP, "brightness": pct}),
+            )
+        };
+        let echo = || tool_call("durable_echo", json!({"message": "ping"}));
+        // Warm-up: workers connect to the broker, the registry arrives, caches fill.
+        for pct in [10, 20, 30, 20, 10] {
+            let r = mcp.call_tool(command(pct)).await.expect("call");
+            assert_ne!(r.is_error, Some(true), "{r:?}");
+            let r = mcp.call_tool(echo()).await.expect("echo");
+            assert_ne!(r.is_error, Some(true), "{r:?}");
+            bare.round(50 + pct).await;
+        }
+        let (mut devices, mut echoes, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..rounds {
+            // 40 % ↔ 60 % (102 ↔ 152 of 254): every round is a real change.
+            let pct = if i % 2 == 0 { 40 } else { 60 };
+            let t = Instant::now();
+            let r = mcp.call_tool(command(pct)).await.expect("call");
+            assert_ne!(r.is_error, Some(true), "{r:?}");
+            devices.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            let r = mcp.call_tool(echo()).await.expect("echo");
+            assert_ne!(r.is_error, Some(true), "{r:?}");
+            echoes.push(t.elapsed().as_secs_f64() * 1000.0);
+            plain.push(bare.round(if i % 2 == 0 { 100 } else { 150 }).await);
+        }
+        *out.lock().expect("lanes") = Some((devices, echoes, plain));
+        mcp.cancel().await.ok();
+    })
+    .await;
+    let taken = lanes.lock().expect("lanes").take();
+    taken.expect("the phase ran")
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let f = numeric_flags(&[("rounds", 200)]);
@@ -117,49 +177,41 @@ async fn main() {
     // The command path alone (billing adds a hold and a settle; see "Billing").
     config.billing.enabled = false;
     config.auth.required = false;
-    let queues = [
-        avb_workflows::queues::WORKFLOWS,
-        avb_workflows::queues::DEVICES,
-    ];
-    avb_bench::with_api_and_workers(config, client, &queues, |mcp_url| async move {
-        let mcp = mcp_client(&mcp_url).await;
-        let mut bare = Bare::connect(port).await;
-        let command = |pct: u64| {
-            tool_call(
-                "smart_home_control",
-                json!({"action": "set_lights", "device": LAMP, "brightness": pct}),
-            )
-        };
-        // Warm-up: workers connect to the broker, the registry arrives.
-        for pct in [10, 20] {
-            let r = mcp.call_tool(command(pct)).await.expect("call");
-            assert_ne!(r.is_error, Some(true), "{r:?}");
-            bare.round(50).await;
-        }
-        let rounds = f["rounds"];
-        let (mut ours, mut plain) = (Vec::new(), Vec::new());
-        for i in 0..rounds {
-            // 40 % ↔ 60 % (102 ↔ 152 of 254): every round is a real change.
-            let pct = if i % 2 == 0 { 40 } else { 60 };
-            let t = Instant::now();
-            let r = mcp.call_tool(command(pct)).await.expect("call");
-            assert_ne!(r.is_error, Some(true), "{r:?}");
-            ours.push(t.elapsed().as_secs_f64() * 1000.0);
-            plain.push(bare.round(if i % 2 == 0 { 100 } else { 150 }).await);
-        }
-        let (a50, a99) = summary(ours);
-        let (b50, b99) = summary(plain);
-        println!("command to confirmed state, {rounds} interleaved rounds:");
-        println!("  smart_home_control over MCP (durable): p50 {a50:7.2} ms  p99 {a99:7.2} ms");
-        println!("  bare MQTT publish → state message:     p50 {b50:7.2} ms  p99 {b99:7.2} ms");
+    let rounds = f["rounds"];
+    let mut results = Vec::new();
+    // Before: the workflow on `avb-workflows`, each step dispatched to `avb-devices`. After: the
+    // workflow on `avb-devices`, its steps local activities there.
+    for (name, local) in [("dispatched steps", false), ("local activities", true)] {
+        let mut config = config.clone();
+        config.temporal.device_local_activities = local;
+        let lanes = phase(config, client.clone(), port, rounds).await;
+        results.push((name, lanes));
+    }
+    println!("command to confirmed state, {rounds} interleaved rounds per configuration:");
+    println!(
+        "  {:<18} {:>14} {:>14} {:>14} {:>14} {:>12}",
+        "device commands",
+        "command p50",
+        "command p99",
+        "echo p50",
+        "bare MQTT p50",
+        "command/echo"
+    );
+    let mut command_p50 = Vec::new();
+    for (name, (devices, echoes, plain)) in results {
+        let (d50, d99) = summary(devices);
+        let (e50, _) = summary(echoes);
+        let (b50, _) = summary(plain);
         println!(
-            "  ratio (MCP / bare): p50 {:.1}x  p99 {:.1}x",
-            a50 / b50,
-            a99 / b99
+            "  {name:<18} {d50:>11.2} ms {d99:>11.2} ms {e50:>11.2} ms {b50:>11.2} ms {:>11.2}x",
+            d50 / e50
         );
-        mcp.cancel().await.ok();
-    })
-    .await;
+        command_p50.push(d50);
+    }
+    println!(
+        "  local activities / dispatched steps (command p50): {:.2}x",
+        command_p50[1] / command_p50[0]
+    );
     server.stop().await;
     sim_task.abort();
 }

@@ -33,6 +33,10 @@ pub struct TemporalConfig {
     pub eager_start: bool,
     /// `durable_echo` runs its activity as a local activity (`AVB_ECHO_LOCAL_ACTIVITY`).
     pub echo_local_activity: bool,
+    /// Device commands and reads run their workflow on the devices queue, with planning,
+    /// sending and reading as local activities there (`AVB_DEVICE_LOCAL_ACTIVITIES`); off,
+    /// the workflow runs on `avb-workflows` and dispatches each step to `avb-devices`.
+    pub device_local_activities: bool,
 }
 
 impl Default for TemporalConfig {
@@ -49,6 +53,7 @@ impl Default for TemporalConfig {
             dev_server_ui_port: 8233,
             eager_start: true,
             echo_local_activity: true,
+            device_local_activities: true,
         }
     }
 }
@@ -172,6 +177,14 @@ pub const ENV: &[EnvVar<TemporalConfig>] = &[
         "durable_echo runs its activity as a local activity (default true)",
         |t, v| {
             t.echo_local_activity = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_DEVICE_LOCAL_ACTIVITIES",
+        "device commands and reads run on the devices workers with local activities (default true)",
+        |t, v| {
+            t.device_local_activities = parse_bool(v)?;
             Ok(())
         },
     ),

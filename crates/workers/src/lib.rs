@@ -253,10 +253,15 @@ pub async fn run_workers_sharing(
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
                     .build()
             }
-            queues::DEVICES => WorkerOptions::new(*q)
-                .register_activities(DeviceActivities::new(config.devices.clone()))
-                .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
-                .build(),
+            queues::DEVICES => {
+                let mut opts = WorkerOptions::new(*q)
+                    .register_activities(DeviceActivities::new(config.devices.clone()))
+                    .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
+                    .build();
+                // Device workflows run here, next to the devices, with local activities.
+                avb_workflows::register_on_devices(&mut opts)?;
+                opts
+            }
             queues::UPSTREAM => WorkerOptions::new(*q)
                 .register_activities(UpstreamActivities {
                     hub: upstream_hub(config, shared),

@@ -15,4 +15,4 @@ pub mod search;
 pub mod speech;
 pub mod upstream;
 
-pub use registry::{WORKFLOW_TYPES, WorkflowRegistry, register_all};
+pub use registry::{WORKFLOW_TYPES, WorkflowRegistry, register_all, register_on_devices};

@@ -60,28 +60,51 @@ pub fn ledger() -> ActivityOptions {
         .build()
 }
 
-/// Device activities on `avb-devices`: `timeout` per attempt, at most `attempts`, 0.5 s
-/// doubling to 5 s (unconfirmed changes and broker outages retry; an offline device fails at
-/// once).
+/// Device activities: `timeout` per attempt, at most `attempts`, 0.5 s doubling to 5 s
+/// (unconfirmed changes and broker outages retry; an offline device fails at once).
+fn devices_retry(attempts: u32) -> RetryPolicy {
+    doubling(Duration::from_millis(500), Duration::from_secs(5), attempts)
+}
+
+/// Device activities dispatched to `avb-devices` (jobs recorded before device workflows ran
+/// on the devices queue, or with `AVB_DEVICE_LOCAL_ACTIVITIES=false`).
 fn devices(timeout: Duration, attempts: u32) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(timeout)
         .task_queue(queues::DEVICES.to_string())
-        .retry_policy(doubling(
-            Duration::from_millis(500),
-            Duration::from_secs(5),
-            attempts,
-        ))
+        .retry_policy(devices_retry(attempts))
         .build()
 }
 
+/// Device activities as local activities, in the devices worker that runs the workflow: the
+/// same timeout and retries without a dispatch through Temporal per step.
+fn devices_local(timeout: Duration, attempts: u32) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(timeout)
+        .retry_policy(devices_retry(attempts))
+        .build()
+}
+
+const DEVICE_COMMAND: (Duration, u32) = (Duration::from_secs(30), 6);
+const DEVICE_READ: (Duration, u32) = (Duration::from_secs(15), 3);
+
 /// Planning and sending a device command: 30 s per attempt, six attempts.
 pub fn device_command() -> ActivityOptions {
-    devices(Duration::from_secs(30), 6)
+    devices(DEVICE_COMMAND.0, DEVICE_COMMAND.1)
+}
+
+/// [`device_command`] as a local activity.
+pub fn device_command_local() -> LocalActivityOptions {
+    devices_local(DEVICE_COMMAND.0, DEVICE_COMMAND.1)
 }
 
 /// Device reads are cheap to repeat but callers wait for them: 15 s per attempt, three attempts.
 pub fn device_read() -> ActivityOptions {
-    devices(Duration::from_secs(15), 3)
+    devices(DEVICE_READ.0, DEVICE_READ.1)
+}
+
+/// [`device_read`] as a local activity.
+pub fn device_read_local() -> LocalActivityOptions {
+    devices_local(DEVICE_READ.0, DEVICE_READ.1)
 }
 
 /// Provisioning activities on `avb-provisioning`. Engine faults retry (a stopped engine delays

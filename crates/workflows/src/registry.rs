@@ -1,5 +1,7 @@
 //! The one list of workflows: workers register it on the `avb-workflows` queue and the replay
 //! tests register it on the replayer, so a workflow added here is served and replay-checked.
+//! The device workflows are also served on the devices queue ([`register_on_devices`]), where
+//! their steps are local activities.
 //!
 //! This crate does not depend on the worker SDK: [`WorkflowRegistry`] is what a worker's options
 //! or a replayer's options must do, and the `sdk` feature implements it for
@@ -50,6 +52,14 @@ pub fn register_all<R: WorkflowRegistry + ?Sized>(registry: &mut R) -> Result<()
     registry.register::<DeviceReadWorkflow>()?;
     registry.register::<UpstreamCallWorkflow>()?;
     registry.register::<UpstreamBatchWorkflow>()?;
+    Ok(())
+}
+
+/// Registers the workflows the devices workers run (started on `avb-devices` with
+/// `local_activities`, next to the activities they call).
+pub fn register_on_devices<R: WorkflowRegistry + ?Sized>(registry: &mut R) -> Result<(), R::Error> {
+    registry.register::<DeviceCommandWorkflow>()?;
+    registry.register::<DeviceReadWorkflow>()?;
     Ok(())
 }
 

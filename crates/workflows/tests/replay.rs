@@ -73,16 +73,28 @@ async fn recorded_histories_replay() {
     }
 }
 
-/// What a history did, in order: the workflow type, activities scheduled, signals received and
-/// timers started.
+/// The activity type a local activity marker records (`local <type>`).
+fn local_activity(
+    a: &temporalio_common::protos::temporal::api::history::v1::MarkerRecordedEventAttributes,
+) -> Option<String> {
+    let data = a.details.get("data")?.payloads.first()?;
+    let data: serde_json::Value = serde_json::from_slice(&data.data).ok()?;
+    Some(format!("local {}", data["activity_type"].as_str()?))
+}
+
+/// What a history did, in order: the workflow type and its queue, activities scheduled, local
+/// activities run, signals received and timers started.
 fn steps(events: &[HistoryEvent]) -> Vec<String> {
     use history_event::Attributes as A;
     events
         .iter()
         .filter_map(|e| match e.attributes.as_ref()? {
-            A::WorkflowExecutionStartedEventAttributes(a) => {
-                Some(format!("workflow {}", a.workflow_type.as_ref()?.name))
-            }
+            A::WorkflowExecutionStartedEventAttributes(a) => Some(format!(
+                "workflow {} on {}",
+                a.workflow_type.as_ref()?.name,
+                a.task_queue.as_ref()?.name
+            )),
+            A::MarkerRecordedEventAttributes(a) => local_activity(a),
             A::ActivityTaskScheduledEventAttributes(a) => {
                 Some(a.activity_type.as_ref()?.name.clone())
             }
@@ -109,7 +121,11 @@ async fn histories_cover_the_saga_and_the_approval_wait() {
     };
     for (file, result) in &results {
         let steps = steps(result.history.events());
-        let workflow = steps[0].trim_start_matches("workflow ");
+        let workflow = steps[0]
+            .trim_start_matches("workflow ")
+            .split(' ')
+            .next()
+            .unwrap_or_default();
         assert!(
             WORKFLOW_TYPES.contains(&workflow),
             "{file}: {workflow} is not registered"
@@ -117,12 +133,15 @@ async fn histories_cover_the_saga_and_the_approval_wait() {
     }
     assert_eq!(
         steps_of("generate_speech.json"),
-        ["workflow GenerateSpeech", SYNTHESIZE_SPEECH]
+        [
+            "workflow GenerateSpeech on avb-workflows",
+            SYNTHESIZE_SPEECH
+        ]
     );
     assert_eq!(
         steps_of("generate_speech_billed.json"),
         [
-            "workflow GenerateSpeech",
+            "workflow GenerateSpeech on avb-workflows",
             HOLD_CREDITS,
             SYNTHESIZE_SPEECH,
             SETTLE_CREDITS
@@ -132,7 +151,7 @@ async fn histories_cover_the_saga_and_the_approval_wait() {
     assert_eq!(
         provision,
         [
-            "workflow ProvisionMcpServer",
+            "workflow ProvisionMcpServer on avb-workflows",
             RECORD_SERVER,
             HOLD_CREDITS,
             CREATE_REPLICA,
@@ -141,15 +160,33 @@ async fn histories_cover_the_saga_and_the_approval_wait() {
             SETTLE_CREDITS
         ]
     );
-    let device = steps_of("device_command_approved.json");
-    let at = |step: &str| {
-        device
-            .iter()
-            .position(|s| s == step)
-            .unwrap_or_else(|| panic!("no {step} in {device:?}"))
-    };
-    let decided = at(&format!("signal {}", approval::DECIDE_APPROVAL));
-    assert!(at(PLAN_DEVICE_COMMAND) < decided, "{device:?}");
-    assert!(decided < at(SEND_DEVICE_COMMAND), "{device:?}");
-    assert!(at("timer") < at(SEND_DEVICE_COMMAND), "{device:?}");
+    // A device command that waited for approval: dispatched to `avb-devices` (recorded before
+    // device workflows ran there) and with local activities on the devices queue.
+    for (file, queue, plan, send) in [
+        (
+            "device_command_approved.json",
+            "avb-workflows",
+            PLAN_DEVICE_COMMAND.to_owned(),
+            SEND_DEVICE_COMMAND.to_owned(),
+        ),
+        (
+            "device_command_local.json",
+            "avb-devices",
+            format!("local {PLAN_DEVICE_COMMAND}"),
+            format!("local {SEND_DEVICE_COMMAND}"),
+        ),
+    ] {
+        let device = steps_of(file);
+        assert_eq!(device[0], format!("workflow DeviceCommand on {queue}"));
+        let at = |step: &str| {
+            device
+                .iter()
+                .position(|s| s == step)
+                .unwrap_or_else(|| panic!("{file}: no {step} in {device:?}"))
+        };
+        let decided = at(&format!("signal {}", approval::DECIDE_APPROVAL));
+        assert!(at(&plan) < decided, "{file}: {device:?}");
+        assert!(decided < at(&send), "{file}: {device:?}");
+        assert!(at("timer") < at(&send), "{file}: {device:?}");
+    }
 }

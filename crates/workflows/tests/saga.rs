@@ -245,11 +245,15 @@ where
                 fails_with: fakes.synthesis_fails_with,
             })
             .build(),
-        WorkerOptions::new(queues::DEVICES)
-            .register_activities(FakeDevices {
-                steps: steps.clone(),
-            })
-            .build(),
+        {
+            let mut devices = WorkerOptions::new(queues::DEVICES)
+                .register_activities(FakeDevices {
+                    steps: steps.clone(),
+                })
+                .build();
+            avb_workflows::register_on_devices(&mut devices).expect("register device workflows");
+            devices
+        },
     ];
     let mut workers: Vec<Worker> = options
         .into_iter()
@@ -382,8 +386,9 @@ async fn a_refused_hold_runs_nothing_and_releases_nothing() {
     assert_eq!(steps, ["hold 7"]);
 }
 
-fn device_job(arguments: Value) -> DeviceCommandJob {
+fn device_job(arguments: Value, local_activities: bool) -> DeviceCommandJob {
     DeviceCommandJob {
+        local_activities,
         tenant: "local".into(),
         tool: "smart_home_control".into(),
         arguments,
@@ -400,6 +405,14 @@ fn device_job(arguments: Value) -> DeviceCommandJob {
     }
 }
 
+/// How a device command runs: dispatched from `avb-workflows`, or on the devices queue with
+/// local activities.
+#[derive(Clone, Copy)]
+enum Placement {
+    Dispatched,
+    Local,
+}
+
 /// Starts a device command that needs approval, sends `decision` for `digest`, returns how the
 /// job ended.
 async fn decide(
@@ -407,14 +420,19 @@ async fn decide(
     id: &str,
     approved: bool,
     digest: Option<String>,
+    how: Placement,
 ) -> Result<(), String> {
     let arguments = json!({"action": "turn_off", "room": "living_room"});
     let digest = digest.unwrap_or_else(|| arguments_digest("smart_home_control", &arguments));
+    let (job, queue) = match how {
+        Placement::Dispatched => (device_job(arguments, false), queues::WORKFLOWS),
+        Placement::Local => (device_job(arguments, true), queues::DEVICES),
+    };
     client
         .start_workflow(
             DeviceCommandWorkflow::run,
-            device_job(arguments),
-            start_options(id),
+            job,
+            WorkflowStartOptions::new(queue, id.to_string()).build(),
         )
         .await
         .expect("start");
@@ -450,16 +468,24 @@ async fn an_approved_command_is_sent_and_charged() {
             synthesis_fails_with: None,
         },
         |client| async move {
-            decide(client, "job_approved", true, None)
+            decide(
+                client.clone(),
+                "job_approved",
+                true,
+                None,
+                Placement::Dispatched,
+            )
+            .await
+            .expect("the approved command runs");
+            decide(client, "job_approved_local", true, None, Placement::Local)
                 .await
-                .expect("the approved command runs");
+                .expect("the approved command runs on the devices queue");
         },
     )
     .await;
-    assert_eq!(
-        steps,
-        ["plan", "hold 3", "send living_room/ceiling", "settle 3"]
-    );
+    // The same steps either way: local activities change where they run, not what they do.
+    let once = ["plan", "hold 3", "send living_room/ceiling", "settle 3"];
+    assert_eq!(steps, [once, once].concat());
 }
 
 #[tokio::test]
@@ -470,17 +496,29 @@ async fn a_rejected_or_mismatched_approval_sends_and_charges_nothing() {
             synthesis_fails_with: None,
         },
         |client| async move {
-            let rejected = decide(client.clone(), "job_rejected", false, None)
-                .await
-                .expect_err("a rejected command fails");
+            let rejected = decide(
+                client.clone(),
+                "job_rejected",
+                false,
+                None,
+                Placement::Local,
+            )
+            .await
+            .expect_err("a rejected command fails");
             assert!(
                 rejected.contains(ErrorKind::ApprovalRejected.as_str()),
                 "{rejected}"
             );
             let other = arguments_digest("smart_home_control", &json!({"action": "turn_on"}));
-            let mismatched = decide(client, "job_mismatched", true, Some(other))
-                .await
-                .expect_err("an approval of other arguments does not run this one");
+            let mismatched = decide(
+                client,
+                "job_mismatched",
+                true,
+                Some(other),
+                Placement::Local,
+            )
+            .await
+            .expect_err("an approval of other arguments does not run this one");
             assert!(
                 mismatched.contains(ErrorKind::ApprovalMismatch.as_str()),
                 "{mismatched}"

@@ -201,7 +201,12 @@ pub async fn start_command(
         client::ApprovalPath::Client { job_id, decision } => (job_id, Some(decision)),
         client::ApprovalPath::Operator => (new_job_id(), None),
     };
-    let mut options = job_start_options(tool, tenant, &job_id, false);
+    let local_activities = state.config.temporal.device_local_activities;
+    let eager = local_activities && state.config.temporal.eager_start;
+    let mut options = job_start_options(tool, tenant, &job_id, eager);
+    if local_activities {
+        options.task_queue = avb_workflows::queues::DEVICES.to_owned();
+    }
     let (gate, pending) = if needs_approval {
         let (gate, pending) =
             crate::approval::await_approval(state, tool, &arguments, &mut options);
@@ -223,6 +228,7 @@ pub async fn start_command(
         arguments,
         approval: gate,
         billing,
+        local_activities,
     };
     state
         .temporal
@@ -260,10 +266,20 @@ pub async fn read(
         )));
     }
     let id = format!("read_{}", uuid::Uuid::new_v4().simple());
-    let options = WorkflowStartOptions::new(avb_workflows::queues::WORKFLOWS, id.clone()).build();
+    // Like commands: on the devices queue with local activities, unless turned off.
+    let local_activities = state.config.temporal.device_local_activities;
+    let queue = if local_activities {
+        avb_workflows::queues::DEVICES
+    } else {
+        avb_workflows::queues::WORKFLOWS
+    };
+    let options = WorkflowStartOptions::new(queue, id.clone())
+        .enable_eager_workflow_start(local_activities && state.config.temporal.eager_start)
+        .build();
     let job = DeviceReadJob {
         tenant: tenant.to_owned(),
         request: request(backends),
+        local_activities,
     };
     let handle = state
         .temporal

@@ -45,6 +45,11 @@ pub struct DeviceCommandJob {
     /// when every device confirmed, returned when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing: Option<BillingPlan>,
+    /// Started on the devices queue: plan and send run as local activities on the worker that
+    /// runs the workflow (no dispatch through Temporal per step). Jobs recorded without it
+    /// dispatch each step to `avb-devices`, as they did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_activities: bool,
 }
 
 /// What `plan_device_command` is asked.
@@ -104,6 +109,9 @@ pub enum ReadRequest {
 pub struct DeviceReadJob {
     pub tenant: String,
     pub request: ReadRequest,
+    /// As [`DeviceCommandJob::local_activities`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_activities: bool,
 }
 
 pub struct DeviceActivityDefs;
