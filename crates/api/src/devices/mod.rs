@@ -152,6 +152,30 @@ pub enum CommandStart {
     Asked(rmcp::model::InputRequiredResult),
 }
 
+/// Where device workflows start: on the devices queue with local activities (eagerly when the
+/// api asks for eager starts), or, with `AVB_DEVICE_LOCAL_ACTIVITIES=false`, on `avb-workflows`
+/// with each step dispatched.
+struct Placement {
+    queue: &'static str,
+    local_activities: bool,
+    eager: bool,
+}
+
+impl Placement {
+    fn of(state: &ApiState) -> Self {
+        let local_activities = state.config.temporal.device_local_activities;
+        Self {
+            queue: if local_activities {
+                avb_workflows::queues::DEVICES
+            } else {
+                avb_workflows::queues::WORKFLOWS
+            },
+            local_activities,
+            eager: local_activities && state.config.temporal.eager_start,
+        }
+    }
+}
+
 /// Checks the backend's policy for `tool` and starts the command's workflow (as a task does:
 /// the caller follows the job).
 pub async fn start_command(
@@ -201,12 +225,9 @@ pub async fn start_command(
         client::ApprovalPath::Client { job_id, decision } => (job_id, Some(decision)),
         client::ApprovalPath::Operator => (new_job_id(), None),
     };
-    let local_activities = state.config.temporal.device_local_activities;
-    let eager = local_activities && state.config.temporal.eager_start;
-    let mut options = job_start_options(tool, tenant, &job_id, eager);
-    if local_activities {
-        options.task_queue = avb_workflows::queues::DEVICES.to_owned();
-    }
+    let placement = Placement::of(state);
+    let mut options = job_start_options(tool, tenant, &job_id, placement.eager);
+    options.task_queue = placement.queue.to_owned();
     let (gate, pending) = if needs_approval {
         let (gate, pending) =
             crate::approval::await_approval(state, tool, &arguments, &mut options);
@@ -228,7 +249,7 @@ pub async fn start_command(
         arguments,
         approval: gate,
         billing,
-        local_activities,
+        local_activities: placement.local_activities,
     };
     state
         .temporal
@@ -266,20 +287,14 @@ pub async fn read(
         )));
     }
     let id = format!("read_{}", uuid::Uuid::new_v4().simple());
-    // Like commands: on the devices queue with local activities, unless turned off.
-    let local_activities = state.config.temporal.device_local_activities;
-    let queue = if local_activities {
-        avb_workflows::queues::DEVICES
-    } else {
-        avb_workflows::queues::WORKFLOWS
-    };
-    let options = WorkflowStartOptions::new(queue, id.clone())
-        .enable_eager_workflow_start(local_activities && state.config.temporal.eager_start)
+    let placement = Placement::of(state);
+    let options = WorkflowStartOptions::new(placement.queue, id.clone())
+        .enable_eager_workflow_start(placement.eager)
         .build();
     let job = DeviceReadJob {
         tenant: tenant.to_owned(),
         request: request(backends),
-        local_activities,
+        local_activities: placement.local_activities,
     };
     let handle = state
         .temporal
