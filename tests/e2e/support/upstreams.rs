@@ -55,14 +55,22 @@ impl EverythingHttp {
     }
 
     fn start_mode(mode: &'static str) -> Self {
-        let port = avb_runtime::devserver::free_port().expect("port");
-        let mut server = Self {
-            port,
-            mode,
-            child: None,
-        };
-        server.start_again();
-        server
+        // A free port can be taken by a parallel test between choosing it and node binding it:
+        // the first start tries a fresh port a few times; a restart must keep its port.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = avb_runtime::devserver::free_port().expect("port");
+            let mut server = Self {
+                port,
+                mode,
+                child: None,
+            };
+            match server.try_start() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("{last_error}");
     }
 
     pub fn url(&self) -> String {
@@ -80,6 +88,12 @@ impl EverythingHttp {
     }
 
     pub fn start_again(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let child = Command::new("node")
             .args([everything_js().as_str(), self.mode])
@@ -98,13 +112,15 @@ impl EverythingHttp {
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none(),
-                "server-everything exited at start ({exited:?}): port {} taken?",
-                self.port
-            );
+            if exited.is_some() {
+                self.child = None;
+                return Err(format!(
+                    "server-everything exited at start ({exited:?}): port {} taken?",
+                    self.port
+                ));
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                break;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
