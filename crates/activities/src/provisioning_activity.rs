@@ -1,4 +1,5 @@
-//! The provisioning activities on the `avb-provisioning` queue: create a replica of a template
+//! The provisioning activities on the `avb-provisioning` queue (and, for a host-local engine,
+//! on this host's `avb-provisioning@<host>`): name the host replicas go to, create a replica of a template
 //! on the configured engine, wait until it speaks MCP (heartbeating), remove a server's replicas
 //! (idempotent compensation and delete), and write the server's record and lifecycle event.
 //! Engine faults retry; bad templates, images and specs fail fast (non-retryable).
@@ -15,7 +16,8 @@ use avb_provisioning::{
 use avb_store::{ServerRecord, now_ms};
 use avb_workflows::provision::activity as defs;
 use avb_workflows::provision::{
-    CreateReplica, EVENT_CREATED, Endpoint, RecordServer, RemoveReplicas, SettleServerMinutes,
+    CreateReplica, EVENT_CREATED, Endpoint, PlaceReplicas, RecordServer, RemoveReplicas,
+    SettleServerMinutes,
 };
 use temporalio_macros::activities;
 
@@ -35,6 +37,14 @@ pub struct ProvisioningActivities {
     /// Records live in its store; lifecycle events go through it (database, Redis stream).
     pub events: Arc<ServerEvents>,
     pub settings: ProvisioningSettings,
+    /// This host's name when the engine is host-local (see [`host_of`]).
+    pub host: Option<String>,
+}
+
+/// The host name replicas of `backend` are placed under: `settings`' host when the engine is
+/// local to this host, `None` when every worker reaches it alike.
+pub fn host_of(settings: &ProvisioningSettings, backend: &dyn ContainerBackend) -> Option<String> {
+    backend.host_local().then(|| settings.host_name())
 }
 
 fn to_activity_error(e: ProvisionError) -> ActivityError {
@@ -85,7 +95,8 @@ pub async fn backend_for(
         let mut b = ProcessBackend::new()
             .with_log_dir(log_dir)
             .with_instance(instance)
-            .with_address(settings.publish_address());
+            .with_address(settings.publish_address())
+            .with_host(settings.host_name());
         for t in settings.templates.values() {
             if let Some(p) = &t.program {
                 b = b.with_program(t.image.clone(), resolve_program(p));
@@ -135,6 +146,16 @@ pub fn template_spec(name: &str, t: &TemplateSettings) -> TemplateSpec {
 
 #[activities]
 impl ProvisioningActivities {
+    #[activity(definition = defs::PlaceReplicas)]
+    pub async fn place_replicas(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: PlaceReplicas,
+    ) -> Result<Option<String>, ActivityError> {
+        tracing::info!(server_id = %input.server_id, host = ?self.host, backend = self.backend.kind(), "replicas placed");
+        Ok(self.host.clone())
+    }
+
     #[activity(definition = defs::CreateReplica)]
     pub async fn create_replica(
         self: Arc<Self>,
@@ -255,6 +276,7 @@ impl ProvisioningActivities {
             updated_at_ms: now,
             // Billing blocks count from the first "created" write (kept on a retry).
             running_since_ms: (input.event == EVENT_CREATED).then_some(now),
+            host: input.host.clone(),
         };
         // The event first, then the record: whoever sees the new status also finds the event
         // that explains it (both writes are idempotent, so a retry after either is harmless).

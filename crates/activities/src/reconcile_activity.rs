@@ -6,6 +6,10 @@
 //! record's count; replicas of servers being created or deleted belong to a workflow at work and
 //! are left alone. Drift is a running server with a replica missing or not running. Failed and
 //! deleted records older than the retention period are purged, each with an audit event.
+//!
+//! A run for a host (`ReconcileInput::host`, on that host's queue) judges drift of the servers
+//! placed on it only; the run without one judges servers recorded without a host, and alone
+//! pays blocks, purges records and names the hosts to visit (so each happens once per run).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -130,6 +134,7 @@ impl ReconcileActivities {
                     replicas,
                     block,
                     billing: Some(billing),
+                    host: record.host.clone(),
                 });
             }
         }
@@ -192,10 +197,17 @@ impl ReconcileActivities {
             (Some(w), Some(r)) => format!("{w}/{r}"),
             _ => now.to_string(),
         };
+        // The servers whose replicas this run's engine holds: those placed on its host.
+        let here = |r: &ServerRecord| r.host == input.host;
         let mut report = ReconcileReport {
             backend: self.backend.kind().into(),
-            records: u32::try_from(records.values().filter(|r| r.status != "deleted").count())
-                .unwrap_or(u32::MAX),
+            records: u32::try_from(
+                records
+                    .values()
+                    .filter(|r| r.status != "deleted" && here(r))
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
             replicas: u32::try_from(managed.len()).unwrap_or(u32::MAX),
             ..ReconcileReport::default()
         };
@@ -234,7 +246,7 @@ impl ReconcileActivities {
         let known: BTreeSet<&str> = report.orphans.iter().map(|o| o.id.as_str()).collect();
         for record in records
             .values()
-            .filter(|r| matches!(r.status.as_str(), "running" | "degraded"))
+            .filter(|r| matches!(r.status.as_str(), "running" | "degraded") && here(r))
         {
             let replicas: Vec<&ManagedReplica> = managed
                 .iter()
@@ -270,6 +282,11 @@ impl ReconcileActivities {
                 problems: found,
             });
         }
+        if input.host.is_some() {
+            tracing::info!(host = ?input.host, orphans = report.orphans.len(), drift = report.drift.len(), "reconciled a host");
+            return Ok(report);
+        }
+        report.hosts = store.server_hosts().await.map_err(retryable)?;
         if let Some((price, block_secs)) = self.tariff {
             self.pay_blocks(&records, price, block_secs, now, &mut report)
                 .await?;

@@ -70,6 +70,11 @@ pub struct ProvisioningSettings {
     /// (`AVB_PROVISIONING_PUBLISH_ADDRESS`; default `127.0.0.1`: only this host reaches them).
     /// On several machines, an address the api hosts reach; replicas then listen there.
     pub publish_address: Option<std::net::IpAddr>,
+    /// The name of this host for provisioning (`AVB_PROVISIONING_HOST`; default the machine's
+    /// hostname). Replicas of a host-local engine (the process backend, a Docker socket) are
+    /// created, checked and removed by the workers of the host that created them, through the
+    /// task queue `avb-provisioning@<host>`; two hosts must not share a name.
+    pub host: Option<String>,
     /// Most replicas one server may have (`AVB_PROVISIONING_MAX_REPLICAS`).
     pub max_replicas: u32,
     /// Most servers (not deleted) one tenant may have (`AVB_PROVISIONING_QUOTA`).
@@ -97,6 +102,7 @@ impl Default for ProvisioningSettings {
             backend: "auto".into(),
             docker_host: None,
             publish_address: None,
+            host: None,
             max_replicas: 5,
             quota_per_tenant: 10,
             creates_per_hour: 30,
@@ -144,6 +150,15 @@ pub const ENV: &[EnvVar<ProvisioningSettings>] = &[
                     .parse()
                     .map_err(|_| format!("{v:?} is not an IP address (e.g. 10.0.0.5)"))?,
             );
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_PROVISIONING_HOST",
+        "this host's name for provisioning: replicas on it are created, checked and removed \
+         through the queue avb-provisioning@<name> (default the hostname)",
+        |p, v| {
+            p.host = Some(v.trim().to_owned());
             Ok(())
         },
     ),
@@ -205,15 +220,64 @@ pub const ENV: &[EnvVar<ProvisioningSettings>] = &[
     ),
 ];
 
+/// Whether `name` can name a host: letters, digits, `.`, `-` and `_`, at most 100 characters
+/// (it becomes part of a task queue name and of a schedule id).
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 impl ProvisioningSettings {
-    /// Checks the settings; the error names the offending key.
     /// The address replicas are published on and reached at.
     pub fn publish_address(&self) -> String {
         self.publish_address
             .map_or_else(|| "127.0.0.1".to_string(), |a| a.to_string())
     }
 
+    /// This host's name for provisioning: `host`, else the machine's hostname (characters a
+    /// task queue name cannot carry become `-`).
+    pub fn host_name(&self) -> String {
+        if let Some(host) = &self.host {
+            return host.clone();
+        }
+        let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_default();
+        let cleaned: String = raw
+            .trim()
+            .chars()
+            .take(100)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if cleaned.is_empty() {
+            "localhost".into()
+        } else {
+            cleaned
+        }
+    }
+
+    /// Checks the settings; the error names the offending key.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        if let Some(host) = &self.host
+            && !is_host_name(host)
+        {
+            return Err((
+                "provisioning.host".into(),
+                format!(
+                    "{host:?}: use letters, digits, '.', '-' and '_' (at most 100 characters)"
+                ),
+            ));
+        }
         if self.publish_address.is_some_and(|a| a.is_unspecified()) {
             return Err((
                 "provisioning.publish_address".into(),
@@ -282,5 +346,22 @@ mod tests {
             s.validate().map_err(|e| e.0),
             Err("provisioning.templates.demo.path".into())
         );
+    }
+
+    #[test]
+    fn a_host_name_must_fit_a_task_queue_and_defaults_to_the_hostname() {
+        let named = |h: &str| ProvisioningSettings {
+            host: Some(h.into()),
+            ..ProvisioningSettings::default()
+        };
+        assert!(named("node-1.rack_a").validate().is_ok());
+        for bad in ["", "two words", "a/b", &"x".repeat(101)] {
+            let (key, message) = named(bad).validate().expect_err(bad);
+            assert_eq!(key, "provisioning.host");
+            assert!(message.contains("letters, digits"), "{message}");
+        }
+        assert_eq!(named("node-1").host_name(), "node-1");
+        let default = ProvisioningSettings::default().host_name();
+        assert!(is_host_name(&default), "{default:?}");
     }
 }

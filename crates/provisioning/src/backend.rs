@@ -10,6 +10,11 @@ pub trait ContainerBackend: Send + Sync {
     /// `"docker"` or `"process"`.
     fn kind(&self) -> &'static str;
 
+    /// Whether the engine's replicas live on this host only (processes, a Docker socket), so
+    /// another host's workers can neither reach nor remove them; `false` for an engine every
+    /// worker reaches alike (a Docker daemon over TCP).
+    fn host_local(&self) -> bool;
+
     /// Is the engine there? `EngineUnavailable` (retryable) when not.
     async fn ping(&self) -> Result<(), ProvisionError>;
 

@@ -459,6 +459,11 @@ impl ContainerBackend for DockerBackend {
         "docker"
     }
 
+    fn host_local(&self) -> bool {
+        // A socket is this host's daemon; over TCP every worker may name the same one.
+        matches!(self.endpoint, DockerEndpoint::Unix(_))
+    }
+
     async fn ping(&self) -> Result<(), ProvisionError> {
         let docker = self.client().await?;
         docker

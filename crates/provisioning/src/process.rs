@@ -26,7 +26,7 @@ use nix::unistd::Pid;
 use crate::backend::{ContainerBackend, sort_replicas};
 use crate::error::ProvisionError;
 use crate::spec::{
-    LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE,
+    LABEL_HOST, LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE,
     LABEL_TENANT, ListFilter, ManagedReplica, PORT_ENV, ReplicaHandle, ReplicaState, ServerSpec,
     replica_name, replica_url,
 };
@@ -56,6 +56,9 @@ pub struct ProcessBackend {
     instance: Option<String>,
     /// The address replicas listen on (`HOST`) and are reached at (default `127.0.0.1`).
     address: String,
+    /// `AVB_HOST` of the processes it starts; it sees only those with it (or without any, as
+    /// replicas started before hosts were named).
+    host: Option<String>,
 }
 
 impl Default for ProcessBackend {
@@ -115,6 +118,7 @@ impl ProcessBackend {
             create_lock: tokio::sync::Mutex::new(()),
             instance: None,
             address: "127.0.0.1".into(),
+            host: None,
         }
     }
 
@@ -129,6 +133,23 @@ impl ProcessBackend {
     pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
         self.instance = Some(instance.into());
         self
+    }
+
+    /// Starts processes with `AVB_HOST=<host>` and leaves those of other hosts alone.
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// Whether a found process belongs to this backend: its installation, and its host or none.
+    fn sees(&self, f: &Found) -> bool {
+        self.instance
+            .as_deref()
+            .is_none_or(|i| f.label(LABEL_INSTANCE) == Some(i))
+            && self
+                .host
+                .as_deref()
+                .is_none_or(|h| f.label(LABEL_HOST).is_none_or(|l| l == h))
     }
 
     /// Runs `program` for templates whose image is `image` (and that have no `command`).
@@ -218,7 +239,8 @@ impl ProcessBackend {
         Ok(found
             .into_iter()
             .filter(|f| {
-                f.label(LABEL_SERVER_ID) == Some(server_id)
+                self.sees(f)
+                    && f.label(LABEL_SERVER_ID) == Some(server_id)
                     && f.label(LABEL_REPLICA) == Some(replica.as_str())
             })
             .collect())
@@ -288,6 +310,7 @@ impl ProcessBackend {
                             .clone()
                             .map(|i| (LABEL_INSTANCE.to_string(), i)),
                     )
+                    .chain(self.host.clone().map(|h| (LABEL_HOST.to_string(), h)))
                     .map(|(k, v)| (label_env(&k), v)),
             )
             .stdin(Stdio::null())
@@ -391,6 +414,10 @@ impl ProcessBackend {
 impl ContainerBackend for ProcessBackend {
     fn kind(&self) -> &'static str {
         "process"
+    }
+
+    fn host_local(&self) -> bool {
+        true
     }
 
     async fn ping(&self) -> Result<(), ProvisionError> {
@@ -500,11 +527,7 @@ impl ContainerBackend for ProcessBackend {
         self.reap();
         let mut out: Vec<ManagedReplica> = found
             .iter()
-            .filter(|f| {
-                self.instance
-                    .as_deref()
-                    .is_none_or(|i| f.label(LABEL_INSTANCE) == Some(i))
-            })
+            .filter(|f| self.sees(f))
             .filter_map(Found::to_managed)
             .collect();
         // A child spawned a moment ago may not have exec'd yet: its /proc environ is still ours,

@@ -21,6 +21,9 @@ pub const LABEL_SPEC_HASH: &str = "avb.spec_hash";
 /// The installation a replica belongs to, when its backend has one (`with_instance`): two
 /// installations sharing one engine never list, reconcile or remove each other's replicas.
 pub const LABEL_INSTANCE: &str = "avb.instance";
+/// The host a process replica was started by, when its backend names one (`with_host`): the
+/// workers of one host never list or remove another's replicas, even where they could see them.
+pub const LABEL_HOST: &str = "avb.host";
 
 /// The environment variable that tells a replica which port to listen on (also substituted for
 /// `{port}` in the template's command and args).

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use crate::db::{new_id, now_ms, sql_limit};
 use crate::{Store, StoreError};
 
-const SERVER_COLUMNS: &str = "id, tenant, service_name, template, replicas, status, endpoints, error, created_at, updated_at, running_since";
+const SERVER_COLUMNS: &str = "id, tenant, service_name, template, replicas, status, endpoints, error, created_at, updated_at, running_since, host";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerRecord {
@@ -28,6 +28,8 @@ pub struct ServerRecord {
     pub updated_at_ms: i64,
     /// When all replicas first answered MCP (billing blocks count from here); set once.
     pub running_since_ms: Option<i64>,
+    /// The host whose workers run its replicas (`None`: any provisioning worker reaches them).
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +71,7 @@ impl From<sqlx::Error> for CreateRefused {
     }
 }
 
-/// Binds `record`'s fields in `SERVER_COLUMNS` order ($1 … $11).
+/// Binds `record`'s fields in `SERVER_COLUMNS` order ($1 … $12).
 fn bind_record<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     record: &'q ServerRecord,
@@ -86,6 +88,7 @@ fn bind_record<'q>(
         .bind(record.created_at_ms)
         .bind(record.updated_at_ms)
         .bind(record.running_since_ms)
+        .bind(&record.host)
 }
 
 fn server_from_row(r: &AnyRow) -> Result<ServerRecord, StoreError> {
@@ -101,6 +104,7 @@ fn server_from_row(r: &AnyRow) -> Result<ServerRecord, StoreError> {
         created_at_ms: r.try_get("created_at")?,
         updated_at_ms: r.try_get("updated_at")?,
         running_since_ms: r.try_get("running_since")?,
+        host: r.try_get("host")?,
     })
 }
 
@@ -112,13 +116,14 @@ impl Store {
         let mut w = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO mcp_servers ({SERVER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (id) DO UPDATE SET status = CASE \
                WHEN mcp_servers.status IN ('deleting', 'deleted') \
                 AND excluded.status NOT IN ('deleting', 'deleted') THEN mcp_servers.status \
                ELSE excluded.status END, \
              endpoints = excluded.endpoints, error = excluded.error, \
              replicas = excluded.replicas, updated_at = excluded.updated_at, \
+             host = COALESCE(excluded.host, mcp_servers.host), \
              running_since = CASE WHEN mcp_servers.status IN ('deleting', 'deleted') \
                THEN mcp_servers.running_since \
                ELSE COALESCE(mcp_servers.running_since, excluded.running_since) END"
@@ -212,7 +217,7 @@ impl Store {
         }
         let sql = format!(
             "INSERT INTO mcp_servers ({SERVER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         let inserted = bind_record(sqlx::query(&sql), record)
             .execute(&mut *w.tx)
@@ -259,6 +264,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(server_from_row).collect()
+    }
+
+    /// The hosts that run (or ran, within the retention period) replicas of recorded servers,
+    /// in name order: the hosts the reconciliation visits.
+    pub async fn server_hosts(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT host FROM mcp_servers WHERE host IS NOT NULL ORDER BY host",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("host").map_err(StoreError::from))
+            .collect()
     }
 
     /// Failed and deleted records last changed before `before_ms`, oldest first (at most

@@ -11,7 +11,7 @@ use anyhow::Context;
 use avb_activities::billing_activity::BillingActivities;
 use avb_activities::device_activity::DeviceActivities;
 use avb_activities::echo_activity::EchoActivities;
-use avb_activities::provisioning_activity::{ProvisioningActivities, backend_for};
+use avb_activities::provisioning_activity::{ProvisioningActivities, backend_for, host_of};
 use avb_activities::reconcile_activity::ReconcileActivities;
 use avb_activities::server_events::ServerEvents;
 use avb_activities::speech_activity::TtsActivities;
@@ -216,7 +216,10 @@ pub async fn run_workers_sharing(
                 let logs = config.data_dir.join("logs/mcp-servers");
                 let backend =
                     backend_for(&config.provisioning, &logs, &config.installation_id()).await;
-                tracing::info!(backend = backend.kind(), "provisioning backend");
+                // A host-local engine's replicas are reached only from this host: its own queue
+                // takes their steps (the shared one takes placements and everything else).
+                let host = host_of(&config.provisioning, backend.as_ref());
+                tracing::info!(backend = backend.kind(), host = ?host, "provisioning backend");
                 reconcile_schedule::ensure_reconcile_schedule(
                     &client,
                     config.provisioning.reconcile_every_secs,
@@ -227,11 +230,12 @@ pub async fn run_workers_sharing(
                     ServerEvents::new(store()?, config.redis.url.as_deref())
                         .context("redis.url (REDIS_URL)")?,
                 );
-                WorkerOptions::new(*q)
+                let opts = WorkerOptions::new(*q)
                     .register_activities(ProvisioningActivities {
                         backend: backend.clone(),
                         events: events.clone(),
                         settings: config.provisioning.clone(),
+                        host: host.clone(),
                     })
                     .register_activities(ReconcileActivities {
                         backend,
@@ -251,7 +255,16 @@ pub async fn run_workers_sharing(
                     })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     .max_heartbeat_throttle_interval(HEARTBEAT_THROTTLE)
-                    .build()
+                    .build();
+                if let Some(host) = &host {
+                    let mut on_host = opts.clone();
+                    on_host.task_queue = queues::provisioning_on(host);
+                    let worker = Worker::new(runtime, client.clone(), on_host)
+                        .with_context(|| format!("creating worker for {q}@{host}"))?;
+                    tracing::info!(queue = %queues::provisioning_on(host), "worker ready");
+                    workers.push(worker);
+                }
+                opts
             }
             queues::DEVICES => {
                 let mut opts = WorkerOptions::new(*q)

@@ -142,6 +142,29 @@ pub fn provisioning_readiness() -> ActivityOptions {
     provisioning(Duration::from_secs(120), Some(Duration::from_secs(10)))
 }
 
+/// `options` on the queue of `host` (`avb-provisioning@<host>`), or unchanged without one: the
+/// replica steps of a server placed on a host run where its replicas are. They wait for that
+/// host's workers as long as it takes (a host that is gone for good: start a provisioning
+/// worker with its name anywhere; it finds none of its replicas and the steps finish).
+pub fn on_host(mut options: ActivityOptions, host: Option<&str>) -> ActivityOptions {
+    if let Some(host) = host {
+        options.task_queue = Some(queues::provisioning_on(host));
+    }
+    options
+}
+
+/// How long the reconciliation waits for a host's workers to take its run before reporting
+/// the host unreachable (the other hosts are visited anyway; the next run tries again).
+pub const RECONCILE_HOST_WAIT: Duration = Duration::from_secs(30);
+
+/// [`reconcile`] on the queue of `host`, given up when no worker of it takes the run within
+/// [`RECONCILE_HOST_WAIT`].
+pub fn reconcile_on_host(host: &str) -> ActivityOptions {
+    let mut options = on_host(reconcile(), Some(host));
+    options.schedule_to_start_timeout = Some(RECONCILE_HOST_WAIT);
+    options
+}
+
 /// The reconciliation run on `avb-provisioning`: 120 s, a few quick retries (three attempts
 /// from 2 s; the next scheduled run tries again anyway). No kinds are listed as non-retryable.
 pub fn reconcile() -> ActivityOptions {
@@ -352,6 +375,16 @@ mod tests {
                 true,
             ),
         );
+        let placed = on_host(provisioning_replicas(), Some("node-a"));
+        assert_eq!(placed.task_queue.as_deref(), Some("avb-provisioning@node-a"));
+        assert!(placed.cancellation_token.is_some(), "still detached");
+        assert_eq!(
+            on_host(provisioning_replicas(), None).task_queue.as_deref(),
+            Some(queues::PROVISIONING)
+        );
+        let visit = reconcile_on_host("node-a");
+        assert_eq!(visit.task_queue.as_deref(), Some("avb-provisioning@node-a"));
+        assert_eq!(visit.schedule_to_start_timeout, Some(RECONCILE_HOST_WAIT));
         let echo = echo();
         assert_eq!(
             (echo.close_timeouts, echo.task_queue.as_deref()),

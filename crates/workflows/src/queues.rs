@@ -13,3 +13,9 @@ pub const UPSTREAM: &str = "avb-upstream";
 
 /// Every queue a worker can serve, in the order `avb worker --queues all` starts them.
 pub const ALL: &[&str] = &[WORKFLOWS, TTS, BILLING, PROVISIONING, DEVICES, UPSTREAM];
+
+/// The provisioning queue of one host (`avb-provisioning@<host>`): replicas of a host-local
+/// engine (processes, a Docker socket) are created, checked and removed by that host's workers.
+pub fn provisioning_on(host: &str) -> String {
+    format!("{PROVISIONING}@{host}")
+}

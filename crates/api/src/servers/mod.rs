@@ -70,6 +70,10 @@ pub struct ServerView {
     pub endpoints: Vec<Endpoint>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// The provisioning host its replicas run on (`AVB_PROVISIONING_HOST` of the workers that
+    /// created them); absent for an engine every worker reaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// While creating or deleting: the step under way, its attempt and the last fault (e.g. the
     /// container engine being down), so a waiting caller sees why.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,7 +87,8 @@ pub struct ServerView {
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ServerProgress {
-    /// The activity under way: create_replica, wait_replica_ready, remove_replicas, record_server.
+    /// The activity under way: place_replicas, create_replica, wait_replica_ready,
+    /// remove_replicas, record_server.
     pub step: String,
     /// 1 on the first try; above 1 after a fault or a worker crash.
     pub attempt: u32,
@@ -175,6 +180,7 @@ fn view(r: &ServerRecord) -> ServerView {
         status: r.status.clone(),
         endpoints: serde_json::from_str(&r.endpoints).unwrap_or_default(),
         error: r.error.clone(),
+        host: r.host.clone(),
         progress: None,
         created_at: rfc3339_ms(r.created_at_ms),
         updated_at: rfc3339_ms(r.updated_at_ms),
@@ -319,6 +325,7 @@ pub async fn create(
         environment: input.environment,
         replicas,
         billing: billing_for(state, replicas),
+        on_host: true,
     };
     // The record exists from the start (status "creating"), so the server is visible even
     // while no provisioning worker runs; the workflow updates it.
@@ -343,6 +350,7 @@ pub async fn create(
                 created_at_ms: now,
                 updated_at_ms: now,
                 running_since_ms: None,
+                host: None,
             },
             limits,
         )
@@ -438,6 +446,7 @@ pub async fn delete(
         template: record.template.clone(),
         replicas: u32::try_from(record.replicas).unwrap_or(0),
         billing: billing_for(state, u32::try_from(record.replicas).unwrap_or(0)),
+        host: record.host.clone(),
     };
     if record.status == "creating" {
         // Delete wins: the create still under way is cancelled, so it removes what it made and

@@ -6,7 +6,40 @@ on_both_databases!(
     failed_creates_count_toward_the_create_rate,
     delete_wins_over_a_late_create,
     records_are_found_by_engine_ids_and_old_dead_ones_purged,
+    a_servers_host_is_kept_by_writes_that_do_not_know_it,
 );
+
+/// The create records the host its replicas run on; a later write without one (a deletion
+/// started from an older record, a reconciliation's status change) keeps it.
+async fn a_servers_host_is_kept_by_writes_that_do_not_know_it(store: Store) {
+    let first = new_server("t", "hosted");
+    store
+        .insert_new_server(&first, LIMITS)
+        .await
+        .expect("insert");
+    let read = |store: Store, id: String| async move {
+        store.server("t", &id).await.expect("read").expect("there")
+    };
+    assert_eq!(read(store.clone(), first.id.clone()).await.host, None);
+    let placed = ServerRecord {
+        host: Some("node-a".into()),
+        status: "running".into(),
+        ..first.clone()
+    };
+    store.upsert_server(&placed).await.expect("placed");
+    assert_eq!(
+        read(store.clone(), first.id.clone()).await.host.as_deref(),
+        Some("node-a")
+    );
+    let unaware = ServerRecord {
+        status: "deleting".into(),
+        ..first.clone()
+    };
+    store.upsert_server(&unaware).await.expect("deleting");
+    let got = read(store.clone(), first.id.clone()).await;
+    assert_eq!(got.status, "deleting");
+    assert_eq!(got.host.as_deref(), Some("node-a"), "{got:?}");
+}
 
 fn record(id: usize, status: &str, created_at_ms: i64) -> ServerRecord {
     ServerRecord {
@@ -21,6 +54,7 @@ fn record(id: usize, status: &str, created_at_ms: i64) -> ServerRecord {
         created_at_ms,
         updated_at_ms: created_at_ms,
         running_since_ms: None,
+        host: None,
     }
 }
 
@@ -61,6 +95,7 @@ fn new_server(tenant: &str, name: &str) -> ServerRecord {
         created_at_ms: now,
         updated_at_ms: now,
         running_since_ms: None,
+        host: None,
     }
 }
 

@@ -10,6 +10,7 @@ use temporalio_macros::activity_definitions;
 
 use crate::billing::BillingPlan;
 
+pub const PLACE_REPLICAS: &str = "place_replicas";
 pub const CREATE_REPLICA: &str = "create_replica";
 pub const WAIT_REPLICA_READY: &str = "wait_replica_ready";
 pub const REMOVE_REPLICAS: &str = "remove_replicas";
@@ -38,6 +39,12 @@ pub struct ProvisionServerJob {
     /// Container-minute billing (none when billing is off, and in jobs recorded before it).
     #[serde(default)]
     pub billing: Option<ServerBilling>,
+    /// Replicas go to one host: a `place_replicas` step on `avb-provisioning` names the host of
+    /// the worker that takes it (when its engine is host-local) and every replica step runs on
+    /// that host's queue. Jobs recorded before hosts were named have `false`: every step on
+    /// `avb-provisioning`.
+    #[serde(default)]
+    pub on_host: bool,
 }
 
 /// How a server's container-minutes are paid: in blocks of `block_secs`, each prepaid when it
@@ -79,6 +86,12 @@ pub struct SettleServerMinutes {
     pub ended_at_ms: i64,
 }
 
+/// Input of `place_replicas`: which server is being placed (for the worker's log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceReplicas {
+    pub server_id: String,
+}
+
 /// One replica to create (the activity resolves the template from its config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateReplica {
@@ -118,6 +131,9 @@ pub struct RecordServer {
     pub event: String,
     pub event_key: String,
     pub detail: serde_json::Value,
+    /// The host its replicas run on, once placed (`None` keeps what the record has).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// Workflow input of `DeleteMcpServer`.
@@ -131,6 +147,10 @@ pub struct DeleteServerJob {
     /// The tariff in force when it is deleted (none when billing is off).
     #[serde(default)]
     pub billing: Option<ServerBilling>,
+    /// The host its replicas run on: they are removed through that host's queue (`None`: on
+    /// `avb-provisioning`, an engine every worker reaches or a server recorded before hosts).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// Declarations of the provisioning activities (implemented in `avb-activities`).
@@ -138,6 +158,15 @@ pub struct ProvisioningActivityDefs;
 
 #[activity_definitions]
 impl ProvisioningActivityDefs {
+    /// The host this worker's replicas live on, `None` when its engine is reached alike from
+    /// every worker.
+    #[activity(name = PLACE_REPLICAS)]
+    pub fn place_replicas(
+        input: PlaceReplicas,
+    ) -> Result<Option<String>, temporalio_common::ActivityError> {
+        unimplemented!()
+    }
+
     #[activity(name = CREATE_REPLICA)]
     pub fn create_replica(
         input: CreateReplica,
@@ -171,6 +200,7 @@ impl ProvisioningActivityDefs {
 /// The activity definitions as types, for `#[activity(definition = …)]` in `avb-activities`.
 pub mod activity {
     pub use super::provisioning_activity_defs::{
-        CreateReplica, RecordServer, RemoveReplicas, SettleServerMinutes, WaitReplicaReady,
+        CreateReplica, PlaceReplicas, RecordServer, RemoveReplicas, SettleServerMinutes,
+        WaitReplicaReady,
     };
 }

@@ -4,6 +4,11 @@
 //! `mcp.server.created`. Any failure removes every replica it may have created (names are
 //! deterministic, removal is idempotent) → `mcp.server.failed` with the reason. Delete:
 //! `mcp.server.delete.requested` → remove → `mcp.server.deleted`.
+//!
+//! Placement: a job with `on_host` first asks a provisioning worker where its replicas will
+//! live (`place_replicas`); with a host-local engine every replica step then runs on that
+//! host's queue, so create, readiness, compensation and delete all reach the same processes or
+//! containers, whichever host took the placement.
 
 use std::collections::BTreeMap;
 
@@ -12,14 +17,15 @@ use temporalio_workflow::{WorkflowContext, WorkflowResult};
 
 use super::contract::{
     CreateReplica, DeleteServerJob, EVENT_CREATE_REQUESTED, EVENT_CREATED, EVENT_DELETE_REQUESTED,
-    EVENT_DELETED, EVENT_FAILED, Endpoint, ProvisionServerJob, ProvisioningActivityDefs,
-    RecordServer, RemoveReplicas, SettleServerMinutes,
+    EVENT_DELETED, EVENT_FAILED, Endpoint, PlaceReplicas, ProvisionServerJob,
+    ProvisioningActivityDefs, RecordServer, RemoveReplicas, SettleServerMinutes,
 };
 use crate::billing::Saga;
 use crate::policy;
 
 fn record(
     job: &ProvisionServerJob,
+    host: Option<&str>,
     status: &str,
     endpoints: Vec<Endpoint>,
     error: Option<String>,
@@ -38,6 +44,7 @@ fn record(
         event: event.into(),
         event_key: format!("{}/{event}", job.server_id),
         detail,
+        host: host.map(str::to_owned),
     }
 }
 
@@ -53,8 +60,19 @@ impl ProvisionMcpServerWorkflow {
         job: ProvisionServerJob,
     ) -> WorkflowResult<Vec<Endpoint>> {
         let short = policy::provisioning_step();
+        let host = if job.on_host {
+            let place = PlaceReplicas {
+                server_id: job.server_id.clone(),
+            };
+            ctx.execute_activity(ProvisioningActivityDefs::place_replicas, place, short.clone())
+                .await?
+        } else {
+            None
+        };
+        let host = host.as_deref();
         let requested = record(
             &job,
+            host,
             "creating",
             Vec::new(),
             None,
@@ -75,6 +93,7 @@ impl ProvisionMcpServerWorkflow {
                     let reason = e.to_string();
                     let failed = record(
                         &job,
+                        host,
                         "failed",
                         Vec::new(),
                         Some(reason.clone()),
@@ -100,7 +119,7 @@ impl ProvisionMcpServerWorkflow {
             };
             // The steps that build the server stop when the workflow is cancelled (a delete
             // came first); compensation below keeps its own, detached, token.
-            let mut building = policy::provisioning_replicas();
+            let mut building = policy::on_host(policy::provisioning_replicas(), host);
             building.cancellation_token = Some(ctx.cancellation_token());
             let created = ctx
                 .execute_activity(ProvisioningActivityDefs::create_replica, input, building)
@@ -112,7 +131,7 @@ impl ProvisionMcpServerWorkflow {
                     break;
                 }
             };
-            let mut readiness = policy::provisioning_readiness();
+            let mut readiness = policy::on_host(policy::provisioning_readiness(), host);
             readiness.cancellation_token = Some(ctx.cancellation_token());
             let ready = ctx
                 .execute_activity(
@@ -131,6 +150,7 @@ impl ProvisionMcpServerWorkflow {
             None if !ctx.cancellation_token().is_cancelled() => {
                 let created = record(
                     &job,
+                    host,
                     "running",
                     endpoints.clone(),
                     None,
@@ -156,7 +176,7 @@ impl ProvisionMcpServerWorkflow {
                 ctx.execute_activity(
                     ProvisioningActivityDefs::remove_replicas,
                     remove,
-                    policy::provisioning_replicas(),
+                    policy::on_host(policy::provisioning_replicas(), host),
                 )
                 .await?;
                 if let Some(saga) = saga {
@@ -164,6 +184,7 @@ impl ProvisionMcpServerWorkflow {
                 }
                 let failed = record(
                     &job,
+                    host,
                     "failed",
                     Vec::new(),
                     Some(reason.clone()),
@@ -198,9 +219,12 @@ impl DeleteMcpServerWorkflow {
             environment: BTreeMap::new(),
             replicas: job.replicas,
             billing: None,
+            on_host: false,
         };
+        let host = job.host.as_deref();
         let requested = record(
             &as_job,
+            host,
             "deleting",
             Vec::new(),
             None,
@@ -220,7 +244,7 @@ impl DeleteMcpServerWorkflow {
                     server_id: job.server_id.clone(),
                     replicas: job.replicas,
                 },
-                policy::provisioning_replicas(),
+                policy::on_host(policy::provisioning_replicas(), host),
             )
             .await?;
         if let Some(billing) = job.billing.clone() {
@@ -244,6 +268,7 @@ impl DeleteMcpServerWorkflow {
         }
         let deleted = record(
             &as_job,
+            host,
             "deleted",
             Vec::new(),
             None,

@@ -23,6 +23,10 @@ pub struct ReconcileInput {
     /// Only report orphans, do not remove them.
     #[serde(default)]
     pub dry_run: bool,
+    /// The host whose engine and records this run checks (on its queue); `None`: the run on
+    /// `avb-provisioning`, which also pays blocks, purges records and names the hosts to visit.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// A replica no live record accounts for.
@@ -68,6 +72,30 @@ pub struct ReconcileReport {
     /// Failed or deleted servers whose records passed the retention period and were purged.
     #[serde(default)]
     pub purged: Vec<String>,
+    /// Hosts that run replicas of recorded servers: each gets a run of its own, merged here.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Hosts whose run did not happen (no worker of that host took it in time), with why.
+    #[serde(default)]
+    pub unreachable: Vec<UnreachableHost>,
+}
+
+/// A host the reconciliation could not visit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreachableHost {
+    pub host: String,
+    pub error: String,
+}
+
+impl ReconcileReport {
+    /// Adds what the run of one host found.
+    pub fn absorb(&mut self, host: Self) {
+        self.records += host.records;
+        self.replicas += host.replicas;
+        self.orphans.extend(host.orphans);
+        self.drift.extend(host.drift);
+        self.recovered.extend(host.recovered);
+    }
 }
 
 /// A server whose tenant ran out of credits for its next block of container-minutes.
@@ -81,6 +109,9 @@ pub struct ExhaustedServer {
     /// The block that could not be paid.
     pub block: i64,
     pub billing: Option<ServerBilling>,
+    /// The host its replicas run on.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 pub struct ReconcileActivityDefs;
