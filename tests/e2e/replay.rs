@@ -4,9 +4,12 @@
 //! them: `AVB_RECORD_HISTORIES=1` writes `tests/histories/generate_speech_billed.json` from the
 //! live run (a billed job: hold → synthesize → settle); `generate_speech.json` predates billing and
 //! must keep replaying (its input has no price, so no billing activities). The provisioning
-//! workflows (create with its billing saga, delete with its container-minute settlement, a
-//! reconciliation run) are recorded the same way, as `provision_mcp_server.json`,
-//! `delete_mcp_server.json` and `reconcile_mcp_servers.json`, and a device command that waited for
+//! workflows (create with its billing saga and its replicas placed on the worker's host, delete
+//! with its container-minute settlement, a reconciliation run that visits that host) are
+//! recorded the same way, as `provision_mcp_server_on_host.json`, `delete_mcp_server_on_host.json`
+//! and `reconcile_mcp_servers_by_host.json` (`provision_mcp_server.json`,
+//! `delete_mcp_server.json` and `reconcile_mcp_servers.json` predate hosts and must keep
+//! replaying), and a device command that waited for
 //! approval (search attribute, timer, signal) and ran its steps as local activities on the devices
 //! queue as `device_command_local.json` (`device_command_approved.json`, the same command with each
 //! step dispatched to `avb-devices`, predates that and must keep replaying). Calls of mounted
@@ -142,9 +145,9 @@ async fn live_provisioning_histories_replay() {
         .await
         .expect("entries");
     for (workflow_id, file) in [
-        (format!("{id}-create"), "provision_mcp_server.json"),
-        (format!("{id}-delete"), "delete_mcp_server.json"),
-        (reconcile_id, "reconcile_mcp_servers.json"),
+        (format!("{id}-create"), "provision_mcp_server_on_host.json"),
+        (format!("{id}-delete"), "delete_mcp_server_on_host.json"),
+        (reconcile_id, "reconcile_mcp_servers_by_host.json"),
     ] {
         let json = history_json(&system, &workflow_id).await;
         replayer()

@@ -5,13 +5,16 @@
 //!
 //! The histories are recorded from live runs by the end-to-end tests (`tests/e2e/replay.rs`,
 //! `tests/e2e/upstream.rs`) with `AVB_RECORD_HISTORIES=1`; `generate_speech.json` predates billing
-//! and must keep replaying (its input has no price, so no billing activities).
+//! and must keep replaying (its input has no price, so no billing activities); so must the
+//! provisioning histories recorded before replicas were placed on hosts.
 
 use std::path::{Path, PathBuf};
 
 use avb_workflows::billing::{HOLD_CREDITS, SETTLE_CREDITS};
 use avb_workflows::devices::{PLAN_DEVICE_COMMAND, SEND_DEVICE_COMMAND};
-use avb_workflows::provision::{CREATE_REPLICA, RECORD_SERVER, WAIT_REPLICA_READY};
+use avb_workflows::provision::{
+    CREATE_REPLICA, PLACE_REPLICAS, RECORD_SERVER, REMOVE_REPLICAS, WAIT_REPLICA_READY,
+};
 use avb_workflows::speech::SYNTHESIZE_SPEECH;
 use avb_workflows::{WORKFLOW_TYPES, approval, register_all};
 use temporalio_client::WorkflowHistory;
@@ -105,6 +108,69 @@ fn steps(events: &[HistoryEvent]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The activities a history scheduled, each with its task queue: `<type> on <queue>`.
+fn scheduled(events: &[HistoryEvent]) -> Vec<String> {
+    use history_event::Attributes as A;
+    events
+        .iter()
+        .filter_map(|e| match e.attributes.as_ref()? {
+            A::ActivityTaskScheduledEventAttributes(a) => Some(format!(
+                "{} on {}",
+                a.activity_type.as_ref()?.name,
+                a.task_queue.as_ref()?.name
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Provisioning placed on a host runs its replica steps on that host's queue (and everything
+/// else on the shared one); jobs recorded before hosts ran every step on the shared queue.
+#[tokio::test]
+async fn provisioning_histories_run_replica_steps_on_the_placed_host() {
+    let results = replay_all().await;
+    let scheduled_in = |file: &str| {
+        let (_, result) = results
+            .iter()
+            .find(|(f, _)| f == file)
+            .unwrap_or_else(|| panic!("{file} is not recorded"));
+        scheduled(result.history.events())
+    };
+    let on_host = |step: &str| {
+        step.split_once(" on avb-provisioning@")
+            .is_some_and(|(_, host)| !host.is_empty())
+    };
+    let create = scheduled_in("provision_mcp_server_on_host.json");
+    assert_eq!(create[0], format!("{PLACE_REPLICAS} on avb-provisioning"));
+    for step in &create {
+        let replica_step =
+            step.starts_with(CREATE_REPLICA) || step.starts_with(WAIT_REPLICA_READY);
+        assert_eq!(replica_step, on_host(step), "{create:?}");
+    }
+    assert!(create.iter().any(|s| s.starts_with(CREATE_REPLICA)));
+    let delete = scheduled_in("delete_mcp_server_on_host.json");
+    for step in &delete {
+        assert_eq!(step.starts_with(REMOVE_REPLICAS), on_host(step), "{delete:?}");
+    }
+    let reconcile = scheduled_in("reconcile_mcp_servers_by_host.json");
+    assert_eq!(reconcile.len(), 2, "{reconcile:?}");
+    assert_eq!(reconcile[0], "reconcile_servers on avb-provisioning");
+    assert!(on_host(&reconcile[1]), "{reconcile:?}");
+    for file in [
+        "provision_mcp_server.json",
+        "delete_mcp_server.json",
+        "reconcile_mcp_servers.json",
+    ] {
+        let steps = scheduled_in(file);
+        assert!(
+            steps
+                .iter()
+                .all(|s| !on_host(s) && !s.starts_with(PLACE_REPLICAS)),
+            "{file}: {steps:?}"
+        );
+    }
 }
 
 /// The replayed histories cover the saga (hold → work → settle) and the approval wait (plan →
