@@ -488,3 +488,209 @@ async fn replicas_are_published_and_reached_at_the_configured_address() {
     let r = call(&client, "delete_mcp_server", json!({"server_id": id})).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
 }
+
+/// Polls the server's REST view until `done` holds (60 s at most).
+async fn server_until(
+    system: &TestSystem,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let url = format!("{}/api/v2/mcp-servers/{id}", system.base_url);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = support::get_json(&url).await;
+        if done(&view) {
+            return view;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never got {what}: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until a worker of `host` polls its provisioning queue.
+async fn wait_for_host(system: &TestSystem, host: &str) {
+    use temporalio_common::protos::temporal::api::enums::v1::TaskQueueType;
+    let queue = avb_workflows::queues::provisioning_on(host);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pollers = avb_api::health::queue_pollers(
+            &system.client,
+            "default",
+            &queue,
+            TaskQueueType::Activity,
+        )
+        .await;
+        if matches!(pollers, Ok(n) if n > 0) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker polls {queue}: {pollers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Two provisioning hosts with the process backend (two workers with their own data folders and
+/// `AVB_PROVISIONING_HOST`, sharing Temporal and PostgreSQL): a server stays on the host that
+/// created it. With that host's worker down, a delete waits for it (the other host neither sees
+/// nor removes its processes), the reconciliation reports it unreachable and takes nothing of it
+/// for drift or orphans; once it is back the delete finishes and nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_replicas_live_and_die_on_the_host_that_created_them() {
+    demo_binary();
+    let system =
+        TestSystem::start_on_postgres(|c| c.mcp.wait_budget_secs = 1, "avb-workflows,avb-billing")
+            .await;
+    let worker = |host: &'static str, dir: &tempfile::TempDir| {
+        let data = dir.path().display().to_string();
+        system.spawn_avb(
+            &["worker", "--queues", "avb-provisioning"],
+            &[
+                ("AVB_DATA_DIR", data.as_str()),
+                ("AVB_PROVISIONING_BACKEND", "process"),
+                ("AVB_PROVISIONING_HOST", host),
+            ],
+        )
+    };
+    let (alpha_dir, beta_dir) = (
+        support::other_host_data_dir(),
+        support::other_host_data_dir(),
+    );
+    let mut alpha = worker("alpha", &alpha_dir);
+    wait_for_host(&system, "alpha").await;
+    let http = reqwest::Client::new();
+    let create = |name: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/api/v2/mcp-servers", system.base_url);
+        async move {
+            let v: Value = http
+                .post(url)
+                .json(&json!({"service_name": name, "template": "demo", "replicas": 2}))
+                .send()
+                .await
+                .expect("POST")
+                .json()
+                .await
+                .expect("json");
+            v["server_id"].as_str().expect("id").to_owned()
+        }
+    };
+    let first = create("first").await;
+    let first_view = server_until(&system, &first, "running", |v| v["status"] == "running").await;
+    assert_eq!(first_view["host"], "alpha", "{first_view}");
+    let first_urls: Vec<String> = first_view["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .map(|e| e["url"].as_str().expect("url").to_owned())
+        .collect();
+    let replicas_on = |host: &str, id: &str| {
+        let backend = ProcessBackend::new().with_host(host);
+        let filter = ListFilter::server(id.to_owned());
+        async move { backend.list_managed(&filter).await.expect("list").len() }
+    };
+    assert_eq!(replicas_on("alpha", &first).await, 2);
+    assert_eq!(
+        replicas_on("beta", &first).await,
+        0,
+        "beta leaves alpha's alone"
+    );
+
+    // Beta joins, alpha's worker dies (its replicas, like containers, live on).
+    let _beta = worker("beta", &beta_dir);
+    wait_for_host(&system, "beta").await;
+    alpha.start_kill().expect("kill alpha");
+    alpha.wait().await.expect("alpha ended");
+    let second = create("second").await;
+    let second_view = server_until(&system, &second, "running", |v| v["status"] == "running").await;
+    assert_eq!(
+        second_view["host"], "beta",
+        "only beta could take it: {second_view}"
+    );
+    assert_eq!(replicas_on("beta", &second).await, 2);
+
+    // Deleting alpha's server waits for alpha: nothing else may touch its replicas.
+    let deleting: Value = http
+        .delete(format!("{}/api/v2/mcp-servers/{first}", system.base_url))
+        .send()
+        .await
+        .expect("DELETE")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(deleting["status"], "deleting", "{deleting}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = server_until(&system, &first, "a pending removal", |v| {
+        v["progress"]["step"] == "remove_replicas"
+    })
+    .await;
+    assert_eq!(waiting["status"], "deleting", "{waiting}");
+    for url in &first_urls {
+        list_tool_names(url, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{url} of the waiting delete stopped answering: {e}"));
+    }
+
+    // Reconciliation: beta's run sees beta's server whole; alpha is reported, not judged.
+    let report = system.reconcile_now().await;
+    assert_eq!(report.hosts, ["alpha", "beta"], "{report:?}");
+    assert_eq!(
+        report
+            .unreachable
+            .iter()
+            .map(|u| u.host.as_str())
+            .collect::<Vec<_>>(),
+        ["alpha"],
+        "{report:?}"
+    );
+    assert!(report.drift.is_empty(), "{report:?}");
+    assert!(report.orphans.is_empty(), "{report:?}");
+    assert_eq!(replicas_on("alpha", &first).await, 2);
+
+    // Alpha is back: the delete finishes there and nothing of the server is left anywhere.
+    let _alpha = worker("alpha", &alpha_dir);
+    let deleted = server_until(&system, &first, "deleted", |v| v["status"] == "deleted").await;
+    assert_eq!(deleted["host"], "alpha", "{deleted}");
+    let anywhere = ProcessBackend::new()
+        .list_managed(&ListFilter::server(first.clone()))
+        .await
+        .expect("list");
+    assert!(anywhere.is_empty(), "{anywhere:?}");
+    for url in &first_urls {
+        assert!(
+            list_tool_names(url, Duration::from_millis(500))
+                .await
+                .is_err(),
+            "{url} still answers"
+        );
+    }
+    let report = system.reconcile_now().await;
+    assert!(report.unreachable.is_empty(), "{report:?}");
+    assert!(
+        report.drift.is_empty() && report.orphans.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.records, 1, "beta's server only: {report:?}");
+
+    let gone: Value = http
+        .delete(format!("{}/api/v2/mcp-servers/{second}", system.base_url))
+        .send()
+        .await
+        .expect("DELETE")
+        .json()
+        .await
+        .expect("json");
+    let gone = if gone["status"] == "deleted" {
+        gone
+    } else {
+        server_until(&system, &second, "deleted", |v| v["status"] == "deleted").await
+    };
+    assert_eq!(gone["host"], "beta", "{gone}");
+    assert_eq!(replicas_on("beta", &second).await, 0);
+    system.stop().await;
+}

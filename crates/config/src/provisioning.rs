@@ -273,9 +273,7 @@ impl ProvisioningSettings {
         {
             return Err((
                 "provisioning.host".into(),
-                format!(
-                    "{host:?}: use letters, digits, '.', '-' and '_' (at most 100 characters)"
-                ),
+                format!("{host:?}: use letters, digits, '.', '-' and '_' (at most 100 characters)"),
             ));
         }
         if self.publish_address.is_some_and(|a| a.is_unspecified()) {

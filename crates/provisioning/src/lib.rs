@@ -29,9 +29,10 @@ pub use mcp_probe::{
 };
 pub use process::ProcessBackend;
 pub use spec::{
-    LABEL_HOST, LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE,
-    LABEL_TENANT, ListFilter, MAX_REPLICAS, MAX_SERVER_ID_LEN, ManagedReplica, PORT_ENV,
-    ReplicaHandle, ReplicaState, ServerSpec, TemplateSpec, Transport, replica_name, replica_url,
+    LABEL_HOST, LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH,
+    LABEL_TEMPLATE, LABEL_TENANT, ListFilter, MAX_REPLICAS, MAX_SERVER_ID_LEN, ManagedReplica,
+    PORT_ENV, ReplicaHandle, ReplicaState, ServerSpec, TemplateSpec, Transport, replica_name,
+    replica_url,
 };
 
 /// Re-exported so callers can use [`DockerBackend::client`] without depending on bollard.

@@ -26,9 +26,9 @@ use nix::unistd::Pid;
 use crate::backend::{ContainerBackend, sort_replicas};
 use crate::error::ProvisionError;
 use crate::spec::{
-    LABEL_HOST, LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH, LABEL_TEMPLATE,
-    LABEL_TENANT, ListFilter, ManagedReplica, PORT_ENV, ReplicaHandle, ReplicaState, ServerSpec,
-    replica_name, replica_url,
+    LABEL_HOST, LABEL_INSTANCE, LABEL_MANAGED, LABEL_REPLICA, LABEL_SERVER_ID, LABEL_SPEC_HASH,
+    LABEL_TEMPLATE, LABEL_TENANT, ListFilter, ManagedReplica, PORT_ENV, ReplicaHandle,
+    ReplicaState, ServerSpec, replica_name, replica_url,
 };
 
 /// The port the process listens on, recorded in its environment.

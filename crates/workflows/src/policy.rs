@@ -376,7 +376,10 @@ mod tests {
             ),
         );
         let placed = on_host(provisioning_replicas(), Some("node-a"));
-        assert_eq!(placed.task_queue.as_deref(), Some("avb-provisioning@node-a"));
+        assert_eq!(
+            placed.task_queue.as_deref(),
+            Some("avb-provisioning@node-a")
+        );
         assert!(placed.cancellation_token.is_some(), "still detached");
         assert_eq!(
             on_host(provisioning_replicas(), None).task_queue.as_deref(),

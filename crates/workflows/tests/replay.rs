@@ -145,14 +145,17 @@ async fn provisioning_histories_run_replica_steps_on_the_placed_host() {
     let create = scheduled_in("provision_mcp_server_on_host.json");
     assert_eq!(create[0], format!("{PLACE_REPLICAS} on avb-provisioning"));
     for step in &create {
-        let replica_step =
-            step.starts_with(CREATE_REPLICA) || step.starts_with(WAIT_REPLICA_READY);
+        let replica_step = step.starts_with(CREATE_REPLICA) || step.starts_with(WAIT_REPLICA_READY);
         assert_eq!(replica_step, on_host(step), "{create:?}");
     }
     assert!(create.iter().any(|s| s.starts_with(CREATE_REPLICA)));
     let delete = scheduled_in("delete_mcp_server_on_host.json");
     for step in &delete {
-        assert_eq!(step.starts_with(REMOVE_REPLICAS), on_host(step), "{delete:?}");
+        assert_eq!(
+            step.starts_with(REMOVE_REPLICAS),
+            on_host(step),
+            "{delete:?}"
+        );
     }
     let reconcile = scheduled_in("reconcile_mcp_servers_by_host.json");
     assert_eq!(reconcile.len(), 2, "{reconcile:?}");

@@ -64,8 +64,12 @@ impl ProvisionMcpServerWorkflow {
             let place = PlaceReplicas {
                 server_id: job.server_id.clone(),
             };
-            ctx.execute_activity(ProvisioningActivityDefs::place_replicas, place, short.clone())
-                .await?
+            ctx.execute_activity(
+                ProvisioningActivityDefs::place_replicas,
+                place,
+                short.clone(),
+            )
+            .await?
         } else {
             None
         };
