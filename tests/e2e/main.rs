@@ -23,6 +23,7 @@ mod jobs;
 mod mcp_transports;
 mod oauth_client;
 mod oidc;
+mod openai_speech;
 mod provisioning;
 mod provisioning_docker;
 mod python_sdk_client;

@@ -22,6 +22,7 @@ pub mod devices;
 pub mod echo;
 pub mod jobs;
 pub mod mcp;
+pub mod openai;
 pub mod registry;
 pub mod rest;
 pub mod servers;

@@ -9,10 +9,11 @@ use axum::{Json, Router};
 use crate::health::cached_dependencies;
 use crate::state::ApiState;
 
-/// `/api/v2`: needs an authenticated caller (see `auth`).
+/// `/api/v2` and the OpenAI-compatible `/v1`: need an authenticated caller (see `auth`).
 pub fn api_router(state: ApiState) -> Router {
     Router::new()
         .merge(crate::speech::rest::router())
+        .merge(crate::openai::rest::router())
         .merge(crate::jobs::rest::router())
         .merge(crate::billing::rest::router())
         .merge(crate::servers::rest::router())
