@@ -767,8 +767,11 @@ async fn speech_check(config: &AvbConfig, base: &str) -> Outcome {
         base64::engine::general_purpose::STANDARD
             .decode(audio["data"].as_str().unwrap_or(""))
             .unwrap_or_default()
-    } else if let Some(link) = content.iter().find(|c| c["type"] == "resource_link") {
-        let uri = link["uri"].as_str().unwrap_or("");
+    } else if content.iter().any(|c| c["type"] == "resource_link") {
+        // The link names the audio resource; the download URL is in the structured result.
+        let uri = result["structuredContent"]["audio_url"]
+            .as_str()
+            .unwrap_or("");
         let mut get = http.get(uri);
         if let Some(key) = &key {
             get = get.bearer_auth(key);

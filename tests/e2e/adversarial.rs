@@ -561,17 +561,58 @@ async fn long_audio_is_linked_and_downloads_stream_by_range() {
         "the result ({whole_result} B) carries the audio ({size} B)"
     );
 
+    // The link is the audio resource: resources/read gives the WAV itself, as a blob.
+    let job_id = r.structured_content.as_ref().expect("structured")["job_id"]
+        .as_str()
+        .expect("job id")
+        .to_owned();
+    assert_eq!(link.uri, format!("avb://audio/{job_id}"));
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            link.uri.clone(),
+        ))
+        .await
+        .expect("resources/read of the audio");
+    let (blob, mime) = match &read.contents[0] {
+        rmcp::model::ResourceContents::BlobResourceContents {
+            blob, mime_type, ..
+        } => (blob.clone(), mime_type.clone()),
+        other => panic!("not a blob: {other:?}"),
+    };
+    assert_eq!(mime.as_deref(), Some("audio/wav"));
+    use base64::Engine as _;
+    let from_resource = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .expect("base64");
+    assert_eq!(from_resource.len() as u64, size);
+    let unknown = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "avb://audio/job_nobody".to_string(),
+        ))
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
+    let download = r.structured_content.as_ref().expect("structured")["audio_url"]
+        .as_str()
+        .expect("audio_url")
+        .to_owned();
+    assert!(text_of(&r).contains(&download), "{}", text_of(&r));
+
     let http = reqwest::Client::new();
-    let full = http.get(&link.uri).send().await.expect("download");
+    let full = http.get(&download).send().await.expect("download");
     assert_eq!(full.status(), 200);
     assert_eq!(full.headers()["accept-ranges"], "bytes");
     let etag = full.headers()["etag"].to_str().expect("etag").to_string();
     let wav = full.bytes().await.expect("body");
     assert_eq!(wav.len() as u64, size);
     assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(
+        wav.as_ref(),
+        from_resource.as_slice(),
+        "the resource is the download"
+    );
 
     let part = http
-        .get(&link.uri)
+        .get(&download)
         .header("range", "bytes=100-199")
         .send()
         .await
@@ -583,7 +624,7 @@ async fn long_audio_is_linked_and_downloads_stream_by_range() {
     );
     assert_eq!(part.bytes().await.expect("part"), wav.slice(100..200));
     let tail = http
-        .get(&link.uri)
+        .get(&download)
         .header("range", "bytes=-44")
         .send()
         .await
@@ -594,7 +635,7 @@ async fn long_audio_is_linked_and_downloads_stream_by_range() {
         wav.slice(wav.len() - 44..)
     );
     let bad = http
-        .get(&link.uri)
+        .get(&download)
         .header("range", format!("bytes={size}-"))
         .send()
         .await
@@ -605,7 +646,7 @@ async fn long_audio_is_linked_and_downloads_stream_by_range() {
         format!("bytes */{size}").as_str()
     );
     let cached = http
-        .get(&link.uri)
+        .get(&download)
         .header("if-none-match", &etag)
         .send()
         .await

@@ -165,11 +165,17 @@ async fn keys_are_required_and_tenants_see_only_their_jobs() {
     let r = call(&b, "list_jobs", json!({})).await;
     let listed = r.structured_content.clone().unwrap_or_default();
     assert_eq!(listed["jobs"], json!([]), "B's list_jobs: {listed}");
-    let read = b
-        .peer()
-        .read_resource(ReadResourceRequestParams::new(format!("avb://jobs/{id}")))
-        .await;
-    assert!(read.is_err(), "B cannot read A's job resource: {read:?}");
+    for uri in [format!("avb://jobs/{id}"), format!("avb://audio/{id}")] {
+        let read = b
+            .peer()
+            .read_resource(ReadResourceRequestParams::new(uri.clone()))
+            .await;
+        let error = format!("{read:?}");
+        assert!(
+            read.is_err() && error.contains("not found"),
+            "B cannot read A's {uri}: {error}"
+        );
+    }
     let task = b
         .peer()
         .get_task(rmcp::model::GetTaskParams::new(id.clone()))

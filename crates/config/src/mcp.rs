@@ -40,8 +40,8 @@ pub struct McpSettings {
     /// 1800). Clients of session protocols reconnect with a new session.
     pub session_idle_secs: u64,
     /// Audio up to this many bytes comes inline (base64) in a speech job's MCP result; longer
-    /// audio comes as a link to its download (`AVB_MAX_INLINE_AUDIO_BYTES`; default 2 MiB,
-    /// about 43 s of speech): hosts choke on multi-megabyte results and may paste them into a
+    /// audio comes as a link to its resource and download (`AVB_MAX_INLINE_AUDIO_BYTES`; default 1 MiB,
+    /// about 21 s of speech): hosts choke on multi-megabyte results and may paste them into a
     /// model's context.
     pub max_inline_audio_bytes: u64,
 }
@@ -59,7 +59,7 @@ impl Default for McpSettings {
             max_sessions: 1000,
             max_sessions_per_key: 100,
             session_idle_secs: 1800,
-            max_inline_audio_bytes: 2 * 1024 * 1024,
+            max_inline_audio_bytes: 1024 * 1024,
         }
     }
 }
@@ -67,7 +67,7 @@ impl Default for McpSettings {
 pub const ENV: &[EnvVar<McpSettings>] = &[
     EnvVar::new(
         "AVB_MAX_INLINE_AUDIO_BYTES",
-        "longest audio sent inline in an MCP result; longer comes as a download link (default 2 MiB)",
+        "longest audio sent inline in an MCP result; longer comes as a resource link and a download link (default 1 MiB)",
         |m, v| {
             m.max_inline_audio_bytes = parse_uint(v)?;
             Ok(())

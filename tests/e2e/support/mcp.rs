@@ -60,7 +60,8 @@ pub fn text_of(r: &CallToolResult) -> String {
 }
 
 /// The WAV of a speech result: its inline `audio/wav` block, or — for audio over the inline
-/// limit — downloaded from the result's `resource_link` (tests without authentication).
+/// limit — downloaded from the result's `audio_url` (tests without authentication), checked
+/// against the size its `resource_link` announces.
 pub async fn audio_of(r: &CallToolResult) -> Vec<u8> {
     if let Some(audio) = r.content.iter().find_map(|c| c.as_audio()) {
         assert_eq!(audio.mime_type, "audio/wav");
@@ -74,8 +75,20 @@ pub async fn audio_of(r: &CallToolResult) -> Vec<u8> {
         .find_map(|c| c.as_resource_link())
         .filter(|l| l.mime_type.as_deref() == Some("audio/wav"))
         .unwrap_or_else(|| panic!("no audio block and no audio link: {}", text_of(r)));
-    let response = reqwest::get(&link.uri).await.expect("download the audio");
-    assert_eq!(response.status(), 200, "{}", link.uri);
+    assert!(link.uri.starts_with("avb://audio/"), "{}", link.uri);
+    let url = r
+        .structured_content
+        .as_ref()
+        // A speech result has it at the top, get_job's view under `result`.
+        .and_then(|s| {
+            s["audio_url"]
+                .as_str()
+                .or(s["result"]["audio_url"].as_str())
+        })
+        .expect("the result's audio_url")
+        .to_owned();
+    let response = reqwest::get(&url).await.expect("download the audio");
+    assert_eq!(response.status(), 200, "{url}");
     let wav = response.bytes().await.expect("audio").to_vec();
     assert_eq!(Some(wav.len() as u64), link.size, "the link's size");
     wav

@@ -408,6 +408,9 @@ impl ServerHandler for AvbServer {
         if let Some(read) = server.read_server_resource(&request.uri).await {
             return read.map(Into::into);
         }
+        if let Some(read) = server.read_audio_resource(&request.uri).await {
+            return read.map(Into::into);
+        }
         server.read_job_resource(&request.uri).await.map(Into::into)
     }
 

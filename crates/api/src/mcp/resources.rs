@@ -1,4 +1,6 @@
-//! The `avb://jobs/{job_id}` resource: a job's view as JSON, readable by URI and subscribable,
+//! The `avb://audio/{job_id}` resource (a finished speech job's WAV as a blob: what a result
+//! too large to inline links to) and the `avb://jobs/{job_id}` resource: a job's view as JSON,
+//! readable by URI and subscribable,
 //! through `subscriptions/listen` (protocol 2026-07-28) or the legacy `resources/subscribe`:
 //! while subscribed, every change of status or progress sends `notifications/resources/updated`,
 //! and the watch of a job ends when the job does.
@@ -110,7 +112,60 @@ impl AvbServer {
                      subscribe for updates until it ends.",
                 )
                 .with_mime_type("application/json"),
+            ResourceTemplate::new(
+                format!("{}{{job_id}}", crate::speech::AUDIO_URI_PREFIX),
+                "audio",
+            )
+            .with_title("Speech audio")
+            .with_description(
+                "The WAV of a finished generate_speech job (24 kHz mono), as a base64 blob.",
+            )
+            .with_mime_type("audio/wav"),
         ])
+    }
+
+    /// `avb://audio/{job_id}`: the WAV of the caller's tenant's finished speech job, base64.
+    /// `None` for other URIs.
+    pub(crate) async fn read_audio_resource(
+        &self,
+        uri: &str,
+    ) -> Option<Result<ReadResourceResult, McpError>> {
+        use base64::Engine as _;
+        let job_id = uri.strip_prefix(crate::speech::AUDIO_URI_PREFIX)?;
+        let state = &self.state;
+        let read = async {
+            let artifact = crate::speech::finished_audio(state, self.tenant(), job_id)
+                .await
+                .map_err(|p| match p.kind {
+                    crate::core::problem::ErrorKind::NotFound => McpError::resource_not_found(
+                        format!("{uri}: {}", p.message),
+                        Some(serde_json::json!({ "uri": uri })),
+                    ),
+                    _ => McpError::invalid_params(
+                        format!("{uri}: {}", p.message),
+                        Some(serde_json::json!({ "uri": uri })),
+                    ),
+                })?;
+            let wav = state
+                .artifacts
+                .get(&artifact.audio)
+                .await
+                .map_err(|e| McpError::internal_error(format!("{uri}: {e}"), None))?;
+            let mut facts = rmcp::model::JsonObject::new();
+            facts.insert("size".into(), serde_json::json!(wav.len()));
+            facts.insert(
+                "durationSecs".into(),
+                serde_json::json!(artifact.duration_secs),
+            );
+            let meta = rmcp::model::MetaObject(facts);
+            let blob = base64::engine::general_purpose::STANDARD.encode(&wav);
+            Ok(ReadResourceResult::new(vec![
+                ResourceContents::blob(blob, uri)
+                    .with_mime_type("audio/wav")
+                    .with_meta(meta),
+            ]))
+        };
+        Some(read.await)
     }
 
     pub(crate) async fn read_job_resource(

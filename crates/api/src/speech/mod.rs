@@ -30,6 +30,13 @@ use crate::state::ApiState;
 
 pub const TOOL: &str = "generate_speech";
 
+/// The MCP resource of a finished speech job's audio (`resources/read` gives the WAV as a blob).
+pub const AUDIO_URI_PREFIX: &str = "avb://audio/";
+
+pub fn audio_resource_uri(job_id: &str) -> String {
+    format!("{AUDIO_URI_PREFIX}{job_id}")
+}
+
 /// Structured result of `generate_speech` (the audio itself is the `audio/wav` content block).
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct GenerateSpeechOutput {
@@ -87,8 +94,9 @@ impl DurableTool for Speech {
         vec![definition::<GenerateSpeechInput, GenerateSpeechOutput>(
             TOOL,
             "Speak text with Kokoro-82M: returns a WAV (24 kHz mono, base64 `audio/wav`) and a \
-             download\nlink; audio longer than the inline limit (2 MiB, about 43 s, by default) \
-             comes as the\nlink alone. Runs as a durable job; long texts report progress. Costs credits \
+             download\nlink; audio longer than the inline limit (1 MiB, about 21 s, by default) \
+             comes as a\nresource link (avb://audio/{job_id}, readable with resources/read) \
+             and the download link. Runs as a durable job; long texts report progress. Costs credits \
              per character\n(get_balance): held before synthesis, charged once on success, \
              returned on failure or\ncancellation; too few credits is an InsufficientCredits \
              error before any work.",
@@ -135,8 +143,9 @@ impl DurableTool for Speech {
         let out = GenerateSpeechOutput::completed(job_id, &artifact, &state.config.public_url());
         let url = out.audio_url.clone().unwrap_or_default();
         if artifact.audio.size_bytes > state.config.mcp.max_inline_audio_bytes {
-            // Too long to inline: a link to the download, nothing read from the store.
-            let link = Resource::new(url.clone(), format!("{job_id}.wav"))
+            // Too long to inline: a link to the audio resource (and the download in the
+            // text), nothing read from the store.
+            let link = Resource::new(audio_resource_uri(job_id), format!("{job_id}.wav"))
                 .with_mime_type("audio/wav")
                 .with_size(artifact.audio.size_bytes)
                 .with_description(format!(
@@ -147,12 +156,14 @@ impl DurableTool for Speech {
                 ContentBlock::resource_link(link),
                 ContentBlock::text(format!(
                     "Generated {:.2}s of speech with voice {} (job {job_id}): {} bytes, more \
-                     than is sent inline ({} bytes, mcp.max_inline_audio_bytes). Download it \
-                     with your API key: {url} (Range requests work).",
+                     than is sent inline ({} bytes, mcp.max_inline_audio_bytes). Read it as \
+                     the resource {} (resources/read), or download it with your API key: \
+                     {url} (Range requests work).",
                     artifact.duration_secs,
                     artifact.voice_id,
                     artifact.audio.size_bytes,
-                    state.config.mcp.max_inline_audio_bytes
+                    state.config.mcp.max_inline_audio_bytes,
+                    audio_resource_uri(job_id)
                 )),
             ]);
             r.structured_content = serde_json::to_value(out).ok();
@@ -176,6 +187,30 @@ impl DurableTool for Speech {
         ]);
         r.structured_content = serde_json::to_value(out).ok();
         r
+    }
+}
+
+/// The audio of `tenant`'s finished speech job `job_id`: not found for other tenants' jobs and
+/// jobs of other tools, a conflict while it runs or when it did not complete.
+pub async fn finished_audio(
+    state: &ApiState,
+    tenant: &str,
+    job_id: &str,
+) -> Result<SpeechArtifact, Problem> {
+    let record = crate::jobs::view::get_job(state, tenant, job_id).await?;
+    match record.outcome {
+        Some(Ok(output)) if record.view.tool == TOOL => output_as(output),
+        Some(Ok(_)) => Err(Problem::not_found(format!(
+            "job {job_id} is a {} job; it has no audio",
+            record.view.tool
+        ))),
+        _ => Err(Problem::new(
+            ErrorKind::Conflict,
+            format!(
+                "job {job_id} is {}; audio exists only for completed speech jobs",
+                record.view.status.as_str()
+            ),
+        )),
     }
 }
 

@@ -9,10 +9,7 @@ use axum::{Extension, Json, Router};
 
 use crate::auth::Caller;
 use crate::core::problem::{ErrorKind, Problem};
-use crate::jobs::durable::output_as;
-use crate::jobs::view::get_job;
 use crate::state::ApiState;
-use avb_workflows::speech::SpeechArtifact;
 
 pub fn router() -> Router<ApiState> {
     Router::new()
@@ -32,25 +29,7 @@ async fn get_audio(
     Path(job_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let record = get_job(&state, &caller.tenant, &job_id).await?;
-    let artifact: SpeechArtifact = match record.outcome {
-        Some(Ok(output)) if record.view.tool == super::TOOL => output_as(output)?,
-        Some(Ok(_)) => {
-            return Err(Problem::not_found(format!(
-                "job {job_id} is a {} job; it has no audio",
-                record.view.tool
-            )));
-        }
-        _ => {
-            return Err(Problem::new(
-                ErrorKind::Conflict,
-                format!(
-                    "job {job_id} is {}; audio exists only for completed speech jobs",
-                    record.view.status.as_str()
-                ),
-            ));
-        }
-    };
+    let artifact = super::finished_audio(&state, &caller.tenant, &job_id).await?;
     let etag = format!("\"{}\"", artifact.audio.sha256);
     if headers
         .get(header::IF_NONE_MATCH)
