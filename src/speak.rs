@@ -69,6 +69,7 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
         text,
         voice_id: args.voice,
         speed: args.speed,
+        format: None,
     };
     let t1 = Instant::now();
     let mut first_audio = None;

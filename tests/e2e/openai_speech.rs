@@ -136,6 +136,7 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
             text: text.into(),
             voice_id: "af_alloy".into(),
             speed: 1.0,
+            format: None,
         },
     )
     .expect("speech is priced");
@@ -201,5 +202,106 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+    system.stop().await;
+}
+
+/// `generate_speech(format=…)` over MCP: the inline audio block is in that format (decodes to
+/// the speech's duration), the download URL and the `avb://audio` resource serve it too (also
+/// when the audio is over the inline limit), and an unknown format names the argument.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_speech_comes_in_the_format_asked_for() {
+    use crate::support::mcp::{call, error_of, session, text_of};
+    use base64::Engine as _;
+    use rmcp::model::{ContentBlock, ReadResourceRequestParams, ResourceContents};
+    use serde_json::json;
+
+    let system = TestSystem::start_with(|c| c.mcp.max_inline_audio_bytes = 20_000).await;
+    let client = session(system.mcp_url()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let probe_bytes = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        probe(path.to_str().expect("path"), false)
+    };
+
+    let short = json!({"text": "Hello there, how are you?", "format": "mp3"});
+    let r = call(&client, "generate_speech", short).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let out = r.structured_content.clone().expect("structured");
+    assert_eq!(out["format"], "mp3", "{out}");
+    let secs = out["duration_secs"].as_f64().expect("duration");
+    let audio = r
+        .content
+        .iter()
+        .find_map(ContentBlock::as_audio)
+        .expect("inline audio");
+    assert_eq!(audio.mime_type, "audio/mpeg");
+    let mp3 = base64::engine::general_purpose::STANDARD
+        .decode(&audio.data)
+        .expect("base64");
+    let (got, rate) = probe_bytes("inline.mp3", &mp3);
+    assert_eq!(rate, 24_000);
+    assert!((got - secs).abs() < 0.15, "{got} vs {secs}");
+    let url = out["audio_url"].as_str().expect("audio_url");
+    assert!(url.ends_with("?format=mp3"), "{url}");
+    let downloaded = reqwest::get(url)
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(
+        downloaded.as_ref(),
+        mp3.as_slice(),
+        "the download is the same mp3"
+    );
+
+    // Over the inline limit: a link whose resource is the Opus file.
+    let long = json!({"text": "This sentence is long enough that its Opus file passes twenty kilobytes, \
+                                 which takes several seconds of speech to reach at thirty two kilobits.",
+                      "format": "opus"});
+    let r = call(&client, "generate_speech", long).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(
+        r.content.iter().all(|c| c.as_audio().is_none()),
+        "not inline"
+    );
+    let link = r
+        .content
+        .iter()
+        .find_map(ContentBlock::as_resource_link)
+        .expect("link");
+    assert_eq!(link.mime_type.as_deref(), Some("audio/ogg; codecs=opus"));
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(link.uri.clone()))
+        .await
+        .expect("resources/read");
+    let ResourceContents::BlobResourceContents {
+        blob, mime_type, ..
+    } = &read.contents[0]
+    else {
+        panic!("not a blob")
+    };
+    assert_eq!(mime_type.as_deref(), Some("audio/ogg; codecs=opus"));
+    let opus = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .expect("base64");
+    assert_eq!(Some(opus.len() as u64), link.size);
+    let (got, rate) = probe_bytes("linked.ogg", &opus);
+    assert_eq!(rate, 48_000);
+    let secs = r.structured_content.as_ref().expect("structured")["duration_secs"]
+        .as_f64()
+        .expect("duration");
+    assert!((got - secs).abs() < 0.15, "{got} vs {secs}");
+
+    let bad = call(
+        &client,
+        "generate_speech",
+        json!({"text": "hi", "format": "aac"}),
+    )
+    .await;
+    let e = error_of(&bad);
+    assert_eq!(e["field"], "format", "{e}");
+    client.cancel().await.ok();
     system.stop().await;
 }

@@ -211,6 +211,7 @@ async fn speech_overhead(client: &Client, config: &AvbConfig, pairs: u64) -> (f6
             text: "Billing should cost next to nothing.".into(),
             voice_id: "af_heart".into(),
             speed: 1.0,
+            format: None,
         };
         // One unmeasured job of each kind warms the model and the connections.
         for i in 0..=(pairs * 2) {

@@ -124,6 +124,8 @@ impl TtsActivities {
             sample_rate: audio.sample_rate,
             chunks: as_u32(audio.chunks),
             voice_id: input.request.voice_id,
+            // Kept for the result's rendering: the api encodes the WAV to it when read.
+            format: input.request.format,
         })
     }
 }

@@ -18,6 +18,7 @@ fn input(text: &str, voice: &str) -> SynthesizeSpeech {
             text: text.into(),
             voice_id: voice.into(),
             speed: 1.0,
+            format: None,
         },
     }
 }

@@ -13,6 +13,7 @@ fn req(text: &str, voice: &str, speed: f32) -> GenerateSpeechInput {
         text: text.into(),
         voice_id: voice.into(),
         speed,
+        format: None,
     }
 }
 

@@ -241,6 +241,7 @@ fn kokoro_speaks_bit_identical_audio_with_the_rewritten_graph() {
         text: "Durable calls survive crashes; the audio must not change by one bit.".into(),
         voice_id: "af_heart".into(),
         speed: 1.0,
+        format: None,
     };
     let a = fast
         .synthesize(&req, |_| std::ops::ControlFlow::Continue(()))

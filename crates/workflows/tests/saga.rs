@@ -133,6 +133,7 @@ impl FakeTts {
             sample_rate: 24_000,
             chunks: 1,
             voice_id: input.request.voice_id,
+            format: None,
         })
     }
 }
@@ -286,6 +287,7 @@ fn speech_job(id: &str, credits: i64) -> GenerateSpeechJob {
             text: "hello".into(),
             voice_id: "af_heart".into(),
             speed: 1.0,
+            format: None,
         },
         billing: Some(plan(credits)),
     }

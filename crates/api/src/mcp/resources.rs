@@ -118,13 +118,15 @@ impl AvbServer {
             )
             .with_title("Speech audio")
             .with_description(
-                "The WAV of a finished generate_speech job (24 kHz mono), as a base64 blob.",
+                "The audio of a finished generate_speech job (24 kHz mono, in the format the call \
+                 asked for; WAV by default), as a base64 blob.",
             )
             .with_mime_type("audio/wav"),
         ])
     }
 
-    /// `avb://audio/{job_id}`: the WAV of the caller's tenant's finished speech job, base64.
+    /// `avb://audio/{job_id}`: the audio of the caller's tenant's finished speech job, in the
+    /// format the job asked for, base64.
     /// `None` for other URIs.
     pub(crate) async fn read_audio_resource(
         &self,
@@ -146,11 +148,10 @@ impl AvbServer {
                         Some(serde_json::json!({ "uri": uri })),
                     ),
                 })?;
-            let wav = state
-                .artifacts
-                .get(&artifact.audio)
+            let format = crate::speech::job_format(&artifact);
+            let wav = crate::speech::audio_in(state, &artifact, format)
                 .await
-                .map_err(|e| McpError::internal_error(format!("{uri}: {e}"), None))?;
+                .map_err(|p| McpError::internal_error(format!("{uri}: {}", p.message), None))?;
             let mut facts = rmcp::model::JsonObject::new();
             facts.insert("size".into(), serde_json::json!(wav.len()));
             facts.insert(
@@ -161,7 +162,7 @@ impl AvbServer {
             let blob = base64::engine::general_purpose::STANDARD.encode(&wav);
             Ok(ReadResourceResult::new(vec![
                 ResourceContents::blob(blob, uri)
-                    .with_mime_type("audio/wav")
+                    .with_mime_type(format.mime_type())
                     .with_meta(meta),
             ]))
         };

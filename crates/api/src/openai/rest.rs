@@ -95,6 +95,7 @@ fn parse(body: &[u8]) -> Result<(GenerateSpeechInput, AudioFormat), OpenAiError>
         text: request.input,
         voice_id: voice,
         speed: request.speed.unwrap_or(1.0),
+        format: None,
     };
     Ok((input, format))
 }

@@ -8,6 +8,7 @@ pub mod tools;
 
 use std::time::Duration;
 
+use avb_audio::AudioFormat;
 use avb_config::BillingSettings;
 use avb_workflows::billing::BillingPlan;
 use avb_workflows::speech::{
@@ -43,8 +44,10 @@ pub struct GenerateSpeechOutput {
     pub job_id: String,
     /// `completed`, or `running` when the call's wait budget ran out first.
     pub status: String,
-    /// Download link for the WAV (`GET /api/v2/audio/{job_id}`).
+    /// Download link for the audio (`GET /api/v2/audio/{job_id}`, `?format=` when not WAV).
     pub audio_url: Option<String>,
+    /// The audio's format: wav, mp3, opus, flac or pcm.
+    pub format: String,
     pub duration_secs: Option<f64>,
     pub sample_rate: Option<u32>,
     pub voice_id: String,
@@ -58,7 +61,11 @@ impl GenerateSpeechOutput {
         Self {
             job_id: job_id.to_string(),
             status: "completed".into(),
-            audio_url: Some(audio_url(public_url, job_id)),
+            audio_url: Some(match job_format(artifact) {
+                AudioFormat::Wav => audio_url(public_url, job_id),
+                f => format!("{}?format={}", audio_url(public_url, job_id), f.name()),
+            }),
+            format: job_format(artifact).name().into(),
             duration_secs: Some(artifact.duration_secs),
             sample_rate: Some(artifact.sample_rate),
             voice_id: artifact.voice_id.clone(),
@@ -72,6 +79,7 @@ impl GenerateSpeechOutput {
             job_id: job_id.to_string(),
             status: "running".into(),
             audio_url: None,
+            format: String::new(),
             duration_secs: None,
             sample_rate: None,
             voice_id: voice_id.to_string(),
@@ -142,52 +150,123 @@ impl DurableTool for Speech {
         };
         let out = GenerateSpeechOutput::completed(job_id, &artifact, &state.config.public_url());
         let url = out.audio_url.clone().unwrap_or_default();
-        if artifact.audio.size_bytes > state.config.mcp.max_inline_audio_bytes {
-            // Too long to inline: a link to the audio resource (and the download in the
-            // text), nothing read from the store.
-            let link = Resource::new(audio_resource_uri(job_id), format!("{job_id}.wav"))
-                .with_mime_type("audio/wav")
-                .with_size(artifact.audio.size_bytes)
-                .with_description(format!(
-                    "{:.2}s of speech, voice {}",
-                    artifact.duration_secs, artifact.voice_id
-                ));
+        let format = job_format(&artifact);
+        let limit = state.config.mcp.max_inline_audio_bytes;
+        // The audio, when it may fit inline: WAV judged by its stored size (nothing read when
+        // it is too long), another format once encoded.
+        let candidate = match format {
+            AudioFormat::Wav if artifact.audio.size_bytes > limit => None,
+            AudioFormat::Wav => Some(artifact.audio.size_bytes),
+            _ if artifact.audio.size_bytes > MAX_TRANSCODE_BYTES => None,
+            _ => Some(0),
+        };
+        let audio = match candidate {
+            Some(_) => match audio_in(state, &artifact, format).await {
+                Ok(bytes) => Some(bytes),
+                Err(p) => {
+                    return p
+                        .with_details(json!({ "job_id": job_id }))
+                        .into_tool_result();
+                }
+            },
+            None => None,
+        };
+        let size = match (&audio, format) {
+            (Some(bytes), _) => Some(bytes.len() as u64),
+            (None, AudioFormat::Wav) => Some(artifact.audio.size_bytes),
+            (None, _) => None,
+        };
+        if let Some(bytes) = audio.filter(|b| b.len() as u64 <= limit) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
             let mut r = CallToolResult::success(vec![
-                ContentBlock::resource_link(link),
+                ContentBlock::audio(b64, format.mime_type()),
                 ContentBlock::text(format!(
-                    "Generated {:.2}s of speech with voice {} (job {job_id}): {} bytes, more \
-                     than is sent inline ({} bytes, mcp.max_inline_audio_bytes). Read it as \
-                     the resource {} (resources/read), or download it with your API key: \
-                     {url} (Range requests work).",
-                    artifact.duration_secs,
-                    artifact.voice_id,
-                    artifact.audio.size_bytes,
-                    state.config.mcp.max_inline_audio_bytes,
-                    audio_resource_uri(job_id)
+                    "Generated {:.2}s of speech with voice {} (job {job_id}). Download: {}",
+                    artifact.duration_secs, artifact.voice_id, url
                 )),
             ]);
             r.structured_content = serde_json::to_value(out).ok();
             return r;
         }
-        let wav = match state.artifacts.get(&artifact.audio).await {
-            Ok(b) => b,
-            Err(e) => {
-                return Problem::new(ErrorKind::ArtifactUnavailable, e.to_string())
-                    .with_details(json!({ "job_id": job_id }))
-                    .into_tool_result();
-            }
-        };
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&wav);
+        // Too long to inline: a link to the audio resource (and the download in the text).
+        let mut link = Resource::new(
+            audio_resource_uri(job_id),
+            format!("{job_id}.{}", format.extension()),
+        )
+        .with_mime_type(format.mime_type())
+        .with_description(format!(
+            "{:.2}s of speech, voice {}",
+            artifact.duration_secs, artifact.voice_id
+        ));
+        if let Some(size) = size {
+            link = link.with_size(size);
+        }
         let mut r = CallToolResult::success(vec![
-            ContentBlock::audio(b64, "audio/wav"),
+            ContentBlock::resource_link(link),
             ContentBlock::text(format!(
-                "Generated {:.2}s of speech with voice {} (job {job_id}). Download: {}",
-                artifact.duration_secs, artifact.voice_id, url
+                "Generated {:.2}s of speech with voice {} (job {job_id}): {}, more than is \
+                 sent inline ({limit} bytes, mcp.max_inline_audio_bytes). Read it as the \
+                 resource {} (resources/read), or download it with your API key: {url} (Range \
+                 requests work).",
+                artifact.duration_secs,
+                artifact.voice_id,
+                size.map_or_else(
+                    || format!("{} bytes as WAV", artifact.audio.size_bytes),
+                    |s| format!("{s} bytes of {}", format.name())
+                ),
+                audio_resource_uri(job_id)
             )),
         ]);
         r.structured_content = serde_json::to_value(out).ok();
         r
     }
+}
+
+/// Most WAV bytes transcoded to answer one request in memory (about 5.8 minutes of speech);
+/// longer audio in another format is served as a link only.
+pub const MAX_TRANSCODE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The format a job's caller asked for (WAV when none, or one this build does not know).
+pub fn job_format(artifact: &SpeechArtifact) -> AudioFormat {
+    artifact
+        .format
+        .as_deref()
+        .and_then(|f| AudioFormat::parse(f).ok())
+        .unwrap_or(AudioFormat::Wav)
+}
+
+/// The job's audio in `format`: the stored WAV as is, or encoded off the request threads.
+pub async fn audio_in(
+    state: &ApiState,
+    artifact: &SpeechArtifact,
+    format: AudioFormat,
+) -> Result<Vec<u8>, Problem> {
+    let wav = state
+        .artifacts
+        .get(&artifact.audio)
+        .await
+        .map_err(|e| Problem::new(ErrorKind::ArtifactUnavailable, e.to_string()))?;
+    if format == AudioFormat::Wav {
+        return Ok(wav.to_vec());
+    }
+    if artifact.audio.size_bytes > MAX_TRANSCODE_BYTES {
+        return Err(Problem::new(
+            ErrorKind::Conflict,
+            format!(
+                "the audio is {} bytes of WAV; at most {MAX_TRANSCODE_BYTES} are encoded to {} \
+                 on request: download the WAV",
+                artifact.audio.size_bytes,
+                format.name()
+            ),
+        ));
+    }
+    tokio::task::spawn_blocking(move || {
+        let (samples, rate) = avb_audio::read_wav(&wav)?;
+        avb_audio::encode(format, &samples, rate)
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("encoding stopped: {e}")))?
+    .map_err(|e| Problem::internal(e.to_string()))
 }
 
 /// The audio of `tenant`'s finished speech job `job_id`: not found for other tenants' jobs and
@@ -219,6 +298,9 @@ pub async fn finished_audio(
 pub fn check_input(state: &ApiState, input: &GenerateSpeechInput) -> Result<(), Problem> {
     if let Err(e) = input.validate(state.config.tts.max_text_chars) {
         return Err(Problem::invalid(e.field, e.message));
+    }
+    if let Some(f) = &input.format {
+        AudioFormat::parse(f).map_err(|e| Problem::invalid("format", e.message))?;
     }
     if state.voice(&input.voice_id).is_none() {
         let nearest = nearest_ids(

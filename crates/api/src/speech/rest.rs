@@ -1,7 +1,8 @@
 //! REST of speech: the voice catalog and the audio of a finished speech job.
 
+use avb_audio::AudioFormat;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,15 +22,22 @@ async fn voices(State(state): State<ApiState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "voices": state.voices.as_ref() }))
 }
 
-/// The audio of a finished speech job: streamed, with `Range` (one range, 206) and
+/// The audio of a finished speech job (`?format=` encodes it: mp3, opus, flac, pcm): streamed, with `Range` (one range, 206) and
 /// `If-None-Match` (the sha256 ETag, 304) for players and resumed downloads.
 async fn get_audio(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
+    Query(query): Query<AudioQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let artifact = super::finished_audio(&state, &caller.tenant, &job_id).await?;
+    if let Some(name) = query.format.as_deref() {
+        let format = AudioFormat::parse(name).map_err(|e| Problem::invalid("format", e.message))?;
+        if format != AudioFormat::Wav {
+            return encoded_audio(&state, &artifact, format, &job_id, &headers).await;
+        }
+    }
     let etag = format!("\"{}\"", artifact.audio.sha256);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -78,6 +86,57 @@ async fn get_audio(
         if let Ok(v) =
             HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
         {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct AudioQuery {
+    /// wav (the stored file, the default), mp3, opus, flac or pcm.
+    format: Option<String>,
+}
+
+/// The audio encoded to `format` (in memory: at most `MAX_TRANSCODE_BYTES` of WAV), with one
+/// `Range` served from it.
+async fn encoded_audio(
+    state: &ApiState,
+    artifact: &avb_workflows::speech::SpeechArtifact,
+    format: AudioFormat,
+    job_id: &str,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
+    let bytes = super::audio_in(state, artifact, format).await?;
+    let size = bytes.len() as u64;
+    let wanted = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => Some(byte_range(spec, size).ok_or_else(|| {
+            Problem::new(
+                ErrorKind::InvalidInput,
+                format!("{spec:?} is not a satisfiable range of the audio's {size} bytes"),
+            )
+        })?),
+        None => None,
+    };
+    let range = wanted.clone().unwrap_or(0..size);
+    let start = usize::try_from(range.start).unwrap_or(0);
+    let end = usize::try_from(range.end).unwrap_or(bytes.len());
+    let mut response = Response::new(Body::from(bytes[start..end].to_vec()));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.mime_type()),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{job_id}.{}\"",
+        format.extension()
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if wanted.is_some() {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
             h.insert(header::CONTENT_RANGE, v);
         }
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -35,6 +35,10 @@ pub struct GenerateSpeechInput {
     /// Speaking rate, 0.5 (slow) to 2.0 (fast).
     #[serde(default = "default_speed")]
     pub speed: f32,
+    /// Audio format of the result: `wav` (the default), `mp3`, `opus` (Ogg), `flac` or `pcm`
+    /// (16-bit little-endian mono at 24 kHz).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// A field of the input is out of bounds; `field` names it, `message` says which bound.
@@ -84,6 +88,9 @@ pub struct SpeechArtifact {
     pub sample_rate: u32,
     pub chunks: u32,
     pub voice_id: String,
+    /// The format the caller asked for (the stored audio is always WAV); `None`: WAV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// Heartbeat details of the TTS activity (and the job's progress as shown to clients).
@@ -162,6 +169,7 @@ mod tests {
             text: text.into(),
             voice_id: DEFAULT_VOICE.into(),
             speed,
+            format: None,
         }
     }
 

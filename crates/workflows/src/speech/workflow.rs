@@ -81,6 +81,7 @@ mod tests {
             text: text.into(),
             voice_id: "af_heart".into(),
             speed: 1.0,
+            format: None,
         };
         assert_eq!(synthesis_budget(&req("hi")), Duration::from_secs(120));
         assert_eq!(
