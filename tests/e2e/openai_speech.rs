@@ -1,7 +1,7 @@
 //! The OpenAI-compatible speech API through the official `openai` Python client (installed by
 //! deploy/install-deps.sh), with a real API key: every format (and a streamed response) decodes
 //! with ffprobe to the audio's duration and rate, each request is a `generate_speech` job of the
-//! key's tenant and is billed, bad requests get OpenAI-shaped 400s naming the parameter and cost
+//! key's tenant and is billed, a weighted blend of voices speaks, bad requests get OpenAI-shaped 400s naming the parameter and cost
 //! nothing, a wrong key is refused.
 
 use std::process::Command;
@@ -103,6 +103,15 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
             "{format}: {secs}s against the WAV's {wav_secs}s"
         );
     }
+    // A blend of two voices by weight speaks like its voices do (same length, within reason).
+    let (blend_secs, _) = probe(files["blend"]["path"].as_str().expect("path"), false);
+    assert!(
+        (blend_secs - wav_secs).abs() < wav_secs * 0.3,
+        "blend {blend_secs}s vs {wav_secs}s"
+    );
+    let blend_wav = std::fs::read(files["blend"]["path"].as_str().expect("path")).expect("read");
+    let plain_wav = std::fs::read(files["wav"]["path"].as_str().expect("path")).expect("read");
+    assert_ne!(blend_wav, plain_wav, "a blend is its own voice");
     let streamed = &files["streamed"];
     let (streamed_secs, _) = probe(streamed["path"].as_str().expect("path"), false);
     assert!(
@@ -111,7 +120,7 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
     );
 
     // Each request was a job of the key's tenant, billed.
-    let job_ids: Vec<&str> = ["mp3", "opus", "flac", "wav", "pcm", "streamed"]
+    let job_ids: Vec<&str> = ["mp3", "opus", "flac", "wav", "pcm", "streamed", "blend"]
         .iter()
         .map(|f| files[*f]["job_id"].as_str().expect("x-avb-job-id"))
         .collect();
@@ -129,7 +138,7 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
         assert_eq!(job["status"], "completed", "{job}");
         assert_eq!(job["tool"], "generate_speech", "{job}");
     }
-    // Six jobs charged once each at the tool's price; the bad requests below cost nothing.
+    // Seven jobs charged once each at the tool's price; the bad requests below cost nothing.
     let plan = avb_api::speech::speech_billing(
         &system.config.billing,
         &avb_workflows::speech::GenerateSpeechInput {
@@ -148,10 +157,12 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
     );
 
     // Bad requests: 400, OpenAI's shape, the parameter named; nothing started (nor charged:
-    // the balance above moved by exactly the six jobs).
+    // the balance above moved by exactly the good jobs).
     let errors = &report["errors"];
     for (name, param) in [
         ("voice", "voice"),
+        ("blend", "voice"),
+        ("blend_voice", "voice"),
         ("format", "response_format"),
         ("empty", "input"),
         ("speed", "speed"),
@@ -166,6 +177,12 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
     }
     assert!(
         errors["voice"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("af_nobody")),
+        "{errors}"
+    );
+    assert!(
+        errors["blend_voice"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("af_nobody")),
         "{errors}"

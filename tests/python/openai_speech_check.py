@@ -45,9 +45,22 @@ def main() -> None:
             "job_id": response.headers.get("x-avb-job-id"),
         }
 
+    blended = client.audio.speech.create(
+        model="tts-1", voice="af_bella(2)+af_sky(1)", input=args.text, response_format="wav"
+    )
+    path = out / "blend.wav"
+    blended.write_to_file(path)
+    files["blend"] = {
+        "path": str(path),
+        "content_type": blended.response.headers.get("content-type"),
+        "job_id": blended.response.headers.get("x-avb-job-id"),
+    }
+
     errors = {}
     bad = {
         "voice": dict(model="tts-1", voice="af_nobody", input="hi"),
+        "blend": dict(model="tts-1", voice="af_bella(0)+af_sky", input="hi"),
+        "blend_voice": dict(model="tts-1", voice="af_bella(1)+af_nobody(1)", input="hi"),
         "format": dict(model="tts-1", voice="alloy", input="hi", response_format="aac"),
         "empty": dict(model="tts-1", voice="alloy", input="   "),
         "speed": dict(model="tts-1", voice="alloy", input="hi", speed=9.0),

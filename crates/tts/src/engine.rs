@@ -162,7 +162,7 @@ impl TtsEngine {
     }
 
     /// Bounds and voice checks; the error names the field.
-    pub fn validate(&self, req: &GenerateSpeechInput) -> Result<&VoiceInfo, TtsError> {
+    pub fn validate(&self, req: &GenerateSpeechInput) -> Result<VoiceInfo, TtsError> {
         req.validate(self.config.max_text_chars)
             .map_err(|e| TtsError::InvalidInput {
                 field: e.field,
@@ -200,7 +200,7 @@ impl TtsEngine {
     /// so the first chunk is short and the first audio comes early. Returns the sentences after
     /// it, still to plan.
     fn plan_head(&self, req: &GenerateSpeechInput) -> Result<(SpeechPlan, Vec<String>), TtsError> {
-        let voice = self.validate(req)?.clone();
+        let voice = self.validate(req)?;
         let max = self.max_chunk_tokens();
         let first = self.config.first_chunk_tokens.clamp(1, max);
         let mut sentences = split_sentences(&normalize(&req.text)).into_iter();
@@ -289,7 +289,7 @@ impl TtsEngine {
         session: SessionSlot,
     ) -> Result<Vec<f32>, TtsError> {
         let style = self.voices.style(&voice.id, chunk.tokens.len())?;
-        self.model.infer(session, &chunk.tokens, style, speed)
+        self.model.infer(session, &chunk.tokens, &style, speed)
     }
 
     /// Runs every chunk of a finished plan in order. After each, `on_chunk` sees its samples and

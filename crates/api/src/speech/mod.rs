@@ -302,15 +302,26 @@ pub fn check_input(state: &ApiState, input: &GenerateSpeechInput) -> Result<(), 
     if let Some(f) = &input.format {
         AudioFormat::parse(f).map_err(|e| Problem::invalid("format", e.message))?;
     }
-    if state.voice(&input.voice_id).is_none() {
-        let nearest = nearest_ids(
-            &input.voice_id,
-            state.voices.iter().map(|v| v.id.as_str()),
-            3,
-        );
+    // A plain id, or a blend of ids by weight (`af_bella(2)+af_sky(1)`): each must exist.
+    let voices = if state.voice(&input.voice_id).is_some() {
+        vec![input.voice_id.clone()]
+    } else {
+        avb_workflows::speech::parse_blend(&input.voice_id)
+            .map_err(|message| {
+                Problem::invalid(
+                    "voice_id",
+                    format!("{message} (a voice id, or a blend like af_bella(2)+af_sky(1))"),
+                )
+            })?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    if let Some(unknown) = voices.iter().find(|v| state.voice(v).is_none()) {
+        let nearest = nearest_ids(unknown, state.voices.iter().map(|v| v.id.as_str()), 3);
         let msg = format!(
             "unknown voice '{}'; nearest valid ids: {}; the default is {} (list_voices has all {})",
-            input.voice_id,
+            unknown,
             nearest.join(", "),
             avb_workflows::speech::DEFAULT_VOICE,
             state.voices.len()

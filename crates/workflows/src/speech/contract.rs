@@ -29,7 +29,8 @@ fn default_speed() -> f32 {
 pub struct GenerateSpeechInput {
     /// The text to speak (English). At most 20 000 characters unless configured otherwise.
     pub text: String,
-    /// Voice id from `list_voices`.
+    /// Voice id from `list_voices`, or a blend of voices by weight, e.g. `af_bella(2)+af_sky(1)`
+    /// (language and dialect follow the first).
     #[serde(default = "default_voice")]
     pub voice_id: String,
     /// Speaking rate, 0.5 (slow) to 2.0 (fast).

@@ -6,5 +6,5 @@ pub mod voices;
 pub mod workflow;
 
 pub use contract::*;
-pub use voices::{DEFAULT_VOICE, VoiceInfo, nearest_ids};
+pub use voices::{DEFAULT_VOICE, MAX_BLEND_VOICES, VoiceInfo, nearest_ids, parse_blend};
 pub use workflow::{GenerateSpeechWorkflow, synthesis_budget};

@@ -9,6 +9,53 @@ use serde::{Deserialize, Serialize};
 /// The voice used when a call names none.
 pub const DEFAULT_VOICE: &str = "af_heart";
 
+/// Most voices one blend mixes.
+pub const MAX_BLEND_VOICES: usize = 8;
+
+/// The voices of a voice spec and their shares (summing to 1): a plain id is itself alone; a
+/// blend `af_bella(2)+af_sky(1)` mixes their styles by weight (a weight left out is 1). The
+/// error says what is wrong with which part; whether the ids exist is the caller's check.
+pub fn parse_blend(spec: &str) -> Result<Vec<(String, f32)>, String> {
+    let parts: Vec<&str> = spec.split('+').map(str::trim).collect();
+    if parts.len() > MAX_BLEND_VOICES {
+        return Err(format!(
+            "a blend mixes at most {MAX_BLEND_VOICES} voices; {spec:?} names {}",
+            parts.len()
+        ));
+    }
+    let mut out: Vec<(String, f32)> = Vec::new();
+    for part in parts {
+        let (id, weight) = match part.split_once('(') {
+            None => (part, 1.0),
+            Some((id, rest)) => {
+                let w = rest
+                    .strip_suffix(')')
+                    .ok_or_else(|| format!("{part:?}: a weight is written id(2)"))?;
+                let w: f32 = w
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{part:?}: the weight {w:?} is not a number"))?;
+                (id.trim(), w)
+            }
+        };
+        if id.is_empty() || id.contains([' ', '(', ')']) {
+            return Err(format!("{part:?} is not a voice id"));
+        }
+        if !weight.is_finite() || weight <= 0.0 {
+            return Err(format!("{part:?}: a weight must be a positive number"));
+        }
+        match out.iter_mut().find(|(v, _)| v == id) {
+            Some((_, w)) => *w += weight,
+            None => out.push((id.to_owned(), weight)),
+        }
+    }
+    let total: f32 = out.iter().map(|(_, w)| w).sum();
+    for (_, w) in &mut out {
+        *w /= total;
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VoiceInfo {
     /// Identifier to pass as `voice_id`, e.g. `af_heart`.
@@ -131,5 +178,26 @@ mod tests {
     fn nearest_ids_prefers_small_edits() {
         let ids = ["af_heart", "af_bella", "am_adam", "bf_emma"];
         assert_eq!(nearest_ids("af_hart", ids.into_iter(), 2)[0], "af_heart");
+    }
+
+    #[test]
+    fn blends_are_read_by_weight_and_bad_ones_named() {
+        assert_eq!(
+            parse_blend("af_heart").expect("plain"),
+            vec![("af_heart".to_string(), 1.0)]
+        );
+        let mix = parse_blend("af_bella(3) + af_sky").expect("blend");
+        assert_eq!(mix[0].0, "af_bella");
+        assert!((mix[0].1 - 0.75).abs() < 1e-6 && (mix[1].1 - 0.25).abs() < 1e-6);
+        for (bad, needle) in [
+            ("af_bella(0)+af_sky", "positive"),
+            ("af_bella(x)", "not a number"),
+            ("af_bella(2", "id(2)"),
+            ("+af_sky", "not a voice id"),
+            (&"a_b+".repeat(9), "at most 8"),
+        ] {
+            let e = parse_blend(bad).expect_err(bad);
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
     }
 }
