@@ -24,6 +24,7 @@ mod mcp_transports;
 mod oauth_client;
 mod oidc;
 mod openai_speech;
+mod plain_tools;
 mod provisioning;
 mod provisioning_docker;
 mod python_sdk_client;

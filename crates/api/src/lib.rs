@@ -23,6 +23,7 @@ pub mod echo;
 pub mod jobs;
 pub mod mcp;
 pub mod openai;
+pub mod plain_tools;
 pub mod registry;
 pub mod rest;
 pub mod servers;
@@ -72,6 +73,8 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
         sessions.clone(),
         mcp_config,
     );
+    // Tools over plain HTTP are stateless MCP requests to this same service.
+    let plain_tools = plain_tools::router(Router::new().nest_service("/mcp", mcp.clone()));
     let core_tasks = mcp::core_tasks::CoreTasks {
         state: state.clone(),
         sessions: sessions.clone(),
@@ -95,6 +98,7 @@ pub fn app(state: ApiState, shutdown: CancellationToken) -> Router {
                 mcp::sessions::layer,
             ))
             .merge(mcp::sse::router(state.clone(), shutdown.clone()))
+            .merge(plain_tools)
             .merge(rest::api_router(state.clone()).route_layer(
                 axum::middleware::from_fn_with_state(state.clone(), ratelimit::limit_rest),
             ))
