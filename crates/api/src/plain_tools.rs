@@ -125,9 +125,18 @@ fn messages(response: Response) -> impl futures::Stream<Item = Value> + Send {
     )
 }
 
-/// A non-200 answer of the MCP service, passed on as it is.
-fn passed_on(response: Response) -> Response {
-    response.into_response()
+/// Sends `request` to the MCP service: `Ok(answer)` for a 200, `Err(response)` for any other
+/// status, which is passed on to the client as it is.
+async fn forward(mcp: Router, request: Request) -> Result<Result<Response, Response>, Problem> {
+    let response = mcp
+        .oneshot(request)
+        .await
+        .map_err(|e| Problem::internal(format!("the MCP service failed: {e}")))?;
+    Ok(if response.status() == StatusCode::OK {
+        Ok(response)
+    } else {
+        Err(response)
+    })
 }
 
 async fn list(
@@ -136,13 +145,10 @@ async fn list(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, Problem> {
     let request = mcp_request(&headers, caller, "tools/list", None, json!({}))?;
-    let response = mcp
-        .oneshot(request)
-        .await
-        .map_err(|e| Problem::internal(format!("the MCP service failed: {e}")))?;
-    if response.status() != StatusCode::OK {
-        return Ok(passed_on(response));
-    }
+    let response = match forward(mcp, request).await? {
+        Ok(r) => r,
+        Err(other) => return Ok(other),
+    };
     let mut stream = Box::pin(messages(response));
     while let Some(message) = stream.next().await {
         if message.get("id").is_some() {
@@ -170,13 +176,10 @@ async fn call(
     })?;
     let params = json!({"name": parsed.name, "arguments": parsed.arguments});
     let request = mcp_request(&headers, caller, "tools/call", Some(&parsed.name), params)?;
-    let response = mcp
-        .oneshot(request)
-        .await
-        .map_err(|e| Problem::internal(format!("the MCP service failed: {e}")))?;
-    if response.status() != StatusCode::OK {
-        return Ok(passed_on(response));
-    }
+    let response = match forward(mcp, request).await? {
+        Ok(r) => r,
+        Err(other) => return Ok(other),
+    };
     // One line per message, as it arrives: progress while the tool runs, then the answer. A
     // client that goes away drops the stream; the job (if any) goes on as a job.
     let lines = messages(response).filter_map(|m| async move {
