@@ -23,11 +23,26 @@ fn input(text: &str, voice: &str) -> SynthesizeSpeech {
     }
 }
 
+/// Short, so the tests see the stream removed.
+const STREAM_KEEP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Waits (up to 5 s) until nothing is stored under `streams/`.
+async fn streams_removed(store: &ArtifactStore) -> bool {
+    for _ in 0..50 {
+        if store.streams().await.expect("list streams").is_empty() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
 fn activities(dir: &std::path::Path) -> (TtsActivities, ArtifactStore) {
     let store = ArtifactStore::local(dir).expect("store");
     let acts = TtsActivities {
         engine: Arc::new(common::engine()),
         artifacts: store.clone(),
+        stream_keep: STREAM_KEEP,
     };
     (acts, store)
 }
@@ -88,12 +103,36 @@ async fn stores_wav_and_heartbeats_after_each_chunk() {
     );
     assert_eq!(u64::from(reader.duration()), out.sample_count);
     assert!((out.duration_secs - out.sample_count as f64 / 24_000.0).abs() < 1e-9);
+
+    // The stream: every chunk stored, in order, together exactly the WAV's samples; the end
+    // marker names the WAV; all of it removed once the keep time is over.
+    let end = store
+        .stream_end("job-test")
+        .await
+        .expect("read end")
+        .expect("end marker");
+    assert_eq!(
+        (end.chunks, end.samples, &end.audio),
+        (out.chunks, out.sample_count, &out.audio)
+    );
+    let mut streamed = Vec::new();
+    for i in 0..end.chunks {
+        let chunk = store
+            .stream_chunk("job-test", i)
+            .await
+            .expect("read chunk")
+            .unwrap_or_else(|| panic!("chunk {i} not stored"));
+        streamed.extend_from_slice(&chunk);
+    }
+    let wav = store.get(&out.audio).await.expect("wav");
+    assert!(streamed == wav[44..], "the chunks are the WAV's samples");
+    assert!(streams_removed(&store).await, "stream kept after its keep time");
 }
 
 #[tokio::test]
 async fn cancellation_stops_between_chunks() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (acts, _store) = activities(dir.path());
+    let (acts, store) = activities(dir.path());
     let engine = acts.engine.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SpeechProgress>();
     let env = Arc::new(
@@ -133,10 +172,14 @@ async fn cancellation_stops_between_chunks() {
         Err(ActivityEnvironmentError::Activity(ActivityError::Cancelled { .. })) => {}
         other => panic!("expected cancellation, got {other:?}"),
     }
-    let stored = std::fs::read_dir(dir.path())
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(stored, 0, "a cancelled job must not store audio");
+    assert!(
+        !dir.path().join("audio").exists(),
+        "a cancelled job must not store audio"
+    );
+    assert!(
+        streams_removed(&store).await,
+        "a cancelled job's stream chunks must be removed"
+    );
 }
 
 #[tokio::test]

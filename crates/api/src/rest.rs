@@ -13,6 +13,7 @@ use crate::state::ApiState;
 pub fn api_router(state: ApiState) -> Router {
     Router::new()
         .merge(crate::speech::rest::router())
+        .merge(crate::speech::ws::router())
         .merge(crate::openai::rest::router())
         .merge(crate::jobs::rest::router())
         .merge(crate::billing::rest::router())

@@ -10,6 +10,8 @@
 //! Every backend streams a range without reading the rest ([`ArtifactStore::open`]) and checks a
 //! whole read against the artifact's sha256 ([`ArtifactStore::get`]).
 
+pub mod stream;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use avb_config::{ArtifactLocation, AvbConfig};
 use avb_store::{Store, StoredArtifact};
 use avb_workflows::artifact::ArtifactRef;
 use bytes::Bytes;
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 use sha2::{Digest, Sha256};
@@ -258,7 +260,6 @@ impl ArtifactStore {
 
     /// Reads an artifact back whole and checks its hash.
     pub async fn get(&self, artifact: &ArtifactRef) -> Result<Bytes, ArtifactError> {
-        use futures::TryStreamExt as _;
         let read = self.open(artifact, None).await?;
         let parts: Vec<Bytes> = match read.stream.try_collect().await {
             Ok(parts) => parts,
@@ -345,6 +346,92 @@ impl ArtifactStore {
                 Err(e) => Err(e.into()),
             },
             Backend::Database(store) => Ok(store.delete_artifact(&artifact.key).await?),
+            Backend::Unavailable(why) => Err(ArtifactError::Unavailable(why.to_string())),
+        }
+    }
+
+    /// Stores `content` under `key` itself (not content-addressed): objects others find by
+    /// name, such as a job's audio chunks ([`stream`]). A key written before keeps its bytes in
+    /// the database backend; object stores overwrite (the bytes are the same for a retry).
+    pub async fn put_named(
+        &self,
+        key: &str,
+        content_type: &str,
+        content: Bytes,
+    ) -> Result<(), ArtifactError> {
+        let path = StorePath::parse(key).map_err(|_| ArtifactError::BadKey(key.to_owned()))?;
+        match &self.backend {
+            Backend::Objects(store) => {
+                store.put(&path, PutPayload::from_bytes(content)).await?;
+            }
+            Backend::Database(store) => {
+                let stored = StoredArtifact {
+                    key: key.to_owned(),
+                    sha256: hex::encode(Sha256::digest(&content)),
+                    size_bytes: content.len() as u64,
+                    content_type: content_type.to_string(),
+                    chunk_bytes: DATABASE_CHUNK_BYTES,
+                };
+                store.put_artifact(&stored, &content).await?;
+            }
+            Backend::Unavailable(why) => return Err(ArtifactError::Unavailable(why.to_string())),
+        }
+        Ok(())
+    }
+
+    /// The object stored under `key` by [`put_named`](Self::put_named), if there is one.
+    pub async fn get_named(&self, key: &str) -> Result<Option<Bytes>, ArtifactError> {
+        let path = StorePath::parse(key).map_err(|_| ArtifactError::BadKey(key.to_owned()))?;
+        match &self.backend {
+            Backend::Objects(store) => match store.get(&path).await {
+                Ok(got) => Ok(Some(got.bytes().await?)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Backend::Database(store) => {
+                let Some(stored) = store.artifact(key).await? else {
+                    return Ok(None);
+                };
+                let size = stored.size_bytes;
+                let parts: Vec<Bytes> = database_chunks(store.clone(), stored, 0..size)
+                    .try_collect()
+                    .await?;
+                Ok(Some(Bytes::from(parts.concat())))
+            }
+            Backend::Unavailable(why) => Err(ArtifactError::Unavailable(why.to_string())),
+        }
+    }
+
+    /// The keys under `prefix` (a folder: `streams/job-1` lists `streams/job-1/…`), in order.
+    pub async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, ArtifactError> {
+        let folder = StorePath::parse(prefix).map_err(|_| ArtifactError::BadKey(prefix.into()))?;
+        let mut keys = match &self.backend {
+            Backend::Objects(store) => {
+                let listed: Vec<object_store::ObjectMeta> =
+                    match store.list(Some(&folder)).try_collect().await {
+                        Ok(listed) => listed,
+                        Err(object_store::Error::NotFound { .. }) => Vec::new(),
+                        Err(e) => return Err(e.into()),
+                    };
+                listed.into_iter().map(|m| m.location.to_string()).collect()
+            }
+            Backend::Database(store) => store.artifact_keys(&format!("{folder}/")).await?,
+            Backend::Unavailable(why) => return Err(ArtifactError::Unavailable(why.to_string())),
+        };
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Deletes the object under `key`; false when there was none.
+    pub async fn delete_named(&self, key: &str) -> Result<bool, ArtifactError> {
+        let path = StorePath::parse(key).map_err(|_| ArtifactError::BadKey(key.to_owned()))?;
+        match &self.backend {
+            Backend::Objects(store) => match store.delete(&path).await {
+                Ok(()) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+            Backend::Database(store) => Ok(store.delete_artifact(key).await?),
             Backend::Unavailable(why) => Err(ArtifactError::Unavailable(why.to_string())),
         }
     }

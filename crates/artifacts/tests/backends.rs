@@ -58,6 +58,29 @@ async fn exercise(store: ArtifactStore) {
     ));
 
     store.check().await.expect("check");
+
+    // A job's stream: chunks by index, the end marker, removal of both.
+    assert_eq!(store.stream_chunk("job-s", 0).await.expect("none yet"), None);
+    for i in 0..3u32 {
+        let pcm = Bytes::from(vec![u8::try_from(i).expect("small"); 600]);
+        store.put_stream_chunk("job-s", i, pcm).await.expect("chunk");
+    }
+    assert_eq!(
+        store.stream_chunk("job-s", 1).await.expect("chunk 1"),
+        Some(Bytes::from(vec![1u8; 600]))
+    );
+    let end = avb_artifacts::stream::StreamEnd {
+        chunks: 3,
+        samples: 900,
+        sample_rate: 24_000,
+        audio: artifact.clone(),
+    };
+    store.put_stream_end("job-s", &end).await.expect("end");
+    assert_eq!(store.stream_end("job-s").await.expect("end"), Some(end));
+    assert_eq!(store.finished_streams().await.expect("finished"), ["job-s"]);
+    assert_eq!(store.remove_stream("job-s").await.expect("remove"), 4);
+    assert!(store.streams().await.expect("streams").is_empty());
+    assert_eq!(store.stream_chunk("job-s", 0).await.expect("gone"), None);
     assert!(store.delete(&artifact).await.expect("delete"));
     assert!(!store.delete(&artifact).await.expect("delete again"));
     assert!(matches!(

@@ -21,6 +21,10 @@ pub struct TtsSettings {
     /// 1.33-1.47x the RTF of the file as it is (BENCHMARKS.md), used only on CPUs where it is
     /// exact, with AVX-512 VNNI (`AVB_TTS_REWRITE_CONVS`, default true).
     pub rewrite_convs: bool,
+    /// Seconds a finished job's streamed chunks stay in the artifact store after its WAV is
+    /// stored, for readers still sending them (`AVB_AUDIO_STREAM_KEEP_SECS`, default 60; later
+    /// readers read the rest from the WAV).
+    pub stream_keep_secs: u64,
 }
 
 impl Default for TtsSettings {
@@ -32,6 +36,7 @@ impl Default for TtsSettings {
             max_text_chars: 20_000,
             espeak_program: "espeak-ng".into(),
             rewrite_convs: true,
+            stream_keep_secs: 60,
         }
     }
 }
@@ -82,6 +87,14 @@ pub const ENV: &[EnvVar<TtsSettings>] = &[
         "run the model's convolutions as int8 matrix products where exact (default true)",
         |t, v| {
             t.rewrite_convs = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_AUDIO_STREAM_KEEP_SECS",
+        "seconds a finished job's streamed audio chunks are kept for readers (default 60)",
+        |t, v| {
+            t.stream_keep_secs = parse_uint(v)?;
             Ok(())
         },
     ),

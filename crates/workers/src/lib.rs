@@ -198,8 +198,25 @@ pub async fn run_workers_sharing(
                     artifacts = artifacts.description(),
                     "speech results kept here"
                 );
+                {
+                    let artifacts = artifacts.clone();
+                    tokio::spawn(async move {
+                        match avb_activities::speech_activity::remove_finished_streams(&artifacts)
+                            .await
+                        {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(removed = n, "removed finished audio streams left behind"),
+                            Err(e) => tracing::warn!(error = %e, "could not look for finished audio streams"),
+                        }
+                    });
+                }
+                let stream_keep = Duration::from_secs(config.tts.stream_keep_secs);
                 let mut opts = WorkerOptions::new(*q)
-                    .register_activities(TtsActivities { engine, artifacts })
+                    .register_activities(TtsActivities {
+                        engine,
+                        artifacts,
+                        stream_keep,
+                    })
                     .graceful_shutdown_period(GRACEFUL_SHUTDOWN)
                     // Heartbeats carry progress (and deliver cancellation): the SDK's default
                     // throttle (0.8 x the 30 s heartbeat timeout) would show progress every 24 s.

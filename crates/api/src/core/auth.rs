@@ -122,15 +122,27 @@ async fn jwt_caller(
     })
 }
 
-/// The token of an `Authorization: Bearer …` header.
+/// The token of an `Authorization: Bearer …` header, or, for WebSocket clients that cannot set
+/// headers (browsers), of a `bearer.<token>` WebSocket subprotocol offered beside `avb.v1`.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return headers
+            .get(header::SEC_WEBSOCKET_PROTOCOL)?
+            .to_str()
+            .ok()?
+            .split(',')
+            .find_map(|p| p.trim().strip_prefix(WEBSOCKET_BEARER_PREFIX))
+            .filter(|t| !t.is_empty());
+    };
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
 }
+
+/// The WebSocket subprotocol that carries a token: `bearer.<token>`.
+pub const WEBSOCKET_BEARER_PREFIX: &str = "bearer.";
 
 /// Middleware: authenticates the request and puts its `Caller` into the request extensions
 /// (rmcp hands those to MCP handlers with the request's `http::request::Parts`).
@@ -221,5 +233,26 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn websocket_clients_may_offer_the_token_as_a_subprotocol() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("avb.v1, bearer.avb_x_y"),
+        );
+        assert_eq!(bearer(&h), Some("avb_x_y"));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("avb.v1, bearer."),
+        );
+        assert_eq!(bearer(&h), None);
+        // A header names the caller when both are sent.
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer avb_header"),
+        );
+        assert_eq!(bearer(&h), Some("avb_header"));
     }
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics: tool calls, latencies and job outcomes per tool.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -15,6 +15,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Failures of the shared rate-limit backend (Redis), which then fails open.
     pub rate_limit_backend_errors: IntCounterVec,
+    /// Speech audio streams being sent to clients right now.
+    pub audio_streams_open: IntGauge,
 }
 
 impl Metrics {
@@ -55,6 +57,11 @@ impl Metrics {
             ),
             &["backend"],
         )?;
+        let audio_streams_open = IntGauge::with_opts(Opts::new(
+            "audio_streams_open",
+            "Speech audio streams being sent to clients",
+        ))?;
+        registry.register(Box::new(audio_streams_open.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(rate_limit_backend_errors.clone()))?;
         registry.register(Box::new(tool_calls.clone()))?;
@@ -69,6 +76,7 @@ impl Metrics {
             http_requests,
             rate_limited,
             rate_limit_backend_errors,
+            audio_streams_open,
         })
     }
 

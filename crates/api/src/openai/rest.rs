@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use super::{MODEL, MODEL_ALIASES, OPENAI_VOICES, OpenAiError, is_model, kokoro_voice};
 use crate::auth::Caller;
 use crate::core::problem::{ErrorKind, Problem};
-use crate::speech::{TOOL, check_input, speech_billing, start_speech, wait_speech};
+use crate::speech::stream::{body_of, send_encoded};
+use crate::speech::{TOOL, audio_in, check_input, speech_billing, start_speech, wait_speech};
 use crate::state::ApiState;
 
 pub fn router() -> Router<ApiState> {
@@ -50,6 +51,18 @@ struct SpeechRequest {
     /// `audio` (the default) is served; `sse` is not.
     #[serde(default)]
     stream_format: Option<String>,
+    /// Send audio while it is made (the default, as OpenAI does); false waits for the whole
+    /// file and sends it with its length.
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+/// A speech request as read: the job's input, the format, and whether to stream.
+#[derive(Debug)]
+struct Parsed {
+    input: GenerateSpeechInput,
+    format: AudioFormat,
+    stream: bool,
 }
 
 /// Our field names as the OpenAI request calls them.
@@ -61,7 +74,7 @@ fn openai_param(field: &str) -> &str {
     }
 }
 
-fn parse(body: &[u8]) -> Result<(GenerateSpeechInput, AudioFormat), OpenAiError> {
+fn parse(body: &[u8]) -> Result<Parsed, OpenAiError> {
     let request: SpeechRequest = serde_json::from_slice(body).map_err(|e| {
         // serde names the missing or mistyped field in its message.
         OpenAiError(Problem::new(
@@ -97,17 +110,27 @@ fn parse(body: &[u8]) -> Result<(GenerateSpeechInput, AudioFormat), OpenAiError>
         speed: request.speed.unwrap_or(1.0),
         format: None,
     };
-    Ok((input, format))
+    Ok(Parsed {
+        input,
+        format,
+        stream: request.stream.unwrap_or(true),
+    })
 }
 
-/// `POST /v1/audio/speech`: a durable `generate_speech` job, waited for, its audio encoded as
-/// asked. The job's id comes back in `x-avb-job-id` (its WAV stays at `/api/v2/audio/{id}`).
+/// `POST /v1/audio/speech`: a durable `generate_speech` job; its audio, encoded as asked, is
+/// sent while it is made (or, with `"stream": false`, once finished). The job's id comes back in
+/// `x-avb-job-id` (its WAV stays at `/api/v2/audio/{id}`). A client that leaves mid-stream
+/// leaves the job running (see [`crate::speech::stream`]).
 async fn speech(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, OpenAiError> {
-    let (input, format) = parse(&body)?;
+    let Parsed {
+        input,
+        format,
+        stream,
+    } = parse(&body)?;
     check_input(&state, &input).map_err(|mut p| {
         if let Some(f) = p.field.take() {
             p.field = Some(openai_param(&f).to_owned());
@@ -124,41 +147,37 @@ async fn speech(
     let (job_id, handle) = start_speech(&state.temporal, &caller.tenant, input, billing)
         .await
         .map_err(|e| OpenAiError(Problem::from(&e)))?;
-    tracing::info!(%job_id, tool = TOOL, tenant = %caller.tenant, format = format.name(), "speech requested over the OpenAI API");
-    let artifact: SpeechArtifact = match wait_speech(&handle, budget).await {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            return Err(OpenAiError(
-                Problem::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "job {job_id} is still running after {}s; fetch it later from \
-                         /api/v2/audio/{job_id}",
-                        budget.as_secs()
-                    ),
-                )
-                .with_details(json!({ "job_id": job_id })),
-            ));
-        }
-        Err(e) => {
-            return Err(OpenAiError(
-                Problem::from(&e).with_details(json!({ "job_id": job_id })),
-            ));
-        }
+    tracing::info!(%job_id, tool = TOOL, tenant = %caller.tenant, format = format.name(), stream, "speech requested over the OpenAI API");
+    let with_job = |p: Problem| OpenAiError(p.with_details(json!({ "job_id": job_id })));
+    let still_running = || {
+        with_job(Problem::new(
+            ErrorKind::Unavailable,
+            format!(
+                "job {job_id} is still running after {}s; fetch it later from \
+                 /api/v2/audio/{job_id}",
+                budget.as_secs()
+            ),
+        ))
     };
-    let wav =
-        state.artifacts.get(&artifact.audio).await.map_err(|e| {
-            OpenAiError(Problem::new(ErrorKind::ArtifactUnavailable, e.to_string()))
-        })?;
-    // Encoding is CPU work: off the request threads.
-    let encoded = tokio::task::spawn_blocking(move || {
-        let (samples, rate) = avb_audio::read_wav(&wav)?;
-        avb_audio::encode(format, &samples, rate)
-    })
-    .await
-    .map_err(|e| OpenAiError(Problem::internal(format!("encoding stopped: {e}"))))?
-    .map_err(|e| OpenAiError(Problem::internal(e.to_string())))?;
-    let mut response = Response::new(Body::from(encoded));
+    let body = if stream {
+        let mut parts = send_encoded(state.clone(), caller.tenant.clone(), job_id.clone(), format);
+        // Headers wait for the first chunk, so a job that fails at once is an error status.
+        let first = match tokio::time::timeout(budget, parts.recv()).await {
+            Err(_) => return Err(still_running()),
+            Ok(None) => return Err(with_job(Problem::internal("the audio stream stopped"))),
+            Ok(Some(Err(p))) => return Err(with_job(p)),
+            Ok(Some(Ok(first))) => first,
+        };
+        body_of(first, parts)
+    } else {
+        let artifact: SpeechArtifact = match wait_speech(&handle, budget).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(still_running()),
+            Err(e) => return Err(with_job(Problem::from(&e))),
+        };
+        Body::from(audio_in(&state, &artifact, format).await.map_err(with_job)?)
+    };
+    let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -202,12 +221,16 @@ mod tests {
     #[test]
     fn requests_are_read_as_openai_sends_them() {
         let body = br#"{"model":"tts-1","input":"hi","voice":"alloy","response_format":"opus","speed":1.25}"#;
-        let (input, format) = parse(body).expect("parse");
-        assert_eq!(input.voice_id, "af_alloy");
-        assert_eq!(format, AudioFormat::Opus);
-        assert!((input.speed - 1.25).abs() < f32::EPSILON);
-        let object_voice = br#"{"model":"kokoro","input":"hi","voice":{"id":"bf_emma"}}"#;
-        assert_eq!(parse(object_voice).expect("parse").0.voice_id, "bf_emma");
+        let parsed = parse(body).expect("parse");
+        assert_eq!(parsed.input.voice_id, "af_alloy");
+        assert_eq!(parsed.format, AudioFormat::Opus);
+        assert!(parsed.stream, "streams unless asked not to");
+        assert!((parsed.input.speed - 1.25).abs() < f32::EPSILON);
+        let object_voice =
+            br#"{"model":"kokoro","input":"hi","voice":{"id":"bf_emma"},"stream":false}"#;
+        let parsed = parse(object_voice).expect("parse");
+        assert_eq!(parsed.input.voice_id, "bf_emma");
+        assert!(!parsed.stream);
         for (body, param) in [
             (
                 &br#"{"model":"whisper-1","input":"hi","voice":"alloy"}"#[..],

@@ -4,7 +4,9 @@
 //! and the audio download (`GET /api/v2/audio/{job_id}`).
 
 pub mod rest;
+pub mod stream;
 pub mod tools;
+pub mod ws;
 
 use std::time::Duration;
 

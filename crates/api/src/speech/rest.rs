@@ -16,6 +16,36 @@ pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v2/voices", get(voices))
         .route("/api/v2/audio/{job_id}", get(get_audio))
+        .route("/api/v2/audio/{job_id}/stream", get(stream_audio))
+}
+
+/// The audio of a speech job while it is being made (`?format=`, default wav with open
+/// sizes): chunked, each part sent as soon as the worker has stored it; for a finished job, the
+/// whole audio the same way. Leaving mid-stream leaves the job running.
+async fn stream_audio(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(job_id): Path<String>,
+    Query(query): Query<AudioQuery>,
+) -> Result<Response, Problem> {
+    let format = match query.format.as_deref() {
+        Some(name) => AudioFormat::parse(name).map_err(|e| Problem::invalid("format", e.message))?,
+        None => AudioFormat::Wav,
+    };
+    super::stream::speech_job(&state, &caller.tenant, &job_id).await?;
+    let mut parts = super::stream::send_encoded(state, caller.tenant, job_id.clone(), format);
+    let first = match parts.recv().await {
+        Some(Ok(first)) => first,
+        Some(Err(p)) => return Err(p),
+        None => return Err(Problem::internal("the audio stream stopped")),
+    };
+    let mut response = Response::new(super::stream::body_of(first, parts));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime_type()));
+    if let Ok(v) = HeaderValue::from_str(&job_id) {
+        h.insert("x-avb-job-id", v);
+    }
+    Ok(response)
 }
 
 async fn voices(State(state): State<ApiState>) -> Json<serde_json::Value> {
