@@ -32,6 +32,7 @@ mod rate_limits;
 mod replay;
 mod shared_artifacts;
 mod shared_sessions;
+mod speech_streaming;
 mod tls;
 mod upstream;
 mod upstream_sessions;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// Duration (s) and sample rate of an audio file, as ffprobe decodes it (`raw`: 16-bit mono PCM
 /// at 24 kHz, which has no header to read).
-fn probe(path: &str, raw: bool) -> (f64, u32) {
+pub(crate) fn probe(path: &str, raw: bool) -> (f64, u32) {
     let mut cmd = Command::new("ffprobe");
     cmd.args(["-v", "error"]);
     if raw {

@@ -152,7 +152,9 @@ impl TtsActivities {
         match self.artifacts.put_stream_end(&input.job_id, &end).await {
             Ok(()) => self.remove_stream_later(&input.job_id, self.stream_keep),
             // Readers then learn of the end from the job's result.
-            Err(e) => tracing::warn!(job_id = %input.job_id, error = %e, "could not mark the audio stream finished"),
+            Err(e) => {
+                tracing::warn!(job_id = %input.job_id, error = %e, "could not mark the audio stream finished")
+            }
         }
         tracing::info!(job_id = %input.job_id, sha256 = %stored.sha256, secs = audio.duration_secs(), "synthesis finished");
         Ok(SpeechArtifact {

@@ -126,7 +126,10 @@ async fn stores_wav_and_heartbeats_after_each_chunk() {
     }
     let wav = store.get(&out.audio).await.expect("wav");
     assert!(streamed == wav[44..], "the chunks are the WAV's samples");
-    assert!(streams_removed(&store).await, "stream kept after its keep time");
+    assert!(
+        streams_removed(&store).await,
+        "stream kept after its keep time"
+    );
 }
 
 #[tokio::test]

@@ -60,10 +60,16 @@ async fn exercise(store: ArtifactStore) {
     store.check().await.expect("check");
 
     // A job's stream: chunks by index, the end marker, removal of both.
-    assert_eq!(store.stream_chunk("job-s", 0).await.expect("none yet"), None);
+    assert_eq!(
+        store.stream_chunk("job-s", 0).await.expect("none yet"),
+        None
+    );
     for i in 0..3u32 {
         let pcm = Bytes::from(vec![u8::try_from(i).expect("small"); 600]);
-        store.put_stream_chunk("job-s", i, pcm).await.expect("chunk");
+        store
+            .put_stream_chunk("job-s", i, pcm)
+            .await
+            .expect("chunk");
     }
     assert_eq!(
         store.stream_chunk("job-s", 1).await.expect("chunk 1"),

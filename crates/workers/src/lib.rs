@@ -205,8 +205,13 @@ pub async fn run_workers_sharing(
                             .await
                         {
                             Ok(0) => {}
-                            Ok(n) => tracing::info!(removed = n, "removed finished audio streams left behind"),
-                            Err(e) => tracing::warn!(error = %e, "could not look for finished audio streams"),
+                            Ok(n) => tracing::info!(
+                                removed = n,
+                                "removed finished audio streams left behind"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not look for finished audio streams")
+                            }
                         }
                     });
                 }

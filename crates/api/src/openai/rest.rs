@@ -175,7 +175,11 @@ async fn speech(
             Ok(None) => return Err(still_running()),
             Err(e) => return Err(with_job(Problem::from(&e))),
         };
-        Body::from(audio_in(&state, &artifact, format).await.map_err(with_job)?)
+        Body::from(
+            audio_in(&state, &artifact, format)
+                .await
+                .map_err(with_job)?,
+        )
     };
     let mut response = Response::new(body);
     let h = response.headers_mut();

@@ -29,7 +29,9 @@ async fn stream_audio(
     Query(query): Query<AudioQuery>,
 ) -> Result<Response, Problem> {
     let format = match query.format.as_deref() {
-        Some(name) => AudioFormat::parse(name).map_err(|e| Problem::invalid("format", e.message))?,
+        Some(name) => {
+            AudioFormat::parse(name).map_err(|e| Problem::invalid("format", e.message))?
+        }
         None => AudioFormat::Wav,
     };
     super::stream::speech_job(&state, &caller.tenant, &job_id).await?;
@@ -41,7 +43,10 @@ async fn stream_audio(
     };
     let mut response = Response::new(super::stream::body_of(first, parts));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.mime_type()),
+    );
     if let Ok(v) = HeaderValue::from_str(&job_id) {
         h.insert("x-avb-job-id", v);
     }

@@ -74,7 +74,11 @@ impl PcmReader {
                 self.samples_read += pcm.len() as u64 / 2;
                 return Ok(Some(pcm));
             }
-            if let Some(end) = artifacts.stream_end(&self.job_id).await.map_err(unavailable)? {
+            if let Some(end) = artifacts
+                .stream_end(&self.job_id)
+                .await
+                .map_err(unavailable)?
+            {
                 if end.chunks <= self.next {
                     self.done = true;
                     return Ok(None);
