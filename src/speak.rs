@@ -31,6 +31,10 @@ pub struct SpeakArgs {
     /// all cores when --sessions > 1).
     #[arg(long, env = "AVB_TTS_LEAD_THREADS")]
     lead_threads: Option<usize>,
+    /// Give the lead its own session (more memory, a little more throughput) instead of
+    /// running it on pool session 0.
+    #[arg(long, env = "AVB_TTS_SEPARATE_LEAD")]
+    separate_lead: bool,
     /// Largest chunk in tokens (≤ 510; default 510 for one session, smaller for several so
     /// the sessions finish together).
     #[arg(long)]
@@ -63,6 +67,7 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
         config.max_chunk_tokens = n;
     }
     config.rewrite_convs = !args.original_graph;
+    config.lead_in_pool = !args.separate_lead;
     let engine = TtsEngine::load(config)?;
     let loaded = t0.elapsed();
     let req = GenerateSpeechInput {

@@ -15,6 +15,9 @@ pub struct TtsSettings {
     /// Threads of the lead session that synthesizes each job's first chunk alone
     /// (`AVB_TTS_LEAD_THREADS`; 0 = none; default: all cores when `sessions` > 1, else none).
     pub lead_threads: Option<usize>,
+    /// Give the lead its own model instance (`AVB_TTS_SEPARATE_LEAD`, default false: the lead
+    /// is instance 0 with the lead's threads — one copy of the weights fewer, BENCHMARKS.md).
+    pub separate_lead: bool,
     pub max_text_chars: usize,
     pub espeak_program: String,
     /// Run the model's 1-D integer convolutions as int8 matrix products: bit-identical audio at
@@ -33,6 +36,7 @@ impl Default for TtsSettings {
             threads: None,
             sessions: None,
             lead_threads: None,
+            separate_lead: false,
             max_text_chars: 20_000,
             espeak_program: "espeak-ng".into(),
             rewrite_convs: true,
@@ -63,6 +67,14 @@ pub const ENV: &[EnvVar<TtsSettings>] = &[
         "threads of the instance that speaks each job's first chunk alone (0 = none)",
         |t, v| {
             t.lead_threads = Some(parse_uint(v)?);
+            Ok(())
+        },
+    ),
+    EnvVar::new(
+        "AVB_TTS_SEPARATE_LEAD",
+        "give the first-chunk lead its own model instance (more memory; default false)",
+        |t, v| {
+            t.separate_lead = parse_bool(v)?;
             Ok(())
         },
     ),

@@ -17,8 +17,10 @@ use super::text::{normalize, split_sentences};
 use super::tokens::{Boundary, MAX_CHUNK_TOKENS, Piece, Vocab, pack, split_sentence};
 use super::voices::{VoiceBank, VoiceInfo};
 
-/// Largest chunk when several sessions share a text.
-pub const PARALLEL_CHUNK_TOKENS: usize = 200;
+/// Largest chunk when several sessions share a text. Each session's activations grow with its
+/// chunk: 100 tokens (a sentence or two) keep two sessions at about the memory of one 510-token
+/// session, at the same speed (BENCHMARKS.md).
+pub const PARALLEL_CHUNK_TOKENS: usize = 100;
 /// Default session count cap: each session holds its own copy of the model (~300 MB).
 pub const MAX_DEFAULT_SESSIONS: usize = 4;
 
@@ -34,6 +36,9 @@ pub struct TtsConfig {
     /// start (0 = none: the first chunk runs on session 0 beside the others). With several
     /// one-thread sessions, a lead session of all cores gives both early audio and throughput.
     pub lead_threads: usize,
+    /// The lead is pool session 0 with the lead's threads instead of a session of its own:
+    /// less memory (one copy of the weights and one arena fewer), a little less throughput.
+    pub lead_in_pool: bool,
     pub max_text_chars: usize,
     /// The out-of-lexicon fallback program.
     pub espeak_program: String,
@@ -75,6 +80,7 @@ impl TtsConfig {
             intra_threads: std::thread::available_parallelism().map_or(1, usize::from),
             sessions: 1,
             lead_threads: 0,
+            lead_in_pool: true,
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
             espeak_program: "espeak-ng".into(),
             first_chunk_tokens: 16,
@@ -136,6 +142,7 @@ impl TtsEngine {
             config.intra_threads,
             config.sessions,
             config.lead_threads,
+            config.lead_in_pool,
             config.rewrite_convs,
         )?;
         let phonemizer = Phonemizer::new(&config.espeak_program);

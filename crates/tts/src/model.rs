@@ -49,6 +49,9 @@ pub struct KokoroModel {
     /// A session with more threads for the first chunk, which runs alone: one-thread sessions
     /// in parallel give the best throughput, but the first audio wants every core.
     lead: Option<Mutex<Session>>,
+    /// The lead is pool session 0 (built with the lead's threads), not a session of its own:
+    /// one copy of the weights and one arena fewer, for a little throughput.
+    lead_in_pool: bool,
     graph: GraphForm,
 }
 
@@ -70,7 +73,8 @@ pub enum SessionSlot {
 
 impl KokoroModel {
     /// `sessions` independent sessions of `intra_threads` threads each (both at least 1), and a
-    /// lead session of `lead_threads` threads unless that is 0. With `rewrite_convs`, the
+    /// lead session of `lead_threads` threads unless that is 0 — its own, or, with
+    /// `lead_in_pool`, pool session 0 built with the lead's threads. With `rewrite_convs`, the
     /// sessions run the rewritten graph where that is exact; if it cannot be made or loaded,
     /// they run the file as it is (slower, same audio) and a warning says why.
     pub fn load(
@@ -79,19 +83,24 @@ impl KokoroModel {
         intra_threads: usize,
         sessions: usize,
         lead_threads: usize,
+        lead_in_pool: bool,
         rewrite_convs: bool,
     ) -> Result<Self, TtsError> {
         let name = model.display().to_string();
         // (threads, spinning) of each session; the lead session, if any, last.
         let mut wanted = vec![(intra_threads, true); sessions.max(1)];
-        if lead_threads > 0 {
+        let lead_in_pool = lead_in_pool && lead_threads > 0;
+        if lead_in_pool {
+            wanted[0] = (lead_threads, false);
+        } else if lead_threads > 0 {
             wanted.push((lead_threads, false));
         }
         let assemble = |mut loaded: Vec<Mutex<Session>>, graph| {
-            let lead = (lead_threads > 0).then(|| loaded.remove(loaded.len() - 1));
+            let lead = (lead_threads > 0 && !lead_in_pool).then(|| loaded.remove(loaded.len() - 1));
             Self {
                 sessions: loaded,
                 lead,
+                lead_in_pool,
                 graph,
             }
         };
@@ -112,7 +121,7 @@ impl KokoroModel {
     }
 
     pub fn has_lead(&self) -> bool {
-        self.lead.is_some()
+        self.lead.is_some() || self.lead_in_pool
     }
 
     pub fn session_count(&self) -> usize {
@@ -219,8 +228,17 @@ fn run_graph(
     let tokens = Tensor::from_array(([1usize, n], padded)).map_err(inference)?;
     let style = Tensor::from_array(([1usize, STYLE_DIM], style.to_vec())).map_err(inference)?;
     let speed = Tensor::from_array(([1usize], vec![speed])).map_err(inference)?;
+    // The arena gives back what this run no longer holds once it ends: without it each
+    // session keeps its largest chunk's activations for good (measured in BENCHMARKS.md).
+    let mut options = ort::session::RunOptions::new().map_err(inference)?;
+    options
+        .set("memory.enable_memory_arena_shrinkage", "cpu:0")
+        .map_err(inference)?;
     let outputs = session
-        .run(ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed])
+        .run_with_options(
+            ort::inputs!["tokens" => tokens, "style" => style, "speed" => speed],
+            &options,
+        )
         .map_err(inference)?;
     let (_, audio) = outputs["audio"]
         .try_extract_tensor::<f32>()

@@ -92,6 +92,7 @@ pub fn load_tts_engine(config: &AvbConfig) -> anyhow::Result<Arc<TtsEngine>> {
     tts.max_text_chars = config.tts.max_text_chars;
     tts.espeak_program = config.tts.espeak_program.clone();
     tts.rewrite_convs = config.tts.rewrite_convs;
+    tts.lead_in_pool = !config.tts.separate_lead;
     Ok(Arc::new(TtsEngine::load(tts)?))
 }
 
