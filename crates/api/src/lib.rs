@@ -9,7 +9,9 @@
 //! - `registry.rs`: the durable tools, one line per family.
 //! - one folder per family, each with its service code, MCP tools and REST routes:
 //!   `speech/`, `echo/`, `billing/`, `approval/`, `devices/`, `servers/`, `upstream/`
-//!   (mounted tools, `search_tools`, `batch_execute`), `status/`.
+//!   (mounted tools, `search_tools`, `batch_execute`), `status/`. `speech/stream.rs` sends audio
+//!   as it is made; `speech/ws.rs` is the `/api/v2/ws` WebSocket.
+//! - `openai/`: the OpenAI-compatible speech API; `plain_tools.rs`: tools over plain HTTP.
 //! - `mcp/`: protocol plumbing (the server, tasks, resources, legacy SSE, session ownership and
 //!   limits in `mcp/sessions.rs`, sessions shared by replicas through Redis in
 //!   `mcp/shared_sessions.rs`); no tool bodies.
