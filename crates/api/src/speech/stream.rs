@@ -23,9 +23,10 @@ use avb_workflows::speech::SpeechArtifact;
 
 /// The engine's sample rate: every chunk is 24 kHz mono.
 pub const SAMPLE_RATE: u32 = 24_000;
-/// First wait between looks for the next chunk; it grows to [`POLL_MAX`] while none comes.
-const POLL_FIRST: Duration = Duration::from_millis(15);
-const POLL_MAX: Duration = Duration::from_millis(150);
+/// First wait between looks for the next chunk; it grows to [`POLL_MAX`] while none comes. A
+/// look is one small read of the artifact store; the cap bounds the delay it adds to a chunk.
+const POLL_FIRST: Duration = Duration::from_millis(10);
+const POLL_MAX: Duration = Duration::from_millis(40);
 /// How often a reader that finds no chunk asks Temporal whether the job ended.
 const ASK_JOB_EVERY: Duration = Duration::from_secs(1);
 /// Encoded bytes queued for a slow client before reading waits for it.
@@ -38,7 +39,7 @@ pub struct PcmReader {
     job_id: String,
     next: u32,
     samples_read: u64,
-    last_asked: Option<Instant>,
+    last_asked: Instant,
     done: bool,
 }
 
@@ -52,7 +53,9 @@ impl PcmReader {
             job_id,
             next: 0,
             samples_read: 0,
-            last_asked: None,
+            // The job is asked only once chunks are late: a running job's first chunk needs
+            // no round trip to Temporal.
+            last_asked: Instant::now(),
             done: false,
         }
     }
@@ -86,8 +89,8 @@ impl PcmReader {
                 // Chunks removed before this reader got to them: the rest is in the WAV.
                 return self.rest_from_wav(&end.audio).await;
             }
-            if self.last_asked.is_none_or(|t| t.elapsed() >= ASK_JOB_EVERY) {
-                self.last_asked = Some(Instant::now());
+            if self.last_asked.elapsed() >= ASK_JOB_EVERY {
+                self.last_asked = Instant::now();
                 let record = get_job(&self.state, &self.tenant, &self.job_id).await?;
                 match record.outcome {
                     Some(Ok(output)) => {
