@@ -31,6 +31,10 @@ pub struct SpeakArgs {
     /// all cores when --sessions > 1).
     #[arg(long, env = "AVB_TTS_LEAD_THREADS")]
     lead_threads: Option<usize>,
+    /// Language of the text (a tag from `list_voices`, e.g. `es`, `fr-FR`); default: the
+    /// voice's.
+    #[arg(long)]
+    language: Option<String>,
     /// Give the lead its own session (more memory, a little more throughput) instead of
     /// running it on pool session 0.
     #[arg(long, env = "AVB_TTS_SEPARATE_LEAD")]
@@ -75,6 +79,7 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
         voice_id: args.voice,
         speed: args.speed,
         format: None,
+        language: args.language.clone(),
     };
     let t1 = Instant::now();
     let mut first_audio = None;

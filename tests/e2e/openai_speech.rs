@@ -146,6 +146,7 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
             voice_id: "af_alloy".into(),
             speed: 1.0,
             format: None,
+            language: None,
         },
     )
     .expect("speech is priced");
@@ -168,6 +169,8 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
         ("speed", "speed"),
         ("model", "model"),
         ("long", "input"),
+        ("language", "language"),
+        ("japanese", "language"),
     ] {
         let e = &errors[name];
         assert_eq!(e["status"], 400, "{name}: {e}");

@@ -41,6 +41,7 @@ async fn live_history_replays() {
         voice_id: "af_heart".into(),
         speed: 1.0,
         format: None,
+        language: None,
     };
     let plan = speech::speech_billing(&system.config.billing, &req).expect("speech is billed");
     let (job_id, handle) = speech::start_speech(&system.client, "local", req, Some(plan))

@@ -210,6 +210,7 @@ async fn openai_speech_streams_while_the_job_runs_and_a_client_that_leaves_leaks
             voice_id: "af_heart".into(),
             speed: 1.0,
             format: None,
+            language: None,
         },
     )
     .expect("priced");

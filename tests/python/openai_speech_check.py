@@ -66,6 +66,8 @@ def main() -> None:
         "speed": dict(model="tts-1", voice="alloy", input="hi", speed=9.0),
         "model": dict(model="whisper-1", voice="alloy", input="hi"),
         "long": dict(model="tts-1", voice="alloy", input="word " * 20000),
+        "language": dict(model="tts-1", voice="alloy", input="hi", extra_body={"language": "klingon"}),
+        "japanese": dict(model="tts-1", voice="jf_alpha", input="こんにちは"),
     }
     for name, kwargs in bad.items():
         try:

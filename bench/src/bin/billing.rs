@@ -212,6 +212,7 @@ async fn speech_overhead(client: &Client, config: &AvbConfig, pairs: u64) -> (f6
             voice_id: "af_heart".into(),
             speed: 1.0,
             format: None,
+            language: None,
         };
         // One unmeasured job of each kind warms the model and the connections.
         for i in 0..=(pairs * 2) {

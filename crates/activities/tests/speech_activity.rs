@@ -19,6 +19,7 @@ fn input(text: &str, voice: &str) -> SynthesizeSpeech {
             voice_id: voice.into(),
             speed: 1.0,
             format: None,
+            language: None,
         },
     }
 }

@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use avb_workflows::speech::voices::G2p;
 use avb_workflows::speech::{DEFAULT_MAX_TEXT_CHARS, GenerateSpeechInput};
 
 use super::assets::TtsAssets;
@@ -12,8 +13,8 @@ use super::error::TtsError;
 use super::feed::ChunkFeed;
 use super::feed::ChunkPlan;
 use super::model::{GraphForm, KokoroModel, SAMPLE_RATE, SessionSlot};
-use super::phonemes::Phonemizer;
-use super::text::{normalize, split_sentences};
+use super::phonemes::{Phonemized, Phonemizer};
+use super::text::{normalize_for, split_sentences};
 use super::tokens::{Boundary, MAX_CHUNK_TOKENS, Piece, Vocab, pack, split_sentence};
 use super::voices::{VoiceBank, VoiceInfo};
 
@@ -93,6 +94,8 @@ impl TtsConfig {
 #[derive(Debug, Clone)]
 pub struct SpeechPlan {
     pub voice: VoiceInfo,
+    /// How the text's language is phonemized.
+    pub g2p: G2p,
     pub speed: f32,
     pub chunks: Vec<ChunkPlan>,
     /// Words the lexicon did not know, spoken through the espeak-ng fallback.
@@ -178,23 +181,45 @@ impl TtsEngine {
         self.voices.info(&req.voice_id)
     }
 
-    /// Phonemes of `text` in the given dialect, after normalisation (sentence by sentence).
-    pub fn phonemize(&self, text: &str, british: bool) -> Result<(String, Vec<String>), TtsError> {
+    /// Phonemes of `text` in `g2p`'s language, after normalisation (sentence by sentence).
+    pub fn phonemize(&self, text: &str, g2p: G2p) -> Result<(String, Vec<String>), TtsError> {
         let mut all = Vec::new();
         let mut fallback = Vec::new();
-        for sentence in split_sentences(&normalize(text)) {
-            let p = self.phonemizer.phonemize(&sentence, british)?;
+        for sentence in split_sentences(&normalize_for(text, g2p)) {
+            let p = self.phonemize_sentence(&sentence, g2p)?;
             all.push(p.phonemes);
             fallback.extend(p.fallback_words);
         }
         Ok((all.join(" "), fallback))
     }
 
+    /// One sentence's phonemes. What espeak-ng reads must be spoken with Kokoro's vocabulary
+    /// alone: a phoneme outside it is an error naming the sentence, never silently dropped.
+    fn phonemize_sentence(&self, sentence: &str, g2p: G2p) -> Result<Phonemized, TtsError> {
+        let p = self.phonemizer.phonemize(sentence, g2p)?;
+        if let G2p::Espeak(voice) = g2p
+            && let Some(c) = p
+                .phonemes
+                .chars()
+                .find(|c| !c.is_whitespace() && !self.vocab.contains(*c))
+        {
+            return Err(TtsError::Phonemize {
+                word: sentence.to_string(),
+                reason: format!(
+                    "espeak-ng ({voice}) gave the phoneme {c:?} (U+{:04X}), which Kokoro's \
+                     vocabulary lacks",
+                    u32::from(c)
+                ),
+            });
+        }
+        Ok(p)
+    }
+
     /// Validates and turns the request into chunks of at most `max_chunk_tokens` tokens.
     pub fn plan(&self, req: &GenerateSpeechInput) -> Result<SpeechPlan, TtsError> {
         let (mut plan, rest) = self.plan_head(req)?;
         let mut chunks = Vec::new();
-        let fallback = self.plan_rest(&rest, plan.voice.is_british(), |more| {
+        let fallback = self.plan_rest(&rest, plan.g2p, |more| {
             chunks.extend(more);
             ControlFlow::Continue(())
         })?;
@@ -208,13 +233,20 @@ impl TtsEngine {
     /// it, still to plan.
     fn plan_head(&self, req: &GenerateSpeechInput) -> Result<(SpeechPlan, Vec<String>), TtsError> {
         let voice = self.validate(req)?;
+        let g2p = req
+            .speech_language()
+            .map_err(|e| TtsError::InvalidInput {
+                field: e.field,
+                message: e.message,
+            })?
+            .g2p;
         let max = self.max_chunk_tokens();
         let first = self.config.first_chunk_tokens.clamp(1, max);
-        let mut sentences = split_sentences(&normalize(&req.text)).into_iter();
+        let mut sentences = split_sentences(&normalize_for(&req.text, g2p)).into_iter();
         let mut fallback_words = Vec::new();
         let mut chunks = Vec::new();
         for sentence in sentences.by_ref() {
-            let p = self.phonemizer.phonemize(&sentence, voice.is_british())?;
+            let p = self.phonemize_sentence(&sentence, g2p)?;
             fallback_words.extend(p.fallback_words);
             let pieces = split_sentence(&self.vocab, &p.phonemes, first);
             chunks = self.chunk_plans(pack(&self.vocab, pieces, first, max));
@@ -230,6 +262,7 @@ impl TtsEngine {
         }
         let plan = SpeechPlan {
             voice,
+            g2p,
             speed: req.speed,
             chunks,
             fallback_words,
@@ -242,7 +275,7 @@ impl TtsEngine {
     fn plan_rest(
         &self,
         sentences: &[String],
-        british: bool,
+        g2p: G2p,
         mut publish: impl FnMut(Vec<ChunkPlan>) -> ControlFlow<()>,
     ) -> Result<Vec<String>, TtsError> {
         let max = self.max_chunk_tokens();
@@ -251,7 +284,7 @@ impl TtsEngine {
         let mut group_tokens = 0;
         let last = sentences.len().saturating_sub(1);
         for (i, sentence) in sentences.iter().enumerate() {
-            let p = self.phonemizer.phonemize(sentence, british)?;
+            let p = self.phonemize_sentence(sentence, g2p)?;
             fallback_words.extend(p.fallback_words);
             group_tokens += self.vocab.token_count(&p.phonemes);
             group.extend(split_sentence(&self.vocab, &p.phonemes, max));
@@ -326,7 +359,7 @@ impl TtsEngine {
         std::thread::scope(|scope| {
             let planner = scope.spawn(|| {
                 feed.wait_first_done();
-                let planned = self.plan_rest(&rest, head.voice.is_british(), |more| {
+                let planned = self.plan_rest(&rest, head.g2p, |more| {
                     if feed.push(more) {
                         ControlFlow::Continue(())
                     } else {

@@ -8,6 +8,8 @@ use std::process::Command;
 use misaki_rs::fallback::FallbackError;
 use misaki_rs::{Fallback, G2P, Language};
 
+use avb_workflows::speech::voices::G2p;
+
 use super::error::TtsError;
 
 /// The marker misaki puts where a word has no phonemes.
@@ -132,15 +134,63 @@ pub struct Phonemized {
     pub fallback_words: Vec<String>,
 }
 
-/// American and British G2P, built once per process (building one loads lexicons and a tagger).
+/// Punctuation that ends a clause: kept in the phonemes (Kokoro pauses on it), never sent to
+/// espeak-ng.
+const CLAUSE_PUNCTUATION: &str = ",.;:!?¡¿—…\"«»“”";
+
+/// Drops espeak-ng's language-switch flags, `(en)` … `(fr)`, around words it read in another
+/// language (the reference removes them the same way).
+fn remove_language_flags(ipa: &str) -> String {
+    let mut out = String::with_capacity(ipa.len());
+    let mut in_flag = false;
+    for c in ipa.chars() {
+        match c {
+            '(' => in_flag = true,
+            ')' => in_flag = false,
+            c if !in_flag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// espeak-ng's IPA (ties written `^`) → Kokoro's phonemes for the languages espeak-ng reads,
+/// as misaki's `EspeakG2P` maps them (MIT): tied pairs become single letters, ties and
+/// hyphens go.
+pub fn espeak_ipa_to_kokoro_in(ipa: &str) -> String {
+    // misaki applies these in sorted order; none is a prefix of another, so order is moot.
+    const E2M: [(&str, &str); 11] = [
+        ("a^ɪ", "I"),
+        ("a^ʊ", "W"),
+        ("d^z", "ʣ"),
+        ("d^ʒ", "ʤ"),
+        ("e^ɪ", "A"),
+        ("o^ʊ", "O"),
+        ("s^s", "S"),
+        ("t^s", "ʦ"),
+        ("t^ʃ", "ʧ"),
+        ("ə^ʊ", "Q"),
+        ("ɔ^ɪ", "Y"),
+    ];
+    let mut s = ipa.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (from, to) in E2M {
+        s = s.replace(from, to);
+    }
+    s.replace(['^', '-'], "")
+}
+
+/// American and British G2P, built once per process (building one loads lexicons and a
+/// tagger), and the espeak-ng program for the other languages.
 pub struct Phonemizer {
     us: G2P,
     gb: G2P,
+    espeak_program: String,
 }
 
 impl Phonemizer {
     pub fn new(espeak_program: &str) -> Self {
         Self {
+            espeak_program: espeak_program.to_owned(),
             us: G2P::with_fallback(
                 Language::EnglishUS,
                 Some(Box::new(EspeakProgram::new(espeak_program, false))),
@@ -152,7 +202,81 @@ impl Phonemizer {
         }
     }
 
-    pub fn phonemize(&self, text: &str, british: bool) -> Result<Phonemized, TtsError> {
+    /// Phonemes of one sentence in `g2p`'s language.
+    pub fn phonemize(&self, text: &str, g2p: G2p) -> Result<Phonemized, TtsError> {
+        match g2p {
+            G2p::English { british } => self.english(text, british),
+            G2p::Espeak(voice) => Ok(Phonemized {
+                phonemes: self.espeak_sentence(text, voice)?,
+                fallback_words: Vec::new(),
+            }),
+            G2p::NotSpoken => Err(TtsError::invalid(
+                "language",
+                "this language cannot be read yet (no grapheme-to-phoneme conversion in this build)",
+            )),
+        }
+    }
+
+    /// A sentence read by espeak-ng in `voice`, clause by clause with its punctuation kept (as
+    /// the reference's phonemizer does), the IPA mapped as misaki's `EspeakG2P` maps it.
+    fn espeak_sentence(&self, text: &str, voice: &str) -> Result<String, TtsError> {
+        let mut out = String::new();
+        let mut clause = String::new();
+        for c in text.chars() {
+            if CLAUSE_PUNCTUATION.contains(c) {
+                self.espeak_clause(&clause, voice, &mut out)?;
+                clause.clear();
+                out.push(c);
+            } else {
+                clause.push(c);
+            }
+        }
+        self.espeak_clause(&clause, voice, &mut out)?;
+        Ok(out.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+
+    fn espeak_clause(&self, clause: &str, voice: &str, out: &mut String) -> Result<(), TtsError> {
+        // Parentheses would read as espeak-ng's language-switch flags.
+        let clause = clause.replace(['(', ')'], " ");
+        let clause = clause.trim();
+        if clause.is_empty() {
+            return Ok(());
+        }
+        let failed = |reason: String| TtsError::Phonemize {
+            word: clause.to_string(),
+            reason,
+        };
+        let run = Command::new(&self.espeak_program)
+            .args(["-q", "--ipa", "--tie=^", "-v", voice, "--"])
+            .arg(clause)
+            .output()
+            .map_err(|e| {
+                failed(format!(
+                    "'{}' could not run ({e}); install it (Debian: apt-get install espeak-ng)",
+                    self.espeak_program
+                ))
+            })?;
+        if !run.status.success() {
+            return Err(failed(format!(
+                "'{}' -v {voice} exited with {}: {}",
+                self.espeak_program,
+                run.status,
+                String::from_utf8_lossy(&run.stderr).trim()
+            )));
+        }
+        let ipa = String::from_utf8_lossy(&run.stdout);
+        let phonemes = espeak_ipa_to_kokoro_in(&remove_language_flags(&ipa));
+        if phonemes.trim().is_empty() && clause.chars().any(char::is_alphanumeric) {
+            return Err(failed(format!("espeak-ng ({voice}) produced no phonemes")));
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(phonemes.trim());
+        Ok(())
+    }
+
+    fn english(&self, text: &str, british: bool) -> Result<Phonemized, TtsError> {
         FALLBACK_LOG.with(|log| log.borrow_mut().clear());
         let g2p = if british { &self.gb } else { &self.us };
         let result = g2p.g2p(text);
@@ -187,6 +311,23 @@ impl Phonemizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn espeak_languages_map_ties_and_drop_flags_as_misaki_does() {
+        // espeak-ng 1.51 `-v es --ipa --tie=^`, and `-v hi` switching to English for a word.
+        assert_eq!(
+            espeak_ipa_to_kokoro_in("el nˈiɲo tjˈene lˈet^ʃe i ɣitˈara"),
+            "el nˈiɲo tjˈene lˈeʧe i ɣitˈara"
+        );
+        assert_eq!(
+            espeak_ipa_to_kokoro_in("a^ʊʒowɾ-dˈu^ɪ t^s d^z"),
+            "Wʒowɾdˈuɪ ʦ ʣ"
+        );
+        assert_eq!(
+            remove_language_flags("(^e^n)bɔːnʒˈʊ^ə(^h^i) nəmˈʌsteː"),
+            "bɔːnʒˈʊ^ə nəmˈʌsteː"
+        );
+    }
 
     #[test]
     fn ipa_conversion_matches_misaki_reference_forms() {

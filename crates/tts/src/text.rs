@@ -4,6 +4,8 @@
 //! abbreviations (which would also end sentences early), typographic punctuation Kokoro's vocab
 //! lacks, symbols such as `%` and `&`, stray control characters and runs of whitespace.
 
+use avb_workflows::speech::voices::G2p;
+
 /// Abbreviations expanded before splitting, so "Dr. Smith" is neither two sentences nor "doctor
 /// period". Matched case-sensitively on a word boundary.
 const ABBREVIATIONS: &[(&str, &str)] = &[
@@ -34,9 +36,18 @@ const ABBREVIATIONS: &[(&str, &str)] = &[
     ("No.", "number"),
 ];
 
-/// Normalises text for the phonemizer. Never drops letters or digits.
-pub fn normalize(text: &str) -> String {
-    let mut s: String = text
+/// Normalises text for the phonemizer of `g2p`'s language: quotes, dashes and spaces for every
+/// language; English abbreviations and symbols spelled out only for English (espeak-ng reads
+/// numbers and symbols in its own language). Never drops letters or digits.
+pub fn normalize_for(text: &str, g2p: G2p) -> String {
+    match g2p {
+        G2p::English { .. } => normalize(text),
+        _ => collapse_spaces(&normalize_characters(text)),
+    }
+}
+
+fn normalize_characters(text: &str) -> String {
+    let s: String = text
         .chars()
         .map(|c| match c {
             '\u{2018}' | '\u{2019}' | '\u{201B}' | '`' => '\'',
@@ -46,10 +57,14 @@ pub fn normalize(text: &str) -> String {
             c => c,
         })
         .collect();
-    s = s
-        .replace("...", "…")
+    s.replace("...", "…")
         .replace(" - ", " — ")
-        .replace("--", "—");
+        .replace("--", "—")
+}
+
+/// Normalises English text for the phonemizer. Never drops letters or digits.
+pub fn normalize(text: &str) -> String {
+    let mut s = normalize_characters(text);
     for (abbr, full) in ABBREVIATIONS {
         s = replace_word(&s, abbr, full);
     }

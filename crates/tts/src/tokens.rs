@@ -50,6 +50,11 @@ impl Vocab {
             .collect()
     }
 
+    /// Whether `c` is one of the model's phonemes (or marks).
+    pub fn contains(&self, c: char) -> bool {
+        self.ids.contains_key(&c)
+    }
+
     pub fn token_count(&self, phonemes: &str) -> usize {
         phonemes
             .chars()

@@ -7,6 +7,9 @@ use std::ops::ControlFlow;
 use avb_tts::tokens::MAX_CHUNK_TOKENS;
 use avb_tts::{TtsConfig, TtsEngine, TtsError};
 use avb_workflows::speech::GenerateSpeechInput;
+use avb_workflows::speech::voices::G2p;
+
+const US: G2p = G2p::English { british: false };
 
 fn req(text: &str, voice: &str, speed: f32) -> GenerateSpeechInput {
     GenerateSpeechInput {
@@ -14,6 +17,7 @@ fn req(text: &str, voice: &str, speed: f32) -> GenerateSpeechInput {
         voice_id: voice.into(),
         speed,
         format: None,
+        language: None,
     }
 }
 
@@ -62,7 +66,7 @@ fn sentence_is_plausible_audible_and_deterministic() {
 fn phonemes_of_fixed_sentence() {
     let engine = common::engine();
     let (p, fallback) = engine
-        .phonemize("Please read the report I read yesterday.", false)
+        .phonemize("Please read the report I read yesterday.", US)
         .expect("phonemes");
     assert_eq!(p, "plˈiz ɹˈid ðə ɹəpˈɔɹt ˌI ɹˈɛd jˈɛstəɹdˌA.");
     assert!(fallback.is_empty());
@@ -72,12 +76,10 @@ fn phonemes_of_fixed_sentence() {
 fn out_of_lexicon_word_goes_through_espeak_fallback() {
     let engine = common::engine();
     let (with, fallback) = engine
-        .phonemize("The zorblaxian ship landed.", false)
+        .phonemize("The zorblaxian ship landed.", US)
         .expect("phonemes");
     assert_eq!(fallback, vec!["zorblaxian".to_string()]);
-    let (without, _) = engine
-        .phonemize("The ship landed.", false)
-        .expect("phonemes");
+    let (without, _) = engine.phonemize("The ship landed.", US).expect("phonemes");
     // The unknown word contributes phonemes of its own (not dropped, not a marker).
     assert!(with.len() > without.len() + 6, "{with} vs {without}");
     assert!(!with.contains('❓'));
@@ -349,4 +351,102 @@ fn unloadable_onnx_runtime_is_a_configuration_error_not_a_panic() {
         msg.contains("cannot load ONNX Runtime") && msg.contains("libonnxruntime.so"),
         "{msg}"
     );
+}
+
+fn request(text: &str, voice: &str, language: Option<&str>) -> GenerateSpeechInput {
+    GenerateSpeechInput {
+        text: text.into(),
+        voice_id: voice.into(),
+        speed: 1.0,
+        format: None,
+        language: language.map(str::to_owned),
+    }
+}
+
+/// Each espeak-ng language reads its own text in its own voice: phonemes of that language
+/// (not English spelling), all in Kokoro's vocabulary, spoken at a plausible length.
+#[test]
+fn each_espeak_language_speaks_its_own_phonemes() {
+    let engine = common::engine();
+    for (voice, text, expected) in [
+        ("ef_dora", "El niño tiene un perro.", "nˈiɲo"),
+        ("ff_siwis", "Bonjour, comment allez-vous?", "bɔ̃ʒˈuʁ"),
+        ("if_sara", "Buongiorno, come stai?", "ʤˈɔrno, kˌome"),
+        ("pf_dora", "Bom dia, tudo bem?", "bˈoŋ ʤˈi"),
+        ("hf_alpha", "नमस्ते, आप कैसे हैं?", "nəmˈʌsteː"),
+    ] {
+        let plan = engine.plan(&request(text, voice, None)).expect(voice);
+        let phonemes = plan
+            .chunks
+            .iter()
+            .map(|c| c.phonemes.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            phonemes.contains(expected),
+            "{voice}: {phonemes:?} lacks {expected:?}"
+        );
+        assert!(!phonemes.contains(['(', '^']), "{voice}: {phonemes:?}");
+        let audio = engine
+            .synthesize(&request(text, voice, None), |_| ControlFlow::Continue(()))
+            .expect(voice);
+        let words = text.split_whitespace().count() as f64;
+        let per_word = audio.duration_secs() / words;
+        assert!(
+            (0.15..=1.2).contains(&per_word),
+            "{voice}: {} s for {words} words",
+            audio.duration_secs()
+        );
+        assert!(rms(&audio.samples) > 0.01, "{voice}: silent");
+    }
+}
+
+/// `language` overrides the voice's: an American voice reads French as French.
+#[test]
+fn the_language_argument_overrides_the_voices() {
+    let engine = common::engine();
+    let french = engine
+        .plan(&request(
+            "Bonjour, comment allez-vous?",
+            "af_heart",
+            Some("fr-FR"),
+        ))
+        .expect("plan");
+    let phonemes: String = french.chunks.iter().map(|c| c.phonemes.clone()).collect();
+    assert!(phonemes.contains("bɔ̃ʒˈuʁ"), "{phonemes}");
+    let english = engine
+        .plan(&request("Bonjour, comment allez-vous?", "af_heart", None))
+        .expect("plan");
+    let phonemes: String = english.chunks.iter().map(|c| c.phonemes.clone()).collect();
+    assert!(!phonemes.contains("bɔ̃ʒˈuʁ"), "{phonemes}");
+}
+
+/// Japanese and Mandarin have no G2P in this build: refused, naming language and voice, never
+/// read as English; an unknown language tag names the argument.
+#[test]
+fn languages_without_a_g2p_are_refused_by_name() {
+    let engine = common::engine();
+    for (voice, text, language, tag) in [
+        ("jf_alpha", "こんにちは、元気ですか", None, "ja"),
+        ("zf_xiaobei", "你好，今天怎么样？", None, "zh"),
+        ("af_heart", "hello", Some("ja"), "ja"),
+    ] {
+        match engine.plan(&request(text, voice, language)) {
+            Err(TtsError::InvalidInput { field, message }) => {
+                assert_eq!(field, "language");
+                assert!(
+                    message.contains(tag) && message.contains(voice),
+                    "{message}"
+                );
+            }
+            other => panic!("{voice}: expected a refusal, got {other:?}"),
+        }
+    }
+    match engine.plan(&request("hello", "af_heart", Some("klingon"))) {
+        Err(TtsError::InvalidInput { field, message }) => {
+            assert_eq!(field, "language");
+            assert!(message.contains("klingon"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

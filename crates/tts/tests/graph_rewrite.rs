@@ -242,6 +242,7 @@ fn kokoro_speaks_bit_identical_audio_with_the_rewritten_graph() {
         voice_id: "af_heart".into(),
         speed: 1.0,
         format: None,
+        language: None,
     };
     let a = fast
         .synthesize(&req, |_| std::ops::ControlFlow::Continue(()))

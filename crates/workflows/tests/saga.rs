@@ -288,6 +288,7 @@ fn speech_job(id: &str, credits: i64) -> GenerateSpeechJob {
             voice_id: "af_heart".into(),
             speed: 1.0,
             format: None,
+            language: None,
         },
         billing: Some(plan(credits)),
     }

@@ -51,6 +51,10 @@ struct SpeechRequest {
     /// `audio` (the default) is served; `sse` is not.
     #[serde(default)]
     stream_format: Option<String>,
+    /// Language of the input (an AgentVoiceBox extension: a tag such as `es` or `fr-FR`);
+    /// default: the voice's.
+    #[serde(default)]
+    language: Option<String>,
     /// Send audio while it is made (the default, as OpenAI does); false waits for the whole
     /// file and sends it with its length.
     #[serde(default)]
@@ -109,6 +113,7 @@ fn parse(body: &[u8]) -> Result<Parsed, OpenAiError> {
         voice_id: voice,
         speed: request.speed.unwrap_or(1.0),
         format: None,
+        language: request.language,
     };
     Ok(Parsed {
         input,

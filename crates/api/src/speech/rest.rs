@@ -54,7 +54,10 @@ async fn stream_audio(
 }
 
 async fn voices(State(state): State<ApiState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "voices": state.voices.as_ref() }))
+    Json(serde_json::json!({
+        "voices": state.voices.as_ref(),
+        "languages": super::tools::languages(),
+    }))
 }
 
 /// The audio of a finished speech job (`?format=` encodes it: mp3, opus, flac, pcm): streamed, with `Range` (one range, 206) and

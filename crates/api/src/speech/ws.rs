@@ -68,6 +68,8 @@ enum ClientMessage {
         speed: Option<f32>,
         #[serde(default)]
         format: Option<String>,
+        #[serde(default)]
+        language: Option<String>,
     },
     Follow {
         job_id: String,
@@ -164,6 +166,7 @@ impl Session {
                 voice,
                 speed,
                 format,
+                language,
             } => {
                 let format = audio_format(format.as_deref())?;
                 self.audio_free()?;
@@ -172,6 +175,7 @@ impl Session {
                     voice_id: super::super::openai::kokoro_voice(&voice),
                     speed: speed.unwrap_or(1.0),
                     format: None,
+                    language,
                 };
                 check_input(&self.state, &input)?;
                 self.state.limiter.check_tool(&self.caller, TOOL).await?;

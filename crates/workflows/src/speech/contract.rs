@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 
-use super::voices::DEFAULT_VOICE;
+use super::voices::{
+    DEFAULT_VOICE, LANGUAGES, SpeechLanguage, language_of_tag, language_of_voice, spoken_tags,
+};
 use crate::artifact::ArtifactRef;
 use crate::billing::BillingPlan;
 
@@ -40,6 +42,10 @@ pub struct GenerateSpeechInput {
     /// (16-bit little-endian mono at 24 kHz).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// Language of the text, a tag from `list_voices` (`en-US`, `en-GB`, `es`, `fr-FR`, `hi`,
+    /// `it`, `pt-BR`); default: the voice's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// A field of the input is out of bounds; `field` names it, `message` says which bound.
@@ -75,7 +81,42 @@ impl GenerateSpeechInput {
                 ),
             });
         }
+        self.speech_language()?;
         Ok(())
+    }
+
+    /// The language the text is read in: `language` if given, else the voice's. A language
+    /// without a G2P in this build is an error naming it and the voice, never read as another.
+    pub fn speech_language(&self) -> Result<&'static SpeechLanguage, InputError> {
+        let language = match self.language.as_deref() {
+            Some(tag) => language_of_tag(tag).ok_or_else(|| InputError {
+                field: "language",
+                message: format!(
+                    "unknown language {tag:?}; the voices speak {}",
+                    LANGUAGES
+                        .iter()
+                        .map(|l| l.tag)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?,
+            // An unknown voice is reported by the voice check; read as American English here.
+            None => language_of_voice(&self.voice_id).unwrap_or(&LANGUAGES[0]),
+        };
+        if !language.is_spoken() {
+            return Err(InputError {
+                field: "language",
+                message: format!(
+                    "{} ({}) text cannot be read yet (voice {}): this build has no \
+                     grapheme-to-phoneme conversion for it; the engine reads {}",
+                    language.name,
+                    language.tag,
+                    self.voice_id,
+                    spoken_tags()
+                ),
+            });
+        }
+        Ok(language)
     }
 }
 
@@ -171,6 +212,7 @@ mod tests {
             voice_id: DEFAULT_VOICE.into(),
             speed,
             format: None,
+            language: None,
         }
     }
 

@@ -70,18 +70,96 @@ pub struct VoiceInfo {
     pub gender: String,
 }
 
-/// (prefix letter, BCP-47 tag, name).
-const LANGUAGES: &[(char, &str, &str)] = &[
-    ('a', "en-US", "American English"),
-    ('b', "en-GB", "British English"),
-    ('e', "es", "Spanish"),
-    ('f', "fr-FR", "French"),
-    ('h', "hi", "Hindi"),
-    ('i', "it", "Italian"),
-    ('j', "ja", "Japanese"),
-    ('p', "pt-BR", "Brazilian Portuguese"),
-    ('z', "zh", "Mandarin Chinese"),
+/// How text in a language becomes the phonemes Kokoro was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum G2p {
+    /// misaki's lexicons (American or British), the espeak-ng program for unknown words.
+    English { british: bool },
+    /// The espeak-ng program in this voice, its IPA mapped to Kokoro's set as misaki does.
+    Espeak(&'static str),
+    /// No grapheme-to-phoneme conversion for this language in this build: refused, never read
+    /// as another language.
+    NotSpoken,
+}
+
+/// A language of the voice catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeechLanguage {
+    /// The first letter of its voices' ids.
+    pub prefix: char,
+    /// BCP-47 tag, e.g. `fr-FR`.
+    pub tag: &'static str,
+    pub name: &'static str,
+    pub g2p: G2p,
+}
+
+impl SpeechLanguage {
+    pub fn is_spoken(&self) -> bool {
+        self.g2p != G2p::NotSpoken
+    }
+}
+
+/// Kokoro's nine languages and how each is phonemized (espeak-ng voices as Kokoro's own
+/// pipeline names them).
+pub const LANGUAGES: &[SpeechLanguage] = &[
+    lang(
+        'a',
+        "en-US",
+        "American English",
+        G2p::English { british: false },
+    ),
+    lang(
+        'b',
+        "en-GB",
+        "British English",
+        G2p::English { british: true },
+    ),
+    lang('e', "es", "Spanish", G2p::Espeak("es")),
+    lang('f', "fr-FR", "French", G2p::Espeak("fr-fr")),
+    lang('h', "hi", "Hindi", G2p::Espeak("hi")),
+    lang('i', "it", "Italian", G2p::Espeak("it")),
+    lang('j', "ja", "Japanese", G2p::NotSpoken),
+    lang('p', "pt-BR", "Brazilian Portuguese", G2p::Espeak("pt-br")),
+    lang('z', "zh", "Mandarin Chinese", G2p::NotSpoken),
 ];
+
+const fn lang(prefix: char, tag: &'static str, name: &'static str, g2p: G2p) -> SpeechLanguage {
+    SpeechLanguage {
+        prefix,
+        tag,
+        name,
+        g2p,
+    }
+}
+
+/// The language a tag names (case-insensitive; `en`, `fr`, `pt` and `zh-CN` as the catalog's).
+pub fn language_of_tag(tag: &str) -> Option<&'static SpeechLanguage> {
+    let t = tag.trim().to_ascii_lowercase();
+    let t = match t.as_str() {
+        "en" => "en-us",
+        "fr" => "fr-fr",
+        "pt" => "pt-br",
+        "zh-cn" | "cmn" => "zh",
+        other => other,
+    };
+    LANGUAGES.iter().find(|l| l.tag.eq_ignore_ascii_case(t))
+}
+
+/// The language of a voice spec (a blend's first voice), by its id's first letter.
+pub fn language_of_voice(voice_spec: &str) -> Option<&'static SpeechLanguage> {
+    let first = voice_spec.trim_start().chars().next()?;
+    LANGUAGES.iter().find(|l| l.prefix == first)
+}
+
+/// The tags of the languages spoken, for messages.
+pub fn spoken_tags() -> String {
+    LANGUAGES
+        .iter()
+        .filter(|l| l.is_spoken())
+        .map(|l| l.tag)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl VoiceInfo {
     /// Derives the catalog entry from an id; `None` when the id does not follow the convention.
@@ -97,7 +175,8 @@ impl VoiceInfo {
         if rest.is_empty() {
             return None;
         }
-        let (_, tag, lang_name) = LANGUAGES.iter().find(|(c, _, _)| *c == lang)?;
+        let language = LANGUAGES.iter().find(|l| l.prefix == lang)?;
+        let (tag, lang_name) = (language.tag, language.name);
         let name = rest
             .split('_')
             .map(|w| {
@@ -111,8 +190,8 @@ impl VoiceInfo {
         Some(Self {
             id: id.to_string(),
             name,
-            language: (*tag).to_string(),
-            language_name: (*lang_name).to_string(),
+            language: tag.to_string(),
+            language_name: lang_name.to_string(),
             gender: gender.to_string(),
         })
     }

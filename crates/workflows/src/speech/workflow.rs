@@ -82,6 +82,7 @@ mod tests {
             voice_id: "af_heart".into(),
             speed: 1.0,
             format: None,
+            language: None,
         };
         assert_eq!(synthesis_budget(&req("hi")), Duration::from_secs(120));
         assert_eq!(
