@@ -226,7 +226,13 @@ impl Phonemizer {
             if CLAUSE_PUNCTUATION.contains(c) {
                 self.espeak_clause(&clause, voice, &mut out)?;
                 clause.clear();
-                out.push(c);
+                // Kept as Kokoro writes them; the inverted marks open a clause and say nothing.
+                match c {
+                    '¡' | '¿' => {}
+                    '«' => out.push('“'),
+                    '»' => out.push('”'),
+                    c => out.push(c),
+                }
             } else {
                 clause.push(c);
             }

@@ -369,11 +369,11 @@ fn request(text: &str, voice: &str, language: Option<&str>) -> GenerateSpeechInp
 fn each_espeak_language_speaks_its_own_phonemes() {
     let engine = common::engine();
     for (voice, text, expected) in [
-        ("ef_dora", "El niño tiene un perro.", "nˈiɲo"),
+        ("ef_dora", "¿Cómo estás? El niño tiene un perro.", "nˈiɲo"),
         ("ff_siwis", "Bonjour, comment allez-vous?", "bɔ̃ʒˈuʁ"),
         ("if_sara", "Buongiorno, come stai?", "ʤˈɔrno, kˌome"),
         ("pf_dora", "Bom dia, tudo bem?", "bˈoŋ ʤˈi"),
-        ("hf_alpha", "नमस्ते, आप कैसे हैं?", "nəmˈʌsteː"),
+        ("hf_alpha", "नमस्ते। आप कैसे हैं?", "nəmˈʌsteː."),
     ] {
         let plan = engine.plan(&request(text, voice, None)).expect(voice);
         let phonemes = plan
