@@ -53,8 +53,6 @@ fn normalize_characters(text: &str) -> String {
             '\u{2018}' | '\u{2019}' | '\u{201B}' | '`' => '\'',
             '\u{2013}' | '\u{2012}' | '\u{2015}' => '—',
             '\t' | '\r' | '\u{00A0}' | '\u{2009}' | '\u{202F}' => ' ',
-            // Devanagari full stops end sentences like '.'.
-            '\u{0964}' | '\u{0965}' => '.',
             c if c.is_control() && c != '\n' => ' ',
             c => c,
         })
