@@ -81,6 +81,11 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
         format: None,
         language: args.language.clone(),
     };
+    // Phonemization and chunking alone, timed for the benchmarks (synthesis plans again).
+    let planned = Instant::now();
+    let plan = engine.plan(&req)?;
+    let plan_secs = planned.elapsed().as_secs_f64();
+    drop(plan);
     let t1 = Instant::now();
     let mut first_audio = None;
     let audio = engine.synthesize(&req, |_| {
@@ -104,6 +109,8 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
                 "synth_secs": synth.as_secs_f64(),
                 "first_audio_secs": first_audio.map(|d| d.as_secs_f64()),
                 "chunks": audio.chunks,
+                "chars": req.text.chars().count(),
+                "plan_secs": plan_secs,
                 "rtf": secs / synth.as_secs_f64(),
                 "graph": graph,
             })
