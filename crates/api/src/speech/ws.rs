@@ -172,7 +172,7 @@ impl Session {
                 self.audio_free()?;
                 let input = GenerateSpeechInput {
                     text,
-                    voice_id: super::super::openai::kokoro_voice(&voice),
+                    voice_id: crate::openai::kokoro_voice(&voice),
                     speed: speed.unwrap_or(1.0),
                     format: None,
                     language,
