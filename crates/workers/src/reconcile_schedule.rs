@@ -24,6 +24,26 @@ fn action() -> ScheduleAction {
 
 /// Creates or updates the schedule; `every_secs` 0 pauses it.
 pub async fn ensure_reconcile_schedule(client: &Client, every_secs: u64) -> anyhow::Result<()> {
+    // A Temporal server that has just started (or is busy) may fail a schedule call with an
+    // empty status; a worker should not die of it. Five tries over about 8 s, then the error.
+    const TRIES: u32 = 5;
+    let mut wait = Duration::from_millis(500);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match ensure_once(client, every_secs).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < TRIES => {
+                tracing::warn!(attempt, error = ?e, "creating the reconciliation schedule failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => return Err(e.context(format!("after {TRIES} tries"))),
+        }
+    }
+}
+
+async fn ensure_once(client: &Client, every_secs: u64) -> anyhow::Result<()> {
     let paused = every_secs == 0;
     let every = Duration::from_secs(every_secs.max(1));
     let note = if paused {
@@ -60,6 +80,7 @@ pub async fn ensure_reconcile_schedule(client: &Client, every_secs: u64) -> anyh
             tracing::info!(every_secs, paused, "reconciliation schedule updated");
             Ok(())
         }
-        Err(e) => Err(e.into()),
+        // The status' own message may be empty: its debug form names the code.
+        Err(e) => Err(anyhow::anyhow!("{e:?}")),
     }
 }
