@@ -36,7 +36,7 @@ pub struct SpeakArgs {
     #[arg(long)]
     language: Option<String>,
     /// Give the lead its own session (more memory, a little more throughput) instead of
-    /// running it on pool session 0.
+    /// running it on the first pool session.
     #[arg(long, env = "AVB_TTS_SEPARATE_LEAD")]
     separate_lead: bool,
     /// Largest chunk in tokens (≤ 510; default 510 for one session, smaller for several so

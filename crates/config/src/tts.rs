@@ -16,7 +16,8 @@ pub struct TtsSettings {
     /// (`AVB_TTS_LEAD_THREADS`; 0 = none; default: all cores when `sessions` > 1, else none).
     pub lead_threads: Option<usize>,
     /// Give the lead its own model instance (`AVB_TTS_SEPARATE_LEAD`, default false: the lead
-    /// is instance 0 with the lead's threads — one copy of the weights fewer, BENCHMARKS.md).
+    /// is the first instance, built with the lead's threads — one copy of the weights fewer,
+    /// BENCHMARKS.md).
     pub separate_lead: bool,
     pub max_text_chars: usize,
     pub espeak_program: String,

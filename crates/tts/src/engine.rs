@@ -37,8 +37,9 @@ pub struct TtsConfig {
     /// start (0 = none: the first chunk runs on session 0 beside the others). With several
     /// one-thread sessions, a lead session of all cores gives both early audio and throughput.
     pub lead_threads: usize,
-    /// The lead is pool session 0 with the lead's threads instead of a session of its own:
-    /// less memory (one copy of the weights and one arena fewer), a little less throughput.
+    /// The lead is the first pool session, built with the lead's threads, instead of a session
+    /// of its own: less memory (one copy of the weights and one arena fewer), a little less
+    /// throughput.
     pub lead_in_pool: bool,
     pub max_text_chars: usize,
     /// The out-of-lexicon fallback program.

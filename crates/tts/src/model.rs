@@ -49,8 +49,8 @@ pub struct KokoroModel {
     /// A session with more threads for the first chunk, which runs alone: one-thread sessions
     /// in parallel give the best throughput, but the first audio wants every core.
     lead: Option<Mutex<Session>>,
-    /// The lead is pool session 0 (built with the lead's threads), not a session of its own:
-    /// one copy of the weights and one arena fewer, for a little throughput.
+    /// The lead is the first pool session (built with the lead's threads), not a session of
+    /// its own: one copy of the weights and one arena fewer, for a little throughput.
     lead_in_pool: bool,
     graph: GraphForm,
 }
@@ -74,9 +74,10 @@ pub enum SessionSlot {
 impl KokoroModel {
     /// `sessions` independent sessions of `intra_threads` threads each (both at least 1), and a
     /// lead session of `lead_threads` threads unless that is 0 — its own, or, with
-    /// `lead_in_pool`, pool session 0 built with the lead's threads. With `rewrite_convs`, the
-    /// sessions run the rewritten graph where that is exact; if it cannot be made or loaded,
-    /// they run the file as it is (slower, same audio) and a warning says why.
+    /// `lead_in_pool`, the first pool session built with the lead's threads. With
+    /// `rewrite_convs`, the sessions run the rewritten graph where that is exact; if it cannot
+    /// be made or loaded, they run the file as it is (slower, same audio) and a warning says
+    /// why.
     pub fn load(
         lib: &Path,
         model: &Path,
