@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{MODEL, MODEL_ALIASES, OPENAI_VOICES, OpenAiError, is_model, kokoro_voice};
 use crate::auth::Caller;
 use crate::core::problem::{ErrorKind, Problem};
-use crate::speech::stream::{body_of, send_encoded};
+use crate::speech::stream::{audio_response, send_encoded, streamed_body};
 use crate::speech::{TOOL, audio_in, check_input, speech_billing, start_speech, wait_speech};
 use crate::state::ApiState;
 
@@ -165,15 +165,11 @@ async fn speech(
         ))
     };
     let body = if stream {
-        let mut parts = send_encoded(state.clone(), caller.tenant.clone(), job_id.clone(), format);
-        // Headers wait for the first chunk, so a job that fails at once is an error status.
-        let first = match tokio::time::timeout(budget, parts.recv()).await {
+        let parts = send_encoded(state.clone(), caller.tenant.clone(), job_id.clone(), format);
+        match tokio::time::timeout(budget, streamed_body(parts)).await {
             Err(_) => return Err(still_running()),
-            Ok(None) => return Err(with_job(Problem::internal("the audio stream stopped"))),
-            Ok(Some(Err(p))) => return Err(with_job(p)),
-            Ok(Some(Ok(first))) => first,
-        };
-        body_of(first, parts)
+            Ok(body) => body.map_err(with_job)?,
+        }
     } else {
         let artifact: SpeechArtifact = match wait_speech(&handle, budget).await {
             Ok(Some(a)) => a,
@@ -186,15 +182,8 @@ async fn speech(
                 .map_err(with_job)?,
         )
     };
-    let mut response = Response::new(body);
+    let mut response = audio_response(body, format, &job_id);
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.mime_type()),
-    );
-    if let Ok(v) = HeaderValue::from_str(&job_id) {
-        h.insert("x-avb-job-id", v);
-    }
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{job_id}.{}\"",
         format.extension()

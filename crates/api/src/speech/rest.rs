@@ -35,22 +35,9 @@ async fn stream_audio(
         None => AudioFormat::Wav,
     };
     super::stream::speech_job(&state, &caller.tenant, &job_id).await?;
-    let mut parts = super::stream::send_encoded(state, caller.tenant, job_id.clone(), format);
-    let first = match parts.recv().await {
-        Some(Ok(first)) => first,
-        Some(Err(p)) => return Err(p),
-        None => return Err(Problem::internal("the audio stream stopped")),
-    };
-    let mut response = Response::new(super::stream::body_of(first, parts));
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.mime_type()),
-    );
-    if let Ok(v) = HeaderValue::from_str(&job_id) {
-        h.insert("x-avb-job-id", v);
-    }
-    Ok(response)
+    let parts = super::stream::send_encoded(state, caller.tenant, job_id.clone(), format);
+    let body = super::stream::streamed_body(parts).await?;
+    Ok(super::stream::audio_response(body, format, &job_id))
 }
 
 async fn voices(State(state): State<ApiState>) -> Json<serde_json::Value> {

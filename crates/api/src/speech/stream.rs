@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use avb_audio::AudioFormat;
 use axum::body::Bytes;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use tokio::sync::mpsc;
 
 use super::{TOOL, output_as};
@@ -223,16 +225,39 @@ async fn encode_into(
     Ok(true)
 }
 
-/// A response body of `first` and then the rest of `parts`. An error after the headers can only
-/// cut the body short: the client sees an incomplete response, never a short file that looks
-/// whole.
-pub fn body_of(first: Bytes, parts: mpsc::Receiver<Result<Bytes, Problem>>) -> axum::body::Body {
+/// The response body of `parts`, once the first part is there: waiting for it lets a job that
+/// fails at once still be an error status. An error after that can only cut the body short: the
+/// client sees an incomplete response, never a short file that looks whole.
+pub async fn streamed_body(
+    mut parts: mpsc::Receiver<Result<Bytes, Problem>>,
+) -> Result<axum::body::Body, Problem> {
     use futures::StreamExt as _;
+    let first = match parts.recv().await {
+        Some(Ok(first)) => first,
+        Some(Err(p)) => return Err(p),
+        None => return Err(Problem::internal("the audio stream stopped")),
+    };
     let rest = futures::stream::unfold(parts, |mut parts| async move {
         let part = parts.recv().await?;
         Some((part.map_err(|p| std::io::Error::other(p.message)), parts))
     });
-    axum::body::Body::from_stream(futures::stream::once(async move { Ok(first) }).chain(rest))
+    Ok(axum::body::Body::from_stream(
+        futures::stream::once(async move { Ok(first) }).chain(rest),
+    ))
+}
+
+/// A response of speech audio: its MIME type and the job's id in `x-avb-job-id`.
+pub fn audio_response(body: axum::body::Body, format: AudioFormat, job_id: &str) -> Response {
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.mime_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(job_id) {
+        h.insert("x-avb-job-id", v);
+    }
+    response
 }
 
 /// `tenant`'s job `job_id` if it is a speech job (any state): streams are only of speech.
