@@ -5,7 +5,7 @@ medians of RTF, first audio and phonemization time per 1 000 characters (`plan_s
 chunks, measured before synthesis), and each against American English (the misaki path)
 measured in the same run.
 
-Usage: python3 bench/language_bench.py --avb target/release/avb --reps 3 [--markdown]
+Usage: python3 bench/language_bench.py --avb target/release/avb --reps 3
 """
 
 import argparse
@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tts_bench  # noqa: E402
+from tts_variants import add_speak_options, speak_cmd  # noqa: E402
 
 TEXTS = {
     "en-US": ("af_heart", "The weather is lovely today. We walked along the river to the old "
@@ -35,21 +36,13 @@ TEXTS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--avb", default="target/release/avb")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--sessions", type=int, default=2)
-    ap.add_argument("--data-dir", default="data")
-    ap.add_argument("--markdown", action="store_true")
+    add_speak_options(ap)
     args = ap.parse_args()
     runs = {lang: [] for lang in TEXTS}
     env = dict(os.environ, RUST_LOG="warn")
     for rep in range(args.reps):
         for lang, (voice, text) in TEXTS.items():
-            cmd = [args.avb, "speak", "-", "--voice", voice, "--out", os.devnull,
-                   "--threads", str(args.threads), "--sessions", str(args.sessions),
-                   "--data-dir", args.data_dir, "--json"]
-            r = tts_bench.run_measured(cmd, text, env)
+            r = tts_bench.run_measured(speak_cmd(args, voice), text, env)
             r["plan_ms_per_1000"] = r["plan_secs"] * 1000 * 1000 / max(1, r["chars"])
             runs[lang].append(r)
             print(f"rep {rep + 1} {lang}: RTF {r['rtf']:.2f}, first audio "

@@ -20,13 +20,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tts_bench  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_speak_options(ap: argparse.ArgumentParser) -> None:
+    """The options of every `avb speak` benchmark run: binary, repetitions, engine layout."""
     ap.add_argument("--avb", default="target/release/avb")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sessions", type=int, default=2)
     ap.add_argument("--data-dir", default="data")
+
+
+def speak_cmd(args: argparse.Namespace, voice: str) -> list[str]:
+    """`avb speak` reading stdin in `voice`, audio discarded, timings as JSON on stderr."""
+    return [args.avb, "speak", "-", "--voice", voice, "--out", os.devnull,
+            "--threads", str(args.threads), "--sessions", str(args.sessions),
+            "--data-dir", args.data_dir, "--json"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_speak_options(ap)
     ap.add_argument("variants", nargs="+")
     args = ap.parse_args()
     variants = []
@@ -38,10 +50,7 @@ def main() -> None:
     for rep in range(args.reps):
         for name, extra in variants:
             env = dict(os.environ, RUST_LOG="warn", **extra)
-            cmd = [args.avb, "speak", "-", "--voice", "af_heart", "--out", os.devnull,
-                   "--threads", str(args.threads), "--sessions", str(args.sessions),
-                   "--data-dir", args.data_dir, "--json"]
-            r = tts_bench.run_measured(cmd, tts_bench.LONG_TEXT, env)
+            r = tts_bench.run_measured(speak_cmd(args, "af_heart"), tts_bench.LONG_TEXT, env)
             runs[name].append(r)
             print(f"rep {rep + 1} {name}: RTF {r['rtf']:.2f}, first audio "
                   f"{r['first_audio_secs']:.3f} s, peak RSS {r['peak_rss_mb']:.0f} MB",

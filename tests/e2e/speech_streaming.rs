@@ -107,20 +107,27 @@ fn wav_secs(wav: &[u8]) -> f64 {
     avb_testkit::system::wav_facts(wav).2
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openai_speech_streams_while_the_job_runs_and_a_client_that_leaves_leaks_nothing() {
+/// A system with keys required and stream chunks kept 1 s, its `local` tenant and an AGENT key.
+async fn streaming_system() -> (TestSystem, String, String) {
     let system = TestSystem::start_with(|c| {
         c.auth.required = true;
         c.tts.stream_keep_secs = 1;
     })
     .await;
-    let store = system.store();
     let tenant = system.tenant_id("local").await;
-    let key = store
+    let key = system
+        .store()
         .create_key(&tenant, Role::Agent, "streaming client")
         .await
         .expect("key")
         .token;
+    (system, tenant, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_speech_streams_while_the_job_runs_and_a_client_that_leaves_leaks_nothing() {
+    let (system, tenant, key) = streaming_system().await;
+    let store = system.store();
     let out = tempfile::tempdir().expect("out");
     let before = store.balance(&tenant).await.expect("balance").available;
 
@@ -331,18 +338,8 @@ async fn listen(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_websocket_speaks_follows_and_cancels_with_job_events_and_audio() {
-    let system = TestSystem::start_with(|c| {
-        c.auth.required = true;
-        c.tts.stream_keep_secs = 1;
-    })
-    .await;
+    let (system, _, key) = streaming_system().await;
     let store = system.store();
-    let tenant = system.tenant_id("local").await;
-    let key = store
-        .create_key(&tenant, Role::Agent, "ui")
-        .await
-        .expect("key")
-        .token;
     let other_tenant = store.create_tenant("someone-else").await.expect("tenant");
     let other_key = store
         .create_key(&other_tenant.id, Role::Agent, "other ui")
