@@ -233,23 +233,8 @@ impl ArtifactStore {
         let sha256 = hex::encode(Sha256::digest(&content));
         let key = format!("{prefix}/{sha256}.{ext}");
         let size_bytes = content.len() as u64;
-        let path = StorePath::parse(&key).map_err(|_| ArtifactError::BadKey(key.clone()))?;
-        match &self.backend {
-            Backend::Objects(store) => {
-                store.put(&path, PutPayload::from_bytes(content)).await?;
-            }
-            Backend::Database(store) => {
-                let stored = StoredArtifact {
-                    key: key.clone(),
-                    sha256: sha256.clone(),
-                    size_bytes,
-                    content_type: content_type.to_string(),
-                    chunk_bytes: DATABASE_CHUNK_BYTES,
-                };
-                store.put_artifact(&stored, &content).await?;
-            }
-            Backend::Unavailable(why) => return Err(ArtifactError::Unavailable(why.to_string())),
-        }
+        self.write(&key, Some(&sha256), content_type, content)
+            .await?;
         Ok(ArtifactRef {
             key,
             sha256,
@@ -359,6 +344,17 @@ impl ArtifactStore {
         content_type: &str,
         content: Bytes,
     ) -> Result<(), ArtifactError> {
+        self.write(key, None, content_type, content).await
+    }
+
+    /// Writes `content` under `key`; the database keeps its `sha256` (computed when `None`).
+    async fn write(
+        &self,
+        key: &str,
+        sha256: Option<&str>,
+        content_type: &str,
+        content: Bytes,
+    ) -> Result<(), ArtifactError> {
         let path = StorePath::parse(key).map_err(|_| ArtifactError::BadKey(key.to_owned()))?;
         match &self.backend {
             Backend::Objects(store) => {
@@ -367,7 +363,8 @@ impl ArtifactStore {
             Backend::Database(store) => {
                 let stored = StoredArtifact {
                     key: key.to_owned(),
-                    sha256: hex::encode(Sha256::digest(&content)),
+                    sha256: sha256
+                        .map_or_else(|| hex::encode(Sha256::digest(&content)), str::to_owned),
                     size_bytes: content.len() as u64,
                     content_type: content_type.to_string(),
                     chunk_bytes: DATABASE_CHUNK_BYTES,
