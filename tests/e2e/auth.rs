@@ -352,3 +352,68 @@ async fn an_mcp_session_stays_with_the_tenant_that_opened_it() {
     stdio.cancel().await.ok();
     system.stop().await;
 }
+
+/// One HTTP/1.1 response read off `conn`: its status line and headers, lower-cased, and body.
+async fn read_response(conn: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the connection closed before a response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().expect("length"));
+    while buf.len() < head_end + length {
+        let n = conn.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the connection closed mid-body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (head, buf[head_end..head_end + length].to_vec())
+}
+
+/// A refused request whose body arrives after its headers (as clients that write them
+/// separately send it on a busy machine) leaves its connection usable: OAuth clients send their
+/// signed-in retry on the connection that carried the 401.
+#[tokio::test]
+async fn a_refused_request_leaves_its_connection_usable_for_the_retry() {
+    use tokio::io::AsyncWriteExt as _;
+    let system = TestSystem::start_with(|c| c.auth.required = true).await;
+    let mut conn = tokio::net::TcpStream::connect(system.config.http)
+        .await
+        .expect("connect");
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: {}\r\n\r\n",
+        system.config.http,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("headers");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    conn.write_all(body.as_bytes()).await.expect("body");
+    let (head, body) = read_response(&mut conn).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("unauthorized"),
+        "{body:?}"
+    );
+    assert!(!head.contains("connection: close"), "{head}");
+    // The retry, on the same connection.
+    let retry = format!(
+        "GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n",
+        system.config.http
+    );
+    conn.write_all(retry.as_bytes()).await.expect("retry");
+    let (head, body) = read_response(&mut conn).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"ok");
+    system.stop().await;
+}

@@ -299,6 +299,62 @@ async fn mounted_tools_are_namespaced_filtered_and_return_exactly_what_the_upstr
     system.stop().await;
 }
 
+/// A replica that has just started (a load balancer sends it traffic as soon as its port
+/// accepts) answers a call of a mounted tool once its first check of the upstream is done,
+/// instead of calling the tool "not found"; `/readyz` says it is not ready until then.
+#[tokio::test]
+async fn a_call_that_arrives_before_the_first_upstream_check_waits_for_it() {
+    let system = TestSystem::start_custom(
+        |c| {
+            let mut slow = everything_stdio();
+            // The upstream takes a few seconds to answer its first tools/list.
+            slow.command = Some("sh".into());
+            slow.args = vec![
+                "-c".into(),
+                format!("sleep 3; exec node {:?} stdio", everything_js()),
+            ];
+            slow.durable = false;
+            c.mcp_servers.insert("slow".into(), slow);
+        },
+        "avb-workflows",
+    )
+    .await;
+    let readyz = reqwest::get(format!("{}/readyz", system.base_url))
+        .await
+        .expect("readyz");
+    assert_eq!(
+        readyz.status(),
+        503,
+        "ready before the first upstream check"
+    );
+    let body: Value = readyz.json().await.expect("json");
+    assert!(
+        body["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .any(|c| c["name"] == "upstream_catalog" && c["healthy"] == false),
+        "{body}"
+    );
+    let client = session(&system, ()).await;
+    let r = call_tool(&client, "slow_echo", json!({"message": "early"})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(text_of(&r).contains("early"), "{}", text_of(&r));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = reqwest::get(format!("{}/readyz", system.base_url))
+            .await
+            .expect("readyz");
+        if r.status().is_success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready after the first check");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(client);
+    system.stop().await;
+}
+
 #[tokio::test]
 async fn priority_decides_and_a_down_upstream_is_withdrawn_announced_and_restored() {
     let mut http = EverythingHttp::start();

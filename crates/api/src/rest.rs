@@ -32,11 +32,19 @@ pub fn probe_router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Ready when Temporal, the artifact store and the database answer. Open for probes, so it
+/// Ready when Temporal, the artifact store and the database answer and the upstream MCP
+/// servers have been checked once (before that their tools are not mounted). Open for probes, so it
 /// answers from a check at most a second old, and names the components without their details
 /// (addresses, versions, errors) unless the request carries a valid key.
 async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let components = cached_dependencies(&state).await;
+    let mut components = cached_dependencies(&state).await;
+    if !state.upstreams.checked_once() {
+        components.push(crate::health::ComponentHealth {
+            name: "upstream_catalog".into(),
+            healthy: false,
+            detail: "the upstream MCP servers have not been checked yet".into(),
+        });
+    }
     let ready = components.iter().all(|c| c.healthy);
     let detailed = match crate::auth::bearer(&headers) {
         Some(token) => crate::auth::caller_for(&state, Some(token)).await.is_ok(),

@@ -98,6 +98,8 @@ pub struct UpstreamHub {
     checked: RwLock<Checked>,
     /// Bumped whenever what any tenant sees may have changed.
     version: watch::Sender<u64>,
+    /// True once the first check has finished: before it no upstream tool is mounted.
+    checked_once: watch::Sender<bool>,
     is_own_tool: Box<dyn Fn(&str) -> bool + Send + Sync>,
     reload: Option<Reload>,
     provisioned_source: std::sync::OnceLock<ProvisionedSource>,
@@ -116,6 +118,7 @@ impl UpstreamHub {
             provisioned: RwLock::default(),
             checked: RwLock::default(),
             version: watch::Sender::new(0),
+            checked_once: watch::Sender::new(false),
             is_own_tool: Box::new(is_own_tool),
             reload: None,
             provisioned_source: std::sync::OnceLock::new(),
@@ -157,6 +160,22 @@ impl UpstreamHub {
             }
         }
         servers
+    }
+
+    /// Waits, at most `limit`, for the first check to finish. Before it no upstream tool is
+    /// mounted, so a call that arrives just after start (a load balancer sends traffic as soon
+    /// as the port accepts) would find an existing tool "not found".
+    pub async fn first_check(&self, limit: Duration) {
+        if !self.has_servers() {
+            return;
+        }
+        let mut done = self.checked_once.subscribe();
+        let _ = tokio::time::timeout(limit, done.wait_for(|d| *d)).await;
+    }
+
+    /// Whether the first check has finished (or there is nothing to check).
+    pub fn checked_once(&self) -> bool {
+        !self.has_servers() || *self.checked_once.borrow()
     }
 
     /// The tools `tenant` sees mounted.
@@ -338,6 +357,8 @@ impl UpstreamHub {
         if changed {
             self.version.send_modify(|v| *v += 1);
         }
+        self.checked_once
+            .send_if_modified(|done| !std::mem::replace(done, true));
     }
 
     /// Checks every `every` and whenever an upstream reports changed tools, until `shutdown`;

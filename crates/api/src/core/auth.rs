@@ -161,10 +161,31 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
                 .oidc
                 .is_some()
                 .then_some(crate::core::oidc::AGENT_SCOPE);
-            unauthorized(&e, &metadata, scope)
+            let mut response = unauthorized(&e, &metadata, scope);
+            if !drained(req.into_body()).await {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
+}
+
+/// The most of a refused request's body read before answering, and for how long.
+const DRAIN_BYTES: usize = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads the rest of a refused request's body. Answering before the body has arrived makes the
+/// server close the connection after the answer, and a client that sends its signed-in retry
+/// on the same connection (OAuth clients do, right after the 401) then sees it closed under it.
+/// A body too big or too slow to read is not waited for: the answer says `Connection: close`.
+async fn drained(body: axum::body::Body) -> bool {
+    matches!(
+        tokio::time::timeout(DRAIN_TIME, axum::body::to_bytes(body, DRAIN_BYTES)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// A 401 whose challenge names the Protected Resource Metadata (`resource_metadata`, RFC 9728)

@@ -297,6 +297,7 @@ impl ServerHandler for AvbServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let server = self.bound(self.request_caller(&context.extensions)?);
+        server.upstreams_checked().await;
         let mut result = ListToolsResult::with_all_items(server.all_tools());
         // Upstream tools come and go: clients of 2026-07-28 must not cache the list.
         if context

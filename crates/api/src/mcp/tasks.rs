@@ -44,6 +44,9 @@ impl AvbServer {
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.request_caller(&context.extensions)?;
         let bound = self.bound(caller.clone());
+        if !self.tool_router.map.contains_key(request.name.as_ref()) {
+            bound.upstreams_checked().await;
+        }
         let mounted_tool = bound.mounted(&request.name);
         let mounted = mounted_tool.is_some();
         // Metrics are the installation's: a tenant's provisioned server (its name, its tools) is

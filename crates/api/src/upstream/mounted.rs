@@ -13,7 +13,17 @@ use crate::mcp::AvbServer;
 /// How often a session's tool-change watcher checks that its session is still there.
 const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a call or a tool list that arrives before the first upstream check waits for it
+/// (a check has its own timeouts; this only bounds a wedged one).
+const FIRST_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl AvbServer {
+    /// Waits for the first upstream check, so that a replica that has just started does not
+    /// list its tools without the mounted ones or call one of them "not found".
+    pub(crate) async fn upstreams_checked(&self) {
+        self.state.upstreams.first_check(FIRST_CHECK_WAIT).await;
+    }
+
     /// Every tool the caller's tenant can call: ours (device tools only where a home serves the
     /// tenant), then the mounted ones.
     pub(crate) fn all_tools(&self) -> Vec<Tool> {
