@@ -131,8 +131,9 @@ fn collapse_spaces(s: &str) -> String {
 }
 
 /// Splits normalised text into sentences: after `.`, `!`, `?`, `…` (plus closing quotes or
-/// brackets) followed by whitespace, and at line breaks. Every character ends up in exactly one
-/// sentence; empty sentences are skipped.
+/// brackets) followed by whitespace, after the full-width `。`, `！`, `？` and the Devanagari
+/// danda `।`/`॥` whatever follows (Chinese and Japanese put no space after a sentence), and at
+/// line breaks. Every character ends up in exactly one sentence; empty sentences are skipped.
 pub fn split_sentences(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
@@ -146,15 +147,14 @@ pub fn split_sentences(text: &str) -> Vec<String> {
             continue;
         }
         cur.push(c);
-        if matches!(c, '.' | '!' | '?' | '…') {
+        let spaceless = matches!(c, '。' | '！' | '？' | '।' | '॥');
+        if spaceless || matches!(c, '.' | '!' | '?' | '…') {
             let mut j = i + 1;
-            while j < chars.len()
-                && matches!(chars[j], '"' | '\'' | ')' | ']' | '”' | '.' | '!' | '?')
-            {
+            while j < chars.len() && is_sentence_closer(chars[j]) {
                 cur.push(chars[j]);
                 j += 1;
             }
-            if j >= chars.len() || chars[j].is_whitespace() {
+            if spaceless || j >= chars.len() || chars[j].is_whitespace() {
                 push_trimmed(&mut out, &mut cur);
             }
             i = j;
@@ -164,6 +164,31 @@ pub fn split_sentences(text: &str) -> Vec<String> {
     }
     push_trimmed(&mut out, &mut cur);
     out
+}
+
+/// What may follow a sentence's terminator and still belong to the sentence: closing quotes
+/// and brackets (ASCII and full-width) and more terminators.
+fn is_sentence_closer(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\''
+            | ')'
+            | ']'
+            | '”'
+            | '’'
+            | '」'
+            | '』'
+            | '）'
+            | '】'
+            | '》'
+            | '.'
+            | '!'
+            | '?'
+            | '。'
+            | '！'
+            | '？'
+            | '…'
+    )
 }
 
 fn push_trimmed(out: &mut Vec<String>, cur: &mut String) {
@@ -211,6 +236,15 @@ mod tests {
                 "End"
             ]
         );
+    }
+
+    #[test]
+    fn sentences_without_spaces_split_on_full_width_terminators_and_the_danda() {
+        assert_eq!(
+            split_sentences("你好！今天怎么样？「很好。」他说。"),
+            vec!["你好！", "今天怎么样？", "「很好。」", "他说。"]
+        );
+        assert_eq!(split_sentences("नमस्ते। आप कैसे हैं?"), vec!["नमस्ते।", "आप कैसे हैं?"]);
     }
 
     #[test]
