@@ -30,7 +30,8 @@ enum AdminCommand {
         #[arg(long, default_value = "")]
         label: String,
     },
-    /// List a tenant's keys (prefixes only; secrets are never stored).
+    /// List a tenant's keys (prefixes only; secrets are never stored) and how many jobs each
+    /// started.
     Keys {
         #[arg(long)]
         tenant: String,
@@ -101,14 +102,35 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Keys { tenant } => {
             let id = tenant_id(&store, &tenant).await?;
+            let temporal = avb_runtime::temporal::connect(&config.temporal, "avb-admin").await;
+            if let Err(e) = &temporal {
+                eprintln!("job counts unknown (`?`): {e}");
+            }
+            println!("KEY\tTOKEN\tROLE\tSTATE\tJOBS\tLABEL");
             for k in store.list_keys(&id).await? {
                 let state = if k.revoked_at_ms.is_some() {
                     "revoked"
                 } else {
                     "active"
                 };
+                let jobs = match &temporal {
+                    Ok(client) => {
+                        let scope = avb_api::jobs::JobScope {
+                            tenant: tenant.clone(),
+                            owner: Some(k.key_id.clone()),
+                        };
+                        match avb_api::jobs::list::count_jobs(client, &scope).await {
+                            Ok(n) => n.to_string(),
+                            Err(e) => {
+                                eprintln!("jobs of {}: {e}", k.key_id);
+                                "?".into()
+                            }
+                        }
+                    }
+                    Err(_) => "?".into(),
+                };
                 println!(
-                    "{}\tavb_{}_…\t{}\t{state}\t{}",
+                    "{}\tavb_{}_…\t{}\t{state}\t{jobs}\t{}",
                     k.key_id, k.prefix, k.role, k.label
                 );
             }

@@ -12,7 +12,7 @@ use crate::support::TestSystem;
 use crate::support::mcp::rpc_response;
 
 /// A 2025-11-25 session of one key.
-struct Session {
+pub(crate) struct Session {
     url: String,
     token: String,
     id: String,
@@ -20,7 +20,7 @@ struct Session {
 }
 
 impl Session {
-    async fn open(url: &str, token: &str) -> (Self, Value) {
+    pub(crate) async fn open(url: &str, token: &str) -> (Self, Value) {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25",
             "capabilities": {"tasks": {"list": {}, "cancel": {}}},
@@ -110,7 +110,7 @@ impl Session {
             .expect("post")
     }
 
-    async fn request(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next += 1;
         let id = json!(self.next);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});

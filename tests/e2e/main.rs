@@ -24,6 +24,7 @@ mod mcp_transports;
 mod oauth_client;
 mod oidc;
 mod openai_speech;
+mod owners;
 mod plain_tools;
 mod provisioning;
 mod provisioning_docker;

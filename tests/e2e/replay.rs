@@ -44,9 +44,14 @@ async fn live_history_replays() {
         language: None,
     };
     let plan = speech::speech_billing(&system.config.billing, &req).expect("speech is billed");
-    let (job_id, handle) = speech::start_speech(&system.client, "local", req, Some(plan))
-        .await
-        .expect("start");
+    let (job_id, handle) = speech::start_speech(
+        &system.client,
+        &avb_api::auth::Caller::local(),
+        req,
+        Some(plan),
+    )
+    .await
+    .expect("start");
     let artifact = speech::wait_speech(&handle, Duration::from_secs(120))
         .await
         .expect("job succeeds")

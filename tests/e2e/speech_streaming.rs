@@ -230,11 +230,11 @@ async fn openai_speech_streams_while_the_job_runs_and_a_client_that_leaves_leaks
     system.stop().await;
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects to `/api/v2/ws` with the key in a header (or, as a browser does, in a subprotocol).
-async fn connect(system: &TestSystem, key: &str, as_browser: bool) -> Socket {
+pub(crate) async fn connect(system: &TestSystem, key: &str, as_browser: bool) -> Socket {
     let url = format!("{}/api/v2/ws", system.base_url.replacen("http", "ws", 1));
     let mut request = url.into_client_request().expect("request");
     let h = request.headers_mut();
@@ -265,7 +265,7 @@ async fn connect(system: &TestSystem, key: &str, as_browser: bool) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -274,18 +274,18 @@ async fn send(socket: &mut Socket, message: Value) {
 
 /// What one speech over the socket produced, in arrival order.
 #[derive(Default)]
-struct Heard {
+pub(crate) struct Heard {
     job_id: Option<String>,
     audio: Vec<u8>,
     /// Job statuses seen, in order, with how much audio had arrived by then.
     statuses: Vec<(String, usize)>,
     audio_end: Option<Value>,
-    errors: Vec<Value>,
+    pub(crate) errors: Vec<Value>,
 }
 
 /// Reads until the audio ended and the job reached a final status (or an error ended it).
 /// `on_audio` sees each audio message (and what was heard before it) and may answer.
-async fn listen(
+pub(crate) async fn listen(
     socket: &mut Socket,
     mut on_audio: impl FnMut(&Heard, &[u8]) -> Option<Value>,
 ) -> Heard {

@@ -221,9 +221,14 @@ async fn speech_overhead(client: &Client, config: &AvbConfig, pairs: u64) -> (f6
                 .then(|| speech::speech_billing(&config.billing, &request))
                 .flatten();
             let t = Instant::now();
-            let (_, handle) = speech::start_speech(client, "local", request.clone(), billing)
-                .await
-                .expect("start");
+            let (_, handle) = speech::start_speech(
+                client,
+                &avb_api::auth::Caller::local(),
+                request.clone(),
+                billing,
+            )
+            .await
+            .expect("start");
             speech::wait_speech(&handle, Duration::from_secs(120))
                 .await
                 .expect("speech")

@@ -94,6 +94,8 @@ pub struct Principal {
     pub tenant_name: String,
     pub role: Role,
     pub key_id: String,
+    /// The key's label (empty when it has none): how job views name the key's jobs' owner.
+    pub label: String,
 }
 
 /// A key as listed: never the secret or its hash.
@@ -169,7 +171,7 @@ impl Store {
             return Ok(None);
         };
         let row = sqlx::query(
-            "SELECT k.id, k.tenant_id, t.name, k.role, k.secret_sha256 \
+            "SELECT k.id, k.tenant_id, t.name, k.role, k.label, k.secret_sha256 \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
              WHERE k.prefix = $1 AND k.revoked_at IS NULL",
         )
@@ -189,6 +191,7 @@ impl Store {
             tenant_id: row.try_get("tenant_id")?,
             tenant_name: row.try_get("name")?,
             role: role_from_row(&row)?,
+            label: row.try_get("label")?,
         }))
     }
 

@@ -262,6 +262,7 @@ mod tests {
             tenant: tenant.into(),
             key_id: key.map(String::from),
             role: avb_store::Role::Agent,
+            label: None,
         };
         let a = associated_data(&caller("t1", Some("k1")), "call_service", "sha256:1");
         for other in [

@@ -50,12 +50,10 @@ pub fn await_approval(
     if let Some(attrs) = options.search_attributes.as_mut() {
         attrs.apply(search::AWAITING.value_set("approval".to_string()));
     }
-    let mut memo = MemoValues::new();
-    memo.insert(
+    options.memo.get_or_insert_with(MemoValues::new).insert(
         APPROVAL_MEMO,
         serde_json::to_value(&pending).unwrap_or_default(),
     );
-    options.memo = Some(memo);
     (gate, pending)
 }
 
@@ -110,7 +108,7 @@ pub async fn decide(
             caller.role.as_str()
         )));
     }
-    let record = get_job(state, &caller.tenant, job_id)
+    let record = get_job(state, &caller.scope(), job_id)
         .await
         .map_err(not_awaiting)?;
     if record.view.status != JobStatus::InputRequired {
@@ -145,7 +143,7 @@ pub async fn decide(
         .map_err(|e| Problem::unavailable(e.to_string()))?;
     tracing::info!(job_id, tenant = %caller.tenant, by = %decider(caller), approved, "approval decision sent");
     // The view as it is now; the job goes on (or ends) on its own.
-    Ok(get_job(state, &caller.tenant, job_id).await?.view)
+    Ok(get_job(state, &caller.scope(), job_id).await?.view)
 }
 
 /// Sends a decision to a waiting job: every workflow that waits for approval takes the same

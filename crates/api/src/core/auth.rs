@@ -27,8 +27,10 @@ pub struct Caller {
     pub tenant: String,
     pub role: Role,
     /// The API key's id (`jwt:<sub>` for a JWT): rate limits count per key. `None` when
-    /// authentication is off.
+    /// authentication is off. Jobs record it as their owner (`AvbOwner`).
     pub key_id: Option<String>,
+    /// The key's label (a JWT's subject): how job views name the owner.
+    pub label: Option<String>,
 }
 
 impl Caller {
@@ -38,6 +40,19 @@ impl Caller {
             tenant: LOCAL_TENANT.into(),
             role: Role::Human,
             key_id: None,
+            label: None,
+        }
+    }
+
+    /// Whose jobs this caller sees and acts on: an AGENT its own, a HUMAN every job of its
+    /// tenant.
+    pub fn scope(&self) -> crate::jobs::JobScope {
+        crate::jobs::JobScope {
+            tenant: self.tenant.clone(),
+            owner: match self.role {
+                Role::Agent => Some(self.key_id.clone().unwrap_or_default()),
+                Role::Human => None,
+            },
         }
     }
 
@@ -84,6 +99,7 @@ pub async fn caller_for(state: &ApiState, token: Option<&str>) -> Result<Caller,
             tenant: p.tenant_name,
             role: p.role,
             key_id: Some(p.key_id),
+            label: Some(p.label).filter(|l| !l.is_empty()),
         }),
         Ok(None) => Err(AuthError::Invalid),
         Err(e) => Err(AuthError::Store(e.to_string())),
@@ -117,6 +133,7 @@ async fn jwt_caller(
     let subject = verified.subject.as_deref().unwrap_or(&verified.tenant);
     Ok(Caller {
         key_id: Some(format!("jwt:{subject}")),
+        label: Some(subject.to_string()),
         tenant: verified.tenant,
         role: verified.role,
     })

@@ -226,7 +226,7 @@ pub async fn start_command(
         client::ApprovalPath::Operator => (new_job_id(), None),
     };
     let placement = Placement::of(state);
-    let mut options = job_start_options(tool, tenant, &job_id, placement.eager);
+    let mut options = job_start_options(tool, call.caller, &job_id, placement.eager);
     options.task_queue = placement.queue.to_owned();
     let (gate, pending) = if needs_approval {
         let (gate, pending) =

@@ -9,6 +9,7 @@ use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::Value;
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowHandle};
 
+use crate::core::auth::Caller;
 use crate::core::problem::Problem;
 use crate::jobs::durable::{DurableTool, Started, ToolCall, definition};
 use crate::jobs::{JobError, job_start_options, map_result, new_job_id};
@@ -58,7 +59,7 @@ impl DurableTool for Echo {
         let cfg = &call.state.config.temporal;
         let (job_id, _) = start_echo(
             &call.state.temporal,
-            call.tenant(),
+            call.caller,
             input,
             cfg.eager_start,
             cfg.echo_local_activity,
@@ -87,7 +88,7 @@ pub type EchoHandle = WorkflowHandle<Client, DurableEchoWorkflow>;
 /// sharing this client's connection (the SDK falls back silently when there is none).
 pub async fn start_echo(
     client: &Client,
-    tenant: &str,
+    caller: &Caller,
     input: EchoInput,
     eager: bool,
     local_activity: bool,
@@ -97,7 +98,7 @@ pub async fn start_echo(
         local_activity,
     };
     let job_id = new_job_id();
-    let opts = job_start_options(TOOL, tenant, &job_id, eager);
+    let opts = job_start_options(TOOL, caller, &job_id, eager);
     client
         .start_workflow(DurableEchoWorkflow::run, job, opts)
         .await
@@ -109,12 +110,12 @@ pub async fn start_echo(
 /// Runs `DurableEcho` to completion (benchmarks of the durable path).
 pub async fn run_echo(
     client: &Client,
-    tenant: &str,
+    caller: &Caller,
     input: EchoInput,
     eager: bool,
     local_activity: bool,
 ) -> Result<(String, EchoOutput), JobError> {
-    let (job_id, handle) = start_echo(client, tenant, input, eager, local_activity).await?;
+    let (job_id, handle) = start_echo(client, caller, input, eager, local_activity).await?;
     let out = map_result(handle.get_result(WorkflowGetResultOptions::default()).await)?;
     Ok((job_id, out))
 }

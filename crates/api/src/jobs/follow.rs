@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::Stream;
 
+use super::JobScope;
 use super::view::{JobView, LookupError, get_job};
 use crate::state::ApiState;
 
@@ -18,17 +19,17 @@ fn fingerprint(view: &JobView) -> String {
 }
 
 /// Yields `first` (or the job's view, read now), then the view after every change, and ends
-/// after the first terminal view. Ends at once if the job is unknown (to this tenant); keeps
+/// after the first terminal view. Ends at once if the job is unknown (in this scope); keeps
 /// going while Temporal is briefly unavailable.
 pub fn follow(
     state: ApiState,
-    tenant: String,
+    scope: JobScope,
     job_id: String,
     first: Option<JobView>,
 ) -> impl Stream<Item = JobView> {
     struct Follow {
         state: ApiState,
-        tenant: String,
+        scope: JobScope,
         job_id: String,
         pending: Option<JobView>,
         last: Option<String>,
@@ -37,7 +38,7 @@ pub fn follow(
     }
     let start = Follow {
         state,
-        tenant,
+        scope,
         job_id,
         polled: first.is_some(),
         pending: first,
@@ -56,7 +57,7 @@ pub fn follow(
                         tokio::time::sleep(FOLLOW_EVERY).await;
                     }
                     f.polled = true;
-                    match get_job(&f.state, &f.tenant, &f.job_id).await {
+                    match get_job(&f.state, &f.scope, &f.job_id).await {
                         Ok(r) => r.view,
                         Err(LookupError::NotFound(_)) => return None,
                         Err(_) => continue,

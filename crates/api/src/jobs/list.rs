@@ -1,4 +1,4 @@
-//! Listing a tenant's jobs through Temporal visibility: filters become a visibility query, pages
+//! Listing the jobs in a caller's scope (its tenant's; an AGENT key's own) through Temporal visibility: filters become a visibility query, pages
 //! follow Temporal's own page tokens (hex-encoded, opaque to callers).
 
 use std::time::{Duration, SystemTime};
@@ -10,8 +10,11 @@ use temporalio_client::NamespacedClient;
 use temporalio_client::grpc::WorkflowService;
 use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus as ProtoStatus;
 use temporalio_common::protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
-use temporalio_common::protos::temporal::api::workflowservice::v1::ListWorkflowExecutionsRequest;
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    CountWorkflowExecutionsRequest, ListWorkflowExecutionsRequest,
+};
 
+use super::JobScope;
 use super::output::{resource_uri, status_url};
 use super::view::{JobStatus, rfc3339};
 use crate::state::ApiState;
@@ -31,6 +34,9 @@ pub struct JobFilter {
     pub since: Option<String>,
     /// Only jobs created at or before this time (RFC 3339).
     pub until: Option<String>,
+    /// Only jobs started by this key (its id, as `owner.id` of a job shows it; `jwt:<subject>`
+    /// for a token). AGENT keys see their own jobs whatever this says.
+    pub owner: Option<String>,
     /// Jobs per page, 1–100 (default 20).
     pub page_size: Option<u32>,
     /// `next_page_token` of the previous page.
@@ -41,6 +47,9 @@ pub struct JobFilter {
 pub struct JobSummary {
     pub job_id: String,
     pub tool: String,
+    /// The id of the key (or `jwt:<subject>`) that started the job, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub status: JobStatus,
     pub created_at: Option<String>,
     pub closed_at: Option<String>,
@@ -84,14 +93,30 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ListError {
     }
 }
 
-/// The visibility query for a tenant and filter; every value is checked, so nothing from the
-/// caller reaches the query unvalidated.
+/// The longest owner a filter names, in characters.
+const MAX_OWNER_CHARS: usize = 256;
+
+/// The visibility query for a scope and filter; every value is checked or quoted, so nothing
+/// from the caller reaches the query unvalidated.
 pub fn visibility_query(
-    tenant: &str,
+    scope: &JobScope,
     f: &JobFilter,
     job_tools: &[&str],
 ) -> Result<String, ListError> {
-    let mut clauses = vec![format!("{} = '{}'", search::TENANT.name(), quote(tenant))];
+    let mut clauses = vec![format!(
+        "{} = '{}'",
+        search::TENANT.name(),
+        quote(&scope.tenant)
+    )];
+    for owner in scope.owner.iter().chain(f.owner.iter()) {
+        if owner.chars().count() > MAX_OWNER_CHARS || owner.chars().any(char::is_control) {
+            return Err(invalid(
+                "owner",
+                format!("is not a key id (at most {MAX_OWNER_CHARS} printable characters)"),
+            ));
+        }
+        clauses.push(format!("{} = '{}'", search::OWNER.name(), quote(owner)));
+    }
     if let Some(tool) = &f.tool {
         // A mounted upstream tool (`<namespace>_<tool>`) is a job tool too; its characters are
         // checked, so the name is safe inside the quotes.
@@ -169,9 +194,10 @@ fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<SystemT
 
 pub async fn list_jobs(
     state: &ApiState,
-    tenant: &str,
+    scope: &JobScope,
     f: &JobFilter,
 ) -> Result<JobPage, ListError> {
+    let tenant = scope.tenant.as_str();
     let job_tools = state.tools.job_tools();
     // A tool name that is not ours must be one mounted for this tenant now.
     if let Some(tool) = &f.tool
@@ -187,7 +213,7 @@ pub async fn list_jobs(
             ),
         ));
     }
-    let query = visibility_query(tenant, f, &job_tools)?;
+    let query = visibility_query(scope, f, &job_tools)?;
     let page_size = f.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(invalid(
@@ -233,6 +259,23 @@ pub async fn list_jobs(
     })
 }
 
+/// How many jobs are in `scope` (`avb admin keys` counts each key's jobs with it).
+pub async fn count_jobs(
+    client: &temporalio_client::Client,
+    scope: &JobScope,
+) -> Result<u64, ListError> {
+    let query = visibility_query(scope, &JobFilter::default(), &[])?;
+    let mut client = client.clone();
+    let req = CountWorkflowExecutionsRequest {
+        namespace: client.namespace(),
+        query,
+    };
+    let resp = WorkflowService::count_workflow_executions(&mut client, tonic_request(req))
+        .await
+        .map_err(|e| ListError::Unavailable(e.message().to_string()))?;
+    Ok(u64::try_from(resp.into_inner().count).unwrap_or(0))
+}
+
 fn tonic_request<T>(t: T) -> temporalio_client::tonic::Request<T> {
     temporalio_client::tonic::Request::new(t)
 }
@@ -263,6 +306,7 @@ fn summary(info: &WorkflowExecutionInfo, public_url: &str) -> Option<JobSummary>
     };
     Some(JobSummary {
         tool: keyword(search::TOOL.name()).unwrap_or_default(),
+        owner: keyword(search::OWNER.name()),
         status,
         created_at: time(info.start_time.as_ref().map(|t| (t.seconds, t.nanos))),
         closed_at: time(info.close_time.as_ref().map(|t| (t.seconds, t.nanos))),
@@ -298,6 +342,41 @@ mod tests {
         "batch_execute",
     ];
 
+    fn tenant(name: &str) -> JobScope {
+        JobScope {
+            tenant: name.into(),
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn an_agent_scope_and_an_owner_filter_add_owner_clauses() {
+        let agent = JobScope {
+            tenant: "t1".into(),
+            owner: Some("key_1".into()),
+        };
+        assert_eq!(
+            visibility_query(&agent, &JobFilter::default(), &JOB_TOOLS).expect("query"),
+            "AvbTenant = 't1' AND AvbOwner = 'key_1'"
+        );
+        let f = JobFilter {
+            owner: Some("jwt:o'hara".into()),
+            ..JobFilter::default()
+        };
+        assert_eq!(
+            visibility_query(&tenant("t1"), &f, &JOB_TOOLS).expect("query"),
+            r"AvbTenant = 't1' AND AvbOwner = 'jwt:o\'hara'"
+        );
+        let bad = JobFilter {
+            owner: Some("a\nb".into()),
+            ..JobFilter::default()
+        };
+        assert!(matches!(
+            visibility_query(&tenant("t1"), &bad, &JOB_TOOLS),
+            Err(ListError::InvalidFilter { field: "owner", .. })
+        ));
+    }
+
     #[test]
     fn query_has_tenant_and_checked_filters() {
         let f = JobFilter {
@@ -307,7 +386,7 @@ mod tests {
             ..JobFilter::default()
         };
         assert_eq!(
-            visibility_query("t1", &f, &JOB_TOOLS).expect("query"),
+            visibility_query(&tenant("t1"), &f, &JOB_TOOLS).expect("query"),
             "AvbTenant = 't1' AND AvbTool = 'generate_speech' AND ExecutionStatus = 'Canceled' \
              AND StartTime >= '2026-11-23T10:00:00Z'"
         );
@@ -347,7 +426,7 @@ mod tests {
             ),
         ];
         for (f, field) in cases {
-            match visibility_query("t", &f, &JOB_TOOLS) {
+            match visibility_query(&tenant("t"), &f, &JOB_TOOLS) {
                 Err(ListError::InvalidFilter { field: got, .. }) => assert_eq!(got, field),
                 other => panic!("{field}: expected an invalid filter, got {other:?}"),
             }
@@ -356,7 +435,7 @@ mod tests {
 
     #[test]
     fn tenant_is_quoted_and_tokens_roundtrip() {
-        let q = visibility_query("a'b", &JobFilter::default(), &JOB_TOOLS).expect("query");
+        let q = visibility_query(&tenant("a'b"), &JobFilter::default(), &JOB_TOOLS).expect("query");
         assert_eq!(q, r"AvbTenant = 'a\'b'");
         let token = vec![0u8, 1, 254, 255];
         assert_eq!(decode_hex(&encode_hex(&token)), Some(token));

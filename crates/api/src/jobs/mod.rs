@@ -20,8 +20,10 @@ use temporalio_client::{
     UntypedWorkflow, WorkflowDescribeOptions, WorkflowExecutionDescription,
     WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowStartOptions,
 };
+use temporalio_common::MemoValues;
 use temporalio_common::search_attributes::SearchAttributes;
 
+use crate::core::auth::Caller;
 use crate::core::problem::{ErrorKind, Problem};
 use crate::state::ApiState;
 
@@ -72,23 +74,59 @@ pub enum JobError {
     Refused(Box<Problem>),
 }
 
-/// Start options every job shares: its id as the workflow id (never reused) and the search
-/// attributes that scope it to its tool and tenant (lists and the Temporal UI filter on them).
+/// Whose jobs a caller sees and acts on: its tenant's, and for an AGENT key only the jobs that
+/// key started. Anything outside is "not found", exactly like another tenant's job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobScope {
+    pub tenant: String,
+    /// The owner (key id) an AGENT caller is limited to; `None`: every job of the tenant.
+    pub owner: Option<String>,
+}
+
+impl JobScope {
+    /// A scope that matches no job (a server not bound to a caller).
+    pub fn nothing() -> Self {
+        Self {
+            tenant: String::new(),
+            owner: Some(String::new()),
+        }
+    }
+
+    /// Whether a job of `tenant` started by `owner` (none: started before owners were
+    /// recorded) is in this scope.
+    pub fn sees(&self, tenant: Option<&str>, owner: Option<&str>) -> bool {
+        tenant == Some(self.tenant.as_str())
+            && self.owner.as_deref().is_none_or(|mine| owner == Some(mine))
+    }
+}
+
+/// Start options every job shares: its id as the workflow id (never reused), the search
+/// attributes that scope it to its tool, tenant and owner (lists and the Temporal UI filter on
+/// them) and the owner's label in its memo.
 pub(crate) fn job_start_options(
     tool: &str,
-    tenant: &str,
+    caller: &Caller,
     job_id: &str,
     eager: bool,
 ) -> WorkflowStartOptions {
-    let attrs = SearchAttributes::new([
+    let mut attrs = SearchAttributes::new([
         search::TOOL.value_set(tool.to_string()),
-        search::TENANT.value_set(tenant.to_string()),
+        search::TENANT.value_set(caller.tenant.clone()),
     ]);
-    WorkflowStartOptions::new(queues::WORKFLOWS, job_id.to_string())
+    let mut memo = MemoValues::new();
+    if let Some(owner) = &caller.key_id {
+        attrs.apply(search::OWNER.value_set(owner.clone()));
+        if let Some(label) = &caller.label {
+            memo.insert(search::OWNER_LABEL_MEMO, Value::String(label.clone()));
+        }
+    }
+    let mut options = WorkflowStartOptions::new(queues::WORKFLOWS, job_id.to_string())
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
         .search_attributes(attrs)
         .enable_eager_workflow_start(eager)
-        .build()
+        .build();
+    options.memo = Some(memo);
+    options
 }
 
 pub fn map_result<T>(r: Result<T, WorkflowGetResultError>) -> Result<T, JobError> {

@@ -30,7 +30,7 @@ async fn list(
     Extension(caller): Extension<Caller>,
     AppQuery(filter): AppQuery<JobFilter>,
 ) -> Result<Json<JobPage>, Problem> {
-    Ok(Json(list_jobs(&state, &caller.tenant, &filter).await?))
+    Ok(Json(list_jobs(&state, &caller.scope(), &filter).await?))
 }
 
 async fn get_one(
@@ -38,7 +38,7 @@ async fn get_one(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Json<JobView>, Problem> {
-    Ok(Json(get_job(&state, &caller.tenant, &job_id).await?.view))
+    Ok(Json(get_job(&state, &caller.scope(), &job_id).await?.view))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,7 +57,7 @@ async fn cancel(
     super::check_reason(reason.as_deref())?;
     let reason = reason.unwrap_or_else(|| "cancelled by the caller (REST)".into());
     Ok(Json(
-        cancel_job(&state, &caller.tenant, &job_id, &reason)
+        cancel_job(&state, &caller.scope(), &job_id, &reason)
             .await?
             .view,
     ))
@@ -70,8 +70,8 @@ async fn events(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    let first = get_job(&state, &caller.tenant, &job_id).await?.view;
-    let stream = follow(state, caller.tenant, job_id, Some(first)).map(|view| {
+    let first = get_job(&state, &caller.scope(), &job_id).await?.view;
+    let stream = follow(state, caller.scope(), job_id, Some(first)).map(|view| {
         let name = if view.status.is_terminal() {
             "result"
         } else {

@@ -66,7 +66,7 @@ impl AvbServer {
     )]
     async fn get_job_tool(&self, Parameters(input): Parameters<JobIdInput>) -> CallToolResult {
         let state = &self.state;
-        match get_job(state, self.tenant(), &input.job_id).await {
+        match get_job(state, &self.scope(), &input.job_id).await {
             Ok(record) => {
                 let content = match record.outcome {
                     Some(Ok(out)) => {
@@ -83,7 +83,8 @@ impl AvbServer {
         }
     }
 
-    /// Your jobs, newest first, filtered by tool, status and creation time; paginated.
+    /// Your jobs (an AGENT key's own, a HUMAN key's whole tenant), newest first, filtered by
+    /// tool, status, creation time and owner; paginated.
     #[tool(
         name = "list_jobs",
         output_schema = schema_for_output::<JobPage>(),
@@ -91,7 +92,7 @@ impl AvbServer {
     )]
     async fn list_jobs_tool(&self, Parameters(filter): Parameters<JobFilter>) -> CallToolResult {
         let state = &self.state;
-        match list_jobs(state, self.tenant(), &filter).await {
+        match list_jobs(state, &self.scope(), &filter).await {
             Ok(page) => {
                 let mut lines: Vec<String> = page
                     .jobs
@@ -131,7 +132,7 @@ impl AvbServer {
             .reason
             .as_deref()
             .unwrap_or("cancelled by the caller (cancel_job)");
-        match cancel_job(state, self.tenant(), &input.job_id, reason).await {
+        match cancel_job(state, &self.scope(), &input.job_id, reason).await {
             Ok(record) => view_result(&record.view, Vec::new()),
             Err(e) => lookup_error(e),
         }

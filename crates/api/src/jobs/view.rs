@@ -1,5 +1,6 @@
 //! One job as callers see it (MCP `get_job`, tasks, `avb://jobs/{id}`, REST): looked up in
-//! Temporal by id, visible only to the tenant that started it.
+//! Temporal by id, visible only within the caller's [`JobScope`] (its tenant; for an AGENT
+//! key, the jobs that key started).
 
 use avb_workflows::search;
 use schemars::JsonSchema;
@@ -14,7 +15,7 @@ use temporalio_common::protos::temporal::api::enums::v1::PendingActivityState;
 use super::durable::DurableTool;
 pub use super::durable::JobProgress;
 use super::output::{resource_uri, status_url};
-use super::{JobError, heartbeat, outcome};
+use super::{JobError, JobScope, heartbeat, outcome};
 use crate::core::problem::{ErrorKind, Problem};
 use crate::state::ApiState;
 
@@ -110,6 +111,10 @@ pub struct JobView {
     pub job_id: String,
     /// The MCP tool that started the job.
     pub tool: String,
+    /// Who started the job (absent for jobs started with authentication off, or before owners
+    /// were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<JobOwner>,
     pub status: JobStatus,
     /// RFC 3339.
     pub created_at: Option<String>,
@@ -131,6 +136,16 @@ pub struct JobView {
     pub resource_uri: String,
 }
 
+/// The key (or token subject) that started a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct JobOwner {
+    /// The API key's id, or `jwt:<subject>`; `list_jobs(owner=…)` filters on it.
+    pub id: String,
+    /// The key's label, or the token's subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
 /// A job view plus, once the job ended, what its workflow returned (its family renders tool
 /// results from it).
 pub struct JobRecord {
@@ -140,7 +155,8 @@ pub struct JobRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
-    /// Unknown id, or a job of another tenant (indistinguishable on purpose).
+    /// Unknown id, or a job outside the caller's scope: another tenant's, or another agent's
+    /// (indistinguishable on purpose).
     #[error("job {0} not found")]
     NotFound(String),
     #[error("job {job_id} is already {status}; only running jobs can be cancelled", status = .status.as_str())]
@@ -159,10 +175,10 @@ pub fn is_job_id(id: &str) -> bool {
     })
 }
 
-/// Describes the job's workflow, answering "not found" for ids that are not this tenant's jobs.
+/// Describes the job's workflow, answering "not found" for ids outside `scope`.
 async fn describe(
     state: &ApiState,
-    tenant: &str,
+    scope: &JobScope,
     job_id: &str,
 ) -> Result<WorkflowExecutionDescription, LookupError> {
     if !is_job_id(job_id) {
@@ -177,7 +193,11 @@ async fn describe(
             WorkflowInteractionError::NotFound(_) => LookupError::NotFound(job_id.to_string()),
             other => LookupError::Unavailable(other.to_string()),
         })?;
-    if desc.search_attributes().get(&search::TENANT).as_deref() != Some(tenant) {
+    let attrs = desc.search_attributes();
+    if !scope.sees(
+        attrs.get(&search::TENANT).as_deref(),
+        attrs.get(&search::OWNER).as_deref(),
+    ) {
         return Err(LookupError::NotFound(job_id.to_string()));
     }
     Ok(desc)
@@ -185,10 +205,10 @@ async fn describe(
 
 pub async fn get_job(
     state: &ApiState,
-    tenant: &str,
+    scope: &JobScope,
     job_id: &str,
 ) -> Result<JobRecord, LookupError> {
-    let desc = describe(state, tenant, job_id).await?;
+    let desc = describe(state, scope, job_id).await?;
     let tool = desc
         .search_attributes()
         .get(&search::TOOL)
@@ -201,6 +221,17 @@ pub async fn get_job(
         .ok()
         .flatten()
         .and_then(|v| serde_json::from_value(v).ok());
+    let owner = desc
+        .search_attributes()
+        .get(&search::OWNER)
+        .map(|id| JobOwner {
+            id,
+            label: desc
+                .memo()
+                .get::<String>(search::OWNER_LABEL_MEMO)
+                .ok()
+                .flatten(),
+        });
     let family = state.tools.family_of_job(&tool).clone();
     let outcome = if status.is_terminal() {
         Some(outcome(state, job_id).await)
@@ -236,6 +267,7 @@ pub async fn get_job(
         status_url: status_url(&public_url, job_id),
         resource_uri: resource_uri(job_id),
         tool,
+        owner,
     };
     Ok(JobRecord { view, outcome })
 }
@@ -244,11 +276,11 @@ pub async fn get_job(
 /// Cancelling a job that is already cancelled (or stopping) is not an error.
 pub async fn cancel_job(
     state: &ApiState,
-    tenant: &str,
+    scope: &JobScope,
     job_id: &str,
     reason: &str,
 ) -> Result<JobRecord, LookupError> {
-    let mut record = get_job(state, tenant, job_id).await?;
+    let mut record = get_job(state, scope, job_id).await?;
     match record.view.status {
         JobStatus::Running | JobStatus::InputRequired => {}
         JobStatus::Cancelled => return Ok(record),
@@ -269,7 +301,12 @@ pub async fn cancel_job(
         )
         .await
         .map_err(|e| LookupError::Unavailable(e.to_string()))?;
-    tracing::info!(job_id, tenant, reason, "job cancellation requested");
+    tracing::info!(
+        job_id,
+        tenant = scope.tenant,
+        reason,
+        "job cancellation requested"
+    );
     // The workflow reacts on its next task; until then the view we hold is current but for this.
     record.view.cancel_requested = true;
     Ok(record)

@@ -263,7 +263,7 @@ fn tool_error(problem: Problem) -> Value {
 }
 
 async fn get(state: &ApiState, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
-    let record = get_job(state, &caller.tenant, task_id(params)?)
+    let record = get_job(state, &caller.scope(), task_id(params)?)
         .await
         .map_err(lookup_error)?;
     Ok(task_of(&record.view))
@@ -272,8 +272,8 @@ async fn get(state: &ApiState, caller: &Caller, params: &Value) -> Result<Value,
 /// `tasks/result`: waits until the job ends, then answers what the direct call would have.
 async fn result(state: &ApiState, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
     let id = task_id(params)?;
-    // The lookup also checks that the task is the caller's tenant's.
-    let record = get_job(state, &caller.tenant, id)
+    // The lookup also checks that the task is in the caller's scope.
+    let record = get_job(state, &caller.scope(), id)
         .await
         .map_err(lookup_error)?;
     let family = state.tools.family_of_job(&record.view.tool).clone();
@@ -292,7 +292,7 @@ async fn list(state: &ApiState, caller: &Caller, params: &Value) -> Result<Value
         page_token: params["cursor"].as_str().map(String::from),
         ..JobFilter::default()
     };
-    let page = list_jobs(state, &caller.tenant, &filter)
+    let page = list_jobs(state, &caller.scope(), &filter)
         .await
         .map_err(|e| invalid_params(e.to_string()))?;
     let tasks: Vec<Value> = page
@@ -320,7 +320,7 @@ async fn list(state: &ApiState, caller: &Caller, params: &Value) -> Result<Value
 async fn cancel(state: &ApiState, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
     let record = cancel_job(
         state,
-        &caller.tenant,
+        &caller.scope(),
         task_id(params)?,
         "cancelled by the client (tasks/cancel)",
     )

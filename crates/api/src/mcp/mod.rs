@@ -233,6 +233,13 @@ impl AvbServer {
         self.caller.get().map_or("", |c| c.tenant.as_str())
     }
 
+    /// Whose jobs the caller sees; nothing on a server not bound to a caller.
+    pub(crate) fn scope(&self) -> crate::jobs::JobScope {
+        self.caller
+            .get()
+            .map_or_else(crate::jobs::JobScope::nothing, Caller::scope)
+    }
+
     /// The caller this server acts for, if bound.
     pub(crate) fn caller_of_session(&self) -> Option<Caller> {
         self.caller.get().cloned()

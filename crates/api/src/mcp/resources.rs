@@ -125,7 +125,7 @@ impl AvbServer {
         ])
     }
 
-    /// `avb://audio/{job_id}`: the audio of the caller's tenant's finished speech job, in the
+    /// `avb://audio/{job_id}`: the audio of the caller's finished speech job, in the
     /// format the job asked for, base64.
     /// `None` for other URIs.
     pub(crate) async fn read_audio_resource(
@@ -136,7 +136,7 @@ impl AvbServer {
         let job_id = uri.strip_prefix(crate::speech::AUDIO_URI_PREFIX)?;
         let state = &self.state;
         let read = async {
-            let artifact = crate::speech::finished_audio(state, self.tenant(), job_id)
+            let artifact = crate::speech::finished_audio(state, &self.scope(), job_id)
                 .await
                 .map_err(|p| match p.kind {
                     crate::core::problem::ErrorKind::NotFound => McpError::resource_not_found(
@@ -175,7 +175,7 @@ impl AvbServer {
     ) -> Result<ReadResourceResult, McpError> {
         let job_id = job_id_of(uri)?;
         let state = &self.state;
-        let record = get_job(state, self.tenant(), job_id)
+        let record = get_job(state, &self.scope(), job_id)
             .await
             .map_err(|e| lookup_error(uri, e))?;
         let text = serde_json::to_string_pretty(&record.view)
@@ -197,9 +197,9 @@ impl AvbServer {
     ) -> Result<(), McpError> {
         let job_id = job_id_of(uri)?.to_string();
         let state = self.state.clone();
-        let tenant = self.tenant().to_string();
+        let scope = self.scope();
         // Fail now for unknown jobs rather than watching nothing.
-        let first = get_job(&state, &tenant, &job_id)
+        let first = get_job(&state, &scope, &job_id)
             .await
             .map_err(|e| lookup_error(uri, e))?;
         if self.subscriptions.len() >= MAX_LISTENED_JOBS {
@@ -217,16 +217,7 @@ impl AvbServer {
         let subs = self.subscriptions.downgrade();
         let (uri, notify) = (uri.to_string(), Notifier::Legacy(context.peer.clone()));
         tokio::spawn(async move {
-            let done = watch(
-                state,
-                tenant,
-                job_id,
-                Some(first.view),
-                &uri,
-                &notify,
-                &stop,
-            )
-            .await;
+            let done = watch(state, scope, job_id, Some(first.view), &uri, &notify, &stop).await;
             tracing::debug!(%uri, done, "job subscription ended");
             if let Some(subs) = subs.upgrade() {
                 subs.remove(&uri);
@@ -272,20 +263,11 @@ impl AvbServer {
         let stop = CancellationToken::new();
         let watches = uris.into_iter().map(|uri| {
             let (state, stop) = (self.state.clone(), stop.clone());
-            let tenant = self.tenant().to_string();
+            let scope = self.scope();
             let notify = Notifier::Listen(context.sink().clone());
             async move {
                 if let Some(job_id) = uri.strip_prefix(JOB_URI_PREFIX) {
-                    watch(
-                        state,
-                        tenant,
-                        job_id.to_string(),
-                        None,
-                        &uri,
-                        &notify,
-                        &stop,
-                    )
-                    .await;
+                    watch(state, scope, job_id.to_string(), None, &uri, &notify, &stop).await;
                 }
             }
         });
@@ -319,7 +301,7 @@ impl Notifier {
 /// Notifies `uri` on every change of the job after the state the subscriber started from.
 async fn watch(
     state: ApiState,
-    tenant: String,
+    scope: crate::jobs::JobScope,
     job_id: String,
     first: Option<JobView>,
     uri: &str,
@@ -327,7 +309,7 @@ async fn watch(
     stop: &CancellationToken,
 ) -> &'static str {
     // The first view is the baseline the subscriber already has (or can read): not a change.
-    let mut changes = Box::pin(follow(state, tenant, job_id, first).skip(1));
+    let mut changes = Box::pin(follow(state, scope, job_id, first).skip(1));
     loop {
         tokio::select! {
             () = stop.cancelled() => return "unsubscribed",

@@ -290,6 +290,7 @@ mod tests {
             tenant: tenant.into(),
             role: Role::Agent,
             key_id: Some(id.into()),
+            label: None,
         }
     }
 

@@ -225,7 +225,7 @@ impl AvbServer {
 
     pub(crate) async fn task_state(&self, task_id: &str) -> Result<DetailedTask, McpError> {
         let state = &self.state;
-        let record = get_job(state, self.tenant(), task_id)
+        let record = get_job(state, &self.scope(), task_id)
             .await
             .map_err(task_error)?;
         let task = task_of(&record.view);
@@ -269,7 +269,7 @@ impl AvbServer {
         task_id: &str,
         responses: &rmcp::model::InputResponses,
     ) -> Result<(), McpError> {
-        let record = get_job(&self.state, self.tenant(), task_id)
+        let record = get_job(&self.state, &self.scope(), task_id)
             .await
             .map_err(task_error)?;
         let pending = match (&record.view.approval_request, record.view.status) {
@@ -316,8 +316,8 @@ impl AvbServer {
     }
 
     /// Pushes `notifications/tasks/status` (protocol 2025-11-25) on this session's stream
-    /// whenever the task's status or message changes, until it ends. Only the session's own
-    /// tenant's jobs are followed (another's is "not found" and ends the watch).
+    /// whenever the task's status or message changes, until it ends. Only jobs in the session
+    /// caller's scope are followed (any other is "not found" and ends the watch).
     pub(crate) fn follow_task(&self, task_id: String, peer: rmcp::Peer<RoleServer>) {
         let Some(caller) = self.caller.get().cloned() else {
             return;
@@ -326,7 +326,7 @@ impl AvbServer {
         tokio::spawn(async move {
             let mut last = serde_json::Value::Null;
             loop {
-                let Ok(record) = get_job(&state, &caller.tenant, &task_id).await else {
+                let Ok(record) = get_job(&state, &caller.scope(), &task_id).await else {
                     return;
                 };
                 let task = super::core_tasks::task_of(&record.view);
@@ -357,7 +357,7 @@ impl AvbServer {
         let state = &self.state;
         cancel_job(
             state,
-            self.tenant(),
+            &self.scope(),
             task_id,
             "cancelled by the client (tasks/cancel)",
         )

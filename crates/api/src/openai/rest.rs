@@ -149,7 +149,7 @@ async fn speech(
         .map_err(|e| OpenAiError(Problem::from(e)))?;
     let billing = speech_billing(&state.config.billing, &input);
     let budget = avb_workflows::speech::synthesis_budget(&input) + Duration::from_secs(60);
-    let (job_id, handle) = start_speech(&state.temporal, &caller.tenant, input, billing)
+    let (job_id, handle) = start_speech(&state.temporal, &caller, input, billing)
         .await
         .map_err(|e| OpenAiError(Problem::from(&e)))?;
     tracing::info!(%job_id, tool = TOOL, tenant = %caller.tenant, format = format.name(), stream, "speech requested over the OpenAI API");
@@ -165,7 +165,7 @@ async fn speech(
         ))
     };
     let body = if stream {
-        let parts = send_encoded(state.clone(), caller.tenant.clone(), job_id.clone(), format);
+        let parts = send_encoded(state.clone(), caller.scope(), job_id.clone(), format);
         match tokio::time::timeout(budget, streamed_body(parts)).await {
             Err(_) => return Err(still_running()),
             Ok(body) => body.map_err(with_job)?,

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowHandle};
 
+use crate::core::auth::Caller;
 use crate::core::problem::{ErrorKind, Problem};
 use crate::jobs::durable::{DurableTool, Started, ToolCall, definition, output_as};
 use crate::jobs::output::{audio_url, resource_uri, status_url};
@@ -119,7 +120,7 @@ impl DurableTool for Speech {
         check_input(state, &input)?;
         let voice_id = input.voice_id.clone();
         let billing = speech_billing(&state.config.billing, &input);
-        let (job_id, _) = start_speech(&state.temporal, call.tenant(), input, billing).await?;
+        let (job_id, _) = start_speech(&state.temporal, call.caller, input, billing).await?;
         tracing::info!(job_id = %job_id, workflow_id = %job_id, tool = TOOL, tenant = call.tenant(), "job started");
         Ok(Started::Running {
             still_running: running_result(state, &job_id, &voice_id),
@@ -271,14 +272,14 @@ pub async fn audio_in(
     .map_err(|e| Problem::internal(e.to_string()))
 }
 
-/// The audio of `tenant`'s finished speech job `job_id`: not found for other tenants' jobs and
+/// The audio of the finished speech job `job_id` in `scope`: not found for jobs outside it and
 /// jobs of other tools, a conflict while it runs or when it did not complete.
 pub async fn finished_audio(
     state: &ApiState,
-    tenant: &str,
+    scope: &crate::jobs::JobScope,
     job_id: &str,
 ) -> Result<SpeechArtifact, Problem> {
-    let record = crate::jobs::view::get_job(state, tenant, job_id).await?;
+    let record = crate::jobs::view::get_job(state, scope, job_id).await?;
     match record.outcome {
         Some(Ok(output)) if record.view.tool == TOOL => output_as(output),
         Some(Ok(_)) => Err(Problem::not_found(format!(
@@ -366,18 +367,18 @@ pub fn speech_billing(
 /// synthesis and settles them after.
 pub async fn start_speech(
     client: &Client,
-    tenant: &str,
+    caller: &Caller,
     request: GenerateSpeechInput,
     billing: Option<BillingPlan>,
 ) -> Result<(String, SpeechHandle), JobError> {
     let job_id = new_job_id();
     let job = GenerateSpeechJob {
         job_id: job_id.clone(),
-        tenant: tenant.to_string(),
+        tenant: caller.tenant.clone(),
         request,
         billing,
     };
-    let opts = job_start_options(TOOL, tenant, &job_id, false);
+    let opts = job_start_options(TOOL, caller, &job_id, false);
     client
         .start_workflow(GenerateSpeechWorkflow::run, job, opts)
         .await

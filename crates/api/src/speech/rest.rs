@@ -34,8 +34,8 @@ async fn stream_audio(
         }
         None => AudioFormat::Wav,
     };
-    super::stream::speech_job(&state, &caller.tenant, &job_id).await?;
-    let parts = super::stream::send_encoded(state, caller.tenant, job_id.clone(), format);
+    super::stream::speech_job(&state, &caller.scope(), &job_id).await?;
+    let parts = super::stream::send_encoded(state, caller.scope(), job_id.clone(), format);
     let body = super::stream::streamed_body(parts).await?;
     Ok(super::stream::audio_response(body, format, &job_id))
 }
@@ -56,7 +56,7 @@ async fn get_audio(
     Query(query): Query<AudioQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let artifact = super::finished_audio(&state, &caller.tenant, &job_id).await?;
+    let artifact = super::finished_audio(&state, &caller.scope(), &job_id).await?;
     if let Some(name) = query.format.as_deref() {
         let format = AudioFormat::parse(name).map_err(|e| Problem::invalid("format", e.message))?;
         if format != AudioFormat::Wav {

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::{TOOL, output_as};
 use crate::core::problem::{ErrorKind, Problem};
+use crate::jobs::JobScope;
 use crate::jobs::view::{failure_of, get_job};
 use crate::state::ApiState;
 use avb_workflows::speech::SpeechArtifact;
@@ -37,7 +38,7 @@ const QUEUED_PARTS: usize = 8;
 /// Reads a job's PCM (16-bit LE, mono, 24 kHz) chunk after chunk, as the worker stores them.
 pub struct PcmReader {
     state: ApiState,
-    tenant: String,
+    scope: JobScope,
     job_id: String,
     next: u32,
     samples_read: u64,
@@ -46,12 +47,12 @@ pub struct PcmReader {
 }
 
 impl PcmReader {
-    /// A reader of `tenant`'s job `job_id` from its first sample. The job's ownership is checked
-    /// by the caller (the reader asks the job only under `tenant`).
-    pub fn new(state: ApiState, tenant: String, job_id: String) -> Self {
+    /// A reader of the job `job_id` from its first sample. The job's ownership is checked by
+    /// the caller (the reader asks the job only within `scope`).
+    pub fn new(state: ApiState, scope: JobScope, job_id: String) -> Self {
         Self {
             state,
-            tenant,
+            scope,
             job_id,
             next: 0,
             samples_read: 0,
@@ -93,7 +94,7 @@ impl PcmReader {
             }
             if self.last_asked.elapsed() >= ASK_JOB_EVERY {
                 self.last_asked = Instant::now();
-                let record = get_job(&self.state, &self.tenant, &self.job_id).await?;
+                let record = get_job(&self.state, &self.scope, &self.job_id).await?;
                 match record.outcome {
                     Some(Ok(output)) => {
                         let artifact: SpeechArtifact = output_as(output)?;
@@ -168,20 +169,20 @@ impl Drop for OpenStream {
     }
 }
 
-/// Sends `tenant`'s speech job `job_id` encoded as `format`, part after part, on its own task.
+/// Sends the speech job `job_id` (of `scope`) encoded as `format`, part after part, on its own task.
 /// The first message comes once the first chunk is made (possibly empty bytes, for formats that
 /// write at the end) or the job failed; an `Err` ends the stream. Dropping the receiver stops
 /// the task at once, whatever it waits for; the job is not touched.
 pub fn send_encoded(
     state: ApiState,
-    tenant: String,
+    scope: JobScope,
     job_id: String,
     format: AudioFormat,
 ) -> mpsc::Receiver<Result<Bytes, Problem>> {
     let (tx, rx) = mpsc::channel(QUEUED_PARTS);
     tokio::spawn(async move {
         let _open = OpenStream::new(&state);
-        let mut reader = PcmReader::new(state, tenant, job_id.clone());
+        let mut reader = PcmReader::new(state, scope, job_id.clone());
         let sent = tokio::select! {
             () = tx.closed() => Ok(false),
             sent = encode_into(&mut reader, format, &tx) => sent,
@@ -260,9 +261,9 @@ pub fn audio_response(body: axum::body::Body, format: AudioFormat, job_id: &str)
     response
 }
 
-/// `tenant`'s job `job_id` if it is a speech job (any state): streams are only of speech.
-pub async fn speech_job(state: &ApiState, tenant: &str, job_id: &str) -> Result<(), Problem> {
-    let record = get_job(state, tenant, job_id).await?;
+/// The job `job_id` of `scope` if it is a speech job (any state): streams are only of speech.
+pub async fn speech_job(state: &ApiState, scope: &JobScope, job_id: &str) -> Result<(), Problem> {
+    let record = get_job(state, scope, job_id).await?;
     if record.view.tool != TOOL {
         return Err(Problem::not_found(format!(
             "job {job_id} is a {} job; it has no audio",

@@ -180,10 +180,9 @@ impl Session {
                 check_input(&self.state, &input)?;
                 self.state.limiter.check_tool(&self.caller, TOOL).await?;
                 let billing = speech_billing(&self.state.config.billing, &input);
-                let (job_id, _) =
-                    start_speech(&self.state.temporal, &self.caller.tenant, input, billing)
-                        .await
-                        .map_err(|e| Problem::from(&e))?;
+                let (job_id, _) = start_speech(&self.state.temporal, &self.caller, input, billing)
+                    .await
+                    .map_err(|e| Problem::from(&e))?;
                 tracing::info!(%job_id, tool = TOOL, tenant = %self.caller.tenant, "speech requested over the WebSocket");
                 self.follow(job_id.clone());
                 self.stream_audio(job_id, format);
@@ -196,10 +195,10 @@ impl Session {
                 let format = audio_format(format.as_deref())?;
                 if audio {
                     self.audio_free()?;
-                    speech_job(&self.state, &self.caller.tenant, &job_id).await?;
+                    speech_job(&self.state, &self.caller.scope(), &job_id).await?;
                 } else {
-                    // Unknown ids (and other tenants' jobs) are an error now, not a silent end.
-                    crate::jobs::view::get_job(&self.state, &self.caller.tenant, &job_id).await?;
+                    // Unknown ids (and jobs outside the caller's scope) are an error now, not a silent end.
+                    crate::jobs::view::get_job(&self.state, &self.caller.scope(), &job_id).await?;
                 }
                 self.follow(job_id.clone());
                 if audio {
@@ -209,7 +208,7 @@ impl Session {
             ClientMessage::Cancel { job_id, reason } => {
                 crate::jobs::check_reason(reason.as_deref())?;
                 let reason = reason.unwrap_or_else(|| "cancelled by the caller (WebSocket)".into());
-                cancel_job(&self.state, &self.caller.tenant, &job_id, &reason).await?;
+                cancel_job(&self.state, &self.caller.scope(), &job_id, &reason).await?;
             }
         }
         Ok(())
@@ -228,13 +227,9 @@ impl Session {
 
     /// Sends `{"type":"job"}` on every change of the job until it ends.
     fn follow(&mut self, job_id: String) {
-        let (state, tenant, out) = (
-            self.state.clone(),
-            self.caller.tenant.clone(),
-            self.out.clone(),
-        );
+        let (state, scope, out) = (self.state.clone(), self.caller.scope(), self.out.clone());
         self.tasks.spawn(async move {
-            let views = follow(state, tenant, job_id, None);
+            let views = follow(state, scope, job_id, None);
             tokio::pin!(views);
             while let Some(view) = views.next().await {
                 if out
@@ -250,11 +245,7 @@ impl Session {
 
     /// Sends the job's audio as binary messages between `audio_start` and `audio_end`.
     fn stream_audio(&mut self, job_id: String, format: AudioFormat) {
-        let (state, tenant, out) = (
-            self.state.clone(),
-            self.caller.tenant.clone(),
-            self.out.clone(),
-        );
+        let (state, scope, out) = (self.state.clone(), self.caller.scope(), self.out.clone());
         let handle = self.tasks.spawn(async move {
             let start = json!({
                 "type": "audio_start",
@@ -266,7 +257,7 @@ impl Session {
             if out.send(text(&start)).await.is_err() {
                 return;
             }
-            let mut parts = send_encoded(state, tenant, job_id.clone(), format);
+            let mut parts = send_encoded(state, scope, job_id.clone(), format);
             let mut bytes = 0u64;
             while let Some(part) = parts.recv().await {
                 let message = match part {

@@ -189,7 +189,7 @@ impl DurableTool for Batch {
             }
             calls.push((c.tool, tool, c.arguments));
         }
-        let job_id = start_batch(state, call.tenant(), calls).await?;
+        let job_id = start_batch(state, call.caller, calls).await?;
         let out = BatchExecuteOutput {
             resource_uri: resource_uri(&job_id),
             job_id: job_id.clone(),

@@ -149,7 +149,7 @@ async fn start_call(
         client::ApprovalPath::Client { job_id, decision } => (job_id, Some(decision)),
         client::ApprovalPath::Operator => (new_job_id(), None),
     };
-    let mut options = job_start_options(name, tenant, &job_id, !tool.approval);
+    let mut options = job_start_options(name, call.caller, &job_id, !tool.approval);
     let (approval, pending) = if tool.approval {
         let (gate, pending) = crate::approval::await_approval(state, name, &shown, &mut options);
         (Some(gate), Some(pending))
@@ -242,10 +242,10 @@ pub fn result_of(value: Value) -> Result<CallToolResult, JobError> {
 /// One call of a batch as the agent asked it: the mounted name, its tool, the arguments.
 pub type RequestedCall = (String, MountedTool, Option<Map<String, Value>>);
 
-/// Runs `calls` as one `UpstreamBatch` job for `tenant`.
+/// Runs `calls` as one `UpstreamBatch` job for `caller`.
 pub async fn start_batch(
     state: &ApiState,
-    tenant: &str,
+    caller: &crate::core::auth::Caller,
     calls: Vec<RequestedCall>,
 ) -> Result<String, JobError> {
     let mut batch = Vec::with_capacity(calls.len());
@@ -270,14 +270,14 @@ pub async fn start_batch(
         });
     }
     let job_id = new_job_id();
-    let options = job_start_options(BATCH_TOOL, tenant, &job_id, true);
+    let options = job_start_options(BATCH_TOOL, caller, &job_id, true);
     let billing = (state.config.billing.enabled && total > 0).then(|| {
         let mut plan = BillingPlan::new(BATCH_TOOL, "call", batch.len() as i64, 0);
         plan.credits = total;
         plan
     });
     let job = UpstreamBatchJob {
-        tenant: tenant.to_string(),
+        tenant: caller.tenant.clone(),
         calls: batch,
         billing,
     };
@@ -286,7 +286,7 @@ pub async fn start_batch(
         .start_workflow(UpstreamBatchWorkflow::run, job, options)
         .await
         .map_err(|e| JobError::Start(e.to_string()))?;
-    tracing::info!(job_id = %job_id, tenant, "upstream batch started");
+    tracing::info!(job_id = %job_id, tenant = %caller.tenant, "upstream batch started");
     Ok(job_id)
 }
 

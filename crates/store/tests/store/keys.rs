@@ -42,6 +42,7 @@ async fn key_authenticates_as_its_tenant_and_role(store: Store) {
             tenant_name: "acme".into(),
             role: Role::Human,
             key_id: human.key_id.clone(),
+            label: "ops laptop".into(),
         })
     );
     let principal = store
