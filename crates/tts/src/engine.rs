@@ -194,21 +194,25 @@ impl TtsEngine {
         Ok((all.join(" "), fallback))
     }
 
-    /// One sentence's phonemes. What espeak-ng reads must be spoken with Kokoro's vocabulary
-    /// alone: a phoneme outside it is an error naming the sentence, never silently dropped.
+    /// One sentence's phonemes. What espeak-ng or the Mandarin G2P gives must be spoken with
+    /// Kokoro's vocabulary alone: a phoneme outside it is an error naming the sentence and the
+    /// character, never silently dropped.
     fn phonemize_sentence(&self, sentence: &str, g2p: G2p) -> Result<Phonemized, TtsError> {
         let p = self.phonemizer.phonemize(sentence, g2p)?;
-        if let G2p::Espeak(voice) = g2p
-            && let Some(c) = p
-                .phonemes
-                .chars()
-                .find(|c| !c.is_whitespace() && !self.vocab.contains(*c))
+        let source = match g2p {
+            G2p::Espeak(voice) => format!("espeak-ng ({voice}) gave"),
+            G2p::Mandarin => "the Mandarin G2P passed through".to_string(),
+            G2p::English { .. } | G2p::NotSpoken => return Ok(p),
+        };
+        if let Some(c) = p
+            .phonemes
+            .chars()
+            .find(|c| !c.is_whitespace() && !self.vocab.contains(*c))
         {
             return Err(TtsError::Phonemize {
                 word: sentence.to_string(),
                 reason: format!(
-                    "espeak-ng ({voice}) gave the phoneme {c:?} (U+{:04X}), which Kokoro's \
-                     vocabulary lacks",
+                    "{source} {c:?} (U+{:04X}), which Kokoro's vocabulary lacks",
                     u32::from(c)
                 ),
             });

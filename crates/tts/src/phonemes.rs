@@ -210,6 +210,12 @@ impl Phonemizer {
                 phonemes: self.espeak_sentence(text, voice)?,
                 fallback_words: Vec::new(),
             }),
+            G2p::Mandarin => Ok(Phonemized {
+                phonemes: crate::mandarin::phonemize(text, |word| {
+                    self.english(word, false).map(|p| p.phonemes)
+                })?,
+                fallback_words: Vec::new(),
+            }),
             G2p::NotSpoken => Err(TtsError::invalid(
                 "language",
                 "this language cannot be read yet (no grapheme-to-phoneme conversion in this build)",

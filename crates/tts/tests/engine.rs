@@ -184,15 +184,16 @@ fn every_catalog_voice_speaks() {
     let voices = engine.voices();
     assert_eq!(voices.len(), 54);
     for v in voices {
-        // Each voice in its own language where it is read; Japanese and Mandarin voices (not
-        // read yet) speak English when asked to.
+        // Each voice in its own language where it is read; Japanese voices (not read yet)
+        // speak English when asked to.
         let (text, language) = match v.language.as_str() {
             "es" => ("Hola, ¿qué tal?", None),
             "fr-FR" => ("Bonjour à tous.", None),
             "hi" => ("नमस्ते दोस्तों।", None),
             "it" => ("Ciao a tutti.", None),
             "pt-BR" => ("Olá, tudo bem?", None),
-            "ja" | "zh" => ("Hello there.", Some("en-US")),
+            "zh" => ("大家好。", None),
+            "ja" => ("Hello there.", Some("en-US")),
             _ => ("Hello there.", None),
         };
         let request = request(text, &v.id, language);
@@ -411,6 +412,58 @@ fn each_espeak_language_speaks_its_own_phonemes() {
     }
 }
 
+/// Mandarin through the real model: Kokoro's tone-arrow phonemes, about 0.1–0.4 s per character
+/// (a syllable each), not silent, the same samples twice, every phoneme in the vocabulary; a
+/// character without a Mandarin reading is an error naming it.
+#[test]
+fn mandarin_is_read_in_mandarin() {
+    let engine = common::engine();
+    let vocab =
+        avb_tts::tokens::Vocab::load(&common::assets_dir().join("vocab.json")).expect("vocab");
+    let text = "你好，今天怎么样？我们一起去银行吧。";
+    let plan = engine
+        .plan(&request(text, "zf_xiaobei", None))
+        .expect("plan");
+    let phonemes = plan
+        .chunks
+        .iter()
+        .map(|c| c.phonemes.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        phonemes.contains("ni↓xau↓") && phonemes.contains("i↗nxa↗ŋ"),
+        "{phonemes}"
+    );
+    assert!(
+        phonemes.chars().all(|c| c == ' ' || vocab.contains(c)),
+        "{phonemes}"
+    );
+    let synthesize = || {
+        engine
+            .synthesize(&request(text, "zf_xiaobei", None), |_| {
+                ControlFlow::Continue(())
+            })
+            .expect("speech")
+    };
+    let audio = synthesize();
+    let han = text
+        .chars()
+        .filter(|c| ('\u{4E00}'..='\u{9FFF}').contains(c))
+        .count() as f64;
+    let per_character = audio.duration_secs() / han;
+    assert!(
+        (0.1..=0.4).contains(&per_character),
+        "{} s for {han} characters",
+        audio.duration_secs()
+    );
+    assert!(rms(&audio.samples) > 0.01, "silent");
+    assert_eq!(audio.samples, synthesize().samples, "not deterministic");
+    match engine.plan(&request("你好嗧", "zf_xiaobei", None)) {
+        Err(TtsError::Phonemize { word, .. }) => assert_eq!(word, "嗧"),
+        other => panic!("expected the character named, got {other:?}"),
+    }
+}
+
 /// `language` overrides the voice's: an American voice reads French as French.
 #[test]
 fn the_language_argument_overrides_the_voices() {
@@ -431,14 +484,13 @@ fn the_language_argument_overrides_the_voices() {
     assert!(!phonemes.contains("bɔ̃ʒˈuʁ"), "{phonemes}");
 }
 
-/// Japanese and Mandarin have no G2P in this build: refused, naming language and voice, never
-/// read as English; an unknown language tag names the argument.
+/// Japanese has no G2P in this build: refused, naming language and voice, never read as
+/// English; an unknown language tag names the argument.
 #[test]
 fn languages_without_a_g2p_are_refused_by_name() {
     let engine = common::engine();
     for (voice, text, language, tag) in [
         ("jf_alpha", "こんにちは、元気ですか", None, "ja"),
-        ("zf_xiaobei", "你好，今天怎么样？", None, "zh"),
         ("af_heart", "hello", Some("ja"), "ja"),
     ] {
         match engine.plan(&request(text, voice, language)) {
@@ -484,6 +536,88 @@ const LANGUAGE_SENTENCES: &[(&str, &str)] = &[
     ("hi", "नमस्ते। आप कैसे हैं?"),
     ("hi", "मेरा नाम राम है और मैं दिल्ली में रहता हूँ।"),
     ("hi", "आज मौसम बहुत अच्छा है।"),
+    // Mandarin: numbers, dates, polyphones decided by phrases (银行, 重新, 音乐), interjections,
+    // every initial and final, and everyday paragraphs.
+    ("zh", "你好，世界！"),
+    ("zh", "我们一起去银行。"),
+    ("zh", "这件事很重要，请重新做一次。"),
+    ("zh", "我的书在桌子上。"),
+    ("zh", "今天是2024年3月15日，气温是-3.5度。"),
+    ("zh", "价格上涨了25%，约1234元。"),
+    ("zh", "《红楼梦》是一部小说；你读过吗？"),
+    ("zh", "行人在银行门口排队，一行一行地走。"),
+    ("zh", "他得了第1名，电话是13800138000。"),
+    ("zh", "音乐让人快乐。"),
+    (
+        "zh",
+        "嗯，呣，哼，欸，哦，儿子，二十，耳朵，日子，知道，吃饭，自己，词语，思考，女儿，绿色，旅游，略微，学习，云朵，元旦，军队，去年，月亮，雪花。",
+    ),
+    ("zh", "比例是1/2，温度39℃，需要3-5个小时。"),
+    ("zh", "生于1998年，10年后，3.14和1000。"),
+    (
+        "zh",
+        "今天早上，我和朋友一起去公园散步。天气很好，阳光明媚，很多人在那里跑步、打太极拳。我们走了大约两个小时，然后找了一家小饭馆吃午饭。老板很热情，给我们推荐了几道拿手菜。",
+    ),
+    (
+        "zh",
+        "这家银行的行长说，今年的经济形势仍然面临不少困难，但是整体上还是在稳步增长。为了支持中小企业的发展，银行会继续降低贷款利率，并且简化审批流程。",
+    ),
+    (
+        "zh",
+        "他长得很高，从小就喜欢打篮球。长大以后，他成为了一名职业运动员，还参加过好几次重要的比赛。虽然受过伤，但他从来没有放弃过自己的梦想。",
+    ),
+    (
+        "zh",
+        "我觉得这个问题没有那么简单。我们需要重新考虑整个计划，看看还有哪些地方可以改进。如果大家都同意的话，我们下个星期再开会讨论一下。",
+    ),
+    (
+        "zh",
+        "这本书的作者是一位著名的历史学家，他用了十年的时间研究中国古代的音乐和文化。书中记载了很多有趣的故事，读起来一点也不枯燥。",
+    ),
+    (
+        "zh",
+        "妈妈让我去超市买一些水果和蔬菜，顺便再带一瓶酱油回来。我到了超市才发现忘了带钱包，只好用手机付款。",
+    ),
+    (
+        "zh",
+        "春天到了，地上的小草都发芽了，树上的花也开了。孩子们在院子里快乐地玩耍，小鸟在枝头唱着好听的歌。",
+    ),
+    (
+        "zh",
+        "会议结束以后，经理把大家召集在一起，重申了公司的规定，要求每个人都必须按时完成自己的工作，不得拖延。",
+    ),
+    (
+        "zh",
+        "据新华社报道，国务院常务会议今天在北京召开，会议研究部署了进一步扩大内需、促进消费的相关措施。会议指出，要着力稳定就业，增加城乡居民收入，提高社会保障水平。",
+    ),
+    (
+        "zh",
+        "小明的爸爸是一名医生，每天都要工作到很晚。有一次，小明生病了，爸爸连夜给他看病，还亲自熬药。小明长大后也想当一名医生，像爸爸一样帮助别人。",
+    ),
+    (
+        "zh",
+        "这座城市的交通越来越拥挤，特别是上下班高峰期，地铁里挤满了人。政府正在修建新的地铁线路，希望能够缓解交通压力。",
+    ),
+    (
+        "zh",
+        "人工智能技术的快速发展，正在深刻地改变着我们的生活方式。从智能手机里的语音助手，到自动驾驶的汽车，这些曾经只存在于科幻小说中的东西，如今都已经变成了现实。",
+    ),
+    (
+        "zh",
+        "他一边听音乐一边看书，不知不觉就睡着了。醒来的时候，外面已经下起了大雨。他赶紧把晾在阳台上的衣服收了进来。",
+    ),
+    (
+        "zh",
+        "我们学校的图书馆藏书丰富，环境安静，是同学们学习的好地方。每到考试的时候，这里总是座无虚席。",
+    ),
+    (
+        "zh",
+        "奶奶种的西红柿熟了，红彤彤的，看着就让人流口水。她把最大的几个摘下来，洗干净了分给我们吃。",
+    ),
+    (
+        "zh",
+        "你好，请问去火车站怎么走？一直往前走，到第二个路口向左拐，再走大概五百米就到了。谢谢你！不客气。",
+    ),
 ];
 
 /// The test venv's Python (deploy/install-deps.sh puts misaki there).
@@ -495,11 +629,12 @@ fn venv_python() -> std::path::PathBuf {
     cache.join("venv/bin/python")
 }
 
-/// Our phonemes for the espeak-ng languages against Kokoro's own G2P for them (misaki 0.9.4's
-/// `EspeakG2P`, run from PyPI in the test venv), compared as the model receives them: token by
-/// token (misaki leaves marks such as `¿` that the model's vocabulary drops; we drop them first).
+/// Our phonemes for the espeak-ng languages and Mandarin against Kokoro's own G2P for them
+/// (misaki 0.9.4's `EspeakG2P` and `ZHG2P`, run from PyPI in the test venv), compared as the
+/// model receives them: token by token (misaki leaves marks such as `¿` that the model's
+/// vocabulary drops; we drop them first); Mandarin character for character.
 #[test]
-fn espeak_languages_match_the_reference_g2p() {
+fn languages_match_the_reference_g2p() {
     use std::io::Write as _;
     let engine = common::engine();
     let vocab =
@@ -524,9 +659,14 @@ fn espeak_languages_match_the_reference_g2p() {
     assert!(out.status.success(), "misaki failed");
     let reference: Vec<String> = serde_json::from_slice(&out.stdout).expect("misaki's phonemes");
     for ((language, sentence), theirs) in LANGUAGE_SENTENCES.iter().zip(&reference) {
-        let (ours, _) = engine
-            .phonemize(sentence, G2p::Espeak(language))
-            .expect(sentence);
+        let g2p = match *language {
+            "zh" => G2p::Mandarin,
+            espeak => G2p::Espeak(espeak),
+        };
+        let (ours, _) = engine.phonemize(sentence, g2p).expect(sentence);
+        if g2p == G2p::Mandarin {
+            assert_eq!(&ours, theirs, "{sentence:?}");
+        }
         assert_eq!(
             vocab.encode(&ours),
             vocab.encode(theirs),

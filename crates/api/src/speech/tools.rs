@@ -22,9 +22,10 @@ pub struct LanguageInfo {
     /// BCP-47 tag, as `generate_speech`'s `language` takes it.
     pub tag: String,
     pub name: String,
-    /// Whether text in this language can be read (Japanese and Mandarin cannot yet).
+    /// Whether text in this language can be read.
     pub spoken: bool,
-    /// How text becomes phonemes: `misaki` (English lexicons), `espeak-ng`, or `none`.
+    /// How text becomes phonemes: `misaki` (English lexicons), `espeak-ng`, `jieba+pinyin`
+    /// (Mandarin), or `none`.
     pub g2p: String,
 }
 
@@ -40,6 +41,7 @@ pub fn languages() -> Vec<LanguageInfo> {
             g2p: match l.g2p {
                 G2p::English { .. } => "misaki",
                 G2p::Espeak(_) => "espeak-ng",
+                G2p::Mandarin => "jieba+pinyin",
                 G2p::NotSpoken => "none",
             }
             .to_owned(),

@@ -77,6 +77,8 @@ pub enum G2p {
     English { british: bool },
     /// The espeak-ng program in this voice, its IPA mapped to Kokoro's set as misaki does.
     Espeak(&'static str),
+    /// Mandarin: word segmentation, phrase-aware pinyin, Kokoro's tone-arrow IPA.
+    Mandarin,
     /// No grapheme-to-phoneme conversion for this language in this build: refused, never read
     /// as another language.
     NotSpoken,
@@ -120,7 +122,7 @@ pub const LANGUAGES: &[SpeechLanguage] = &[
     lang('i', "it", "Italian", G2p::Espeak("it")),
     lang('j', "ja", "Japanese", G2p::NotSpoken),
     lang('p', "pt-BR", "Brazilian Portuguese", G2p::Espeak("pt-br")),
-    lang('z', "zh", "Mandarin Chinese", G2p::NotSpoken),
+    lang('z', "zh", "Mandarin Chinese", G2p::Mandarin),
 ];
 
 const fn lang(prefix: char, tag: &'static str, name: &'static str, g2p: G2p) -> SpeechLanguage {
