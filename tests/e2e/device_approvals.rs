@@ -73,6 +73,10 @@ async fn commands_wait_for_a_human_and_run_only_as_approved() {
         .create_key(&tenant.id, avb_store::Role::Human, "owner's phone")
         .await
         .expect("human key");
+    let other_agent = store
+        .create_key(&tenant.id, avb_store::Role::Agent, "another assistant")
+        .await
+        .expect("second agent key");
     let agent_mcp = keyed_session(system.mcp_url(), &agent.token).await;
     let human_mcp = keyed_session(system.mcp_url(), &human.token).await;
     let base = system.base_url.clone();
@@ -96,6 +100,14 @@ async fn commands_wait_for_a_human_and_run_only_as_approved() {
     assert!(!text_of(&running).contains(&job), "{}", text_of(&running));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sim.sets_received(PLUG), 0, "sent before approval");
+    // Waiting, it is seen by its own agent and the tenant's HUMAN keys, not by another agent.
+    let seen = job_view(&base, &human.token, &job).await;
+    assert_eq!(seen["status"], "input_required", "{seen}");
+    let unseen = job_view(&base, &other_agent.token, &job).await;
+    assert_eq!(unseen["error"]["code"], "not_found", "{unseen}");
+    let other_mcp = keyed_session(system.mcp_url(), &other_agent.token).await;
+    let waiting = call(&other_mcp, "list_jobs", json!({"status": "input_required"})).await;
+    assert!(!text_of(&waiting).contains(&job), "{}", text_of(&waiting));
 
     // An AGENT key cannot approve, over MCP or REST.
     let r = call(
