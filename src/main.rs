@@ -1,6 +1,7 @@
 //! `avb`: the one binary. Thin: parse the command line, call library code.
 
 mod admin;
+mod data_lock;
 mod demo_home;
 mod doctor;
 mod image;

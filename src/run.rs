@@ -6,7 +6,8 @@ use anyhow::Context;
 use avb_api::{ApiState, AvbServer};
 use avb_config::AvbConfig;
 use avb_runtime::devserver::{DevServer, DevServerOptions, reachable};
-use avb_runtime::{telemetry, temporal};
+use avb_runtime::supervise::{RestartPolicy, Supervised, supervise};
+use avb_runtime::{ports, telemetry, temporal};
 use avb_workflows::search;
 use rmcp::ServiceExt;
 use temporalio_sdk::Runtime;
@@ -74,19 +75,79 @@ fn load_config(http: Option<SocketAddr>) -> anyhow::Result<AvbConfig> {
 
 async fn api_state(config: AvbConfig) -> anyhow::Result<ApiState> {
     let store = crate::admin::open_store(&config).await?;
-    let client = temporal::connect(&config.temporal, "avb-api").await?;
-    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS)
-        .await?;
+    let client = connect_temporal(&config, "avb-api").await?;
     Ok(ApiState::new(client, config)?.with_store(store))
 }
 
-async fn serve_http(state: ApiState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let addr = state.config.http;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(%addr, "api listening");
+/// Connects to Temporal and registers the search attributes. A failure says which it is:
+/// nothing listens at the address, or something that is not Temporal does.
+async fn connect_temporal(
+    config: &AvbConfig,
+    identity: &str,
+) -> anyhow::Result<temporalio_client::Client> {
+    let connected = async {
+        let client = temporal::connect(&config.temporal, identity).await?;
+        temporal::ensure_search_attributes(
+            &client,
+            &config.temporal.namespace,
+            search::ALL_KEYWORDS,
+        )
+        .await?;
+        Ok::<_, temporal::TemporalError>(client)
+    };
+    let address = &config.temporal.address;
+    let failure = match tokio::time::timeout(TEMPORAL_ANSWER, connected).await {
+        Ok(Ok(client)) => return Ok(client),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", TEMPORAL_ANSWER.as_secs()),
+    };
+    if reachable(address).await {
+        anyhow::bail!(
+            "something else listens on {address}: it does not answer as a Temporal server \
+             ({failure}); set AVB_TEMPORAL_ADDRESS to Temporal's address or free the port"
+        )
+    }
+    anyhow::bail!(
+        "{failure} (nothing listens there: start Temporal, run `avb dev`, or set \
+         AVB_TEMPORAL_ADDRESS)"
+    )
+}
+
+/// How long a Temporal server has to answer the first calls at start-up.
+const TEMPORAL_ANSWER: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Binds the api's address before anything else starts: a taken port ends start-up at once,
+/// naming the address, its holder and the setting.
+fn bind_http(addr: SocketAddr, setting: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = ports::bind(addr, setting).map_err(anyhow::Error::msg)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+async fn serve_http(
+    listener: std::net::TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tracing::info!(addr = %listener.local_addr()?, "api listening");
     avb_api::run(listener, state, shutdown).await?;
+    Ok(())
+}
+
+/// Creates the data folder and checks that it can be written, so a read-only or foreign folder
+/// is one clear error before anything starts.
+fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let unusable = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "the data folder {} cannot be written ({e}): set AVB_DATA_DIR to a writable folder",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(unusable)?;
+    let probe = dir.join(".avb-write-check");
+    std::fs::write(&probe, b"").map_err(unusable)?;
+    let _ = std::fs::remove_file(probe);
     Ok(())
 }
 
@@ -104,8 +165,9 @@ fn cancel_on_signal() -> CancellationToken {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init();
     let config = load_config(args.http)?;
+    let listener = bind_http(config.http, "--http or AVB_HTTP")?;
     let state = api_state(config).await?;
-    serve_http(state, cancel_on_signal()).await
+    serve_http(listener, state, cancel_on_signal()).await
 }
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
@@ -115,11 +177,10 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     // The probe port is bound before anything starts: a taken port is an error now, not after
     // the model has loaded.
     let probe_listener = match args.http {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (avb worker --http)"))?,
-        ),
+        Some(addr) => Some(tokio::net::TcpListener::from_std(bind_http(
+            addr,
+            "avb worker --http",
+        )?)?),
         None => None,
     };
     let (runtime_options, sdk_metrics) = match &probe_listener {
@@ -138,9 +199,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     };
     let runtime =
         Runtime::from_current_tokio(runtime_options).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let client = temporal::connect(&config.temporal, "avb-worker").await?;
-    temporal::ensure_search_attributes(&client, &config.temporal.namespace, search::ALL_KEYWORDS)
-        .await?;
+    let client = connect_temporal(&config, "avb-worker").await?;
     let shutdown = cancel_on_signal();
     let shared = avb_workers::Shared::default();
     if let (Some(listener), Some(sdk_metrics)) = (probe_listener, sdk_metrics) {
@@ -168,41 +227,89 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     .await
 }
 
+/// `avb dev`: the whole system in one process on embedded defaults. Start-up is all or nothing:
+/// every listener is bound or checked first, any failure ends the process with one line and
+/// stops what already started, and the banner comes only once the api listens and the workers
+/// poll. The children it owns (the Temporal dev server, the demo home's broker) are restarted
+/// when they die, and given up on — ending `avb dev` non-zero, naming them — only after
+/// repeated failures.
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     telemetry::init();
     let mut config = load_config(args.http)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let mut dev_server = None;
-    if !reachable(&config.temporal.address).await {
-        let port: u16 = config
-            .temporal
-            .address
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .context(
-                "temporal.address must end in :port for avb dev to start a dev server there",
-            )?;
-        tracing::info!(
-            port,
-            "no Temporal server answering; starting the dev server"
-        );
-        let server = DevServer::start(DevServerOptions {
-            ui_port: Some(config.temporal.dev_server_ui_port),
-            db_file: Some(config.data_dir.join("temporal.db")),
-            namespace: config.temporal.namespace.clone(),
-            ..DevServerOptions::ephemeral(
-                port,
-                config.data_dir.join("logs/temporal.log"),
-                avb_workflows::search::ALL_KEYWORDS,
-            )
-        })
-        .await?;
-        config.temporal.address = server.addr.to_string();
-        dev_server = Some(server);
+    prepare_data_dir(&config.data_dir)?;
+    let _lock = crate::data_lock::DataLock::acquire(&config.data_dir)?;
+    let http = bind_http(config.http, "--http or AVB_HTTP")?;
+    let dev_server = start_dev_server(&mut config).await?;
+    let demo_home = match crate::demo_home::start(&mut config).await {
+        Ok(home) => home,
+        Err(e) => {
+            if let Some(server) = dev_server {
+                server.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let shutdown = cancel_on_signal();
+    let result = run_dev(config, http, &dev_server, &demo_home, shutdown.clone()).await;
+    shutdown.cancel();
+    demo_home.stop().await;
+    if let Some(server) = dev_server {
+        server.stop().await;
     }
-    let demo_home = crate::demo_home::start(&mut config).await?;
+    result
+}
+
+/// Starts the Temporal dev server when nothing answers at the configured address (its ports
+/// checked first), under supervision, and points `config` at it.
+async fn start_dev_server(config: &mut AvbConfig) -> anyhow::Result<Option<Supervised>> {
+    if reachable(&config.temporal.address).await {
+        return Ok(None);
+    }
+    let port: u16 = config
+        .temporal
+        .address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("temporal.address must end in :port for avb dev to start a dev server there")?;
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    ports::check_free(loopback(port), "AVB_TEMPORAL_ADDRESS").map_err(anyhow::Error::msg)?;
+    let ui_port = config.temporal.dev_server_ui_port;
+    ports::check_free(loopback(ui_port), "AVB_TEMPORAL_UI_PORT").map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        port,
+        "no Temporal server answering; starting the dev server"
+    );
+    let log = config.data_dir.join("logs/temporal.log");
+    let options = DevServerOptions {
+        ui_port: Some(ui_port),
+        db_file: Some(config.data_dir.join("temporal.db")),
+        namespace: config.temporal.namespace.clone(),
+        ..DevServerOptions::ephemeral(port, log.clone(), avb_workflows::search::ALL_KEYWORDS)
+    };
+    let server = DevServer::start(options.clone()).await?;
+    config.temporal.address = server.addr.to_string();
+    Ok(Some(supervise(
+        "the Temporal dev server",
+        server,
+        Some(log),
+        RestartPolicy::default(),
+        move || {
+            let options = options.clone();
+            async move { DevServer::start(options).await.map_err(|e| e.to_string()) }
+        },
+    )))
+}
+
+/// What `avb dev` runs once its children are up: the api and every worker, until a signal, one
+/// of them failing, or a child given up on.
+async fn run_dev(
+    config: AvbConfig,
+    http: std::net::TcpListener,
+    dev_server: &Option<Supervised>,
+    demo_home: &crate::demo_home::DemoHome,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api_state(config.clone()).await?;
@@ -221,13 +328,75 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     // One connection for api and workers: eager workflow start needs a worker on the starter's
     // connection.
     let worker_client = state.temporal.clone();
-    let shutdown = cancel_on_signal();
-    let ui = match &dev_server {
-        Some(s) => s.ui_port.map_or_else(
-            || "headless".to_string(),
-            |p| format!("http://127.0.0.1:{p}"),
-        ),
-        None => "(external Temporal server)".to_string(),
+    let shared = avb_workers::Shared {
+        upstream_pool: Some(state.upstreams.pool.clone()),
+        ..Default::default()
+    };
+    let started = shared.started.clone();
+    let mut http_task = tokio::spawn(serve_http(http, state, shutdown.clone()));
+    let queues = avb_workers::parse_queues(&["all".to_string()])?;
+    let workers =
+        avb_workers::run_workers_sharing(&runtime, worker_client, &config, &queues, &shared, {
+            let s = shutdown.clone();
+            async move { s.cancelled().await }
+        });
+    tokio::pin!(workers);
+    let child_failed = async {
+        match dev_server {
+            Some(server) => tokio::select! {
+                why = server.failed() => why,
+                why = demo_home.failed() => why,
+            },
+            None => demo_home.failed().await,
+        }
+    };
+    tokio::pin!(child_failed);
+    let mut banner = false;
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            served = &mut http_task => {
+                shutdown.cancel();
+                let served = served.map_err(|e| anyhow::anyhow!("the api stopped: {e}"))?;
+                (&mut workers).await?;
+                return served;
+            }
+            ran = &mut workers => {
+                shutdown.cancel();
+                let _ = (&mut http_task).await;
+                return ran.and_then(|()| if banner || shutdown.is_cancelled() {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("the workers stopped before they polled"))
+                });
+            }
+            why = &mut child_failed => {
+                shutdown.cancel();
+                let _ = (&mut http_task).await;
+                let _ = (&mut workers).await;
+                anyhow::bail!("{why}");
+            }
+            _ = poll.tick(), if !banner => {
+                if started.load(std::sync::atomic::Ordering::Acquire) {
+                    banner = true;
+                    print_banner(&config, dev_server.is_some(), dev_keys.as_ref(), dev_credits, demo_home);
+                }
+            }
+        }
+    }
+}
+
+fn print_banner(
+    config: &AvbConfig,
+    embedded_temporal: bool,
+    dev_keys: Option<&crate::admin::DevKeys>,
+    dev_credits: Option<i64>,
+    demo_home: &crate::demo_home::DemoHome,
+) {
+    let ui = if embedded_temporal {
+        format!("http://127.0.0.1:{}", config.temporal.dev_server_ui_port)
+    } else {
+        "(external Temporal server)".to_string()
     };
     println!("AgentVoiceBox is running");
     println!("  MCP (Streamable HTTP): {}/mcp", config.public_url());
@@ -237,7 +406,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("  Temporal UI:           {ui}");
     println!("  Temporal frontend:     {}", config.temporal.address);
-    match &dev_keys {
+    match dev_keys {
         Some(keys) => keys.print(),
         None => println!("  Authentication:        off (auth.required = false)"),
     }
@@ -250,23 +419,6 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     for line in &demo_home.lines {
         println!("  Smart home:            {line}");
     }
-    let shared = avb_workers::Shared {
-        upstream_pool: Some(state.upstreams.pool.clone()),
-        ..Default::default()
-    };
-    let http = serve_http(state, shutdown.clone());
-    let queues = avb_workers::parse_queues(&["all".to_string()])?;
-    let workers =
-        avb_workers::run_workers_sharing(&runtime, worker_client, &config, &queues, &shared, {
-            let s = shutdown.clone();
-            async move { s.cancelled().await }
-        });
-    let (http_result, worker_result) = tokio::join!(http, workers);
-    demo_home.stop().await;
-    if let Some(server) = dev_server {
-        server.stop().await;
-    }
-    http_result.and(worker_result)
 }
 
 pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {

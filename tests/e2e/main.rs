@@ -14,6 +14,7 @@ mod cluster;
 mod conformance;
 mod core_tasks;
 mod crashes;
+mod dev_supervision;
 mod device_approvals;
 mod devices;
 mod doctor;

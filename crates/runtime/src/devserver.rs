@@ -189,6 +189,19 @@ impl DevServer {
     }
 }
 
+impl crate::supervise::Child for DevServer {
+    async fn exited(&mut self) -> String {
+        match self.child.wait().await {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("cannot wait for it: {e}"),
+        }
+    }
+
+    async fn stop(self) {
+        DevServer::stop(self).await;
+    }
+}
+
 /// Whether something accepts TCP connections at `addr` (a cheap "is Temporal there?" probe).
 pub async fn reachable(addr: &str) -> bool {
     matches!(
