@@ -443,3 +443,25 @@ pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
     quit?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_folder_that_cannot_be_written_is_named_with_the_variable() {
+        // A folder "inside" a file cannot be made, whoever runs the test (root included).
+        let file = tempfile::NamedTempFile::new().expect("tmp");
+        let dir = file.path().join("data");
+        let err = prepare_data_dir(&dir).expect_err("refused").to_string();
+        assert!(
+            err.starts_with(&format!(
+                "the data folder {} cannot be written",
+                dir.display()
+            )) && err.contains("AVB_DATA_DIR"),
+            "{err}"
+        );
+        let ok = tempfile::tempdir().expect("tmp");
+        prepare_data_dir(&ok.path().join("fresh")).expect("a writable folder");
+    }
+}
