@@ -7,6 +7,7 @@ mod doctor;
 mod image;
 mod run;
 mod speak;
+mod stack;
 
 use clap::{Parser, Subcommand};
 

@@ -48,6 +48,10 @@ pub struct WorkerArgs {
 pub struct DevArgs {
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// Run the folder's stack for `avb mcp --transport stdio` processes: no HTTP, and stop once
+    /// the last of them has exited (they start it themselves).
+    #[arg(long, hide = true)]
+    serve_stdio_clients: bool,
 }
 
 #[derive(clap::Args)]
@@ -238,7 +242,11 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let mut config = load_config(args.http)?;
     prepare_data_dir(&config.data_dir)?;
     let _lock = crate::data_lock::DataLock::acquire(&config.data_dir)?;
-    let http = bind_http(config.http, "--http or AVB_HTTP")?;
+    let http = if args.serve_stdio_clients {
+        None
+    } else {
+        Some(bind_http(config.http, "--http or AVB_HTTP")?)
+    };
     let dev_server = start_dev_server(&mut config).await?;
     let demo_home = match crate::demo_home::start(&mut config).await {
         Ok(home) => home,
@@ -305,7 +313,7 @@ async fn start_dev_server(config: &mut AvbConfig) -> anyhow::Result<Option<Super
 /// of them failing, or a child given up on.
 async fn run_dev(
     config: AvbConfig,
-    http: std::net::TcpListener,
+    http: Option<std::net::TcpListener>,
     dev_server: &Option<Supervised>,
     demo_home: &crate::demo_home::DemoHome,
     shutdown: CancellationToken,
@@ -313,6 +321,7 @@ async fn run_dev(
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = api_state(config.clone()).await?;
+    let serving_stdio_clients = http.is_none();
     let dev_keys = match &state.store {
         Some(store) if config.auth.required => {
             Some(crate::admin::ensure_dev_keys(store, &config.data_dir).await?)
@@ -333,7 +342,35 @@ async fn run_dev(
         ..Default::default()
     };
     let started = shared.started.clone();
-    let mut http_task = tokio::spawn(serve_http(http, state, shutdown.clone()));
+    // Stdio clients of this folder find the stack's Temporal here from now on.
+    let _published = crate::stack::Published::write(
+        &config.data_dir,
+        &crate::stack::StackInfo {
+            pid: std::process::id(),
+            temporal_address: config.temporal.address.clone(),
+            http: http.as_ref().map(|_| config.public_url()),
+        },
+    )?;
+    let mut http_task = match http {
+        Some(listener) => tokio::spawn(serve_http(listener, state, shutdown.clone())),
+        None => {
+            let s = shutdown.clone();
+            tokio::spawn(async move {
+                s.cancelled().await;
+                Ok(())
+            })
+        }
+    };
+    let clients_gone = async {
+        if serving_stdio_clients {
+            crate::stack::no_clients_left(&config.data_dir).await
+        } else {
+            std::future::pending().await
+        }
+    };
+    tokio::pin!(clients_gone);
+    // Kept until the stack has stopped: a stdio client arriving meanwhile waits for a new one.
+    let mut _last_client_gone = None;
     let queues = avb_workers::parse_queues(&["all".to_string()])?;
     let workers =
         avb_workers::run_workers_sharing(&runtime, worker_client, &config, &queues, &shared, {
@@ -370,6 +407,11 @@ async fn run_dev(
                     Err(anyhow::anyhow!("the workers stopped before they polled"))
                 });
             }
+            gone = &mut clients_gone, if _last_client_gone.is_none() => {
+                tracing::info!("the last stdio client has exited; stopping");
+                _last_client_gone = Some(gone?);
+                shutdown.cancel();
+            }
             why = &mut child_failed => {
                 shutdown.cancel();
                 let _ = (&mut http_task).await;
@@ -379,7 +421,9 @@ async fn run_dev(
             _ = poll.tick(), if !banner => {
                 if started.load(std::sync::atomic::Ordering::Acquire) {
                     banner = true;
-                    print_banner(&config, dev_server.is_some(), dev_keys.as_ref(), dev_credits, demo_home);
+                    if !serving_stdio_clients {
+                        print_banner(&config, dev_server.is_some(), dev_keys.as_ref(), dev_credits, demo_home);
+                    }
                 }
             }
         }
@@ -421,13 +465,30 @@ fn print_banner(
     }
 }
 
+/// `avb mcp --transport stdio`, as an IDE's MCP config starts it: with nothing else running it
+/// starts the data folder's stack itself ([`crate::stack`]), shares it with the folder's other
+/// stdio processes and a running `avb dev`, and acts for the folder's local AGENT key when no
+/// `AVB_API_KEY` is given. stdout carries only protocol messages.
 pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
     telemetry::init();
     let McpTransport::Stdio = args.transport;
-    let config = load_config(None)?;
-    let state = api_state(config).await?;
-    // stdio has no headers: the key comes from the environment.
-    let key = std::env::var("AVB_API_KEY").ok();
+    let mut config = load_config(None)?;
+    prepare_data_dir(&config.data_dir)?;
+    // Held while this process runs: the stack knows a client still needs it.
+    let _client = crate::stack::ClientHold::take(&config.data_dir).await?;
+    if let Some(stack) = crate::stack::running(&config.data_dir).await? {
+        tracing::info!(pid = stack.pid, temporal = %stack.temporal_address, "using the data folder's running stack");
+        config.temporal.address = stack.temporal_address;
+    } else if !reachable(&config.temporal.address).await {
+        let stack = crate::stack::start(&config.data_dir).await?;
+        config.temporal.address = stack.temporal_address;
+    }
+    let state = api_state(config.clone()).await?;
+    let key = match std::env::var("AVB_API_KEY").ok().filter(|k| !k.is_empty()) {
+        Some(key) => Some(key),
+        None if config.auth.required => Some(local_agent_key(&config.data_dir)?),
+        None => None,
+    };
     let caller = avb_api::auth::caller_for(&state, key.as_deref())
         .await
         .context("avb mcp acts for the tenant of the API key in AVB_API_KEY")?;
@@ -442,6 +503,27 @@ pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
     upstreams.cancel();
     quit?;
     Ok(())
+}
+
+/// The AGENT key `avb dev` wrote for the data folder's `local` tenant, for a stdio process
+/// started without `AVB_API_KEY` (said once on stderr).
+fn local_agent_key(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("dev-keys.json");
+    let keys: crate::admin::DevKeys = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .with_context(|| {
+            format!(
+                "authentication is on and AVB_API_KEY is not set, and {} has no local keys: \
+                 set AVB_API_KEY to an AGENT key (avb admin create-key --role AGENT)",
+                path.display()
+            )
+        })?;
+    eprintln!(
+        "avb: acting for the local AGENT key in {} (set AVB_API_KEY to act as another key)",
+        path.display()
+    );
+    Ok(keys.agent)
 }
 
 #[cfg(test)]

@@ -317,7 +317,8 @@ async fn an_mcp_session_stays_with_the_tenant_that_opened_it() {
     assert_eq!(r.status().as_u16(), 202, "A posting into its own session");
     drop(body);
 
-    // stdio: without AVB_API_KEY `avb mcp` refuses to start and says why…
+    // stdio: without AVB_API_KEY, on a folder without local keys, `avb mcp` refuses to start
+    // and says why…
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_avb"))
         .args(["mcp", "--transport", "stdio"])
         .envs(system.child_env())
@@ -329,7 +330,7 @@ async fn an_mcp_session_stays_with_the_tenant_that_opened_it() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("AVB_API_KEY") && stderr.contains("missing credentials"),
+        stderr.contains("AVB_API_KEY is not set") && stderr.contains("dev-keys.json"),
         "{stderr}"
     );
     // …and with B's key it acts for tenant B.

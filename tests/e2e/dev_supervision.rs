@@ -15,15 +15,15 @@ use crate::core_tasks::Session;
 use crate::support::mcp::{call, session, text_of};
 
 /// An `avb dev` of its own: data folder, Temporal ports, api port.
-struct Dev {
-    data: tempfile::TempDir,
+pub(crate) struct Dev {
+    pub(crate) data: tempfile::TempDir,
     http: u16,
-    temporal: u16,
+    pub(crate) temporal: u16,
     ui: u16,
 }
 
 impl Dev {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             // The model and voices linked in, as on a machine that fetched them.
             data: avb_testkit::system::other_host_data_dir(),
@@ -41,30 +41,40 @@ impl Dev {
     fn command_on(&self, http: u16) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_avb"));
         cmd.args(["dev", "--http", &format!("127.0.0.1:{http}")])
-            .env("AVB_DATA_DIR", self.data.path())
-            .env(
-                "AVB_TEMPORAL_ADDRESS",
-                format!("127.0.0.1:{}", self.temporal),
-            )
-            .env("AVB_TEMPORAL_UI_PORT", self.ui.to_string())
+            .envs(self.env())
             .env("AVB_PUBLIC_URL", self.url())
             .env("AVB_AUTH_REQUIRED", "false")
             .env("AVB_BILLING_ENABLED", "false")
-            .env("AVB_TTS_THREADS", "1")
-            .env("AVB_TTS_SESSIONS", "1")
-            .env("AVB_LOG", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         cmd
     }
 
-    fn url(&self) -> String {
+    /// The folder and ports, as every process of this installation is given them.
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "AVB_DATA_DIR".into(),
+                self.data.path().display().to_string(),
+            ),
+            (
+                "AVB_TEMPORAL_ADDRESS".into(),
+                format!("127.0.0.1:{}", self.temporal),
+            ),
+            ("AVB_TEMPORAL_UI_PORT".into(), self.ui.to_string()),
+            ("AVB_TTS_THREADS".into(), "1".into()),
+            ("AVB_TTS_SESSIONS".into(), "1".into()),
+            ("AVB_LOG".into(), "warn".into()),
+        ]
+    }
+
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http)
     }
 
     /// Starts it and waits for its banner (only printed once the api listens and the workers
     /// poll).
-    async fn start(&self) -> tokio::process::Child {
+    pub(crate) async fn start(&self) -> tokio::process::Child {
         let mut child = self
             .command()
             .stdout(Stdio::piped())
@@ -96,7 +106,7 @@ impl Dev {
 
     /// Processes that name this data folder on their command line (the dev server's database,
     /// the broker's configuration): none may outlive `avb dev`.
-    fn children_left(&self) -> Vec<String> {
+    pub(crate) fn children_left(&self) -> Vec<String> {
         let folder = self.data.path().display().to_string();
         std::fs::read_dir("/proc")
             .expect("/proc")
@@ -137,7 +147,7 @@ impl Dev {
 }
 
 /// Stops `avb dev` as Ctrl-C does (it stops its children) and waits for it.
-async fn stop(mut avb: tokio::process::Child) {
+pub(crate) async fn stop(mut avb: tokio::process::Child) {
     let pid = avb.id().expect("running");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

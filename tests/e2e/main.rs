@@ -35,6 +35,7 @@ mod replay;
 mod shared_artifacts;
 mod shared_sessions;
 mod speech_streaming;
+mod stdio_stack;
 mod tls;
 mod upstream;
 mod upstream_sessions;
