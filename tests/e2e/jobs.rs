@@ -487,3 +487,35 @@ async fn a_long_call_returns_a_handle_at_the_budget_and_the_job_finishes() {
     client.cancel().await.ok();
     system.stop().await;
 }
+
+/// A job no worker has taken yet (none polls its queue: one is starting, or all are busy) says
+/// so in its progress, instead of "started".
+#[tokio::test]
+async fn a_job_no_worker_has_taken_says_it_is_queued() {
+    // Workflows run; no speech (nor billing) worker polls.
+    let system = TestSystem::start_custom(|_| {}, "avb-workflows").await;
+    let client = connect(&system, true).await;
+    let job = start_task(
+        &client,
+        "generate_speech",
+        json!({"text": "Waiting for a worker."}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let view = get_json(&format!("{}/api/v2/jobs/{job}", system.base_url)).await;
+        if view["progress"]["message"].as_str().is_some() {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "no progress: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(
+        view["progress"]["message"], "queued: waiting for a worker to take it",
+        "{view}"
+    );
+    let r = call(&client, "cancel_job", json!({"job_id": job})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    system.stop().await;
+}

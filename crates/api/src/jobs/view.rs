@@ -351,7 +351,11 @@ pub fn progress_of(
             None => JobProgress {
                 done: 0,
                 total: None,
-                message: if attempt > 1 {
+                message: if activity.state == PendingActivityState::Scheduled as i32 {
+                    // No worker has taken it yet: none polls (one is starting, e.g. loading
+                    // the speech model), or all are busy.
+                    "queued: waiting for a worker to take it".into()
+                } else if attempt > 1 {
                     format!("retrying (attempt {attempt})")
                 } else {
                     "started".into()
