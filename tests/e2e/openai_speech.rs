@@ -170,7 +170,6 @@ async fn the_official_openai_client_gets_every_format_and_openai_shaped_errors()
         ("model", "model"),
         ("long", "input"),
         ("language", "language"),
-        ("japanese", "language"),
     ] {
         let e = &errors[name];
         assert_eq!(e["status"], 400, "{name}: {e}");

@@ -67,7 +67,6 @@ def main() -> None:
         "model": dict(model="whisper-1", voice="alloy", input="hi"),
         "long": dict(model="tts-1", voice="alloy", input="word " * 20000),
         "language": dict(model="tts-1", voice="alloy", input="hi", extra_body={"language": "klingon"}),
-        "japanese": dict(model="tts-1", voice="jf_alpha", input="こんにちは"),
     }
     for name, kwargs in bad.items():
         try:

@@ -149,7 +149,8 @@ impl TtsEngine {
             config.lead_in_pool,
             config.rewrite_convs,
         )?;
-        let phonemizer = Phonemizer::new(&config.espeak_program);
+        let phonemizer = Phonemizer::new(&config.espeak_program)
+            .with_japanese_dictionary(config.assets_dir.join(crate::japanese::DICTIONARY_DIR));
         Ok(Self {
             config,
             phonemizer,
@@ -194,14 +195,15 @@ impl TtsEngine {
         Ok((all.join(" "), fallback))
     }
 
-    /// One sentence's phonemes. What espeak-ng or the Mandarin G2P gives must be spoken with
-    /// Kokoro's vocabulary alone: a phoneme outside it is an error naming the sentence and the
-    /// character, never silently dropped.
+    /// One sentence's phonemes. What espeak-ng or the Mandarin or Japanese G2P gives must be
+    /// spoken with Kokoro's vocabulary alone: a phoneme outside it is an error naming the
+    /// sentence and the character, never silently dropped.
     fn phonemize_sentence(&self, sentence: &str, g2p: G2p) -> Result<Phonemized, TtsError> {
         let p = self.phonemizer.phonemize(sentence, g2p)?;
         let source = match g2p {
             G2p::Espeak(voice) => format!("espeak-ng ({voice}) gave"),
             G2p::Mandarin => "the Mandarin G2P passed through".to_string(),
+            G2p::Japanese => "the Japanese G2P passed through".to_string(),
             G2p::English { .. } | G2p::NotSpoken => return Ok(p),
         };
         if let Some(c) = p

@@ -14,6 +14,7 @@ pub mod assets;
 pub mod engine;
 pub mod error;
 pub mod feed;
+pub mod japanese;
 pub mod mandarin;
 pub mod model;
 pub mod onnx_graph;

@@ -3,6 +3,7 @@
 //! the linked binary. A word neither can phonemize is an error, never silently dropped.
 
 use std::cell::RefCell;
+use std::path::PathBuf;
 use std::process::Command;
 
 use misaki_rs::fallback::FallbackError;
@@ -11,6 +12,7 @@ use misaki_rs::{Fallback, G2P, Language};
 use avb_workflows::speech::voices::G2p;
 
 use super::error::TtsError;
+use super::japanese::JapaneseG2p;
 
 /// The marker misaki puts where a word has no phonemes.
 const UNKNOWN_MARKER: &str = "❓";
@@ -180,17 +182,22 @@ pub fn espeak_ipa_to_kokoro_in(ipa: &str) -> String {
 }
 
 /// American and British G2P, built once per process (building one loads lexicons and a
-/// tagger), and the espeak-ng program for the other languages.
+/// tagger), the espeak-ng program for the other languages, and Japanese's dictionary (opened on
+/// the first Japanese text).
 pub struct Phonemizer {
     us: G2P,
     gb: G2P,
     espeak_program: String,
+    japanese: JapaneseG2p,
 }
 
 impl Phonemizer {
+    /// Japanese text is refused until [`Phonemizer::with_japanese_dictionary`] says where the
+    /// dictionary is.
     pub fn new(espeak_program: &str) -> Self {
         Self {
             espeak_program: espeak_program.to_owned(),
+            japanese: JapaneseG2p::new(None),
             us: G2P::with_fallback(
                 Language::EnglishUS,
                 Some(Box::new(EspeakProgram::new(espeak_program, false))),
@@ -200,6 +207,12 @@ impl Phonemizer {
                 Some(Box::new(EspeakProgram::new(espeak_program, true))),
             ),
         }
+    }
+
+    /// Reads Japanese with the unidic-lite dictionary in `dir` (opened on first use).
+    pub fn with_japanese_dictionary(mut self, dir: PathBuf) -> Self {
+        self.japanese = JapaneseG2p::new(Some(dir));
+        self
     }
 
     /// Phonemes of one sentence in `g2p`'s language.
@@ -214,6 +227,12 @@ impl Phonemizer {
                 phonemes: crate::mandarin::phonemize(text, |word| {
                     self.english(word, false).map(|p| p.phonemes)
                 })?,
+                fallback_words: Vec::new(),
+            }),
+            G2p::Japanese => Ok(Phonemized {
+                phonemes: self
+                    .japanese
+                    .phonemize(text, |word| self.english(word, false).map(|p| p.phonemes))?,
                 fallback_words: Vec::new(),
             }),
             G2p::NotSpoken => Err(TtsError::invalid(

@@ -184,19 +184,18 @@ fn every_catalog_voice_speaks() {
     let voices = engine.voices();
     assert_eq!(voices.len(), 54);
     for v in voices {
-        // Each voice in its own language where it is read; Japanese voices (not read yet)
-        // speak English when asked to.
-        let (text, language) = match v.language.as_str() {
-            "es" => ("Hola, ¿qué tal?", None),
-            "fr-FR" => ("Bonjour à tous.", None),
-            "hi" => ("नमस्ते दोस्तों।", None),
-            "it" => ("Ciao a tutti.", None),
-            "pt-BR" => ("Olá, tudo bem?", None),
-            "zh" => ("大家好。", None),
-            "ja" => ("Hello there.", Some("en-US")),
-            _ => ("Hello there.", None),
+        // Each voice in its own language.
+        let text = match v.language.as_str() {
+            "es" => "Hola, ¿qué tal?",
+            "fr-FR" => "Bonjour à tous.",
+            "hi" => "नमस्ते दोस्तों।",
+            "it" => "Ciao a tutti.",
+            "pt-BR" => "Olá, tudo bem?",
+            "zh" => "大家好。",
+            "ja" => "こんにちは、元気ですか？",
+            _ => "Hello there.",
         };
-        let request = request(text, &v.id, language);
+        let request = request(text, &v.id, None);
         let a = engine
             .synthesize(&request, |_| ControlFlow::Continue(()))
             .unwrap_or_else(|e| panic!("{}: {e}", v.id));
@@ -418,50 +417,62 @@ fn each_espeak_language_speaks_its_own_phonemes() {
 #[test]
 fn mandarin_is_read_in_mandarin() {
     let engine = common::engine();
+    let han = |c: char| ('\u{4E00}'..='\u{9FFF}').contains(&c);
+    let phonemes = speaks_its_language(
+        &engine,
+        "你好，今天怎么样？我们一起去银行吧。",
+        "zf_xiaobei",
+        0.1..=0.4,
+        han,
+    );
+    assert!(
+        phonemes.contains("ni↓xau↓") && phonemes.contains("i↗nxa↗ŋ"),
+        "{phonemes}"
+    );
+    match engine.plan(&request("你好嗧", "zf_xiaobei", None)) {
+        Err(TtsError::Phonemize { word, .. }) => assert_eq!(word, "嗧"),
+        other => panic!("expected the character named, got {other:?}"),
+    }
+}
+
+/// `text` in `voice` through the real model: its phonemes (returned) all in the vocabulary,
+/// `per_character` seconds of audio per `counted` character, not silent, the same samples twice.
+fn speaks_its_language(
+    engine: &TtsEngine,
+    text: &str,
+    voice: &str,
+    per_character: std::ops::RangeInclusive<f64>,
+    counted: impl Fn(char) -> bool,
+) -> String {
     let vocab =
         avb_tts::tokens::Vocab::load(&common::assets_dir().join("vocab.json")).expect("vocab");
-    let text = "你好，今天怎么样？我们一起去银行吧。";
-    let plan = engine
-        .plan(&request(text, "zf_xiaobei", None))
-        .expect("plan");
-    let phonemes = plan
+    let phonemes = engine
+        .plan(&request(text, voice, None))
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
         .chunks
         .iter()
         .map(|c| c.phonemes.as_str())
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
-        phonemes.contains("ni↓xau↓") && phonemes.contains("i↗nxa↗ŋ"),
-        "{phonemes}"
-    );
-    assert!(
         phonemes.chars().all(|c| c == ' ' || vocab.contains(c)),
         "{phonemes}"
     );
     let synthesize = || {
         engine
-            .synthesize(&request(text, "zf_xiaobei", None), |_| {
-                ControlFlow::Continue(())
-            })
+            .synthesize(&request(text, voice, None), |_| ControlFlow::Continue(()))
             .expect("speech")
     };
     let audio = synthesize();
-    let han = text
-        .chars()
-        .filter(|c| ('\u{4E00}'..='\u{9FFF}').contains(c))
-        .count() as f64;
-    let per_character = audio.duration_secs() / han;
+    let characters = text.chars().filter(|c| counted(*c)).count() as f64;
     assert!(
-        (0.1..=0.4).contains(&per_character),
-        "{} s for {han} characters",
+        per_character.contains(&(audio.duration_secs() / characters)),
+        "{} s for {characters} characters",
         audio.duration_secs()
     );
     assert!(rms(&audio.samples) > 0.01, "silent");
     assert_eq!(audio.samples, synthesize().samples, "not deterministic");
-    match engine.plan(&request("你好嗧", "zf_xiaobei", None)) {
-        Err(TtsError::Phonemize { word, .. }) => assert_eq!(word, "嗧"),
-        other => panic!("expected the character named, got {other:?}"),
-    }
+    phonemes
 }
 
 /// `language` overrides the voice's: an American voice reads French as French.
@@ -484,26 +495,10 @@ fn the_language_argument_overrides_the_voices() {
     assert!(!phonemes.contains("bɔ̃ʒˈuʁ"), "{phonemes}");
 }
 
-/// Japanese has no G2P in this build: refused, naming language and voice, never read as
-/// English; an unknown language tag names the argument.
+/// An unknown language tag is refused, naming the argument (every catalog language is read).
 #[test]
-fn languages_without_a_g2p_are_refused_by_name() {
+fn unknown_language_tags_are_refused_by_name() {
     let engine = common::engine();
-    for (voice, text, language, tag) in [
-        ("jf_alpha", "こんにちは、元気ですか", None, "ja"),
-        ("af_heart", "hello", Some("ja"), "ja"),
-    ] {
-        match engine.plan(&request(text, voice, language)) {
-            Err(TtsError::InvalidInput { field, message }) => {
-                assert_eq!(field, "language");
-                assert!(
-                    message.contains(tag) && message.contains(voice),
-                    "{message}"
-                );
-            }
-            other => panic!("{voice}: expected a refusal, got {other:?}"),
-        }
-    }
     match engine.plan(&request("hello", "af_heart", Some("klingon"))) {
         Err(TtsError::InvalidInput { field, message }) => {
             assert_eq!(field, "language");
@@ -511,6 +506,93 @@ fn languages_without_a_g2p_are_refused_by_name() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// Japanese through the real model: cutlet's phonemes (long vowels, っ as ʔ, は read βa),
+/// about 0.05–0.4 s per character, not silent, the same samples twice, every phoneme in the
+/// vocabulary. `language: ja` reads Japanese in another language's voice; Latin words are read
+/// in English; a number of ten digits or more digit by digit; a word the model cannot say (an
+/// unknown kanji, an emoji, `%`) is an error naming it.
+#[test]
+fn japanese_is_read_in_japanese() {
+    let engine = common::engine();
+    let phonemes_of = |text: &str, voice: &str, language: Option<&str>| {
+        engine
+            .plan(&request(text, voice, language))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .chunks
+            .iter()
+            .map(|c| c.phonemes.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let phonemes = speaks_its_language(
+        &engine,
+        "東京に行きます。今日はいい天気ですね、ちょっと待って！",
+        "jf_alpha",
+        0.05..=0.4,
+        char::is_alphanumeric,
+    );
+    assert!(
+        phonemes.contains("toːkʲoː ɲi ikʲimasɨ")
+            && phonemes.contains("kʲoː βa iː teŋkʲi")
+            && phonemes.contains("ʨoʔto"),
+        "{phonemes}"
+    );
+
+    assert!(
+        phonemes_of("東京に行きます。", "af_heart", Some("ja")).contains("toːkʲoː"),
+        "language ja in an American voice"
+    );
+    let latin = phonemes_of("英語でhelloと言います。", "jf_alpha", None);
+    assert!(latin.contains("de həlˈO to"), "{latin}");
+    let digits = phonemes_of("番号は0123456789です。", "jf_alpha", None);
+    assert!(
+        digits.contains("ʣeɾo iʨi ɲi saɴ joɴ ɡo ɾokɯ nana haʨi kʲɨː"),
+        "{digits}"
+    );
+    for (text, word) in [
+        ("東京と𠮷野家", "𠮷"),
+        ("ありがとう😀", "😀"),
+        ("降水確率は20%です。", "%"),
+    ] {
+        match engine.plan(&request(text, "jf_alpha", None)) {
+            Err(TtsError::Phonemize { word: named, .. }) => assert_eq!(named, word, "{text}"),
+            other => panic!("{text}: expected {word} named, got {other:?}"),
+        }
+    }
+}
+
+/// Without the dictionary, Japanese text is a configuration error naming the missing file and
+/// how to fetch it; the other languages still speak.
+#[test]
+fn missing_japanese_dictionary_is_a_configuration_error() {
+    let assets = common::assets_dir();
+    let dir = tempfile::tempdir().expect("tmp");
+    for name in [
+        "kokoro-v1.0.int8.onnx",
+        "vocab.json",
+        "libonnxruntime.so",
+        "voices",
+    ] {
+        std::os::unix::fs::symlink(assets.join(name), dir.path().join(name)).expect("link");
+    }
+    let mut config = TtsConfig::new(dir.path());
+    config.intra_threads = 1;
+    let engine = TtsEngine::load(config).expect("engine loads without the dictionary");
+    match engine.plan(&request("東京に行きます。", "jf_alpha", None)) {
+        Err(err @ TtsError::Config(_)) => {
+            let message = err.to_string();
+            assert!(
+                message.contains("sys.dic") && message.contains("deploy/fetch_assets.py"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    engine
+        .plan(&request("Hello there.", "af_heart", None))
+        .expect("English without the Japanese dictionary");
 }
 
 /// Sentences per espeak-ng language: greetings, questions, numbers, accents and nasals.
@@ -618,6 +700,100 @@ const LANGUAGE_SENTENCES: &[(&str, &str)] = &[
         "zh",
         "你好，请问去火车站怎么走？一直往前走，到第二个路口向左拐，再走大概五百米就到了。谢谢你！不客气。",
     ),
+    // Japanese: everyday sentences, literature, katakana loanwords (ヴ, ティ, ッ), long vowels,
+    // particles, quotes and parentheses, numbers (prices, dates, decimals, thousands separators,
+    // full-width digits, ranges), half-width katakana, small kana, and paragraphs.
+    ("ja", "東京に行きます。"),
+    ("ja", "こんにちは、世界！"),
+    ("ja", "今日はいい天気ですね。"),
+    ("ja", "コーヒーを二杯ください。"),
+    ("ja", "ちょっと待って！"),
+    ("ja", "学校で日本語を勉強しています。"),
+    ("ja", "「はい」と彼は言った。"),
+    ("ja", "キャッシュとチェック、ヴァイオリン。"),
+    ("ja", "お母さんは「ありがとう」と言いました。"),
+    ("ja", "新幹線は時速三百キロで走る。"),
+    ("ja", "私の名前は田中です。"),
+    ("ja", "すみません、もう一度お願いします。"),
+    ("ja", "吾輩は猫である。名前はまだ無い。"),
+    ("ja", "どこで生れたかとんと見当がつかぬ。"),
+    (
+        "ja",
+        "何でも薄暗いじめじめした所でニャーニャー泣いていた事だけは記憶している。",
+    ),
+    ("ja", "国境の長いトンネルを抜けると雪国であった。"),
+    ("ja", "夜の底が白くなった。信号所に汽車が止まった。"),
+    (
+        "ja",
+        "メロスは激怒した。必ず、かの邪智暴虐の王を除かなければならぬと決意した。",
+    ),
+    ("ja", "人工知能の研究は急速に進歩しています。"),
+    ("ja", "この問題について、皆さんはどう思いますか？"),
+    ("ja", "彼女はピアノを弾くのが上手だ。"),
+    ("ja", "明日は雨が降るかもしれません。"),
+    ("ja", "ジョンさんはアメリカから来ました。"),
+    ("ja", "会議は午後三時から始まります。"),
+    ("ja", "ファイルを保存してから、アプリを閉じてください。"),
+    ("ja", "ティッシュペーパーとウィスキーとフィルム。"),
+    ("ja", "ぎゅうにゅうをのみました。"),
+    ("ja", "ディズニーランドへ行きたい！"),
+    ("ja", "お茶でもいかがですか。"),
+    ("ja", "「本当に？」と彼は驚いた様子で尋ねた。"),
+    ("ja", "株式会社ミライの山田太郎と申します。"),
+    ("ja", "この薬は一日三回、食後に飲んでください。"),
+    ("ja", "渋谷駅で待ち合わせしましょう。"),
+    ("ja", "あっ、しまった！財布を忘れた。"),
+    ("ja", "ええと、それはですね…"),
+    ("ja", "東京都千代田区丸の内一丁目"),
+    ("ja", "日本（にほん）は島国です。"),
+    ("ja", "ヴェネツィアとヴィーナス。"),
+    ("ja", "すごーい！やったー！"),
+    ("ja", "これはペンです。あれは本です。"),
+    ("ja", "冷蔵庫の中に牛乳がありますか。"),
+    ("ja", "行って来ます。ただいま。おかえりなさい。"),
+    ("ja", "お疲れ様でした、また明日。"),
+    ("ja", "その映画はとても面白かったです。"),
+    ("ja", "鉄道の駅から徒歩五分の場所にあります。"),
+    ("ja", "金閣寺は京都にある有名なお寺です。"),
+    ("ja", "全角　スペースと 半角 スペース。"),
+    ("ja", "カタカナのリンゴとひらがなのりんご。"),
+    ("ja", "ッてなんだ、ンってなんだ。"),
+    ("ja", "わたしはきのうともだちとえいがをみにいきました。"),
+    ("ja", "1234円です。"),
+    ("ja", "2025年3月15日に会いましょう？"),
+    ("ja", "新幹線は時速300キロで走る。"),
+    ("ja", "3.14と100000"),
+    ("ja", "価格は1,000円から2,500円です。"),
+    ("ja", "【速報】東京で震度3の地震。"),
+    ("ja", "10〜20人が参加しました。"),
+    ("ja", "ｶﾀｶﾅとﾊﾝｶｸのテスト。"),
+    ("ja", "すごぉぉい！えぇ、そうなんだぁ。"),
+    ("ja", "電話番号は０３－１２３４－５６７８です。"),
+    ("ja", "『吾輩は猫である』は夏目漱石の小説です。"),
+    (
+        "ja",
+        "きょうは、とてもいいてんきですね。さんぽにいきましょう。",
+    ),
+    (
+        "ja",
+        "昨日、友達と一緒に新しいレストランへ行きました。料理はとてもおいしくて、値段も安かったです。また行きたいと思います。",
+    ),
+    (
+        "ja",
+        "政府は来年度の予算案を閣議決定しました。総額は過去最大となり、社会保障費の増加が主な要因です。専門家からは財政再建を求める声が上がっています。",
+    ),
+    (
+        "ja",
+        "「もしもし、田中さんですか？」「はい、そうです。どちら様でしょうか？」「山田です。明日の会議の件でお電話しました。」",
+    ),
+    (
+        "ja",
+        "春になると、公園の桜が一斉に咲き始めます。多くの人々がお花見を楽しみに集まり、夜遅くまでにぎわいます。",
+    ),
+    (
+        "ja",
+        "このアプリを使えば、いつでもどこでも簡単に日本語の勉強ができます。まずは無料で試してみてください。",
+    ),
 ];
 
 /// The test venv's Python (deploy/install-deps.sh puts misaki there).
@@ -629,10 +805,12 @@ fn venv_python() -> std::path::PathBuf {
     cache.join("venv/bin/python")
 }
 
-/// Our phonemes for the espeak-ng languages and Mandarin against Kokoro's own G2P for them
-/// (misaki 0.9.4's `EspeakG2P` and `ZHG2P`, run from PyPI in the test venv), compared as the
-/// model receives them: token by token (misaki leaves marks such as `¿` that the model's
-/// vocabulary drops; we drop them first); Mandarin character for character.
+/// Our phonemes for the espeak-ng languages, Mandarin and Japanese against Kokoro's own G2P for
+/// them (misaki 0.9.4's `EspeakG2P`, `ZHG2P` and default Japanese G2P, run from PyPI in the test
+/// venv), compared as the model receives them: token by token (misaki leaves marks such as `¿`
+/// that the model's vocabulary drops; we drop them first); Mandarin character for character,
+/// Japanese too once the marks the model drops (the « » misaki writes for parentheses, `-`) are
+/// taken out of misaki's.
 #[test]
 fn languages_match_the_reference_g2p() {
     use std::io::Write as _;
@@ -661,11 +839,19 @@ fn languages_match_the_reference_g2p() {
     for ((language, sentence), theirs) in LANGUAGE_SENTENCES.iter().zip(&reference) {
         let g2p = match *language {
             "zh" => G2p::Mandarin,
+            "ja" => G2p::Japanese,
             espeak => G2p::Espeak(espeak),
         };
         let (ours, _) = engine.phonemize(sentence, g2p).expect(sentence);
         if g2p == G2p::Mandarin {
             assert_eq!(&ours, theirs, "{sentence:?}");
+        }
+        if g2p == G2p::Japanese {
+            let spoken: String = theirs
+                .chars()
+                .filter(|&c| c == ' ' || vocab.contains(c))
+                .collect();
+            assert_eq!(ours, spoken, "{sentence:?}: misaki {theirs:?}");
         }
         assert_eq!(
             vocab.encode(&ours),

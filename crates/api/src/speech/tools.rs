@@ -25,7 +25,7 @@ pub struct LanguageInfo {
     /// Whether text in this language can be read.
     pub spoken: bool,
     /// How text becomes phonemes: `misaki` (English lexicons), `espeak-ng`, `jieba+pinyin`
-    /// (Mandarin), or `none`.
+    /// (Mandarin), `mecab+cutlet` (Japanese), or `none`.
     pub g2p: String,
 }
 
@@ -42,6 +42,7 @@ pub fn languages() -> Vec<LanguageInfo> {
                 G2p::English { .. } => "misaki",
                 G2p::Espeak(_) => "espeak-ng",
                 G2p::Mandarin => "jieba+pinyin",
+                G2p::Japanese => "mecab+cutlet",
                 G2p::NotSpoken => "none",
             }
             .to_owned(),

@@ -79,6 +79,8 @@ pub enum G2p {
     Espeak(&'static str),
     /// Mandarin: word segmentation, phrase-aware pinyin, Kokoro's tone-arrow IPA.
     Mandarin,
+    /// Japanese: MeCab words with UniDic's pronunciations, cutlet's IPA-like romaji.
+    Japanese,
     /// No grapheme-to-phoneme conversion for this language in this build: refused, never read
     /// as another language.
     NotSpoken,
@@ -120,7 +122,7 @@ pub const LANGUAGES: &[SpeechLanguage] = &[
     lang('f', "fr-FR", "French", G2p::Espeak("fr-fr")),
     lang('h', "hi", "Hindi", G2p::Espeak("hi")),
     lang('i', "it", "Italian", G2p::Espeak("it")),
-    lang('j', "ja", "Japanese", G2p::NotSpoken),
+    lang('j', "ja", "Japanese", G2p::Japanese),
     lang('p', "pt-BR", "Brazilian Portuguese", G2p::Espeak("pt-br")),
     lang('z', "zh", "Mandarin Chinese", G2p::Mandarin),
 ];
