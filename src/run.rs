@@ -470,10 +470,10 @@ fn print_banner(
 /// stdio processes and a running `avb dev`, and acts for the folder's local AGENT key when no
 /// `AVB_API_KEY` is given. stdout carries only protocol messages.
 pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
-    telemetry::init();
     let McpTransport::Stdio = args.transport;
     let mut config = load_config(None)?;
     prepare_data_dir(&config.data_dir)?;
+    telemetry::init_with_log_file(&config.data_dir.join("logs/mcp-stdio.log"));
     // Held while this process runs: the stack knows a client still needs it.
     let _client = crate::stack::ClientHold::take(&config.data_dir).await?;
     if let Some(stack) = crate::stack::running(&config.data_dir).await? {

@@ -101,6 +101,9 @@ async fn stdio_clients_start_share_and_stop_the_folders_stack() {
         dev.data.path().join("dev-keys.json").exists(),
         "the stack made the folder's keys"
     );
+    for log in ["logs/mcp-stdio.log", "logs/stack.log"] {
+        assert!(dev.data.path().join(log).exists(), "{log}");
+    }
     stack_gone(&dev).await;
 
     // Two at once: one dev server; the first to leave does not end the second's stack.
