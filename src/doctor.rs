@@ -20,6 +20,7 @@ use temporalio_common::protos::temporal::api::enums::v1::TaskQueueType;
 
 /// How long one check may take before it fails.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+const ASSETS_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the end-to-end speech check may take (a TTS worker may still be loading its model).
 const SPEECH_TIMEOUT: Duration = Duration::from_secs(180);
 /// The assets `deploy/fetch_assets.py` installs, with their sha256.
@@ -75,10 +76,19 @@ struct Report {
 
 impl Report {
     async fn run(&mut self, name: &str, check: impl std::future::Future<Output = Outcome>) {
+        self.run_within(name, CHECK_TIMEOUT, check).await;
+    }
+
+    async fn run_within(
+        &mut self,
+        name: &str,
+        limit: Duration,
+        check: impl std::future::Future<Output = Outcome>,
+    ) {
         let started = Instant::now();
-        let (status, detail) = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        let (status, detail) = match tokio::time::timeout(limit, check).await {
             Ok(outcome) => outcome,
-            Err(_) => failed(format!("no answer within {CHECK_TIMEOUT:?}")),
+            Err(_) => failed(format!("no answer within {limit:?}")),
         };
         self.record(name, status, detail, started.elapsed());
     }
@@ -218,7 +228,11 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
         .run("artifacts", artifacts_check(&config, store.as_ref()))
         .await;
     let assets = config.assets_dir();
-    report.run("tts.assets", assets_check(&assets)).await;
+    // Reading and checksumming every asset (about 400 MB with the Japanese dictionary) is
+    // disk-bound work, not a dependency that might hang: it gets longer than a probe.
+    report
+        .run_within("tts.assets", ASSETS_CHECK_TIMEOUT, assets_check(&assets))
+        .await;
     report
         .run("tts.espeak", espeak_check(&config, &assets))
         .await;
