@@ -374,7 +374,8 @@ fn request(text: &str, voice: &str, language: Option<&str>) -> GenerateSpeechInp
 }
 
 /// Each espeak-ng language reads its own text in its own voice: phonemes of that language
-/// (not English spelling), all in Kokoro's vocabulary, spoken at a plausible length.
+/// (not English spelling), all in Kokoro's vocabulary, spoken at a plausible length, the same
+/// samples twice.
 #[test]
 fn each_espeak_language_speaks_its_own_phonemes() {
     let engine = common::engine();
@@ -397,9 +398,17 @@ fn each_espeak_language_speaks_its_own_phonemes() {
             "{voice}: {phonemes:?} lacks {expected:?}"
         );
         assert!(!phonemes.contains(['(', '^']), "{voice}: {phonemes:?}");
-        let audio = engine
-            .synthesize(&request(text, voice, None), |_| ControlFlow::Continue(()))
-            .expect(voice);
+        let synthesize = || {
+            engine
+                .synthesize(&request(text, voice, None), |_| ControlFlow::Continue(()))
+                .expect(voice)
+        };
+        let audio = synthesize();
+        assert_eq!(
+            audio.samples,
+            synthesize().samples,
+            "{voice}: not deterministic"
+        );
         let words = text.split_whitespace().count() as f64;
         let per_word = audio.duration_secs() / words;
         assert!(
