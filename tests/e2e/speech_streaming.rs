@@ -249,9 +249,13 @@ pub(crate) async fn connect(system: &TestSystem, key: &str, as_browser: bool) ->
             format!("Bearer {key}").parse().expect("header"),
         );
     }
-    let (socket, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("WebSocket upgrade");
+    let (socket, response) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("WebSocket upgrade within 30 s")
+    .expect("WebSocket upgrade");
     if as_browser {
         assert_eq!(
             response
@@ -266,10 +270,13 @@ pub(crate) async fn connect(system: &TestSystem, key: &str, as_browser: bool) ->
 }
 
 pub(crate) async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .expect("send");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        socket.send(Message::Text(message.to_string().into())),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("sending {message} took over 30 s"))
+    .expect("send");
 }
 
 /// What one speech over the socket produced, in arrival order.
@@ -476,7 +483,19 @@ async fn the_websocket_speaks_follows_and_cancels_with_job_events_and_audio() {
     )
     .await;
     let mut left_job = None;
-    while let Some(Ok(message)) = socket.next().await {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let message = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(other) => panic!("the socket ended before the audio ({other:?}); saw {seen:?}"),
+            Err(_) => panic!("no audio for the speak within 180 s; saw {seen:?}"),
+        };
+        seen.push(match &message {
+            Message::Text(t) => t.to_string(),
+            Message::Binary(b) => format!("{} audio bytes", b.len()),
+            other => format!("{other:?}"),
+        });
         match message {
             Message::Text(t) => {
                 let v: Value = serde_json::from_str(t.as_str()).expect("json");
