@@ -17,17 +17,28 @@ pub fn lock_path(data_dir: &Path) -> PathBuf {
     data_dir.join("avb-dev.lock")
 }
 
+fn open(data_dir: &Path) -> anyhow::Result<File> {
+    let path = lock_path(data_dir);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+}
+
+/// Whether a process holds the data folder now (looked at without taking it, so the holder's
+/// pid in the file stays as it is).
+pub fn is_held(data_dir: &Path) -> bool {
+    open(data_dir).map_or(true, |file| file.try_lock().is_err())
+}
+
 impl DataLock {
     /// Takes the data folder for this process, or says who has it.
     pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
         let path = lock_path(data_dir);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        let mut file = open(data_dir)?;
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0)?;
@@ -73,7 +84,9 @@ mod tests {
             err.contains(&format!("pid {}", std::process::id())) && err.contains("AVB_DATA_DIR"),
             "{err}"
         );
+        assert!(is_held(dir.path()));
         drop(first);
+        assert!(!is_held(dir.path()));
         DataLock::acquire(dir.path()).expect("free again");
     }
 }

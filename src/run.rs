@@ -370,7 +370,7 @@ async fn run_dev(
     };
     tokio::pin!(clients_gone);
     // Kept until the stack has stopped: a stdio client arriving meanwhile waits for a new one.
-    let mut _last_client_gone = None;
+    let mut held_until_stopped = None;
     let queues = avb_workers::parse_queues(&["all".to_string()])?;
     let workers =
         avb_workers::run_workers_sharing(&runtime, worker_client, &config, &queues, &shared, {
@@ -407,9 +407,9 @@ async fn run_dev(
                     Err(anyhow::anyhow!("the workers stopped before they polled"))
                 });
             }
-            gone = &mut clients_gone, if _last_client_gone.is_none() => {
+            gone = &mut clients_gone, if held_until_stopped.is_none() => {
                 tracing::info!("the last stdio client has exited; stopping");
-                _last_client_gone = Some(gone?);
+                held_until_stopped = Some(gone?);
                 shutdown.cancel();
             }
             why = &mut child_failed => {

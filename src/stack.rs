@@ -86,8 +86,7 @@ impl ClientHold {
 /// The stack running on `data_dir`, if a process holds the folder: its `stack.json`, waited for
 /// while the holder is still starting.
 pub async fn running(data_dir: &Path) -> anyhow::Result<Option<StackInfo>> {
-    // Nobody runs the folder when its lock can be taken (and it is let go of at once).
-    if crate::data_lock::DataLock::acquire(data_dir).is_ok() {
+    if !crate::data_lock::is_held(data_dir) {
         return Ok(None);
     }
     let deadline = Instant::now() + STACK_START;

@@ -108,15 +108,10 @@ impl Dev {
     /// the broker's configuration): none may outlive `avb dev`.
     pub(crate) fn children_left(&self) -> Vec<String> {
         let folder = self.data.path().display().to_string();
-        std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .filter_map(|p| {
-                let cmdline = std::fs::read(p.path().join("cmdline")).ok()?;
-                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                (cmdline.contains(&folder) && !cmdline.contains(" dev --http"))
-                    .then(|| format!("{}: {cmdline}", p.file_name().to_string_lossy()))
-            })
+        command_lines()
+            .into_iter()
+            .filter(|(_, cmdline)| cmdline.contains(&folder) && !cmdline.contains(" dev --http"))
+            .map(|(pid, cmdline)| format!("{pid}: {cmdline}"))
             .collect()
     }
 
@@ -144,6 +139,19 @@ impl Dev {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// Every process on this machine with its command line (arguments joined by spaces).
+pub(crate) fn command_lines() -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|p| {
+            let pid = p.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(p.path().join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+        .collect()
 }
 
 /// Stops `avb dev` as Ctrl-C does (it stops its children) and waits for it.

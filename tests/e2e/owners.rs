@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::core_tasks::Session;
-use crate::speech_streaming::{connect, listen, send};
+use crate::speech_streaming::websocket_cannot_reach;
 use crate::support::TestSystem;
 use crate::support::mcp::{call, keyed_session, text_of};
 use avb_store::Role;
@@ -115,20 +115,7 @@ async fn cannot_reach(system: &TestSystem, key: &str, job_id: &str) {
     let tasks = session.request("tasks/list", json!({})).await;
     assert!(!tasks.to_string().contains(job_id), "tasks/list: {tasks}");
 
-    // The WebSocket.
-    let mut socket = connect(system, key, false).await;
-    for message in [
-        json!({"type": "follow", "job_id": job_id, "audio": true}),
-        json!({"type": "cancel", "job_id": job_id}),
-    ] {
-        send(&mut socket, message.clone()).await;
-        let heard = listen(&mut socket, |_, _| None).await;
-        let e = heard
-            .errors
-            .first()
-            .unwrap_or_else(|| panic!("no error for {message}"));
-        assert_eq!(e["kind"], "NotFound", "{message}: {e}");
-    }
+    websocket_cannot_reach(system, key, job_id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -230,11 +230,11 @@ async fn openai_speech_streams_while_the_job_runs_and_a_client_that_leaves_leaks
     system.stop().await;
 }
 
-pub(crate) type Socket =
+type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects to `/api/v2/ws` with the key in a header (or, as a browser does, in a subprotocol).
-pub(crate) async fn connect(system: &TestSystem, key: &str, as_browser: bool) -> Socket {
+async fn connect(system: &TestSystem, key: &str, as_browser: bool) -> Socket {
     let url = format!("{}/api/v2/ws", system.base_url.replacen("http", "ws", 1));
     let mut request = url.into_client_request().expect("request");
     let h = request.headers_mut();
@@ -269,7 +269,7 @@ pub(crate) async fn connect(system: &TestSystem, key: &str, as_browser: bool) ->
     socket
 }
 
-pub(crate) async fn send(socket: &mut Socket, message: Value) {
+async fn send(socket: &mut Socket, message: Value) {
     tokio::time::timeout(
         Duration::from_secs(30),
         socket.send(Message::Text(message.to_string().into())),
@@ -279,20 +279,37 @@ pub(crate) async fn send(socket: &mut Socket, message: Value) {
     .expect("send");
 }
 
+/// `key` asks over the WebSocket to follow and to cancel `job_id`: both are "not found".
+pub(crate) async fn websocket_cannot_reach(system: &TestSystem, key: &str, job_id: &str) {
+    let mut socket = connect(system, key, false).await;
+    for message in [
+        json!({"type": "follow", "job_id": job_id, "audio": true}),
+        json!({"type": "cancel", "job_id": job_id}),
+    ] {
+        send(&mut socket, message.clone()).await;
+        let heard = listen(&mut socket, |_, _| None).await;
+        let e = heard
+            .errors
+            .first()
+            .unwrap_or_else(|| panic!("no error for {message}"));
+        assert_eq!(e["kind"], "NotFound", "{message}: {e}");
+    }
+}
+
 /// What one speech over the socket produced, in arrival order.
 #[derive(Default)]
-pub(crate) struct Heard {
+struct Heard {
     job_id: Option<String>,
     audio: Vec<u8>,
     /// Job statuses seen, in order, with how much audio had arrived by then.
     statuses: Vec<(String, usize)>,
     audio_end: Option<Value>,
-    pub(crate) errors: Vec<Value>,
+    errors: Vec<Value>,
 }
 
 /// Reads until the audio ended and the job reached a final status (or an error ended it).
 /// `on_audio` sees each audio message (and what was heard before it) and may answer.
-pub(crate) async fn listen(
+async fn listen(
     socket: &mut Socket,
     mut on_audio: impl FnMut(&Heard, &[u8]) -> Option<Value>,
 ) -> Heard {
@@ -413,19 +430,7 @@ async fn the_websocket_speaks_follows_and_cancels_with_job_events_and_audio() {
     }
 
     // Another tenant cannot follow (nor cancel) the job: not found, as for an unknown id.
-    let mut intruder = connect(&system, &other_key, false).await;
-    for message in [
-        json!({"type": "follow", "job_id": job_id, "audio": true}),
-        json!({"type": "cancel", "job_id": job_id}),
-    ] {
-        send(&mut intruder, message.clone()).await;
-        let heard = listen(&mut intruder, |_, _| None).await;
-        let e = heard
-            .errors
-            .first()
-            .unwrap_or_else(|| panic!("no error for {message}"));
-        assert_eq!(e["kind"], "NotFound", "{message}: {e}");
-    }
+    websocket_cannot_reach(&system, &other_key, &job_id).await;
 
     // follow with audio, of the finished job: the same audio again, mp3 this time.
     send(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::dev_supervision::{Dev, stop};
+use crate::dev_supervision::{Dev, command_lines, stop};
 use crate::python_sdk_client::python;
 use crate::support::repo_root;
 
@@ -41,16 +41,12 @@ async fn session(env: &[(String, String)], hold: f64) -> Value {
     result
 }
 
-/// Temporal dev servers of this data folder (their database is in it).
-fn dev_servers(dev: &Dev) -> usize {
-    let db = dev.data.path().join("temporal.db").display().to_string();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter(|p| {
-            std::fs::read(p.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&db))
-        })
+/// Temporal dev servers of the data folder `data` (their database is in it).
+fn dev_servers(data: &std::path::Path) -> usize {
+    let db = data.join("temporal.db").display().to_string();
+    command_lines()
+        .iter()
+        .filter(|(_, cmdline)| cmdline.contains(&db))
         .count()
 }
 
@@ -113,17 +109,8 @@ async fn stdio_clients_start_share_and_stop_the_folders_stack() {
         let stop = tokio_util::sync::CancellationToken::new();
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
-            let db = path.join("temporal.db").display().to_string();
             while !stopped.is_cancelled() {
-                let n = std::fs::read_dir("/proc")
-                    .expect("/proc")
-                    .flatten()
-                    .filter(|p| {
-                        std::fs::read(p.path().join("cmdline"))
-                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&db))
-                    })
-                    .count();
-                sampled.lock().expect("samples").push(n);
+                sampled.lock().expect("samples").push(dev_servers(&path));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
@@ -144,7 +131,11 @@ async fn stdio_clients_start_share_and_stop_the_folders_stack() {
     env.push(("AVB_AUTH_REQUIRED".into(), "false".into()));
     env.push(("AVB_BILLING_ENABLED".into(), "false".into()));
     let spoken = session(&env, 0.0).await;
-    assert_eq!(dev_servers(&dev), 1, "the client started a dev server");
+    assert_eq!(
+        dev_servers(dev.data.path()),
+        1,
+        "the client started a dev server"
+    );
     let job = spoken["job_id"].as_str().expect("job id");
     let view: Value = reqwest::get(format!("{}/api/v2/jobs/{job}", dev.url()))
         .await

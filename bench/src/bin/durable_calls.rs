@@ -122,9 +122,15 @@ async fn durable_scenario(
         };
         // Warm up both paths (connections, caches, worker pollers).
         for _ in 0..20 {
-            echo::run_echo(&api_client, &bench_caller(), input(), s.eager, s.local)
-                .await
-                .expect("raw echo");
+            echo::run_echo(
+                &api_client,
+                &avb_api::auth::Caller::operator_of("bench"),
+                input(),
+                s.eager,
+                s.local,
+            )
+            .await
+            .expect("raw echo");
         }
         let client = mcp_client(&url).await;
         for _ in 0..20 {
@@ -135,9 +141,15 @@ async fn durable_scenario(
         // Interleaved so drift in the server affects both equally.
         for _ in 0..calls {
             let t = Instant::now();
-            echo::run_echo(&api_client, &bench_caller(), input(), s.eager, s.local)
-                .await
-                .expect("raw echo");
+            echo::run_echo(
+                &api_client,
+                &avb_api::auth::Caller::operator_of("bench"),
+                input(),
+                s.eager,
+                s.local,
+            )
+            .await
+            .expect("raw echo");
             raw.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
             let r = client.call_tool(echo_args("ping")).await.expect("mcp echo");
@@ -373,14 +385,4 @@ async fn main() {
         a.concurrency, a.seconds
     );
     fast_path(&a, data.path()).await;
-}
-
-/// The operator of the `bench` tenant: the jobs a benchmark starts are its own.
-fn bench_caller() -> avb_api::auth::Caller {
-    avb_api::auth::Caller {
-        tenant: "bench".into(),
-        role: avb_store::Role::Human,
-        key_id: None,
-        label: None,
-    }
 }

@@ -86,9 +86,15 @@ async fn raw_durable_calls(client: &Client, n: usize, seconds: u64, eager: bool)
                 let input = EchoInput {
                     message: "ping".into(),
                 };
-                echo::run_echo(&client, &bench_caller(), input, eager, true)
-                    .await
-                    .expect("raw echo");
+                echo::run_echo(
+                    &client,
+                    &avb_api::auth::Caller::operator_of("bench"),
+                    input,
+                    eager,
+                    true,
+                )
+                .await
+                .expect("raw echo");
                 count += 1;
             }
             count
@@ -285,14 +291,4 @@ async fn main() {
     worker_result.expect("workers");
     let _ = api.await;
     server.stop().await;
-}
-
-/// The operator of the `bench` tenant: the jobs a benchmark starts are its own.
-fn bench_caller() -> avb_api::auth::Caller {
-    avb_api::auth::Caller {
-        tenant: "bench".into(),
-        role: avb_store::Role::Human,
-        key_id: None,
-        label: None,
-    }
 }

@@ -373,6 +373,18 @@ fn request(text: &str, voice: &str, language: Option<&str>) -> GenerateSpeechInp
     }
 }
 
+/// The phonemes the engine plans for `text` in `voice` (and `language`), chunk after chunk.
+fn planned_phonemes(engine: &TtsEngine, text: &str, voice: &str, language: Option<&str>) -> String {
+    engine
+        .plan(&request(text, voice, language))
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .chunks
+        .iter()
+        .map(|c| c.phonemes.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Each espeak-ng language reads its own text in its own voice: phonemes of that language
 /// (not English spelling), all in Kokoro's vocabulary, spoken at a plausible length, the same
 /// samples twice.
@@ -386,13 +398,7 @@ fn each_espeak_language_speaks_its_own_phonemes() {
         ("pf_dora", "Bom dia, tudo bem?", "bˈoŋ ʤˈi"),
         ("hf_alpha", "नमस्ते। आप कैसे हैं?", "nəmˈʌsteː ˌaːp"),
     ] {
-        let plan = engine.plan(&request(text, voice, None)).expect(voice);
-        let phonemes = plan
-            .chunks
-            .iter()
-            .map(|c| c.phonemes.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let phonemes = planned_phonemes(&engine, text, voice, None);
         assert!(
             phonemes.contains(expected),
             "{voice}: {phonemes:?} lacks {expected:?}"
@@ -455,14 +461,7 @@ fn speaks_its_language(
 ) -> String {
     let vocab =
         avb_tts::tokens::Vocab::load(&common::assets_dir().join("vocab.json")).expect("vocab");
-    let phonemes = engine
-        .plan(&request(text, voice, None))
-        .unwrap_or_else(|e| panic!("{text}: {e}"))
-        .chunks
-        .iter()
-        .map(|c| c.phonemes.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let phonemes = planned_phonemes(engine, text, voice, None);
     assert!(
         phonemes.chars().all(|c| c == ' ' || vocab.contains(c)),
         "{phonemes}"
@@ -526,14 +525,7 @@ fn unknown_language_tags_are_refused_by_name() {
 fn japanese_is_read_in_japanese() {
     let engine = common::engine();
     let phonemes_of = |text: &str, voice: &str, language: Option<&str>| {
-        engine
-            .plan(&request(text, voice, language))
-            .unwrap_or_else(|e| panic!("{text}: {e}"))
-            .chunks
-            .iter()
-            .map(|c| c.phonemes.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
+        planned_phonemes(&engine, text, voice, language)
     };
     let phonemes = speaks_its_language(
         &engine,

@@ -36,8 +36,13 @@ pub struct Caller {
 impl Caller {
     /// The operator of the local tenant: every caller when authentication is off.
     pub fn local() -> Self {
+        Self::operator_of(LOCAL_TENANT)
+    }
+
+    /// An operator (HUMAN, no key) of `tenant`: jobs it starts have no owner.
+    pub fn operator_of(tenant: &str) -> Self {
         Self {
-            tenant: LOCAL_TENANT.into(),
+            tenant: tenant.into(),
             role: Role::Human,
             key_id: None,
             label: None,
