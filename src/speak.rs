@@ -98,7 +98,10 @@ pub fn run(args: SpeakArgs) -> anyhow::Result<()> {
     let secs = audio.duration_secs();
     let graph = match engine.graph_form() {
         GraphForm::Original => "original".to_string(),
-        GraphForm::ConvsAsInt8MatMul(r) => format!("{} convs as int8 matmul", r.convs_rewritten),
+        GraphForm::Rewritten(r) => format!(
+            "{} convs as int8 matmul, {} squares as products",
+            r.convs_rewritten, r.squares_as_products
+        ),
     };
     if args.json {
         eprintln!(

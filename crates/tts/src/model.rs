@@ -7,7 +7,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::error::TtsError;
-use super::onnx_graph::{RewriteReport, int8_matmul_is_exact, rewrite_convs_as_int8_matmul};
+use super::onnx_graph::{RewriteReport, int8_matmul_is_exact, rewrite_graph};
 use super::voices::STYLE_DIM;
 
 pub const SAMPLE_RATE: u32 = 24_000;
@@ -60,8 +60,9 @@ pub struct KokoroModel {
 pub enum GraphForm {
     /// The model file as it is.
     Original,
-    /// 1-D integer convolutions run as int8 matrix products (`onnx_graph::conv_rewrite`).
-    ConvsAsInt8MatMul(RewriteReport),
+    /// 1-D integer convolutions run as int8 matrix products and constant squares as products
+    /// (`onnx_graph::conv_rewrite`).
+    Rewritten(RewriteReport),
 }
 
 /// Which session runs a chunk.
@@ -107,7 +108,7 @@ impl KokoroModel {
         };
         if rewrite_convs && let Some((bytes, report)) = rewritten_graph(model)? {
             match load_sessions(lib, &name, GraphSource::Memory(&bytes), &wanted) {
-                Ok(loaded) => return Ok(assemble(loaded, GraphForm::ConvsAsInt8MatMul(report))),
+                Ok(loaded) => return Ok(assemble(loaded, GraphForm::Rewritten(report))),
                 Err(e) => tracing::warn!(
                     "the rewritten graph of {name} does not load ({e}); running the model as it is"
                 ),
@@ -163,12 +164,13 @@ fn rewritten_graph(model: &Path) -> Result<Option<(Vec<u8>, RewriteReport)>, Tts
     }
     let bytes = std::fs::read(model)
         .map_err(|e| TtsError::Config(format!("cannot read model {}: {e}", model.display())))?;
-    match rewrite_convs_as_int8_matmul(&bytes) {
-        Ok((rewritten, report)) if report.convs_rewritten > 0 => {
+    match rewrite_graph(&bytes) {
+        Ok((rewritten, report)) if report.changed() => {
             tracing::info!(
                 convs_rewritten = report.convs_rewritten,
                 convs_kept = report.convs_kept,
-                "model convolutions run as int8 matrix products"
+                squares_as_products = report.squares_as_products,
+                "model convolutions run as int8 matrix products, squares as products"
             );
             Ok(Some((rewritten, report)))
         }

@@ -6,21 +6,24 @@ mod common;
 mod onnx_models;
 
 use avb_tts::model::{GraphForm, GraphSource, session};
+use avb_tts::onnx_graph::proto::{node_proto, tensor_proto};
+use avb_tts::onnx_graph::wire::Writer;
 use avb_tts::onnx_graph::wire::{Field, fields, first};
-use avb_tts::onnx_graph::{
-    RewriteError, RewriteReport, int8_matmul_is_exact, rewrite_convs_as_int8_matmul,
-};
+use avb_tts::onnx_graph::{RewriteError, RewriteReport, int8_matmul_is_exact, rewrite_graph};
 use avb_tts::{TtsConfig, TtsEngine};
 use avb_workflows::speech::GenerateSpeechInput;
 use onnx_models::{ConvSpec, bytes, conv_model, convs_model};
 use ort::value::Tensor;
+
+/// The ONNX data type of float32.
+const DT_FLOAT: u64 = 1;
 
 /// Outputs `y0`, `y1`, … (`count` of them) of a conv model on input `x`.
 fn run_convs(model: &[u8], spec: &ConvSpec, x: &[u8], count: usize) -> Vec<Vec<i32>> {
     let lib = common::assets_dir().join("libonnxruntime.so");
     let source = GraphSource::Memory(model);
     let mut session = session(&lib, "test conv", source, 1, false).expect("loads");
-    let x = Tensor::from_array(([1usize, spec.channels, spec.length], x.to_vec())).expect("x");
+    let x = Tensor::from_array(([spec.batch, spec.channels, spec.length], x.to_vec())).expect("x");
     let outputs = session.run(ort::inputs!["x" => x]).expect("runs");
     (0..count)
         .map(|i| {
@@ -76,6 +79,10 @@ fn rewritten_convolutions_give_identical_int32_outputs() {
     let mut uneven = ConvSpec::new(5, 3, 4);
     uneven.pads = [2, 0];
     specs.push(uneven);
+    // Two sequences at once: each gets its own windows.
+    let mut batched = ConvSpec::new(6, 5, 7);
+    (batched.batch, batched.dilation, batched.pads) = (2, 2, [6, 6]);
+    specs.push(batched);
     let mut unpadded = ConvSpec::new(6, 9, 5);
     unpadded.length = 9;
     specs.push(unpadded);
@@ -97,12 +104,13 @@ fn rewritten_convolutions_give_identical_int32_outputs() {
 
     for (seed, spec) in specs.iter().enumerate() {
         let model = conv_model(spec, seed as u64);
-        let (rewritten, report) = rewrite_convs_as_int8_matmul(&model).expect("rewrites");
+        let (rewritten, report) = rewrite_graph(&model).expect("rewrites");
         assert_eq!(
             report,
             RewriteReport {
                 convs_rewritten: 1,
-                convs_kept: 0
+                convs_kept: 0,
+                squares_as_products: 0,
             },
             "{spec:?}"
         );
@@ -112,7 +120,7 @@ fn rewritten_convolutions_give_identical_int32_outputs() {
         // The uint8 weights are replaced, not kept beside their int8 form.
         assert!(!initializer_names(&rewritten).contains(&"w".to_string()));
 
-        let x = bytes(spec.channels * spec.length, 1000 + seed as u64);
+        let x = bytes(spec.batch * spec.channels * spec.length, 1000 + seed as u64);
         let expected = run_conv(&model, spec, &x);
         let got = run_conv(&rewritten, spec, &x);
         assert_eq!(got.len(), expected.len(), "{spec:?}");
@@ -137,7 +145,7 @@ fn rewritten_convolutions_are_exact_on_any_cpu_for_seven_bit_inputs() {
     spec.pads = [15, 15];
     spec.x_zero_point = Some(57);
     let model = conv_model(&spec, 42);
-    let (rewritten, report) = rewrite_convs_as_int8_matmul(&model).expect("rewrites");
+    let (rewritten, report) = rewrite_graph(&model).expect("rewrites");
     assert_eq!(report.convs_rewritten, 1);
     let x: Vec<u8> = bytes(spec.channels * spec.length, 43)
         .into_iter()
@@ -152,12 +160,13 @@ fn weights_shared_with_a_kept_convolution_stay() {
     spec.pads = [1, 1];
     // Three convolutions over the same weights: two rewritten, one strided (kept).
     let model = convs_model(&spec, &[1, 2, 1], 9);
-    let (rewritten, report) = rewrite_convs_as_int8_matmul(&model).expect("rewrites");
+    let (rewritten, report) = rewrite_graph(&model).expect("rewrites");
     assert_eq!(
         report,
         RewriteReport {
             convs_rewritten: 2,
-            convs_kept: 1
+            convs_kept: 1,
+            squares_as_products: 0,
         }
     );
     assert!(initializer_names(&rewritten).contains(&"w".to_string()));
@@ -181,12 +190,13 @@ fn strided_grouped_invalid_and_old_opset_convolutions_are_left_alone() {
     invalid_dilation.dilation = 0;
     for spec in [strided, grouped, invalid_dilation] {
         let model = conv_model(&spec, 7);
-        let (out, report) = rewrite_convs_as_int8_matmul(&model).expect("reads");
+        let (out, report) = rewrite_graph(&model).expect("reads");
         assert_eq!(
             report,
             RewriteReport {
                 convs_rewritten: 0,
-                convs_kept: 1
+                convs_kept: 1,
+                squares_as_products: 0,
             }
         );
         assert_eq!(out, model, "an unchanged model is returned byte for byte");
@@ -194,7 +204,7 @@ fn strided_grouped_invalid_and_old_opset_convolutions_are_left_alone() {
     let mut old = ConvSpec::new(4, 4, 3);
     old.opset = 10;
     let model = conv_model(&old, 7);
-    let (out, report) = rewrite_convs_as_int8_matmul(&model).expect("reads");
+    let (out, report) = rewrite_graph(&model).expect("reads");
     assert_eq!(report.convs_rewritten, 0);
     assert_eq!(out, model);
 }
@@ -202,13 +212,88 @@ fn strided_grouped_invalid_and_old_opset_convolutions_are_left_alone() {
 #[test]
 fn a_rewritten_model_is_refused_and_garbage_is_an_error() {
     let model = conv_model(&ConvSpec::new(4, 4, 3), 3);
-    let (rewritten, _) = rewrite_convs_as_int8_matmul(&model).expect("rewrites");
+    let (rewritten, _) = rewrite_graph(&model).expect("rewrites");
     assert!(matches!(
-        rewrite_convs_as_int8_matmul(&rewritten),
+        rewrite_graph(&rewritten),
         Err(RewriteError::NameClash)
     ));
-    let err = rewrite_convs_as_int8_matmul(&model[..model.len() / 2]).expect_err("truncated");
+    let err = rewrite_graph(&model[..model.len() / 2]).expect_err("truncated");
     assert!(err.to_string().contains("malformed protobuf"), "{err}");
+}
+
+/// A model `y = Pow(x, e)` over float32 `x` [n], with `e` a constant (`Some`) or a second
+/// input (`None`).
+fn power_model(exponent: Option<f32>) -> Vec<u8> {
+    let mut graph = Writer::default();
+    graph.bytes(1, &node_proto("Pow", "power", &["x", "e"], &["y"], &[]));
+    graph.string(2, "power");
+    match exponent {
+        Some(e) => {
+            graph.bytes(5, &tensor_proto("e", DT_FLOAT, &[], &e.to_le_bytes()));
+        }
+        None => {
+            graph.bytes(11, &float_value_info("e"));
+        }
+    }
+    graph.bytes(11, &float_value_info("x"));
+    graph.bytes(12, &float_value_info("y"));
+    let mut opset = Writer::default();
+    opset.string(1, "").varint(2, 20);
+    let mut model = Writer::default();
+    model
+        .varint(1, 8)
+        .bytes(8, &opset.finish())
+        .bytes(7, &graph.finish());
+    model.finish()
+}
+
+fn float_value_info(name: &str) -> Vec<u8> {
+    let mut tensor_type = Writer::default();
+    tensor_type.varint(1, DT_FLOAT);
+    let mut ty = Writer::default();
+    ty.bytes(1, &tensor_type.finish());
+    let mut w = Writer::default();
+    w.string(1, name).bytes(2, &ty.finish());
+    w.finish()
+}
+
+fn run_power(model: &[u8], x: &[f32]) -> Vec<f32> {
+    let lib = common::assets_dir().join("libonnxruntime.so");
+    let mut session = session(&lib, "power", GraphSource::Memory(model), 1, false).expect("loads");
+    let x = Tensor::from_array(([x.len()], x.to_vec())).expect("x");
+    let outputs = session.run(ort::inputs!["x" => x]).expect("runs");
+    let (_, y) = outputs["y"].try_extract_tensor::<f32>().expect("y");
+    y.to_vec()
+}
+
+#[test]
+fn constant_squares_become_products_with_identical_results() {
+    let model = power_model(Some(2.0));
+    let (rewritten, report) = rewrite_graph(&model).expect("rewrites");
+    assert_eq!(report.squares_as_products, 1);
+    assert_eq!(op_types(&rewritten), ["Mul"]);
+    // Every exponent and mantissa pattern's neighbourhood: tiny, huge, subnormal, negative.
+    let x: Vec<f32> = (0..200_000_u32)
+        .map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761)))
+        .filter(|v| v.is_finite())
+        .collect();
+    let (expected, got) = (run_power(&model, &x), run_power(&rewritten, &x));
+    let same = expected
+        .iter()
+        .zip(&got)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same, "Mul(x, x) must give Pow(x, 2)'s bits");
+
+    // Other exponents, and an exponent that is not a constant, stay powers.
+    for other in [
+        power_model(Some(3.0)),
+        power_model(Some(0.5)),
+        power_model(None),
+    ] {
+        let (out, report) = rewrite_graph(&other).expect("reads");
+        assert_eq!(report.squares_as_products, 0);
+        assert_eq!(out, other, "left byte for byte");
+    }
 }
 
 fn engine_on_original_graph() -> TtsEngine {
@@ -227,12 +312,14 @@ fn kokoro_speaks_bit_identical_audio_with_the_rewritten_graph() {
         eprintln!("no AVX-512 VNNI: checked that the engine runs the original graph");
         return;
     }
-    // Kokoro v1.0 int8: 87 ConvInteger, of which 3 are strided.
+    // Kokoro v1.0 int8: 87 ConvInteger, of which 3 are strided; 50 snake activations square
+    // a sine with Pow(·, 2).
     assert_eq!(
         fast.graph_form(),
-        GraphForm::ConvsAsInt8MatMul(RewriteReport {
+        GraphForm::Rewritten(RewriteReport {
             convs_rewritten: 84,
-            convs_kept: 3
+            convs_kept: 3,
+            squares_as_products: 50,
         })
     );
     let original = engine_on_original_graph();

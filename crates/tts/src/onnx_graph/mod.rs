@@ -5,7 +5,7 @@ pub mod conv_rewrite;
 pub mod proto;
 pub mod wire;
 
-pub use conv_rewrite::{RewriteError, RewriteReport, rewrite_convs_as_int8_matmul};
+pub use conv_rewrite::{RewriteError, RewriteReport, rewrite_graph};
 
 /// Whether ONNX Runtime's unsigned×signed int8 kernels compute exact sums on this CPU. With
 /// VNNI (`vpdpbusd`) they do; the AVX2 kernel (`vpmaddubsw`) saturates pair sums at i16 and

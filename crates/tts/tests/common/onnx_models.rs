@@ -16,6 +16,8 @@ pub struct ConvSpec {
     pub stride: i64,
     pub group: i64,
     pub length: usize,
+    /// Sequences per run (the model's batch dimension).
+    pub batch: usize,
     /// `None`: the node has no input zero point (zero).
     pub x_zero_point: Option<u8>,
     /// `None`: the node has no weight zero point input (zero).
@@ -34,6 +36,7 @@ impl ConvSpec {
             stride: 1,
             group: 1,
             length: 40,
+            batch: 1,
             x_zero_point: Some(131),
             w_zero_point: Some(120),
             opset: 20,
@@ -121,7 +124,7 @@ pub fn convs_model(spec: &ConvSpec, strides: &[i64], seed: u64) -> Vec<u8> {
     if let Some(zw) = spec.w_zero_point {
         graph.bytes(5, &tensor_proto("zw", DT_UINT8, &[], &[zw]));
     }
-    let x_dims = [1, spec.channels, spec.length];
+    let x_dims = [spec.batch, spec.channels, spec.length];
     graph.bytes(11, &value_info("x", DT_UINT8, Some(&x_dims)));
     for i in 0..strides.len() {
         graph.bytes(12, &value_info(&format!("y{i}"), DT_INT32, None));
