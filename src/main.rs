@@ -5,6 +5,7 @@ mod data_lock;
 mod demo_home;
 mod doctor;
 mod image;
+mod malloc_arenas;
 mod run;
 mod speak;
 mod stack;
@@ -45,6 +46,13 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Speak(_) | Command::Worker(_) | Command::Dev(_) | Command::Doctor(_)
+    ) {
+        // They load the speech engine (a worker may, depending on its queues).
+        malloc_arenas::cap_by_re_executing();
+    }
     let result = match cli.command {
         // Its own exit status: which checks failed is the answer, not an error.
         Command::Doctor(args) => return doctor::run(args),
