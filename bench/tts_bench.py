@@ -446,6 +446,10 @@ def main() -> int:
     env.pop("AVB_TTS_THREADS", None)  # --threads is passed explicitly
     env.pop("AVB_TTS_SESSIONS", None)
     env.setdefault("RUST_LOG", "warn")
+    # avb caps glibc's malloc arenas at 2 unless the environment sets a cap (it re-executes
+    # itself with MALLOC_ARENA_MAX); kokoro-onnx runs under the same cap, so the memory ratio
+    # compares the engines, not allocator settings.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
 
     tmp_wavs = None if args.keep_wavs else tempfile.TemporaryDirectory(prefix="avb-tts-bench-")
     wav_dir = args.keep_wavs or Path(tmp_wavs.name)
@@ -500,6 +504,7 @@ def main() -> int:
         "kokoro_onnx": py_versions.get("kokoro_onnx") or KOKORO_ONNX_VERSION,
         "onnxruntime": py_versions.get("onnxruntime") or ONNXRUNTIME_VERSION,
         "config": (f"threads={args.threads}, rust-sessions={args.rust_sessions}, voice={args.voice}, model={MODEL_FILE}, "
+                   f"MALLOC_ARENA_MAX={env['MALLOC_ARENA_MAX']}, "
                    f"avb={avb.relative_to(REPO) if avb.is_relative_to(REPO) else avb}, "
                    f"py-api={args.py_api}, {ncpu} CPUs ({platform.machine()}), "
                    f"took {time.time() - started:.0f}s"),

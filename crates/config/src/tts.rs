@@ -21,9 +21,10 @@ pub struct TtsSettings {
     pub separate_lead: bool,
     pub max_text_chars: usize,
     pub espeak_program: String,
-    /// Run the model's 1-D integer convolutions as int8 matrix products: bit-identical audio at
-    /// 1.33-1.47x the RTF of the file as it is (BENCHMARKS.md), used only on CPUs where it is
-    /// exact, with AVX-512 VNNI (`AVB_TTS_REWRITE_CONVS`, default true).
+    /// Run the model's 1-D integer convolutions as int8 matrix products (and its constant
+    /// squares as products): bit-identical audio, much faster than the file as it is
+    /// (BENCHMARKS.md), used only on CPUs where it is exact, with AVX-512 VNNI
+    /// (`AVB_TTS_REWRITE_CONVS`, default true).
     pub rewrite_convs: bool,
     /// Seconds a finished job's streamed chunks stay in the artifact store after its WAV is
     /// stored, for readers still sending them (`AVB_AUDIO_STREAM_KEEP_SECS`, default 60; later
