@@ -6,17 +6,12 @@ mod common;
 mod onnx_models;
 
 use avb_tts::model::{GraphForm, GraphSource, session};
-use avb_tts::onnx_graph::proto::{node_proto, tensor_proto};
-use avb_tts::onnx_graph::wire::Writer;
 use avb_tts::onnx_graph::wire::{Field, fields, first};
 use avb_tts::onnx_graph::{RewriteError, RewriteReport, int8_matmul_is_exact, rewrite_graph};
 use avb_tts::{TtsConfig, TtsEngine};
 use avb_workflows::speech::GenerateSpeechInput;
-use onnx_models::{ConvSpec, bytes, conv_model, convs_model};
+use onnx_models::{ConvSpec, bytes, conv_model, convs_model, power_model};
 use ort::value::Tensor;
-
-/// The ONNX data type of float32.
-const DT_FLOAT: u64 = 1;
 
 /// Outputs `y0`, `y1`, … (`count` of them) of a conv model on input `x`.
 fn run_convs(model: &[u8], spec: &ConvSpec, x: &[u8], count: usize) -> Vec<Vec<i32>> {
@@ -219,42 +214,6 @@ fn a_rewritten_model_is_refused_and_garbage_is_an_error() {
     ));
     let err = rewrite_graph(&model[..model.len() / 2]).expect_err("truncated");
     assert!(err.to_string().contains("malformed protobuf"), "{err}");
-}
-
-/// A model `y = Pow(x, e)` over float32 `x` [n], with `e` a constant (`Some`) or a second
-/// input (`None`).
-fn power_model(exponent: Option<f32>) -> Vec<u8> {
-    let mut graph = Writer::default();
-    graph.bytes(1, &node_proto("Pow", "power", &["x", "e"], &["y"], &[]));
-    graph.string(2, "power");
-    match exponent {
-        Some(e) => {
-            graph.bytes(5, &tensor_proto("e", DT_FLOAT, &[], &e.to_le_bytes()));
-        }
-        None => {
-            graph.bytes(11, &float_value_info("e"));
-        }
-    }
-    graph.bytes(11, &float_value_info("x"));
-    graph.bytes(12, &float_value_info("y"));
-    let mut opset = Writer::default();
-    opset.string(1, "").varint(2, 20);
-    let mut model = Writer::default();
-    model
-        .varint(1, 8)
-        .bytes(8, &opset.finish())
-        .bytes(7, &graph.finish());
-    model.finish()
-}
-
-fn float_value_info(name: &str) -> Vec<u8> {
-    let mut tensor_type = Writer::default();
-    tensor_type.varint(1, DT_FLOAT);
-    let mut ty = Writer::default();
-    ty.bytes(1, &tensor_type.finish());
-    let mut w = Writer::default();
-    w.string(1, name).bytes(2, &ty.finish());
-    w.finish()
 }
 
 fn run_power(model: &[u8], x: &[f32]) -> Vec<f32> {

@@ -129,12 +129,39 @@ pub fn convs_model(spec: &ConvSpec, strides: &[i64], seed: u64) -> Vec<u8> {
     for i in 0..strides.len() {
         graph.bytes(12, &value_info(&format!("y{i}"), DT_INT32, None));
     }
-    let mut opset = Writer::default();
-    opset.string(1, "").varint(2, spec.opset);
+    model(graph, spec.opset)
+}
+
+/// A model of `graph` (IR version 8) importing the default domain at `opset`.
+fn model(mut graph: Writer, opset: u64) -> Vec<u8> {
+    let mut import = Writer::default();
+    import.string(1, "").varint(2, opset);
     let mut model = Writer::default();
     model
         .varint(1, 8)
-        .bytes(8, &opset.finish())
+        .bytes(8, &import.finish())
         .bytes(7, &graph.finish());
     model.finish()
+}
+
+/// The ONNX data type of float32.
+const DT_FLOAT: u64 = 1;
+
+/// A model `y = Pow(x, e)` over float32 `x` [n], with `e` a constant (`Some`) or a second
+/// input (`None`).
+pub fn power_model(exponent: Option<f32>) -> Vec<u8> {
+    let mut graph = Writer::default();
+    graph.bytes(1, &node_proto("Pow", "power", &["x", "e"], &["y"], &[]));
+    graph.string(2, "power");
+    match exponent {
+        Some(e) => {
+            graph.bytes(5, &tensor_proto("e", DT_FLOAT, &[], &e.to_le_bytes()));
+        }
+        None => {
+            graph.bytes(11, &value_info("e", DT_FLOAT, None));
+        }
+    }
+    graph.bytes(11, &value_info("x", DT_FLOAT, None));
+    graph.bytes(12, &value_info("y", DT_FLOAT, None));
+    model(graph, 20)
 }
