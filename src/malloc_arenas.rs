@@ -66,7 +66,7 @@ fn re_execution(
 mod tests {
     use super::*;
 
-    fn strings(args: &[&str]) -> impl Iterator<Item = OsString> {
+    fn strings(args: &[&str]) -> impl Iterator<Item = OsString> + use<> {
         args.iter()
             .map(OsString::from)
             .collect::<Vec<_>>()
