@@ -42,7 +42,7 @@ pub fn cap_by_re_executing() {
     }
 }
 
-/// The command that runs `exe` again with `args` (the first is argv[0]) and the cap, or `None`
+/// The command that runs `exe` again with `args` (the first is `argv[0]`) and the cap, or `None`
 /// when `current` (the environment's `MALLOC_ARENA_MAX`) is already set.
 fn re_execution(
     exe: &Path,
