@@ -286,14 +286,20 @@ pub(crate) async fn websocket_cannot_reach(system: &TestSystem, key: &str, job_i
         json!({"type": "follow", "job_id": job_id, "audio": true}),
         json!({"type": "cancel", "job_id": job_id}),
     ] {
-        send(&mut socket, message.clone()).await;
-        let heard = listen(&mut socket, |_, _| None).await;
-        let e = heard
-            .errors
-            .first()
-            .unwrap_or_else(|| panic!("no error for {message}"));
+        let e = first_error(&mut socket, message.clone()).await;
         assert_eq!(e["kind"], "NotFound", "{message}: {e}");
     }
+}
+
+/// Sends `message` and returns the first error the socket answers with.
+async fn first_error(socket: &mut Socket, message: Value) -> Value {
+    send(socket, message.clone()).await;
+    let heard = listen(socket, |_, _| None).await;
+    heard
+        .errors
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no error for {message}"))
 }
 
 /// What one speech over the socket produced, in arrival order.
@@ -420,12 +426,7 @@ async fn the_websocket_speaks_follows_and_cancels_with_job_events_and_audio() {
         ),
         (json!({"type": "shout", "text": "hi"}), "message"),
     ] {
-        send(&mut socket, message.clone()).await;
-        let heard = listen(&mut socket, |_, _| None).await;
-        let e = heard
-            .errors
-            .first()
-            .unwrap_or_else(|| panic!("no error for {message}"));
+        let e = first_error(&mut socket, message.clone()).await;
         assert_eq!(e["field"], field, "{message}: {e}");
     }
 

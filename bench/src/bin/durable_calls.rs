@@ -117,20 +117,19 @@ async fn durable_scenario(
     );
     let url = format!("http://{}/mcp", config.http);
     let body = async {
-        let input = || EchoInput {
-            message: "ping".into(),
+        let caller = avb_api::auth::Caller::operator_of("bench");
+        // The raw path: the api's own start-and-await of the workflow, without MCP.
+        let raw_echo = async || {
+            let input = EchoInput {
+                message: "ping".into(),
+            };
+            echo::run_echo(&api_client, &caller, input, s.eager, s.local)
+                .await
+                .expect("raw echo");
         };
         // Warm up both paths (connections, caches, worker pollers).
         for _ in 0..20 {
-            echo::run_echo(
-                &api_client,
-                &avb_api::auth::Caller::operator_of("bench"),
-                input(),
-                s.eager,
-                s.local,
-            )
-            .await
-            .expect("raw echo");
+            raw_echo().await;
         }
         let client = mcp_client(&url).await;
         for _ in 0..20 {
@@ -141,15 +140,7 @@ async fn durable_scenario(
         // Interleaved so drift in the server affects both equally.
         for _ in 0..calls {
             let t = Instant::now();
-            echo::run_echo(
-                &api_client,
-                &avb_api::auth::Caller::operator_of("bench"),
-                input(),
-                s.eager,
-                s.local,
-            )
-            .await
-            .expect("raw echo");
+            raw_echo().await;
             raw.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
             let r = client.call_tool(echo_args("ping")).await.expect("mcp echo");
