@@ -2,7 +2,8 @@
 //! address answered by something that is not Temporal ends start-up at once with one line naming
 //! it and leaves nothing running; the embedded Temporal dev server and the demo home's mosquitto,
 //! killed with SIGKILL, are restarted — `/readyz` recovers, a long speech job finishes once
-//! with its audio, a device command is confirmed once.
+//! with its audio, a device command is confirmed once; a dev server that exits at start while
+//! its ports are free is started again.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -75,8 +76,14 @@ impl Dev {
     /// Starts it and waits for its banner (only printed once the api listens and the workers
     /// poll).
     pub(crate) async fn start(&self) -> tokio::process::Child {
+        self.start_with_env(&[]).await
+    }
+
+    /// As [`Dev::start`], with `extra` variables in its environment.
+    async fn start_with_env(&self, extra: &[(&str, &str)]) -> tokio::process::Child {
         let mut child = self
             .command()
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -382,6 +389,44 @@ async fn a_killed_broker_is_restarted_and_a_device_command_is_confirmed_once() {
     )
     .await;
     assert!(text_of(&state).contains("OFF"), "{}", text_of(&state));
+    stop(avb).await;
+    assert_eq!(dev.children_left(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_server_that_exits_at_start_while_its_ports_are_free_is_started_again() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dev = Dev::new();
+    let real = avb_runtime::devserver::find_temporal_bin().expect("the Temporal CLI");
+    // The real CLI behind a wrapper whose first `server start-dev` fails the way a lost race
+    // for one of the dev server's own ports does: a Go panic, exit status 2.
+    let starts = dev.data.path().join("dev-server-starts");
+    let wrapper = dev.data.path().join("temporal-first-start-fails");
+    let script = format!(
+        r#"#!/bin/sh
+if [ "$1 $2" = "server start-dev" ]; then
+  echo start >> '{starts}'
+  if [ "$(wc -l < '{starts}')" -eq 1 ]; then
+    echo 'panic: listen tcp 127.0.0.1:1: bind: address already in use' >&2
+    exit 2
+  fi
+fi
+exec '{real}' "$@"
+"#,
+        starts = starts.display(),
+        real = real.display(),
+    );
+    std::fs::write(&wrapper, script).expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let avb = dev
+        .start_with_env(&[("AVB_TEMPORAL_BIN", &wrapper.display().to_string())])
+        .await;
+    let started = std::fs::read_to_string(&starts).expect("the wrapper ran");
+    assert_eq!(started.lines().count(), 2, "dev server starts: {started:?}");
+    // The failed start's output is kept in the log, before the second start's.
+    let log = std::fs::read_to_string(dev.data.path().join("logs/temporal.log")).expect("log");
+    assert!(log.contains("panic: listen tcp"), "{log}");
     stop(avb).await;
     assert_eq!(dev.children_left(), Vec::<String>::new());
 }

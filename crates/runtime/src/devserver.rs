@@ -90,23 +90,58 @@ pub struct DevServer {
     pub ui_port: Option<u16>,
 }
 
+/// How many times a dev server that exits before it answers is started, while the ports it was
+/// given stay free.
+///
+/// Why: besides the ports it is given, the dev server takes a few loopback ports of its own
+/// (its other services), picked as free and bound a moment later; when another program takes
+/// one in between, the server exits at start (a Go panic, exit status 2). Started again it picks
+/// others. When one of its given ports is taken instead, starting again cannot help, and the
+/// error says so at once.
+const START_ATTEMPTS: u32 = 3;
+
 impl DevServer {
     pub async fn start(opts: DevServerOptions) -> Result<Self, DevServerError> {
         let bin = find_temporal_bin().ok_or(DevServerError::NotInstalled)?;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&bin, &opts, attempt).await {
+                Err(e @ DevServerError::Exited { .. })
+                    if attempt < START_ATTEMPTS && given_ports_free(&opts) =>
+                {
+                    tracing::warn!(attempt, "{e}; its ports are free: starting it again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One start; the log is started afresh on the first attempt and appended to after.
+    async fn start_once(
+        bin: &Path,
+        opts: &DevServerOptions,
+        attempt: u32,
+    ) -> Result<Self, DevServerError> {
         let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
         if let Some(dir) = opts.log_file.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let log =
-            std::fs::File::create(&opts.log_file).map_err(|source| DevServerError::Spawn {
-                bin: bin.clone(),
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(attempt == 1)
+            .append(attempt > 1)
+            .open(&opts.log_file)
+            .map_err(|source| DevServerError::Spawn {
+                bin: bin.into(),
                 source,
             })?;
         let log_err = log.try_clone().map_err(|source| DevServerError::Spawn {
-            bin: bin.clone(),
+            bin: bin.into(),
             source,
         })?;
-        let mut cmd = Command::new(&bin);
+        let mut cmd = Command::new(bin);
         cmd.args([
             "server",
             "start-dev",
@@ -143,7 +178,7 @@ impl DevServer {
             .stderr(log_err)
             .kill_on_drop(true);
         let child = cmd.spawn().map_err(|source| DevServerError::Spawn {
-            bin: bin.clone(),
+            bin: bin.into(),
             source,
         })?;
         let mut server = Self {
@@ -200,6 +235,13 @@ impl crate::supervise::Child for DevServer {
     async fn stop(self) {
         DevServer::stop(self).await;
     }
+}
+
+/// Whether the ports the dev server was given (gRPC, UI) can be bound now that it has exited.
+fn given_ports_free(opts: &DevServerOptions) -> bool {
+    std::iter::once(opts.port)
+        .chain(opts.ui_port)
+        .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
 }
 
 /// Whether something accepts TCP connections at `addr` (a cheap "is Temporal there?" probe).
