@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
 use super::proto::{
-    DT_INT8, DT_INT64, DT_UINT8, int_attribute, ints_attribute, node_proto, tensor_proto,
+    DT_FLOAT, DT_INT8, DT_INT64, DT_UINT8, int_attribute, ints_attribute, node_proto, tensor_proto,
 };
 use super::wire::{Field, Value, WireError, Writer, fields, first, repeated_i64, strings};
 
@@ -175,10 +175,6 @@ fn as_plain_conv<'a>(node: &[Field<'a>]) -> Result<Option<Conv<'a>>, WireError> 
     }))
 }
 
-/// Builds the graph's new nodes and initializers.
-/// The ONNX `TensorProto` data type of float32.
-const DT_FLOAT: u64 = 1;
-
 /// Whether `tensor` (a `TensorProto`) is one float32 equal to 2.
 fn is_float_two(tensor: &[Field<'_>]) -> Result<bool, WireError> {
     let external = tensor
@@ -231,6 +227,7 @@ fn square_as_product(
     Ok(Some(node_proto("Mul", name, &[x, x], &[output], &[])))
 }
 
+/// Builds the graph's new nodes and initializers.
 #[derive(Default)]
 struct Additions {
     initializers: Vec<Vec<u8>>,
@@ -252,7 +249,7 @@ impl Additions {
     }
 
     /// A rank-0 int64 (what `Range` and a scalar `Gather` index want).
-    fn scalar0(&mut self, value: i64) -> String {
+    fn scalar(&mut self, value: i64) -> String {
         self.constant_i64_dims(format!("{PREFIX}i64_scalar/{value}"), &[], &[value])
     }
 
@@ -317,7 +314,7 @@ impl Additions {
             let shape = format!("{n}/shape");
             nodes.push(node_proto("Shape", &shape, &[&current], &[&shape], &[]));
             let length = format!("{n}/length");
-            let time_axis = self.scalar0(1);
+            let time_axis = self.scalar(1);
             let gather_length = [shape.as_str(), &time_axis];
             nodes.push(node_proto(
                 "Gather",
@@ -327,7 +324,7 @@ impl Additions {
                 &[],
             ));
             let windows = format!("{n}/windows");
-            let span = self.scalar0((k - 1) * conv.dilation);
+            let span = self.scalar((k - 1) * conv.dilation);
             nodes.push(node_proto(
                 "Sub",
                 &windows,
@@ -336,7 +333,7 @@ impl Additions {
                 &[],
             ));
             let starts = format!("{n}/starts");
-            let range = [self.scalar0(0), windows, self.scalar0(1)];
+            let range = [self.scalar(0), windows, self.scalar(1)];
             let range: Vec<&str> = range.iter().map(String::as_str).collect();
             nodes.push(node_proto("Range", &starts, &range, &[&starts], &[]));
             let column = format!("{n}/starts_column");

@@ -2,6 +2,7 @@
 
 use super::wire::Writer;
 
+pub const DT_FLOAT: u64 = 1;
 pub const DT_UINT8: u64 = 2;
 pub const DT_INT8: u64 = 3;
 pub const DT_INT32: u64 = 6;
